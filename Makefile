@@ -1,0 +1,121 @@
+# hogrec - one entry point.  `make help` lists the targets.
+#
+# Layout: library code in common/ store/ ingest/ (later trainer/ models/) is
+# archived into $(BUILD)/libhogrec.a; every file named main_<prog>.c becomes
+# $(BIN)/<prog>; tests/unit/test_<x>.c becomes $(BUILD)/tests/test_<x>.
+# Sanitizer builds use their own BUILD and BIN directories.
+
+CC      ?= cc
+BUILD   ?= build
+BIN     ?= bin
+OPT     ?= -O2 -g
+SAN     ?=
+WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2 -fno-common \
+          -Werror
+CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -I. $(WARN) $(OPT) $(SAN) -MMD -MP
+LDLIBS  = -llmdb -lmsgpackc -lm -lpthread
+TEST_LDLIBS = -lcmocka $(LDLIBS)
+
+LIB_DIRS  = common store ingest
+ALL_SRC   = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+MAIN_SRC  = $(filter %/main_%.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/main_*.c)))
+LIB_SRC   = $(filter-out $(MAIN_SRC),$(ALL_SRC))
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB       = $(BUILD)/libhogrec.a
+PROGS     = $(foreach f,$(MAIN_SRC),$(BIN)/$(patsubst main_%.c,%,$(notdir $(f))))
+TEST_SRC  = $(wildcard tests/unit/test_*.c)
+TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TIME ?= 20
+
+.PHONY: all test check bench asan tsan fuzz deps clean help format-check unit
+
+all: $(PROGS) $(TESTS)
+
+help:
+	@echo "make deps    install the Debian packages hogrec needs (as root)"
+	@echo "make         build programs into $(BIN)/ and tests into $(BUILD)/"
+	@echo "make test    run every test (unit, integration, interop, fuzz smoke)"
+	@echo "make bench   benchmarks, JSON lines on stdout"
+	@echo "make asan    build and test under AddressSanitizer + UBSan (clang)"
+	@echo "make tsan    build and test under ThreadSanitizer (clang)"
+	@echo "make fuzz    run each libFuzzer target for FUZZ_TIME seconds (clang)"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+define prog_rule
+$(BIN)/$(patsubst main_%.c,%,$(notdir $(1))): $(BUILD)/$(1:.c=.o) $(LIB)
+	@mkdir -p $(BIN)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach f,$(MAIN_SRC),$(eval $(call prog_rule,$(f))))
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS)
+
+# Every test: unit programs, then integration/interop scripts.  The runner
+# prints one closing line "N passed, N failed".
+test: all
+	@BUILD=$(BUILD) BIN=$(BIN) tests/run.sh
+
+unit: $(TESTS)
+	@BUILD=$(BUILD) BIN=$(BIN) tests/run.sh --unit-only
+
+check: test
+
+bench: all
+	@BIN=$(BIN) bench/run.sh
+
+asan:
+	$(MAKE) CC=clang BUILD=build/asan BIN=build/asan/bin OPT="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+tsan:
+	$(MAKE) CC=clang BUILD=build/tsan BIN=build/tsan/bin OPT="-O1 -g" \
+	  SAN="-fsanitize=thread" test
+
+# libFuzzer targets: each links the library built with coverage and ASan.
+FUZZ_BUILD = build/fuzz
+FUZZ_SAN   = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+fuzz:
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) BIN=$(FUZZ_BUILD)/bin OPT="-O1 -g" SAN="$(FUZZ_SAN)" $(FUZZ_BUILD)/libhogrec.a
+	@mkdir -p $(FUZZ_BUILD)/targets
+	@set -e; for f in $(FUZZ_SRC); do \
+	  t=$$(basename $$f .c); \
+	  clang -std=c11 -D_GNU_SOURCE -I. $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -o $(FUZZ_BUILD)/targets/$$t $$f $(FUZZ_BUILD)/libhogrec.a $(LDLIBS); \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_TIME)s"; \
+	  $(FUZZ_BUILD)/targets/$$t -max_total_time=$(FUZZ_TIME) -max_len=4096 \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/seeds/$$t 2>$(FUZZ_BUILD)/$$t.log \
+	    || { tail -40 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
+	  tail -1 $(FUZZ_BUILD)/$$t.log; \
+	done
+
+format-check:
+	clang-format --dry-run -Werror $(ALL_SRC) $(wildcard */*.h) $(TEST_SRC)
+
+# Debian packages; installs only what is missing.
+DEB_PKGS = build-essential clang llvm pkg-config liblmdb-dev lmdb-utils \
+           libmsgpack-dev libopenblas-dev libcmocka-dev libinih-dev \
+           libsystemd-dev python3 python3-lmdb python3-msgpack python3-numpy \
+           python3-pandas
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_SRC:%.c=$(BUILD)/%.d)
