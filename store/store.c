@@ -1,0 +1,266 @@
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_NDB];
+	MDB_txn *wtxn; /* open write transaction, or NULL */
+	int writable;
+	char path[4096];
+};
+
+struct store_reader {
+	struct store *s;
+	MDB_txn *txn;
+};
+
+static const char *const db_names[STORE_NDB] = {
+	"meta", "vocab", "users", "items", "train", "valid", "test",
+};
+
+const char *store_db_name(enum store_db db)
+{
+	return db_names[db];
+}
+
+static int lmdb_error(const struct store *s, int rc, const char *what)
+{
+	return hr_error(HR_ESTORE, "store '%s': %s: %s", s->path, what, mdb_strerror(rc));
+}
+
+static int env_new(struct store **out, const char *dir, size_t mapsize, unsigned flags)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return hr_error(HR_ENOMEM, "out of memory opening store '%s'", dir);
+	snprintf(s->path, sizeof(s->path), "%s", dir);
+	rc = mdb_env_create(&s->env);
+	if (rc) {
+		free(s);
+		return hr_error(HR_ESTORE, "store '%s': %s", dir, mdb_strerror(rc));
+	}
+	rc = mdb_env_set_maxdbs(s->env, STORE_NDB + 1);
+	if (!rc && mapsize)
+		rc = mdb_env_set_mapsize(s->env, mapsize);
+	if (!rc)
+		rc = mdb_env_open(s->env, dir, flags, 0644);
+	if (rc) {
+		int code = lmdb_error(s, rc, "cannot open environment");
+		mdb_env_close(s->env);
+		free(s);
+		return code;
+	}
+	*out = s;
+	return 0;
+}
+
+int store_create(struct store **out, const char *dir, size_t mapsize)
+{
+	struct store *s;
+	MDB_txn *txn;
+	int rc = env_new(&s, dir, mapsize, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NORDAHEAD);
+
+	if (rc)
+		return rc;
+	s->writable = 1;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	for (int i = 0; !rc && i < STORE_NDB; i++)
+		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]);
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc) {
+		int code = lmdb_error(s, rc, "cannot create databases");
+		store_close(s);
+		return code;
+	}
+	*out = s;
+	return 0;
+}
+
+int store_open(struct store **out, const char *dir)
+{
+	struct store *s;
+	struct stat st;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*out = NULL;
+	if (stat(dir, &st) < 0)
+		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO, "cannot open store '%s': %s",
+				dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return hr_error(HR_ESTORE, "'%s' is not a hogrec store (not a directory)", dir);
+	{
+		char data[4096];
+		if (path_join(data, sizeof(data), dir, "data.mdb") == 0 && !path_exists(data))
+			return hr_error(HR_ESTORE, "'%s' is not a hogrec store (no data.mdb)", dir);
+	}
+	rc = env_new(&s, dir, 0, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD);
+	if (rc)
+		return hr_error_prefix(HR_ESTORE, "'%s' is not a hogrec store", dir);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	for (int i = 0; !rc && i < STORE_NDB; i++)
+		rc = mdb_dbi_open(txn, db_names[i], 0, &s->dbi[i]);
+	if (rc) {
+		if (txn)
+			mdb_txn_abort(txn);
+		store_close(s);
+		return hr_error(HR_ESTORE, "'%s' is not a hogrec store (%s)", dir,
+				rc == MDB_NOTFOUND ? "missing databases" : mdb_strerror(rc));
+	}
+	/* Keep the dbi handles: they stay valid after this transaction ends. */
+	mdb_txn_commit(txn);
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->wtxn)
+		mdb_txn_abort(s->wtxn);
+	mdb_env_close(s->env);
+	free(s);
+}
+
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+int store_put(struct store *s, enum store_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, int append)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc;
+
+	HR_ASSERT(s->writable);
+	if (!s->wtxn) {
+		rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+		if (rc) {
+			s->wtxn = NULL;
+			return lmdb_error(s, rc, "cannot begin write transaction");
+		}
+	}
+	rc = mdb_put(s->wtxn, s->dbi[db], &k, &v, append ? MDB_APPEND : 0);
+	if (rc)
+		return lmdb_error(s, rc, rc == MDB_MAP_FULL ? "store grew past its map size"
+							    : "cannot write");
+	return 0;
+}
+
+int store_commit(struct store *s, int sync)
+{
+	int rc = 0;
+
+	if (s->wtxn) {
+		rc = mdb_txn_commit(s->wtxn);
+		s->wtxn = NULL;
+		if (rc)
+			return lmdb_error(s, rc, "cannot commit");
+	}
+	if (sync) {
+		rc = mdb_env_sync(s->env, 1);
+		if (rc)
+			return lmdb_error(s, rc, "cannot sync to disk");
+	}
+	return 0;
+}
+
+int store_reader_begin(struct store *s, struct store_reader **out)
+{
+	struct store_reader *r = calloc(1, sizeof(*r));
+	int rc;
+
+	*out = NULL;
+	if (!r)
+		return hr_error(HR_ENOMEM, "out of memory");
+	r->s = s;
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+	if (rc) {
+		free(r);
+		return lmdb_error(s, rc, "cannot begin read transaction");
+	}
+	*out = r;
+	return 0;
+}
+
+int store_reader_renew(struct store_reader *r)
+{
+	int rc;
+
+	mdb_txn_reset(r->txn);
+	rc = mdb_txn_renew(r->txn);
+	return rc ? lmdb_error(r->s, rc, "cannot renew read transaction") : 0;
+}
+
+void store_reader_end(struct store_reader *r)
+{
+	if (!r)
+		return;
+	mdb_txn_abort(r->txn);
+	free(r);
+}
+
+int store_get(struct store_reader *r, enum store_db db, const void *key, size_t klen,
+	      const void **val, size_t *vlen)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int rc = mdb_get(r->txn, r->s->dbi[db], &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return HR_ENOENT;
+	if (rc)
+		return lmdb_error(r->s, rc, "cannot read");
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return 0;
+}
+
+int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key,
+		  const void **val, size_t *vlen)
+{
+	uint8_t k[8];
+
+	store_key(k, key);
+	return store_get(r, db, k, sizeof(k), val, vlen);
+}
+
+int store_count(struct store_reader *r, enum store_db db, uint64_t *n)
+{
+	MDB_stat st;
+	int rc = mdb_stat(r->txn, r->s->dbi[db], &st);
+
+	if (rc)
+		return lmdb_error(r->s, rc, "cannot stat database");
+	*n = st.ms_entries;
+	return 0;
+}
+
+int store_size_bytes(struct store *s, uint64_t *bytes)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc = mdb_env_info(s->env, &info);
+
+	if (!rc)
+		rc = mdb_env_stat(s->env, &st);
+	if (rc)
+		return lmdb_error(s, rc, "cannot stat environment");
+	*bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	return 0;
+}

@@ -1,0 +1,112 @@
+/*
+ * store.h - the hogrec store: one LMDB environment with seven named
+ * databases (see docs/FORMAT.md).  This is the only module that includes
+ * lmdb.h.
+ *
+ * A store is either being built (store_create: one writer, the ingest
+ * thread) or read (store_open: read-only, any number of threads, each with
+ * its own struct store_reader).  Keys of the record, user and item
+ * databases are big-endian uint64 so that cursor order is numeric order.
+ *
+ * Errors: every function returns 0 or a negative HR_E* code and sets the
+ * message (common/err.h); LMDB failures become HR_ESTORE with LMDB's text
+ * and the store path.
+ */
+#ifndef HR_STORE_H
+#define HR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_FORMAT "hogrec-store"
+#define STORE_VERSION 1
+
+enum store_db {
+	STORE_META = 0,
+	STORE_VOCAB,
+	STORE_USERS,
+	STORE_ITEMS,
+	STORE_TRAIN,
+	STORE_VALID,
+	STORE_TEST,
+	STORE_NDB
+};
+
+/* The LMDB name of db ("meta", "train", ...). */
+const char *store_db_name(enum store_db db);
+
+struct store;
+
+/*
+ * Creates a new, empty store in dir (which must exist and be empty) able to
+ * grow to mapsize bytes.  Writes are not synced until store_commit(s, 1).
+ * On success *out owns the environment; release with store_close().
+ */
+int store_create(struct store **out, const char *dir, size_t mapsize);
+
+/*
+ * Opens an existing store read-only and checks its meta: HR_ENOENT if dir
+ * does not exist, HR_ESTORE if it is not an LMDB environment or has no
+ * hogrec meta, HR_EVERSION if its format version is not STORE_VERSION.
+ */
+int store_open(struct store **out, const char *dir);
+
+/* Closes the environment (aborting an open write transaction).  NULL is ok. */
+void store_close(struct store *s);
+
+/* The directory the store was created or opened with. */
+const char *store_path(const struct store *s);
+
+/*
+ * Writing (store_create only).  store_put() appends to db inside the open
+ * write transaction, starting one if needed.  With append=1 the key must be
+ * greater than every key already in db (MDB_APPEND: pages are filled
+ * completely, which is what ingest wants).  store_commit() commits; with
+ * sync=1 it also flushes the environment to disk (fsync).
+ */
+int store_put(struct store *s, enum store_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, int append);
+int store_commit(struct store *s, int sync);
+
+/* Big-endian encoding of a uint64 key (8 bytes). */
+static inline void store_key(uint8_t out[8], uint64_t k)
+{
+	for (int i = 7; i >= 0; i--) {
+		out[i] = (uint8_t)k;
+		k >>= 8;
+	}
+}
+
+static inline uint64_t store_key_decode(const uint8_t in[8])
+{
+	uint64_t k = 0;
+	for (int i = 0; i < 8; i++)
+		k = (k << 8) | in[i];
+	return k;
+}
+
+/*
+ * Reading.  A reader is a read-only transaction owned by one thread; values
+ * returned by store_get point into the memory map and stay valid until
+ * store_reader_end() or store_reader_renew().
+ */
+struct store_reader;
+
+int store_reader_begin(struct store *s, struct store_reader **out);
+/* Releases the snapshot and takes a fresh one (cheap; use between epochs). */
+int store_reader_renew(struct store_reader *r);
+void store_reader_end(struct store_reader *r);
+
+/* Value for a byte-string key; HR_ENOENT (no message) when absent. */
+int store_get(struct store_reader *r, enum store_db db, const void *key, size_t klen,
+	      const void **val, size_t *vlen);
+/* Value for a uint64 key. */
+int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key,
+		  const void **val, size_t *vlen);
+/* Number of entries in db. */
+int store_count(struct store_reader *r, enum store_db db, uint64_t *n);
+
+/* Bytes used by the environment's data file. */
+int store_size_bytes(struct store *s, uint64_t *bytes);
+
+#endif
