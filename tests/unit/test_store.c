@@ -1,0 +1,279 @@
+/* Unit tests of the record codec, the LMDB store wrapper and atomic publishing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "ingest/publish.h"
+#include "store/codec.h"
+#include "store/store.h"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/hogrec-test-store-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return remove_tree(tmpdir);
+}
+
+static void sample_record(struct record *r, uint32_t *hist, uint32_t *neg, uint32_t n)
+{
+	memset(r, 0, sizeof(*r));
+	r->user_raw = 6040;
+	r->item_raw = 100000; /* needs the 32-bit encoding */
+	r->rating = 4.5f;
+	r->ts = 978300760;
+	r->label = 1;
+	r->user = 200;
+	r->item = 3000;
+	r->gender = 2;
+	r->age = 7;
+	r->occupation = 20;
+	r->zip = 65535;
+	r->n_genres = 3;
+	r->genres[0] = 1;
+	r->genres[1] = 5;
+	r->genres[2] = 18;
+	r->n_dense = 4;
+	r->dense[0] = 0.0f;
+	r->dense[1] = 0.25f;
+	r->dense[2] = 1.0f;
+	r->dense[3] = 0.123456f;
+	for (uint32_t i = 0; i < n; i++) {
+		hist[i] = i * 97 % 70000;
+		neg[i] = i * 31 + 1;
+	}
+	r->hist = hist;
+	r->neg = neg;
+	r->n_hist = r->n_neg = n;
+}
+
+static void test_codec_roundtrip(void **state)
+{
+	uint32_t hist[300], neg[300], h2[300], n2[300];
+	struct record r, back;
+	msgpack_sbuffer buf;
+	(void)state;
+	msgpack_sbuffer_init(&buf);
+	for (uint32_t n = 0; n < 300; n += 13) {
+		sample_record(&r, hist, neg, n);
+		msgpack_sbuffer_clear(&buf);
+		assert_int_equal(record_pack(&buf, &r), 0);
+		memset(&back, 0xff, sizeof(back));
+		back.hist = h2;
+		back.neg = n2;
+		back.hist_cap = 300;
+		assert_int_equal(record_unpack(buf.data, buf.size, &back), 0);
+		assert_int_equal(back.user_raw, r.user_raw);
+		assert_int_equal(back.item_raw, r.item_raw);
+		assert_float_equal(back.rating, r.rating, 0);
+		assert_int_equal(back.ts, r.ts);
+		assert_int_equal(back.zip, 65535);
+		assert_int_equal(back.n_genres, 3);
+		assert_int_equal(back.genres[2], 18);
+		assert_int_equal(back.n_dense, 4);
+		assert_float_equal(back.dense[3], r.dense[3], 0);
+		assert_int_equal(back.n_hist, n);
+		assert_int_equal(back.n_neg, n);
+		assert_memory_equal(h2, hist, n * sizeof(uint32_t));
+		assert_memory_equal(n2, neg, n * sizeof(uint32_t));
+	}
+	msgpack_sbuffer_destroy(&buf);
+}
+
+static void test_codec_rejects_bad_bytes(void **state)
+{
+	uint32_t hist[64], neg[64], h2[8], n2[8];
+	struct record r, back = {.hist = h2, .neg = n2, .hist_cap = 8};
+	msgpack_sbuffer buf;
+	(void)state;
+	msgpack_sbuffer_init(&buf);
+	sample_record(&r, hist, neg, 20);
+	assert_int_equal(record_pack(&buf, &r), 0);
+	/* Longer history than the caller's buffer. */
+	assert_int_equal(record_unpack(buf.data, buf.size, &back), HR_EFORMAT);
+	assert_non_null(strstr(hr_errmsg(), "hist"));
+	/* Every truncation is rejected, never read past the end. */
+	back.hist_cap = 8;
+	r.n_hist = r.n_neg = 5;
+	msgpack_sbuffer_clear(&buf);
+	assert_int_equal(record_pack(&buf, &r), 0);
+	for (size_t cut = 0; cut < buf.size; cut++) {
+		char *copy = malloc(cut ? cut : 1);
+		memcpy(copy, buf.data, cut);
+		assert_int_equal(record_unpack(copy, cut, &back), HR_EFORMAT);
+		free(copy);
+	}
+	/* A map instead of an array; a string where an int belongs. */
+	const char map[] = "\x81\xa1" "a\x01";
+	assert_int_equal(record_unpack(map, sizeof(map) - 1, &back), HR_EFORMAT);
+	buf.data[1] = (char)0xa1; /* user_raw becomes a 1-byte string */
+	assert_int_equal(record_unpack(buf.data, buf.size, &back), HR_EFORMAT);
+	msgpack_sbuffer_destroy(&buf);
+}
+
+static void test_store_write_read(void **state)
+{
+	char dir[512];
+	struct store *st;
+	struct store_reader *rd;
+	const void *v;
+	size_t len;
+	uint64_t n;
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/s1", tmpdir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(store_create(&st, dir, 1 << 24), 0);
+	for (uint64_t k = 0; k < 1000; k++) {
+		uint8_t key[8];
+		char val[32];
+		int vl = snprintf(val, sizeof(val), "value-%llu", (unsigned long long)k);
+		store_key(key, k);
+		assert_int_equal(store_put(st, STORE_TRAIN, key, 8, val, (size_t)vl, 1), 0);
+	}
+	/* Appending a smaller key is refused by LMDB. */
+	uint8_t key0[8];
+	store_key(key0, 5);
+	assert_int_equal(store_put(st, STORE_TRAIN, key0, 8, "x", 1, 1), HR_ESTORE);
+	store_close(st); /* aborts the transaction: nothing was committed */
+
+	remove_tree(dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(store_create(&st, dir, 1 << 24), 0);
+	assert_int_equal(store_put(st, STORE_META, "meta", 4, "\x80", 1, 0), 0);
+	for (uint64_t k = 0; k < 1000; k++) {
+		uint8_t key[8];
+		store_key(key, k);
+		assert_int_equal(store_key_decode(key), k);
+		assert_int_equal(store_put(st, STORE_VALID, key, 8, &k, sizeof(k), 1), 0);
+	}
+	assert_int_equal(store_commit(st, 1), 0);
+	store_close(st);
+
+	assert_int_equal(store_open(&st, dir), 0);
+	assert_int_equal(store_reader_begin(st, &rd), 0);
+	assert_int_equal(store_count(rd, STORE_VALID, &n), 0);
+	assert_int_equal(n, 1000);
+	assert_int_equal(store_get_u64(rd, STORE_VALID, 999, &v, &len), 0);
+	assert_int_equal(len, 8);
+	assert_int_equal(*(const uint64_t *)v, 999);
+	assert_int_equal(store_get_u64(rd, STORE_VALID, 1000, &v, &len), HR_ENOENT);
+	assert_int_equal(store_count(rd, STORE_TEST, &n), 0);
+	assert_int_equal(n, 0);
+	store_reader_end(rd);
+	store_close(st);
+}
+
+static void test_store_open_errors(void **state)
+{
+	char dir[512], file[600];
+	struct store *st;
+	FILE *f;
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/missing", tmpdir);
+	assert_int_equal(store_open(&st, dir), HR_ENOENT);
+	assert_non_null(strstr(hr_errmsg(), "missing"));
+	snprintf(dir, sizeof(dir), "%s/plain", tmpdir);
+	mkdir(dir, 0755);
+	assert_int_equal(store_open(&st, dir), HR_ESTORE);
+	assert_non_null(strstr(hr_errmsg(), "not a hogrec store"));
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	f = fopen(file, "w");
+	fputs("this is not an lmdb file, just text of some length ...............", f);
+	fclose(f);
+	assert_int_equal(store_open(&st, dir), HR_ESTORE);
+	assert_non_null(strstr(hr_errmsg(), "not a hogrec store"));
+	assert_int_equal(store_open(&st, file), HR_ESTORE);
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static void test_publish(void **state)
+{
+	char target[512], file[PATH_MAX + 64], stale[600];
+	struct publish p;
+	struct mapped_file m;
+	(void)state;
+	snprintf(target, sizeof(target), "%s/out.lmdb", tmpdir);
+	/* Fresh target: tmp created, then renamed into place. */
+	assert_int_equal(publish_begin(&p, target, 0), 0);
+	snprintf(file, sizeof(file), "%s/data.mdb", p.tmp);
+	assert_int_equal(write_file(file, "one"), 0);
+	assert_int_equal(publish_commit(&p), 0);
+	assert_false(path_exists(p.tmp));
+	snprintf(file, sizeof(file), "%s/data.mdb", target);
+	assert_int_equal(mapped_file_open(&m, file), 0);
+	assert_memory_equal(m.data, "one", 3);
+	mapped_file_release(&m);
+
+	/* Existing target without force: refused, nothing created. */
+	assert_int_equal(publish_begin(&p, target, 0), HR_EEXIST);
+	assert_non_null(strstr(hr_errmsg(), "--force"));
+
+	/* Aborted replacement leaves the old store as it was. */
+	assert_int_equal(publish_begin(&p, target, 1), 0);
+	char tmpfile[PATH_MAX + 64];
+	snprintf(tmpfile, sizeof(tmpfile), "%s/data.mdb", p.tmp);
+	assert_int_equal(write_file(tmpfile, "two"), 0);
+	publish_abort(&p);
+	assert_false(path_exists(p.tmp));
+	assert_int_equal(mapped_file_open(&m, file), 0);
+	assert_memory_equal(m.data, "one", 3);
+	mapped_file_release(&m);
+
+	/* A stale temp dir of a dead process is removed by the next run. */
+	snprintf(stale, sizeof(stale), "%s.tmp-999999999", target);
+	assert_int_equal(mkdir(stale, 0755), 0);
+	assert_int_equal(publish_begin(&p, target, 1), 0);
+	assert_false(path_exists(stale));
+	assert_int_equal(write_file(tmpfile, "two"), 0);
+	assert_int_equal(publish_commit(&p), 0);
+	assert_int_equal(mapped_file_open(&m, file), 0);
+	assert_memory_equal(m.data, "two", 3);
+	mapped_file_release(&m);
+
+	/* --force never deletes a directory that is not a store. */
+	char other[600];
+	snprintf(other, sizeof(other), "%s/home", tmpdir);
+	mkdir(other, 0755);
+	snprintf(file, sizeof(file), "%s/notes.txt", other);
+	write_file(file, "precious");
+	assert_int_equal(publish_begin(&p, other, 1), HR_EINVAL);
+	assert_true(path_exists(file));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_codec_roundtrip),
+		cmocka_unit_test(test_codec_rejects_bad_bytes),
+		cmocka_unit_test(test_store_write_read),
+		cmocka_unit_test(test_store_open_errors),
+		cmocka_unit_test(test_publish),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
