@@ -19,7 +19,7 @@ TEST_LDLIBS = -lcmocka $(LDLIBS)
 
 LIB_DIRS  = common store ingest
 ALL_SRC   = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
-MAIN_SRC  = $(filter %/main_%.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/main_*.c)))
+MAIN_SRC  = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/main_*.c))
 LIB_SRC   = $(filter-out $(MAIN_SRC),$(ALL_SRC))
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libhogrec.a
@@ -29,13 +29,14 @@ TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
 
-.PHONY: all test check bench asan tsan fuzz deps clean help format-check unit
+.PHONY: all run test check bench asan tsan fuzz deps clean help format-check unit
 
 all: $(PROGS) $(TESTS)
 
 help:
 	@echo "make deps    install the Debian packages hogrec needs (as root)"
 	@echo "make         build programs into $(BIN)/ and tests into $(BUILD)/"
+	@echo "make run     the main job: synthetic ml-1m (or DATA=dir) -> store"
 	@echo "make test    run every test (unit, integration, interop, fuzz smoke)"
 	@echo "make bench   benchmarks, JSON lines on stdout"
 	@echo "make asan    build and test under AddressSanitizer + UBSan (clang)"
@@ -60,6 +61,18 @@ $(foreach f,$(MAIN_SRC),$(eval $(call prog_rule,$(f))))
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS)
+
+# The main job end to end.  DATA=path/to/ml-1m uses a real download; without
+# it the synthetic generator writes an ml-1m-shaped data set (once).
+DATA ?=
+RUN_DIR ?= build/run
+run: all
+	@set -e; data="$(DATA)"; \
+	if [ -z "$$data" ]; then data=$(RUN_DIR)/ml-1m; \
+	  if [ ! -f $$data/ratings.dat ]; then $(BIN)/mlgen -o $$data; fi; \
+	  $(BIN)/mlgen --oracle $$data; fi; \
+	$(BIN)/ingest --force -o $(RUN_DIR)/store.lmdb $$data; \
+	$(BIN)/ingest --inspect $(RUN_DIR)/store.lmdb
 
 # Every test: unit programs, then integration/interop scripts.  The runner
 # prints one closing line "N passed, N failed".
@@ -104,7 +117,7 @@ format-check:
 	clang-format --dry-run -Werror $(ALL_SRC) $(wildcard */*.h) $(TEST_SRC)
 
 # Debian packages; installs only what is missing.
-DEB_PKGS = build-essential clang llvm pkg-config liblmdb-dev lmdb-utils \
+DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils \
            libmsgpack-dev libopenblas-dev libcmocka-dev libinih-dev \
            libsystemd-dev python3 python3-lmdb python3-msgpack python3-numpy \
            python3-pandas

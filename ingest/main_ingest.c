@@ -232,7 +232,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'o': o.out_path = optarg; break;
 		case 'f': o.force = 1; break;
-		case 'q': quiet = 1; break;
+		case 'q': quiet = 1; log_set_level(LOG_WARN); break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case OPT_LABEL:

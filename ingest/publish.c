@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 
 int publish_is_store(const char *dir)
 {
@@ -68,7 +69,7 @@ static void clean_stale(const char *target)
 		char stale[PATH_MAX * 2];
 		snprintf(stale, sizeof(stale), "%s/%s", parent, e->d_name);
 		if (remove_tree(stale) == 0)
-			fprintf(stderr, "ingest: removed '%s' left by an interrupted run\n", stale);
+			log_info("removed '%s' left by an interrupted run", stale);
 	}
 	closedir(d);
 }

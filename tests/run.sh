@@ -33,6 +33,7 @@ if [ "${1:-}" != "--unit-only" ]; then
 	for s in "$here"/integration/*.sh "$here"/integration/*.py; do
 		[ -e "$s" ] || continue
 		name=$(basename "$s")
+		case "$name" in _*) continue ;; esac # helpers, not tests
 		case "$s" in
 		*.py) cmd=(/usr/bin/python3 "$s") ;;
 		*) cmd=(bash "$s") ;;

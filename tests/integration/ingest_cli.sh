@@ -1,0 +1,81 @@
+# bin/ingest end to end on generated data: success paths, and every class of
+# bad input giving a clear message, the documented exit status and no output.
+source "$(dirname "$0")/_lib.sh"
+
+"$BIN/mlgen" -o "$T/ml" --users 120 --items 150 --ratings 6000 --seed 3 2>/dev/null
+expect_exit 0 "$BIN/ingest" -q "$T/ml"
+[ -f "$T/ml.lmdb/data.mdb" ] || fail "default output ml.lmdb not written"
+no_leftovers "$T"
+expect_exit 0 "$BIN/ingest" --inspect "$T/ml.lmdb"
+grep -q '"hogrec-store"' "$T/out" || fail "inspect does not show the format"
+ok "ingest writes DIR.lmdb and --inspect reads it"
+
+# The summary names every split and the timing of each stage.
+expect_exit 0 "$BIN/ingest" -o "$T/s2.lmdb" "$T/ml"
+for w in train valid test "history" "unseen in train" "seconds"; do expect_err "$w"; done
+ok "summary"
+
+# Refuses to overwrite; --force replaces; the first store is untouched when refused.
+before=$(tree_sum "$T/ml.lmdb")
+expect_exit 73 "$BIN/ingest" -q "$T/ml"
+expect_err "already exists"
+[ "$(tree_sum "$T/ml.lmdb")" = "$before" ] || fail "refused run changed the store"
+expect_exit 0 "$BIN/ingest" -q --force --seed 9 "$T/ml"
+ok "overwrite refused without --force, done with it"
+
+# --force never removes a directory that is not a store.
+mkdir -p "$T/home"; echo keep >"$T/home/notes"
+expect_exit 64 "$BIN/ingest" -q --force -o "$T/home" "$T/ml"
+expect_err "not a hogrec store"
+[ -f "$T/home/notes" ] || fail "--force deleted a foreign directory"
+ok "--force refuses foreign directories"
+
+# Missing input, empty dir, unknown format.
+expect_exit 66 "$BIN/ingest" -q -o "$T/x.lmdb" "$T/nope"
+expect_err "nope"
+mkdir -p "$T/empty"
+expect_exit 65 "$BIN/ingest" -q -o "$T/x.lmdb" "$T/empty"
+expect_err "ratings.dat"
+[ ! -e "$T/x.lmdb" ] || fail "store written for bad input"
+no_leftovers "$T"
+ok "missing and unknown input"
+
+# A malformed line: file:line message, no store; --max-errors skips it.
+cp -r "$T/ml" "$T/bad"
+sed -i '17s/.*/12::x::4::978300760/' "$T/bad/ratings.dat"
+expect_exit 65 "$BIN/ingest" -q -o "$T/bad.lmdb" "$T/bad"
+expect_err "ratings.dat:17:"
+[ ! -e "$T/bad.lmdb" ] || fail "store written despite a malformed line"
+no_leftovers "$T"
+expect_exit 0 "$BIN/ingest" -o "$T/bad.lmdb" --max-errors 1 "$T/bad"
+expect_err "skipped 1 malformed"
+ok "malformed line reported as file:line; --max-errors skips"
+
+# A rating of an unknown user.
+cp -r "$T/ml" "$T/unk"
+echo "99999::1::5::978300760" >>"$T/unk/ratings.dat"
+expect_exit 65 "$BIN/ingest" -q -o "$T/unk.lmdb" "$T/unk"
+expect_err "99999"
+ok "unknown user"
+
+# Bad options.
+expect_exit 64 "$BIN/ingest" --split weekly "$T/ml"
+expect_err "--split"
+expect_exit 64 "$BIN/ingest" --pos-min 3 --neg-max 3 "$T/ml"
+expect_exit 64 "$BIN/ingest" --hist-len 0 -o "$T/h0.lmdb" "$T/ml"
+expect_exit 64 "$BIN/ingest" --valid-frac 0.7 --test-frac 0.5 -o "$T/h0.lmdb" "$T/ml"
+[ ! -e "$T/h0.lmdb" ] || fail "store written for bad options"
+no_leftovers "$T"
+ok "bad options"
+
+# --inspect / --dump on things that are not stores.
+expect_exit 66 "$BIN/ingest" --inspect "$T/none.lmdb"
+expect_exit 65 "$BIN/ingest" --inspect "$T/ml"
+expect_err "not a hogrec store"
+expect_exit 64 "$BIN/ingest" --dump "$T/ml.lmdb" everything 3
+ok "inspect of non-stores"
+
+# Implicit mode keeps every rating; other splits work.
+expect_exit 0 "$BIN/ingest" --json --label implicit --split loo -o "$T/imp.lmdb" "$T/ml"
+grep -q '"dropped":0' "$T/out" || fail "implicit mode dropped ratings"
+ok "implicit labels, loo split"
