@@ -7,7 +7,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-BIN     ?= bin
+BIN     ?= $(if $(filter build,$(BUILD)),bin,$(BUILD)/bin)
 OPT     ?= -O2 -g
 SAN     ?=
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
