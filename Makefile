@@ -26,7 +26,7 @@ LIB       = $(BUILD)/libhogrec.a
 PROGS     = $(foreach f,$(MAIN_SRC),$(BIN)/$(patsubst main_%.c,%,$(notdir $(f))))
 TEST_SRC  = $(wildcard tests/unit/test_*.c)
 TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_SRC  ?= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
 
 .PHONY: all run test check bench asan tsan fuzz deps clean help format-check unit

@@ -21,11 +21,14 @@ int mapped_file_open(struct mapped_file *f, const char *path)
 	if (fd < 0)
 		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO,
 				"cannot open '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		return hr_error(HR_EIO, "cannot read '%s': %s", path,
-				S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
+		return hr_error(HR_EIO, "cannot read '%s': %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return hr_error(HR_EIO, "cannot read '%s': not a regular file", path);
 	}
 	if (st.st_size > 0) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);

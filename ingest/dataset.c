@@ -1,5 +1,6 @@
 #include "dataset.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,24 @@ int dataset_add_item(struct dataset *ds, uint32_t raw_id, const char *title,
 	ds->strpool[ds->strpool_len + title_len] = '\0';
 	ds->strpool_len += title_len + 1;
 	return 1;
+}
+
+int dataset_reserve_ratings(struct dataset *ds, size_t more)
+{
+	size_t cap;
+	void *p;
+
+	if (ds->cap_ratings - ds->n_ratings >= more)
+		return 0;
+	if (more > SIZE_MAX / sizeof(struct ds_rating) - ds->n_ratings)
+		return hr_error(HR_ENOMEM, "too many ratings to reserve (%zu)", more);
+	cap = ds->n_ratings + more;
+	p = realloc(ds->ratings, cap * sizeof(struct ds_rating));
+	if (!p)
+		return hr_error(HR_ENOMEM, "out of memory reserving %zu ratings", cap);
+	ds->ratings = p;
+	ds->cap_ratings = cap;
+	return 0;
 }
 
 int dataset_add_rating(struct dataset *ds, const struct ds_rating *r)

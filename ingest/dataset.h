@@ -93,6 +93,13 @@ int dataset_add_user(struct dataset *ds, const struct ds_user *u, uint32_t *inde
 int dataset_add_item(struct dataset *ds, uint32_t raw_id, const char *title,
 		     size_t title_len, uint16_t year, uint32_t genres, uint32_t *index);
 
+/*
+ * Grows the ratings array so that `more` further ratings fit without another
+ * reallocation (readers call it once with an estimate from the file size).
+ * HR_ENOMEM on failure (the dataset is unchanged).
+ */
+int dataset_reserve_ratings(struct dataset *ds, size_t more);
+
 /* Appends a rating (indices already resolved).  HR_ENOMEM on failure. */
 int dataset_add_rating(struct dataset *ds, const struct ds_rating *r);
 
