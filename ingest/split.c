@@ -69,10 +69,14 @@ static int split_per_user(struct event *ev, size_t n, size_t n_users, const stru
 {
 	uint32_t *total = calloc(n_users ? n_users : 1, sizeof(*total));
 	uint32_t *seen = calloc(n_users ? n_users : 1, sizeof(*seen));
+	uint32_t *last_ts = calloc(n_users ? n_users : 1, sizeof(*last_ts));
+	uint8_t *last_split = calloc(n_users ? n_users : 1, sizeof(*last_split));
 
-	if (!total || !seen) {
+	if (!total || !seen || !last_ts || !last_split) {
 		free(total);
 		free(seen);
+		free(last_ts);
+		free(last_split);
 		return hr_error(HR_ENOMEM, "out of memory splitting %zu events", n);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -91,9 +95,18 @@ static int split_per_user(struct event *ev, size_t n, size_t n_users, const stru
 			nv = (uint32_t)floor(t * o->valid_frac);
 		}
 		e->split = k >= t - nt ? SPLIT_TEST : k >= t - nt - nv ? SPLIT_VALID : SPLIT_TRAIN;
+		/* user: a user's events of one second stay together, on the earlier
+		 * side.  loo keeps its definition (exactly the last event, ties in
+		 * the documented sort order). */
+		if (o->kind == SPLIT_USER && k > 0 && e->ts == last_ts[e->user])
+			e->split = last_split[e->user];
+		last_ts[e->user] = e->ts;
+		last_split[e->user] = e->split;
 	}
 	free(total);
 	free(seen);
+	free(last_ts);
+	free(last_split);
 	return 0;
 }
 

@@ -10,6 +10,10 @@
  *         and the valid share before it is valid (floor of the share).
  * loo:    per user, the last labelled event is test and the one before it
  *         valid (users with fewer than 3 keep everything in train).
+ * In the user split, a user's events of the same second are never
+ * separated: they all take the split of the first of them.  loo takes
+ * exactly the last event and the one before, even within one second
+ * (features are strictly earlier in any case).
  * Dropped events stay SPLIT_NONE.
  */
 #ifndef HR_SPLIT_H

@@ -180,6 +180,23 @@ static void test_split_user_and_loo(void **state)
 	o.test_frac = 0.5;
 	assert_int_equal(split_opts_check(&o), HR_EINVAL);
 	free(ev);
+
+	/* One user, 10 events; the last three share a second: with 10%/20% the
+	 * user split would cut inside that second, so all three stay in valid. */
+	uint32_t ts[10] = {1, 2, 3, 4, 5, 6, 7, 9, 9, 9};
+	ev = series(10, 1, ts);
+	o = (struct split_opts){SPLIT_USER, 0.1, 0.2};
+	assert_int_equal(split_assign(ev, 10, 1, &o, &info), 0);
+	assert_int_equal(ev[6].split, SPLIT_TRAIN);
+	for (int i = 7; i < 10; i++)
+		assert_int_equal(ev[i].split, SPLIT_VALID);
+	/* loo keeps exactly one test event even inside a second. */
+	o.kind = SPLIT_LOO;
+	assert_int_equal(split_assign(ev, 10, 1, &o, &info), 0);
+	assert_int_equal(ev[9].split, SPLIT_TEST);
+	assert_int_equal(ev[8].split, SPLIT_VALID);
+	assert_int_equal(ev[7].split, SPLIT_TRAIN);
+	free(ev);
 }
 
 static void test_encode_train_only(void **state)
