@@ -279,8 +279,12 @@ static int write_meta(const struct build_input *in, struct store *st, const stru
 		rc |= pack_kv_u64(&pk, enc_field_name(f), in->enc->vocab[f].n);
 
 	rc |= pack_cstr(&pk, "scaler") | msgpack_pack_map(&pk, 2);
-	rc |= pack_cstr(&pk, "min") | pack_floats(&pk, in->sc->min, DENSE_N);
-	rc |= pack_cstr(&pk, "max") | pack_floats(&pk, in->sc->max, DENSE_N);
+	rc |= pack_cstr(&pk, "min") | msgpack_pack_array(&pk, DENSE_N);
+	for (int f = 0; f < DENSE_N; f++)
+		rc |= msgpack_pack_double(&pk, in->sc->min[f]);
+	rc |= pack_cstr(&pk, "max") | msgpack_pack_array(&pk, DENSE_N);
+	for (int f = 0; f < DENSE_N; f++)
+		rc |= msgpack_pack_double(&pk, in->sc->max[f]);
 
 	rc |= pack_cstr(&pk, "positive_rate") | msgpack_pack_map(&pk, 3);
 	for (int s = 0; s < 3; s++)
