@@ -132,87 +132,155 @@ int record_pack(msgpack_sbuffer *buf, const struct record *r)
 	return 0;
 }
 
-static int get_u32(const msgpack_object *o, uint32_t *v, const char *field)
+/*
+ * Records are decoded by a bounds-checked cursor straight into the caller's
+ * struct: no allocation (msgpack-c's unpacker builds an object tree in a
+ * zone, allocating each array's objects when it reads the header - a forged
+ * header makes it ask for gigabytes), and no pass over an intermediate tree.
+ */
+struct mpr {
+	const uint8_t *p, *end;
+};
+
+static int mpr_fail(const char *field, const char *what)
 {
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
-		return hr_error(HR_EFORMAT, "record field '%s' is not an unsigned 32-bit integer",
-				field);
-	*v = (uint32_t)o->via.u64;
-	return 0;
+	return hr_error(HR_EFORMAT, "record field '%s' %s", field, what);
 }
 
-static int get_float(const msgpack_object *o, float *v, const char *field)
+static int mpr_need(struct mpr *r, size_t n)
 {
-	if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
-		*v = (float)o->via.f64;
-	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		*v = (float)o->via.u64;
-	else
-		return hr_error(HR_EFORMAT, "record field '%s' is not a number", field);
-	return 0;
+	return (size_t)(r->end - r->p) >= n;
 }
 
-static int get_ids(const msgpack_object *o, uint32_t *out, uint32_t cap, uint32_t *n,
-		   const char *field)
+static uint32_t mpr_be(const uint8_t *p, int n)
 {
-	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return hr_error(HR_EFORMAT, "record field '%s' is not an array", field);
-	if (o->via.array.size > cap)
-		return hr_error(HR_EFORMAT, "record field '%s' has %u elements, more than %u",
-				field, o->via.array.size, cap);
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		int rc = get_u32(&o->via.array.ptr[i], &out[i], field);
-		if (rc)
-			return rc;
+	uint32_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* An unsigned integer that fits 32 bits, in any msgpack integer encoding. */
+static int mpr_u32(struct mpr *r, uint32_t *v, const char *field)
+{
+	uint8_t t;
+	int n;
+
+	if (!mpr_need(r, 1))
+		return mpr_fail(field, "is truncated");
+	t = *r->p;
+	if (t <= 0x7f) {
+		*v = t;
+		r->p++;
+		return 0;
 	}
-	*n = o->via.array.size;
+	n = t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 0;
+	if (n == 0)
+		return mpr_fail(field, "is not an unsigned integer");
+	if (!mpr_need(r, 1 + (size_t)n))
+		return mpr_fail(field, "is truncated");
+	if (n == 8) {
+		if (mpr_be(r->p + 1, 4) != 0)
+			return mpr_fail(field, "does not fit 32 bits");
+		*v = mpr_be(r->p + 5, 4);
+	} else {
+		*v = mpr_be(r->p + 1, n);
+	}
+	r->p += 1 + n;
 	return 0;
+}
+
+static int mpr_float(struct mpr *r, float *v, const char *field)
+{
+	if (!mpr_need(r, 1))
+		return mpr_fail(field, "is truncated");
+	if (*r->p == 0xca && mpr_need(r, 5)) {
+		uint32_t bits = mpr_be(r->p + 1, 4);
+		memcpy(v, &bits, sizeof(*v));
+		r->p += 5;
+		return 0;
+	}
+	if (*r->p == 0xcb && mpr_need(r, 9)) {
+		uint64_t bits = ((uint64_t)mpr_be(r->p + 1, 4) << 32) | mpr_be(r->p + 5, 4);
+		double d;
+		memcpy(&d, &bits, sizeof(d));
+		*v = (float)d;
+		r->p += 9;
+		return 0;
+	}
+	if (*r->p == 0xca || *r->p == 0xcb)
+		return mpr_fail(field, "is truncated");
+	uint32_t u;
+	int rc = mpr_u32(r, &u, field);
+	if (rc)
+		return mpr_fail(field, "is not a number");
+	*v = (float)u;
+	return 0;
+}
+
+/* An array header whose count is at most cap. */
+static int mpr_array(struct mpr *r, uint32_t *n, uint32_t cap, const char *field)
+{
+	uint8_t t;
+
+	if (!mpr_need(r, 1))
+		return mpr_fail(field, "is truncated");
+	t = *r->p;
+	if ((t & 0xf0) == 0x90) {
+		*n = t & 0x0f;
+		r->p++;
+	} else if (t == 0xdc && mpr_need(r, 3)) {
+		*n = mpr_be(r->p + 1, 2);
+		r->p += 3;
+	} else if (t == 0xdd && mpr_need(r, 5)) {
+		*n = mpr_be(r->p + 1, 4);
+		r->p += 5;
+	} else {
+		return mpr_fail(field, t == 0xdc || t == 0xdd ? "is truncated" : "is not an array");
+	}
+	if (*n > cap)
+		return hr_error(HR_EFORMAT, "record field '%s' has %u elements, more than %u", field,
+				*n, cap);
+	return 0;
+}
+
+static int mpr_ids(struct mpr *r, uint32_t *out, uint32_t cap, uint32_t *n, const char *field)
+{
+	int rc = mpr_array(r, n, cap, field);
+
+	for (uint32_t i = 0; i < *n && !rc; i++)
+		rc = mpr_u32(r, &out[i], field);
+	return rc;
 }
 
 int record_unpack(const void *data, size_t len, struct record *r)
 {
-	msgpack_unpacked u;
-	size_t off = 0;
-	const msgpack_object *f;
-	int rc;
+	struct mpr c = {data, (const uint8_t *)data + len};
+	uint32_t *const scalars[] = {
+		&r->user_raw, &r->item_raw, NULL, &r->ts, &r->label, &r->user, &r->item,
+		&r->gender, &r->age, &r->occupation, &r->zip,
+	};
+	uint32_t n;
+	int rc = mpr_array(&c, &n, REC_NFIELDS, "record");
 
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS) {
-		rc = hr_error(HR_EFORMAT, "record is not valid msgpack");
-		goto out;
-	}
-	if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != REC_NFIELDS) {
-		rc = hr_error(HR_EFORMAT, "record is not an array of %d fields", REC_NFIELDS);
-		goto out;
-	}
-	f = u.data.via.array.ptr;
-	rc = get_u32(&f[0], &r->user_raw, rec_fields[0]);
-	if (!rc) rc = get_u32(&f[1], &r->item_raw, rec_fields[1]);
-	if (!rc) rc = get_float(&f[2], &r->rating, rec_fields[2]);
-	if (!rc) rc = get_u32(&f[3], &r->ts, rec_fields[3]);
-	if (!rc) rc = get_u32(&f[4], &r->label, rec_fields[4]);
-	if (!rc) rc = get_u32(&f[5], &r->user, rec_fields[5]);
-	if (!rc) rc = get_u32(&f[6], &r->item, rec_fields[6]);
-	if (!rc) rc = get_u32(&f[7], &r->gender, rec_fields[7]);
-	if (!rc) rc = get_u32(&f[8], &r->age, rec_fields[8]);
-	if (!rc) rc = get_u32(&f[9], &r->occupation, rec_fields[9]);
-	if (!rc) rc = get_u32(&f[10], &r->zip, rec_fields[10]);
-	if (!rc) rc = get_ids(&f[11], r->genres, REC_MAX_GENRES, &r->n_genres, rec_fields[11]);
-	if (!rc) {
-		const msgpack_object *d = &f[12];
-		if (d->type != MSGPACK_OBJECT_ARRAY || d->via.array.size > REC_MAX_DENSE) {
-			rc = hr_error(HR_EFORMAT, "record field 'dense' is not an array of at most %d numbers",
-				      REC_MAX_DENSE);
-		} else {
-			r->n_dense = d->via.array.size;
-			for (uint32_t i = 0; i < r->n_dense && !rc; i++)
-				rc = get_float(&d->via.array.ptr[i], &r->dense[i], "dense");
-		}
-	}
-	if (!rc) rc = get_ids(&f[13], r->hist, r->hist_cap, &r->n_hist, rec_fields[13]);
-	if (!rc) rc = get_ids(&f[14], r->neg, r->hist_cap, &r->n_neg, rec_fields[14]);
-out:
-	msgpack_unpacked_destroy(&u);
+	if (!rc && n != REC_NFIELDS)
+		rc = hr_error(HR_EFORMAT, "record is an array of %u fields, not %d", n, REC_NFIELDS);
+	for (int f = 0; f < 11 && !rc; f++)
+		rc = scalars[f] ? mpr_u32(&c, scalars[f], rec_fields[f])
+				: mpr_float(&c, &r->rating, rec_fields[f]);
+	if (!rc)
+		rc = mpr_ids(&c, r->genres, REC_MAX_GENRES, &r->n_genres, rec_fields[11]);
+	if (!rc)
+		rc = mpr_array(&c, &r->n_dense, REC_MAX_DENSE, rec_fields[12]);
+	for (uint32_t i = 0; i < r->n_dense && !rc; i++)
+		rc = mpr_float(&c, &r->dense[i], rec_fields[12]);
+	if (!rc)
+		rc = mpr_ids(&c, r->hist, r->hist_cap, &r->n_hist, rec_fields[13]);
+	if (!rc)
+		rc = mpr_ids(&c, r->neg, r->hist_cap, &r->n_neg, rec_fields[14]);
+	if (!rc && c.p != c.end)
+		rc = hr_error(HR_EFORMAT, "record has %zu trailing bytes", (size_t)(c.end - c.p));
 	return rc;
 }
 

@@ -2,9 +2,10 @@
  * codec.h - msgpack encoding of store records (docs/FORMAT.md).
  *
  * A record is packed as a msgpack array in the fixed field order of
- * REC_FIELDS.  record_pack() appends to a msgpack_sbuffer; record_unpack()
+ * rec_fields.  record_pack() appends to a msgpack_sbuffer; record_unpack()
  * decodes one value into a struct record whose variable-length arrays point
- * to caller-provided buffers.  Both are pure functions of their arguments,
+ * to caller-provided buffers, without allocating.  Any msgpack integer or
+ * float encoding of a field is accepted (e.g. a record written by Python).  Both are pure functions of their arguments,
  * safe to call from many threads with distinct arguments.
  */
 #ifndef HR_CODEC_H
