@@ -112,7 +112,7 @@ fuzz:
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_TIME)s"; \
 	  ASAN_OPTIONS=allocator_may_return_null=1 \
-	  $(FUZZ_BUILD)/targets/$$t -max_total_time=$(FUZZ_TIME) -max_len=4096 -malloc_limit_mb=4096 \
+	  $(FUZZ_BUILD)/targets/$$t -max_total_time=$(FUZZ_TIME) -max_len=4096 -malloc_limit_mb=4096 -artifact_prefix=$(FUZZ_BUILD)/$$t- \
 	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/seeds/$$t 2>$(FUZZ_BUILD)/$$t.log \
 	    || { tail -40 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
 	  tail -1 $(FUZZ_BUILD)/$$t.log; \
