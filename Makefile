@@ -67,7 +67,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 DATA ?=
 RUN_DIR ?= build/run
 run: all
-	@set -e; data="$(DATA)"; \
+	@set -e; mkdir -p $(RUN_DIR); data="$(DATA)"; \
 	if [ -z "$$data" ]; then data=$(RUN_DIR)/ml-1m; \
 	  if [ ! -f $$data/ratings.dat ]; then $(BIN)/mlgen -o $$data; fi; \
 	  $(BIN)/mlgen --oracle $$data; fi; \

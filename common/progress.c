@@ -70,3 +70,14 @@ void progress_end(struct progress *p)
 	fputc('\n', stderr);
 	p->active = 0;
 }
+
+void progress_done(const char *label, uint64_t items, double seconds)
+{
+	struct progress p;
+
+	progress_begin(&p, label, items);
+	if (!p.active)
+		return;
+	p.start -= seconds; /* the rate shown is items over the stage's time */
+	progress_end(&p);
+}

@@ -30,4 +30,7 @@ void progress_update(struct progress *p, uint64_t done);
 /* Draws the final state and moves to a new line. */
 void progress_end(struct progress *p);
 
+/* A completed bar for a short stage that needed no live updates. */
+void progress_done(const char *label, uint64_t items, double seconds);
+
 #endif

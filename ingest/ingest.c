@@ -50,6 +50,8 @@ static int stage_done(struct ingest_report *rep, enum ingest_stage s, double *t)
 	rep->seconds[s] = now - *t;
 	*t = now;
 	log_debug("stage %s: %.3f s", ingest_stage_name(s), rep->seconds[s]);
+	if (s != STAGE_BUILD) /* the record scan draws its own live bar */
+		progress_done(ingest_stage_name(s), rep->ratings, rep->seconds[s]);
 	return ingest_cancel ? hr_error(HR_ECANCEL, "interrupted") : 0;
 }
 

@@ -1,5 +1,7 @@
 #include "codec.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -299,6 +301,24 @@ static void json_string(FILE *out, const char *s, size_t n)
 	fputc('"', out);
 }
 
+/* The shortest %g text that reads back as the same float (or double). */
+static void json_number(FILE *out, double v, int lo, int hi, int is_float)
+{
+	char buf[40];
+
+	if (!isfinite(v)) {
+		fputs("null", out); /* JSON has no NaN or infinity */
+		return;
+	}
+	for (int prec = lo; prec <= hi; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		double back = strtod(buf, NULL);
+		if (is_float ? (float)back == (float)v : back == v)
+			break;
+	}
+	fputs(buf, out);
+}
+
 void msgpack_to_json(FILE *out, const msgpack_object *o)
 {
 	switch (o->type) {
@@ -306,8 +326,8 @@ void msgpack_to_json(FILE *out, const msgpack_object *o)
 	case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", out); break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(out, "%llu", (unsigned long long)o->via.u64); break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(out, "%lld", (long long)o->via.i64); break;
-	case MSGPACK_OBJECT_FLOAT32: fprintf(out, "%.9g", o->via.f64); break;
-	case MSGPACK_OBJECT_FLOAT64: fprintf(out, "%.17g", o->via.f64); break;
+	case MSGPACK_OBJECT_FLOAT32: json_number(out, o->via.f64, 6, 9, 1); break;
+	case MSGPACK_OBJECT_FLOAT64: json_number(out, o->via.f64, 15, 17, 0); break;
 	case MSGPACK_OBJECT_STR: json_string(out, o->via.str.ptr, o->via.str.size); break;
 	case MSGPACK_OBJECT_BIN:
 		fputc('"', out);
