@@ -129,37 +129,25 @@ static int rating_line(struct rd_ctx *c, const char *s, size_t n)
 int csv_parse_movies(struct dataset *ds, const char *buf, size_t len,
 		     const char *fname, struct line_errors *le)
 {
-	size_t n0 = ds->n_items, line = 0;
+	size_t line = 0;
 	int rc = check_header(&buf, &len, &line, fname, movies_header);
 
+	/* rc 1 (nothing but blank lines) falls through to "holds no movies". */
 	if (rc < 0)
 		return rc;
-	if (rc == 0)
-		rc = rd_parse(ds, buf, len, fname, le, line, movie_line);
-	else
-		rc = 0;
-	if (!rc && ds->n_items == n0)
-		rc = hr_error(HR_EFORMAT, "'%s' holds no movies", fname);
-	return rc;
+	return rd_parse(ds, buf, len, fname, le, line, movie_line, &ds->n_items, "movies");
 }
 
 int csv_parse_ratings(struct dataset *ds, const char *buf, size_t len,
 		      const char *fname, struct line_errors *le)
 {
-	size_t n0 = ds->n_ratings, line = 0;
+	size_t line = 0;
 	int rc = check_header(&buf, &len, &line, fname, ratings_header);
 
 	if (rc < 0)
 		return rc;
-	if (rc == 0) {
-		/* ratings.csv lines average ~25 bytes (ml-25m); len / 20 over-reserves. */
-		rc = dataset_reserve_ratings(ds, len / 20 + 1);
-		if (!rc)
-			rc = rd_parse(ds, buf, len, fname, le, line, rating_line);
-	} else {
-		rc = 0;
-	}
-	if (!rc && ds->n_ratings == n0)
-		rc = hr_error(HR_EFORMAT, "'%s' holds no ratings", fname);
-	return rc;
+	/* ratings.csv lines average ~25 bytes (ml-25m); len / 20 over-reserves. */
+	rc = dataset_reserve_ratings(ds, len / 20 + 1);
+	return rc ? rc : rd_parse(ds, buf, len, fname, le, line, rating_line, &ds->n_ratings,
+				  "ratings");
 }

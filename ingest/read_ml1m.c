@@ -114,67 +114,31 @@ static int movie_line(struct rd_ctx *c, const char *s, size_t n)
 static int rating_line(struct rd_ctx *c, const char *s, size_t n)
 {
 	struct rd_field f[4];
-	struct ds_rating r = {0};
-	uint32_t uid, mid, stars;
 	size_t k = rd_split(s, n, "::", 2, f, 4);
-	int rc;
 
 	if (k != 4)
 		return rd_line_error(c->le, c->fname, c->line,
 				     "expected 4 fields separated by '::', found %zu", k);
-	if ((rc = rd_u32(f[0].p, f[0].n, &uid)))
-		return rd_u32_error(c->le, c->fname, c->line, "user id", f[0].p, f[0].n, rc);
-	if ((rc = rd_u32(f[1].p, f[1].n, &mid)))
-		return rd_u32_error(c->le, c->fname, c->line, "movie id", f[1].p, f[1].n, rc);
-	if ((rc = rd_u32(f[2].p, f[2].n, &stars)) == RD_NUM_BAD)
-		return rd_u32_error(c->le, c->fname, c->line, "rating", f[2].p, f[2].n, rc);
-	if (rc || stars < 1 || stars > 5)
-		return rd_line_error(c->le, c->fname, c->line, "rating '%s' out of range (1..5)",
-				     rd_show(f[2].p, f[2].n).s);
-	if ((rc = rd_u32(f[3].p, f[3].n, &r.ts)))
-		return rd_u32_error(c->le, c->fname, c->line, "timestamp", f[3].p, f[3].n, rc);
-	if ((r.user = idmap_get(&c->ds->user_ids, uid)) == IDMAP_NONE)
-		return rd_line_error(c->le, c->fname, c->line,
-				     "unknown user %" PRIu32 " (not in users.dat)", uid);
-	if ((r.item = idmap_get(&c->ds->item_ids, mid)) == IDMAP_NONE)
-		return rd_line_error(c->le, c->fname, c->line,
-				     "unknown movie %" PRIu32 " (not in movies.dat)", mid);
-	r.stars2 = (uint16_t)(2 * stars);
-	return dataset_add_rating(c->ds, &r);
+	return rd_star_rating(c, f, "users.dat", "movies.dat");
 }
 
 int ml1m_parse_users(struct dataset *ds, const char *buf, size_t len,
 		     const char *fname, struct line_errors *le)
 {
-	size_t n0 = ds->n_users;
-	int rc = rd_parse(ds, buf, len, fname, le, 0, user_line);
-
-	if (!rc && ds->n_users == n0)
-		rc = hr_error(HR_EFORMAT, "'%s' holds no users", fname);
-	return rc;
+	return rd_parse(ds, buf, len, fname, le, 0, user_line, &ds->n_users, "users");
 }
 
 int ml1m_parse_movies(struct dataset *ds, const char *buf, size_t len,
 		      const char *fname, struct line_errors *le)
 {
-	size_t n0 = ds->n_items;
-	int rc = rd_parse(ds, buf, len, fname, le, 0, movie_line);
-
-	if (!rc && ds->n_items == n0)
-		rc = hr_error(HR_EFORMAT, "'%s' holds no movies", fname);
-	return rc;
+	return rd_parse(ds, buf, len, fname, le, 0, movie_line, &ds->n_items, "movies");
 }
 
 int ml1m_parse_ratings(struct dataset *ds, const char *buf, size_t len,
 		       const char *fname, struct line_errors *le)
 {
-	size_t n0 = ds->n_ratings;
 	/* ratings.dat lines average ~24 bytes: len / 20 over-reserves a little. */
 	int rc = dataset_reserve_ratings(ds, len / 20 + 1);
 
-	if (!rc)
-		rc = rd_parse(ds, buf, len, fname, le, 0, rating_line);
-	if (!rc && ds->n_ratings == n0)
-		rc = hr_error(HR_EFORMAT, "'%s' holds no ratings", fname);
-	return rc;
+	return rc ? rc : rd_parse(ds, buf, len, fname, le, 0, rating_line, &ds->n_ratings, "ratings");
 }

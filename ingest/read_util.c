@@ -310,11 +310,12 @@ int rd_genres(struct dataset *ds, const char *s, size_t n, uint32_t *bits,
 }
 
 int rd_parse(struct dataset *ds, const char *buf, size_t len, const char *fname,
-	     struct line_errors *le, size_t line_base, rd_line_fn fn)
+	     struct line_errors *le, size_t line_base, rd_line_fn fn, const size_t *count,
+	     const char *what)
 {
 	struct line_errors strict = {0, 0};
 	struct rd_ctx c = {ds, fname, le ? le : &strict, 0, {NULL, 0}};
-	size_t skipped0 = c.le->count;
+	size_t skipped0 = c.le->count, count0 = *count;
 	struct line_iter it;
 	const char *s;
 	size_t n;
@@ -332,7 +333,37 @@ int rd_parse(struct dataset *ds, const char *buf, size_t len, const char *fname,
 	}
 	free(c.scratch.p);
 	ds->n_skipped += c.le->count - skipped0;
+	if (!rc && *count == count0)
+		rc = hr_error(HR_EFORMAT, "'%s' holds no %s", fname, what);
 	return rc;
+}
+
+int rd_star_rating(struct rd_ctx *c, const struct rd_field f[4], const char *users_file,
+		   const char *items_file)
+{
+	struct ds_rating r = {0};
+	uint32_t uid, mid, stars;
+	int rc;
+
+	if ((rc = rd_u32(f[0].p, f[0].n, &uid)))
+		return rd_u32_error(c->le, c->fname, c->line, "user id", f[0].p, f[0].n, rc);
+	if ((rc = rd_u32(f[1].p, f[1].n, &mid)))
+		return rd_u32_error(c->le, c->fname, c->line, "movie id", f[1].p, f[1].n, rc);
+	if ((rc = rd_u32(f[2].p, f[2].n, &stars)) == RD_NUM_BAD)
+		return rd_u32_error(c->le, c->fname, c->line, "rating", f[2].p, f[2].n, rc);
+	if (rc || stars < 1 || stars > 5)
+		return rd_line_error(c->le, c->fname, c->line, "rating '%s' out of range (1..5)",
+				     rd_show(f[2].p, f[2].n).s);
+	if ((rc = rd_u32(f[3].p, f[3].n, &r.ts)))
+		return rd_u32_error(c->le, c->fname, c->line, "timestamp", f[3].p, f[3].n, rc);
+	if ((r.user = idmap_get(&c->ds->user_ids, uid)) == IDMAP_NONE)
+		return rd_line_error(c->le, c->fname, c->line,
+				     "unknown user %" PRIu32 " (not in %s)", uid, users_file);
+	if ((r.item = idmap_get(&c->ds->item_ids, mid)) == IDMAP_NONE)
+		return rd_line_error(c->le, c->fname, c->line,
+				     "unknown movie %" PRIu32 " (not in %s)", mid, items_file);
+	r.stars2 = (uint16_t)(2 * stars);
+	return dataset_add_rating(c->ds, &r);
 }
 
 int rd_dataset_valid(const struct dataset *ds)

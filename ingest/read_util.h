@@ -224,10 +224,21 @@ typedef int (*rd_line_fn)(struct rd_ctx *c, const char *s, size_t n);
  * (empty, or a lone '\r') are skipped silently.  line_base is added to line
  * numbers (1 when the caller consumed a header line).  le may be NULL
  * (every bad line is fatal).  Skipped lines are added to ds->n_skipped.
- * Returns 0 or the first negative code from fn.
+ * Returns 0 or the first negative code from fn; HR_EFORMAT ("'FILE' holds
+ * no WHAT") when *count, the dataset counter the file adds to, did not grow.
  */
 int rd_parse(struct dataset *ds, const char *buf, size_t len, const char *fname,
-	     struct line_errors *le, size_t line_base, rd_line_fn fn);
+	     struct line_errors *le, size_t line_base, rd_line_fn fn, const size_t *count,
+	     const char *what);
+
+/*
+ * The four fields user, movie, rating (integer stars 1..5) and timestamp of
+ * an ml-1m or ml-100k rating line: parsed, checked against the users and
+ * movies already read (named users_file and items_file in messages) and
+ * added to the dataset.  Returns like a line function.
+ */
+int rd_star_rating(struct rd_ctx *c, const struct rd_field f[4], const char *users_file,
+		   const char *items_file);
 
 /* ---- dataset helpers -------------------------------------------------- */
 
