@@ -29,7 +29,7 @@ TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  ?= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
 
-.PHONY: all run test check bench asan tsan fuzz deps clean help format-check unit
+.PHONY: all run test check bench asan tsan fuzz deps clean help unit
 
 all: $(PROGS) $(TESTS)
 
@@ -117,9 +117,6 @@ fuzz:
 	    || { tail -40 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
 	  tail -1 $(FUZZ_BUILD)/$$t.log; \
 	done
-
-format-check:
-	clang-format --dry-run -Werror $(ALL_SRC) $(wildcard */*.h) $(TEST_SRC)
 
 # Debian packages; installs only what is missing.
 DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils \
