@@ -8,16 +8,16 @@
 CC      ?= cc
 BUILD   ?= build
 BIN     ?= $(if $(filter build,$(BUILD)),bin,$(BUILD)/bin)
-OPT     ?= -O2 -g
+OPT     ?= -O3 -g
 SAN     ?=
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2 -fno-common \
           -Werror
-CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -I. $(WARN) $(OPT) $(SAN) -MMD -MP
-LDLIBS  = -llmdb -lmsgpackc -lm -lpthread
+CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -fno-math-errno -I. $(WARN) $(OPT) $(SAN) -MMD -MP
+LDLIBS  = -lopenblas -llmdb -lmsgpackc -lm -lpthread
 TEST_LDLIBS = -lcmocka $(LDLIBS)
 
-LIB_DIRS  = common store ingest
+LIB_DIRS  = common store ingest models models/nn trainer
 ALL_SRC   = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 MAIN_SRC  = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/main_*.c))
 LIB_SRC   = $(filter-out $(MAIN_SRC),$(ALL_SRC))

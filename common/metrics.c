@@ -122,3 +122,63 @@ double metric_logloss(const float *prob, const float *label, size_t n)
 	}
 	return sum / (double)n;
 }
+
+struct gauc_row {
+	uint32_t group;
+	uint32_t index;
+};
+
+static int cmp_gauc_row(const void *a, const void *b)
+{
+	const struct gauc_row *x = a, *y = b;
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+int metric_gauc(const float *score, const float *label, const uint32_t *group, size_t n,
+		double *gauc, size_t *groups_used)
+{
+	struct gauc_row *rows = malloc((n ? n : 1) * sizeof(*rows));
+	float *s = malloc((n ? n : 1) * sizeof(*s)), *l = malloc((n ? n : 1) * sizeof(*l));
+	double sum = 0, weight = 0;
+	size_t used = 0;
+	int rc = 0;
+
+	if (!rows || !s || !l) {
+		rc = hr_error(HR_ENOMEM, "out of memory for group AUC of %zu examples", n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		rows[i] = (struct gauc_row){group[i], (uint32_t)i};
+	qsort(rows, n, sizeof(*rows), cmp_gauc_row);
+	for (size_t a = 0, b; a < n; a = b) {
+		size_t pos = 0;
+		for (b = a; b < n && rows[b].group == rows[a].group; b++) {
+			s[b - a] = score[rows[b].index];
+			l[b - a] = label[rows[b].index];
+			pos += l[b - a] != 0.0f;
+		}
+		if (pos == 0 || pos == b - a)
+			continue;
+		double auc;
+		rc = metric_auc(s, l, b - a, &auc);
+		if (rc)
+			goto out;
+		sum += auc * (double)(b - a);
+		weight += (double)(b - a);
+		used++;
+	}
+	if (used == 0)
+		rc = hr_error(HR_EINVAL, "no group has both classes");
+	else
+		*gauc = sum / weight;
+	if (groups_used)
+		*groups_used = used;
+out:
+	free(rows);
+	free(s);
+	free(l);
+	return rc;
+}

@@ -13,6 +13,7 @@
 #define HR_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Exact area under the ROC curve of score against label.
@@ -42,5 +43,15 @@ int metric_auc(const float *score, const float *label, size_t n, double *auc);
  * Returns NaN when n == 0.  Never fails otherwise.
  */
 double metric_logloss(const float *prob, const float *label, size_t n);
+
+/*
+ * Group AUC: the AUC of each group (e.g. user) that has both classes,
+ * averaged with weights equal to the group's number of examples.  Groups
+ * with one class only are left out; *groups_used (may be NULL) receives
+ * the number of groups that counted.
+ * Returns 0; HR_EINVAL when no group has both classes; HR_ENOMEM.
+ */
+int metric_gauc(const float *score, const float *label, const uint32_t *group, size_t n,
+		double *gauc, size_t *groups_used);
 
 #endif

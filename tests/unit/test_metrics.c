@@ -126,9 +126,27 @@ static void test_logloss(void **state)
 	assert_true(isnan(metric_logloss(p, y, 0)));
 }
 
+static void test_gauc(void **state)
+{
+	/* user 1: perfect (auc 1, 3 rows); user 2: reversed (auc 0, 2 rows);
+	 * user 3: one class only, left out.  Weighted: (3 * 1 + 2 * 0) / 5. */
+	const float score[] = {0.9f, 0.1f, 0.8f, 0.2f, 0.7f, 0.5f, 0.4f};
+	const float label[] = {1, 0, 1, 1, 0, 1, 1};
+	const uint32_t user[] = {1, 1, 1, 2, 2, 3, 3};
+	double g = -1;
+	size_t used = 0;
+	(void)state;
+	assert_int_equal(metric_gauc(score, label, user, 7, &g, &used), 0);
+	assert_int_equal(used, 2);
+	assert_float_equal(g, 0.6, 1e-12);
+	assert_int_equal(metric_gauc(score + 5, label + 5, user + 5, 2, &g, &used), HR_EINVAL);
+	assert_int_equal(used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gauc),
 		cmocka_unit_test(test_auc_perfect_reversed_tied),
 		cmocka_unit_test(test_auc_one_tie_by_hand),
 		cmocka_unit_test(test_auc_signs_and_zeros),

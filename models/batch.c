@@ -1,0 +1,91 @@
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "store/codec.h"
+
+int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_dense)
+{
+	size_t B = cap, L = hist_cap, D = n_dense;
+	size_t words = 6 * B + B * BATCH_GENRES + B + B * D + 2 * (B * L + B) + B + 3 * B;
+	uint32_t *p;
+
+	memset(b, 0, sizeof(*b));
+	if (cap == 0 || hist_cap == 0)
+		return hr_error(HR_EINVAL, "batch of %u rows, history %u", cap, hist_cap);
+	b->mem = calloc(words, sizeof(uint32_t));
+	if (!b->mem)
+		return hr_error(HR_ENOMEM, "out of memory for a batch of %u rows", cap);
+	b->cap = cap;
+	b->hist_cap = hist_cap;
+	b->n_dense = n_dense;
+	p = b->mem;
+#define TAKE(field, count) (b->field = (void *)p, p += (count))
+	TAKE(user, B);
+	TAKE(item, B);
+	TAKE(gender, B);
+	TAKE(age, B);
+	TAKE(occupation, B);
+	TAKE(zip, B);
+	TAKE(genres, B * BATCH_GENRES);
+	TAKE(n_genres, B);
+	TAKE(dense, B * D);
+	TAKE(hist, B * L);
+	TAKE(n_hist, B);
+	TAKE(neg, B * L);
+	TAKE(n_neg, B);
+	TAKE(label, B);
+	TAKE(user_raw, B);
+	TAKE(item_raw, B);
+	TAKE(ts, B);
+#undef TAKE
+	return 0;
+}
+
+void batch_release(struct batch *b)
+{
+	free(b->mem);
+	memset(b, 0, sizeof(*b));
+}
+
+int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
+{
+	size_t L = b->hist_cap;
+	struct record r;
+	int rc;
+
+	r.hist = b->hist + row * L;
+	r.neg = b->neg + row * L;
+	r.hist_cap = b->hist_cap;
+	rc = record_unpack(rec, len, &r);
+	if (rc)
+		return rc;
+	if (r.n_dense != b->n_dense)
+		return hr_error(HR_EFORMAT, "record has %u dense values, the store says %u",
+				r.n_dense, b->n_dense);
+	if (r.n_genres > BATCH_GENRES)
+		return hr_error(HR_EFORMAT, "record has %u genres, more than %d", r.n_genres,
+				BATCH_GENRES);
+	b->user[row] = r.user;
+	b->item[row] = r.item;
+	b->gender[row] = r.gender;
+	b->age[row] = r.age;
+	b->occupation[row] = r.occupation;
+	b->zip[row] = r.zip;
+	memcpy(b->genres + row * BATCH_GENRES, r.genres, r.n_genres * sizeof(uint32_t));
+	memset(b->genres + row * BATCH_GENRES + r.n_genres, 0,
+	       (BATCH_GENRES - r.n_genres) * sizeof(uint32_t));
+	b->n_genres[row] = r.n_genres;
+	memcpy(b->dense + row * b->n_dense, r.dense, r.n_dense * sizeof(float));
+	memset(r.hist + r.n_hist, 0, (L - r.n_hist) * sizeof(uint32_t));
+	memset(r.neg + r.n_neg, 0, (L - r.n_neg) * sizeof(uint32_t));
+	b->n_hist[row] = r.n_hist;
+	b->n_neg[row] = r.n_neg;
+	b->label[row] = (float)r.label;
+	b->user_raw[row] = r.user_raw;
+	b->item_raw[row] = r.item_raw;
+	b->ts[row] = r.ts;
+	return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * info.h - what a reader of a store needs from its meta (docs/FORMAT.md):
+ * sizes of every vocabulary, record counts, history length, dense width.
+ *
+ * store_info_load() validates the meta (format name, version, field lists)
+ * so that a consumer can trust the numbers: HR_ESTORE with a message naming
+ * the store and the key when something is missing or malformed,
+ * HR_EVERSION for another format version.
+ */
+#ifndef HR_STORE_INFO_H
+#define HR_STORE_INFO_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+enum store_field {
+	SF_USER, SF_ITEM, SF_GENDER, SF_AGE, SF_OCCUPATION, SF_ZIP, SF_GENRE, SF_NFIELDS
+};
+
+struct store_info {
+	char schema_hash[17];
+	int has_demographics;
+	uint32_t vocab[SF_NFIELDS]; /* vocabulary sizes, id 0 included */
+	uint64_t count[3];          /* train, valid, test records */
+	uint32_t hist_len;          /* L */
+	uint32_t n_dense;
+	uint32_t train_end_ts, valid_end_ts;
+	double positive_rate[3];
+	float scaler_min[16], scaler_max[16]; /* meta["scaler"], n_dense entries */
+};
+
+/* Name of a field as in meta["vocab_sizes"]: "user", "item", ... */
+const char *store_field_name(enum store_field f);
+
+/* Reads and validates the meta of an open store. */
+int store_info_load(struct store *s, struct store_info *info);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * The loader and the rings: every train record exactly once per epoch, a
+ * different order each epoch, the same order for the same seed, and a
+ * corrupt record reported with its key.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "ingest/ingest.h"
+#include "ingest/mlgen.h"
+#include "models/batch.h"
+#include "store/codec.h"
+#include "store/info.h"
+#include "trainer/loader.h"
+
+static char dir[256], data[300], storep[300];
+
+static int setup(void **state)
+{
+	struct mlgen_opts g;
+	struct ingest_opts o;
+	struct ingest_report rep;
+	(void)state;
+	log_init("test", LOG_WARN);
+	snprintf(dir, sizeof(dir), "/tmp/hogrec-test-loader-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(data, sizeof(data), "%s/ml", dir);
+	snprintf(storep, sizeof(storep), "%s/ml.lmdb", dir);
+	mlgen_defaults(&g);
+	g.users = 60;
+	g.items = 80;
+	g.ratings = 3000;
+	g.seed = 4;
+	ingest_opts_defaults(&o);
+	o.in_dir = data;
+	o.out_path = storep;
+	return mlgen_write(&g, data) || ingest_run(&o, &rep) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return remove_tree(dir);
+}
+
+static void test_permutation(void **state)
+{
+	enum { N = 1000 };
+	static uint64_t a[N], b[N], c[N];
+	uint8_t seen[N] = {0};
+	(void)state;
+	loader_permutation(7, 1, a, N);
+	for (int i = 0; i < N; i++) {
+		assert_true(a[i] < N);
+		assert_false(seen[a[i]]);
+		seen[a[i]] = 1;
+	}
+	loader_permutation(7, 1, b, N);
+	assert_memory_equal(a, b, sizeof(a));
+	loader_permutation(7, 2, c, N);
+	assert_memory_not_equal(a, c, sizeof(a));
+	loader_permutation(8, 1, c, N);
+	assert_memory_not_equal(a, c, sizeof(a));
+}
+
+struct consumer {
+	struct ring *full, *free;
+	uint64_t *keys; /* (user_raw << 32 | item_raw) per row seen */
+	size_t n, cap;
+	pthread_mutex_t *mu;
+};
+
+static void *consume(void *arg)
+{
+	struct consumer *c = arg;
+	void *item;
+
+	while (ring_pop(c->full, &item) == 0) {
+		struct batch *b = item;
+		pthread_mutex_lock(c->mu);
+		for (uint32_t r = 0; r < b->n && c->n < c->cap; r++)
+			c->keys[c->n++] = (uint64_t)b->user_raw[r] << 32 | b->item_raw[r];
+		pthread_mutex_unlock(c->mu);
+		ring_push(c->free, b);
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Runs one epoch through two consumer threads; returns the keys in arrival order. */
+static size_t run_epoch(struct store *st, const struct store_info *info, int epoch,
+			uint64_t seed, uint64_t *keys, size_t cap)
+{
+	struct ring full, free_q;
+	struct batch batches[6];
+	struct loader l;
+	_Atomic int stop = 0;
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct consumer c = {&full, &free_q, keys, 0, cap, &mu};
+	pthread_t th[2];
+
+	assert_int_equal(ring_init(&full, 8), 0);
+	assert_int_equal(ring_init(&free_q, 8), 0);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(batch_alloc(&batches[i], 37, info->hist_len, info->n_dense), 0);
+		assert_int_equal(ring_push(&free_q, &batches[i]), 0);
+	}
+	assert_int_equal(loader_init(&l, st, STORE_TRAIN, info->count[0], seed, &free_q, &full,
+				     &stop), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, consume, &c);
+	assert_int_equal(loader_start(&l, epoch), 0);
+	assert_int_equal(loader_join(&l), 0);
+	assert_true(loader_finished(&l));
+	assert_int_equal(l.batches, (info->count[0] + 36) / 37);
+	ring_close(&full);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	loader_release(&l);
+	for (int i = 0; i < 6; i++)
+		batch_release(&batches[i]);
+	ring_release(&full);
+	ring_release(&free_q);
+	return c.n;
+}
+
+static void test_each_record_once_per_epoch(void **state)
+{
+	struct store *st;
+	struct store_info info;
+	struct store_reader *r;
+	(void)state;
+	assert_int_equal(store_open(&st, storep), 0);
+	assert_int_equal(store_info_load(st, &info), 0);
+	size_t n = info.count[0];
+	uint64_t *want = malloc(n * sizeof(*want)), *e1 = malloc(n * sizeof(*e1));
+	uint64_t *e2 = malloc(n * sizeof(*e2)), *e1b = malloc(n * sizeof(*e1b));
+	uint32_t hist[512], neg[512];
+	struct record rec = {.hist = hist, .neg = neg, .hist_cap = 512};
+	assert_int_equal(store_reader_begin(st, &r), 0);
+	for (size_t k = 0; k < n; k++) {
+		const void *v;
+		size_t len;
+		assert_int_equal(store_get_u64(r, STORE_TRAIN, k, &v, &len), 0);
+		assert_int_equal(record_unpack(v, len, &rec), 0);
+		want[k] = (uint64_t)rec.user_raw << 32 | rec.item_raw;
+	}
+	store_reader_end(r);
+
+	assert_int_equal(run_epoch(st, &info, 1, 5, e1, n), n);
+	assert_int_equal(run_epoch(st, &info, 2, 5, e2, n), n);
+	assert_int_equal(run_epoch(st, &info, 1, 5, e1b, n), n);
+	/* Different order each epoch (consumers may reorder batches, but not
+	 * by this much: compare sorted-position agreement instead of bytes). */
+	size_t same = 0;
+	for (size_t k = 0; k < n; k++)
+		same += e1[k] == e2[k];
+	assert_true(same < n / 10);
+	qsort(want, n, sizeof(*want), cmp_u64);
+	qsort(e1, n, sizeof(*e1), cmp_u64);
+	qsort(e2, n, sizeof(*e2), cmp_u64);
+	qsort(e1b, n, sizeof(*e1b), cmp_u64);
+	assert_memory_equal(e1, want, n * sizeof(*want));
+	assert_memory_equal(e2, want, n * sizeof(*want));
+	assert_memory_equal(e1b, want, n * sizeof(*want));
+	free(want);
+	free(e1);
+	free(e2);
+	free(e1b);
+	store_close(st);
+}
+
+static void test_corrupt_record(void **state)
+{
+	char path[PATH_MAX];
+	struct store *st;
+	struct record rec;
+	uint32_t h[3] = {1, 2, 3};
+	msgpack_sbuffer buf;
+	(void)state;
+	snprintf(path, sizeof(path), "%s/bad.lmdb", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(store_create(&st, path, 1 << 22), 0);
+	memset(&rec, 0, sizeof(rec));
+	rec.hist = rec.neg = h;
+	rec.n_hist = rec.n_neg = 3;
+	rec.n_dense = 4;
+	msgpack_sbuffer_init(&buf);
+	assert_int_equal(record_pack(&buf, &rec), 0);
+	for (uint64_t k = 0; k < 5; k++) {
+		uint8_t key[8];
+		store_key(key, k);
+		if (k == 3)
+			assert_int_equal(store_put(st, STORE_TRAIN, key, 8, "\xc1junk", 5, 1), 0);
+		else
+			assert_int_equal(store_put(st, STORE_TRAIN, key, 8, buf.data, buf.size, 1), 0);
+	}
+	msgpack_sbuffer_destroy(&buf);
+	assert_int_equal(store_put(st, STORE_META, "meta", 4, "\x80", 1, 0), 0);
+	assert_int_equal(store_commit(st, 1), 0);
+	store_close(st);
+
+	struct ring full, free_q;
+	struct batch b;
+	struct loader l;
+	_Atomic int stop = 0;
+	void *item;
+	assert_int_equal(store_open(&st, path), 0);
+	assert_int_equal(ring_init(&full, 2), 0);
+	assert_int_equal(ring_init(&free_q, 2), 0);
+	assert_int_equal(batch_alloc(&b, 8, 8, 4), 0);
+	assert_int_equal(ring_push(&free_q, &b), 0);
+	assert_int_equal(loader_init(&l, st, STORE_TRAIN, 5, 1, &free_q, &full, &stop), 0);
+	assert_int_equal(loader_start(&l, 1), 0);
+	assert_int_equal(loader_join(&l), HR_EFORMAT);
+	assert_non_null(strstr(hr_errmsg(), "train record 3"));
+	assert_non_null(strstr(hr_errmsg(), "bad.lmdb"));
+	/* The batch went back to the free ring, none reached the workers. */
+	assert_int_equal(ring_try_pop(&full, &item), RING_EMPTY);
+	assert_int_equal(ring_try_pop(&free_q, &item), 0);
+	loader_release(&l);
+	batch_release(&b);
+	ring_release(&full);
+	ring_release(&free_q);
+	store_close(st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_permutation),
+		cmocka_unit_test(test_each_record_once_per_epoch),
+		cmocka_unit_test(test_corrupt_record),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

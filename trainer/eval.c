@@ -1,0 +1,175 @@
+#include "eval.h"
+
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/metrics.h"
+#include "common/progress.h"
+
+/* Per item code: train positive rate from the items table (docs/FORMAT.md). */
+static int load_item_base(struct evaluator *e)
+{
+	const struct store_info *info = &e->m->info;
+	struct store_reader *r;
+	float lo = info->scaler_min[3], hi = info->scaler_max[3];
+	int rc = store_reader_begin(e->st, &r);
+
+	if (rc)
+		return rc;
+	e->n_items = info->vocab[SF_ITEM];
+	e->item_base = malloc(e->n_items * sizeof(float));
+	if (!e->item_base) {
+		store_reader_end(r);
+		return hr_error(HR_ENOMEM, "out of memory for the baseline");
+	}
+	for (uint32_t c = 0; c < e->n_items; c++)
+		e->item_base[c] = (float)info->positive_rate[0];
+	for (uint32_t c = 1; c < e->n_items && !rc; c++) {
+		const void *v;
+		size_t len, off = 0;
+		msgpack_unpacked u;
+		rc = store_get_u64(r, STORE_ITEMS, c, &v, &len);
+		if (rc) {
+			rc = hr_error(HR_ESTORE, "store '%s': item %u missing from the items table",
+				      store_path(e->st), c);
+			break;
+		}
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, v, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+		    u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 6) {
+			const msgpack_object *d = &u.data.via.array.ptr[5];
+			if (d->type == MSGPACK_OBJECT_ARRAY && d->via.array.size == 2 &&
+			    (d->via.array.ptr[1].type == MSGPACK_OBJECT_FLOAT32 ||
+			     d->via.array.ptr[1].type == MSGPACK_OBJECT_FLOAT64))
+				e->item_base[c] = lo + (float)d->via.array.ptr[1].via.f64 * (hi - lo);
+			else
+				rc = hr_error(HR_ESTORE, "store '%s': item %u has no dense features",
+					      store_path(e->st), c);
+		} else {
+			rc = hr_error(HR_ESTORE, "store '%s': item %u is malformed", store_path(e->st), c);
+		}
+		msgpack_unpacked_destroy(&u);
+	}
+	store_reader_end(r);
+	return rc;
+}
+
+int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
+		   uint32_t batch_size)
+{
+	const struct store_info *info = &m->info;
+	size_t ws = m->ops->workspace_floats(m, batch_size);
+	uint64_t cap = info->count[1] > info->count[2] ? info->count[1] : info->count[2];
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	e->st = st;
+	e->m = m;
+	e->batch_size = batch_size;
+	e->cap = cap ? cap : 1;
+	rc = batch_alloc(&e->b, batch_size, info->hist_len, info->n_dense);
+	if (rc)
+		return rc;
+	e->ws = aligned_alloc(64, ((ws ? ws : 1) * sizeof(float) + 63) & ~(size_t)63);
+	e->logits = malloc(batch_size * sizeof(float));
+	e->score = malloc(e->cap * sizeof(float));
+	e->prob = malloc(e->cap * sizeof(float));
+	e->label = malloc(e->cap * sizeof(float));
+	e->base = malloc(e->cap * sizeof(float));
+	e->user = malloc(e->cap * sizeof(uint32_t));
+	if (!e->ws || !e->logits || !e->score || !e->prob || !e->label || !e->base || !e->user) {
+		evaluator_release(e);
+		return hr_error(HR_ENOMEM, "out of memory for evaluation of %llu rows",
+				(unsigned long long)cap);
+	}
+	rc = load_item_base(e);
+	if (rc)
+		evaluator_release(e);
+	return rc;
+}
+
+void evaluator_release(struct evaluator *e)
+{
+	batch_release(&e->b);
+	free(e->ws);
+	free(e->logits);
+	free(e->item_base);
+	free(e->score);
+	free(e->prob);
+	free(e->label);
+	free(e->base);
+	free(e->user);
+	memset(e, 0, sizeof(*e));
+}
+
+int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
+{
+	struct store_reader *r;
+	uint64_t n = 0, total;
+	double t0 = now_seconds(), pos = 0;
+	int rc = store_reader_begin(e->st, &r);
+
+	memset(res, 0, sizeof(*res));
+	if (!rc)
+		rc = store_count(r, db, &total);
+	if (!rc && total == 0)
+		rc = hr_error(HR_EINVAL, "the %s split is empty", store_db_name(db));
+	if (!rc && total > e->cap)
+		rc = hr_error(HR_ESTORE, "store '%s': %s holds more records than its meta says",
+			      store_path(e->st), store_db_name(db));
+	while (!rc && n < total) {
+		struct batch *b = &e->b;
+		b->n = 0;
+		for (; n < total && b->n < b->cap && !rc; n++) {
+			const void *v;
+			size_t len;
+			rc = store_get_u64(r, db, n, &v, &len);
+			if (!rc)
+				rc = batch_set_row(b, b->n, v, len);
+			if (rc)
+				hr_error_prefix(HR_ESTORE, "store '%s': %s record %llu", store_path(e->st),
+						store_db_name(db), (unsigned long long)n);
+			else
+				b->n++;
+		}
+		if (rc)
+			break;
+		e->m->ops->forward(e->m, e->ws, b, e->logits, 0);
+		uint64_t first = n - b->n;
+		for (uint32_t i = 0; i < b->n; i++) {
+			uint64_t k = first + i;
+			e->score[k] = e->logits[i];
+			e->prob[k] = 1.0f / (1.0f + expf(-e->logits[i]));
+			e->label[k] = b->label[i];
+			e->user[k] = b->user_raw[i];
+			e->base[k] = b->item[i] < e->n_items ? e->item_base[b->item[i]] : 0.5f;
+			pos += b->label[i];
+		}
+	}
+	store_reader_end(r);
+	if (rc)
+		return rc;
+	res->n = total;
+	res->positive_rate = pos / (double)total;
+	for (uint64_t k = 0; k < total; k++)
+		if (!isfinite(e->score[k]))
+			return hr_error(HR_EFORMAT, "the model scored a %s row as %g",
+					store_db_name(db), e->score[k]);
+	if (res->positive_rate == 0 || res->positive_rate == 1) {
+		res->auc = res->base_auc = res->gauc = NAN; /* AUC is undefined with one class */
+	} else {
+		rc = metric_auc(e->score, e->label, total, &res->auc);
+		if (!rc)
+			rc = metric_auc(e->base, e->label, total, &res->base_auc);
+		if (!rc && metric_gauc(e->score, e->label, e->user, total, &res->gauc,
+				       &res->gauc_users))
+			res->gauc = NAN;
+	}
+	res->logloss = metric_logloss(e->prob, e->label, total);
+	res->base_logloss = metric_logloss(e->base, e->label, total);
+	res->seconds = now_seconds() - t0;
+	return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * eval.h - scoring a split: model AUC, logloss and gAUC, beside the
+ * item-popularity baseline on the same rows.
+ *
+ * The baseline scores a row by its item's positive rate over the train
+ * split (the items table's item_pos_rate, unscaled; items unseen in train
+ * get the train positive rate), which is what a model must beat to have
+ * learnt anything beyond popularity.  gAUC groups rows by raw user id.
+ *
+ * An evaluator owns its batch, workspace and score buffers; it runs in one
+ * thread and reads the shared weights (a concurrent Hogwild update may be
+ * in flight only if the caller allows it; the trainer evaluates between
+ * epochs).
+ */
+#ifndef HR_EVAL_H
+#define HR_EVAL_H
+
+#include <stdint.h>
+
+#include "models/model.h"
+#include "store/store.h"
+
+struct eval_result {
+	uint64_t n;
+	double auc, logloss, gauc;
+	double base_auc, base_logloss;
+	size_t gauc_users;
+	double positive_rate;
+	double seconds;
+};
+
+struct evaluator {
+	struct store *st;
+	const struct model *m;
+	uint32_t batch_size;
+	struct batch b;
+	float *ws;
+	float *logits;
+	float *item_base; /* per encoded item: baseline probability */
+	uint32_t n_items;
+	uint64_t cap;     /* rows the score buffers hold */
+	float *score, *prob, *label, *base;
+	uint32_t *user;
+};
+
+int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
+		   uint32_t batch_size);
+void evaluator_release(struct evaluator *e);
+
+/* Scores every record of db (STORE_VALID or STORE_TEST).  HR_EINVAL if the split is empty. */
+int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res);
+
+#endif

@@ -1,0 +1,459 @@
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "common/ring.h"
+#include "eval.h"
+#include "loader.h"
+#include "models/nn/blas.h"
+#include "models/nn/nn.h"
+#include "store/store.h"
+
+volatile sig_atomic_t train_stop;
+
+/*
+ * Flush-to-zero and denormals-are-zero for the calling thread: tiny
+ * gradients otherwise turn into denormal floats, which x86 handles with
+ * microcode assists ~100x slower (measured: ReLU backward and sgemm slowed
+ * the two-tower model by a third).  Training loses nothing by it.
+ */
+static void flush_denormals(void)
+{
+#if defined(__SSE__) || defined(__x86_64__)
+	_mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) | DAZ (bit 6) */
+#endif
+}
+
+void train_opts_defaults(struct train_opts *o)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(o, 0, sizeof(*o));
+	o->epochs = 1;
+	o->threads = cores > 0 ? (int)cores : 1;
+	o->batch = 256;
+	o->seed = 1;
+	optim_defaults(&o->optim, OPTIM_ADAM);
+	o->mcfg.seed = 1;
+	o->progress = 1;
+}
+
+struct worker {
+	struct trainer *t;
+	int id;
+	pthread_t thread;
+	float *ws;                          /* model workspace */
+	float *logits, *dlogits;            /* (B) */
+	float *grad;                        /* dense gradient block */
+	struct sparse_grad sg[PARAMS_MAX];  /* per embedding tensor */
+	double loss_sum;                    /* this epoch, owned by the worker */
+	uint64_t samples;
+};
+
+struct trainer {
+	const struct train_opts *o;
+	struct store *st;
+	struct store_info info;
+	struct model model;
+	struct ring full, free;   /* batch pointers: loader -> workers -> loader */
+	struct batch *batches;
+	uint32_t n_batches;
+	struct worker *workers;
+
+	_Atomic uint64_t step;    /* global optimizer step (Adam bias correction) */
+	_Atomic uint64_t done;    /* batches finished in the current epoch */
+	_Atomic int failed;       /* first failure wins; workers then skip work */
+	_Atomic int halt;         /* tells the loader to end the epoch early */
+	pthread_mutex_t mu;       /* guards fail_* and the epoch-done wakeup */
+	pthread_cond_t cv;
+	int fail_code;
+	char fail_msg[512];
+
+	struct loader loader;
+	FILE *metrics;
+};
+
+/* Records the first failure (any thread) and asks everyone to stop. */
+static void fail(struct trainer *t, int code, const char *msg)
+{
+	pthread_mutex_lock(&t->mu);
+	if (!atomic_load_explicit(&t->failed, memory_order_relaxed)) {
+		t->fail_code = code;
+		snprintf(t->fail_msg, sizeof(t->fail_msg), "%s", msg);
+		/* R1: release pairs with the acquire loads of `failed` (A2, A3). */
+		atomic_store_explicit(&t->failed, 1, memory_order_release);
+		atomic_store_explicit(&t->halt, 1, memory_order_relaxed);
+	}
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- the workers ------------------------------------------------------- */
+
+static int train_batch(struct worker *w, const struct batch *b)
+{
+	struct trainer *t = w->t;
+	struct model *m = &t->model;
+	struct params *p = &m->params;
+	uint64_t step;
+	double loss;
+
+	m->ops->forward(m, w->ws, b, w->logits, 1);
+	loss = nn_bce_logits_forward(NULL, w->logits, b->label, (int)b->n);
+	if (!isfinite(loss))
+		return 1;
+	w->loss_sum += loss * b->n;
+	w->samples += b->n;
+	memset(w->dlogits, 0, b->n * sizeof(float));
+	nn_bce_logits_backward(w->dlogits, 1.0f, w->logits, b->label, (int)b->n);
+	memset(w->grad, 0, p->dense_n * sizeof(float));
+	for (int i = 0; i < p->n; i++)
+		if (p->t[i].sparse)
+			sparse_grad_clear(&w->sg[i]);
+	m->ops->backward(m, w->ws, b, w->dlogits, w->grad, w->sg);
+	/* Relaxed: the step only orders Adam's bias correction, not memory. */
+	step = atomic_fetch_add_explicit(&t->step, 1, memory_order_relaxed) + 1;
+	optim_dense_update(&t->o->optim, p, w->grad, step);
+	for (int i = 0; i < p->n; i++)
+		if (p->t[i].sparse)
+			optim_sparse_update(&t->o->optim, &p->t[i], w->sg[i].rows, w->sg[i].g,
+					    w->sg[i].n, step);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct trainer *t = w->t;
+	void *item;
+
+	nn_blas_single_thread();
+	flush_denormals();
+	while (ring_pop(&t->full, &item) == 0) {
+		struct batch *b = item;
+		/* A2: acquire pairs with fail()'s release (R1). */
+		if (!atomic_load_explicit(&t->failed, memory_order_acquire) && train_batch(w, b)) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "loss is not finite at step %llu (epoch %d); "
+				 "try a lower --lr",
+				 (unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed),
+				 b->epoch);
+			fail(t, HR_EFORMAT, msg);
+		}
+		ring_push(&t->free, b);
+		/* R3: release pairs with the main thread's acquire (A3): the
+		 * worker's loss counters are visible once `done` counts the batch. */
+		atomic_fetch_add_explicit(&t->done, 1, memory_order_release);
+		if (loader_finished(&t->loader) && ring_count_approx(&t->full) == 0) {
+			/* possibly the epoch's last batch: wake the main thread */
+			pthread_mutex_lock(&t->mu);
+			pthread_cond_broadcast(&t->cv);
+			pthread_mutex_unlock(&t->mu);
+		}
+	}
+	return NULL;
+}
+
+static int workers_init(struct trainer *t)
+{
+	struct model *m = &t->model;
+	struct params *p = &m->params;
+	uint32_t B = t->o->batch;
+	size_t ws = m->ops->workspace_floats(m, B);
+
+	t->workers = calloc((size_t)t->o->threads, sizeof(*t->workers));
+	if (!t->workers)
+		return hr_error(HR_ENOMEM, "out of memory for workers");
+	for (int k = 0; k < t->o->threads; k++) {
+		struct worker *w = &t->workers[k];
+		w->t = t;
+		w->id = k;
+		w->ws = aligned_alloc(64, ((ws ? ws : 1) * sizeof(float) + 63) & ~(size_t)63);
+		w->logits = malloc(B * sizeof(float));
+		w->dlogits = malloc(B * sizeof(float));
+		w->grad = aligned_alloc(64, ((p->dense_n ? p->dense_n : 1) * sizeof(float) + 63) &
+						    ~(size_t)63);
+		if (!w->ws || !w->logits || !w->dlogits || !w->grad)
+			return hr_error(HR_ENOMEM, "out of memory for worker scratch (%zu floats)", ws);
+		for (int i = 0; i < p->n; i++) {
+			if (!p->t[i].sparse)
+				continue;
+			int rc = sparse_grad_init(&w->sg[i], B * (p->t[i].lookups ? p->t[i].lookups : 1),
+						  p->t[i].cols);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static void workers_release(struct trainer *t)
+{
+	if (!t->workers)
+		return;
+	for (int k = 0; k < t->o->threads; k++) {
+		struct worker *w = &t->workers[k];
+		free(w->ws);
+		free(w->logits);
+		free(w->dlogits);
+		free(w->grad);
+		for (int i = 0; i < PARAMS_MAX; i++)
+			if (w->sg[i].cap)
+				sparse_grad_release(&w->sg[i]);
+	}
+	free(t->workers);
+	t->workers = NULL;
+}
+
+/* ---- epochs ------------------------------------------------------------ */
+
+static int run_epoch(struct trainer *t, int epoch, double *seconds, double *loss)
+{
+	uint64_t n = t->info.count[0], B = t->o->batch;
+	struct progress bar;
+	double t0 = now_seconds(), sum = 0;
+	uint64_t samples = 0;
+	int rc;
+
+	atomic_store_explicit(&t->done, 0, memory_order_relaxed);
+	for (int k = 0; k < t->o->threads; k++) {
+		t->workers[k].loss_sum = 0;
+		t->workers[k].samples = 0;
+	}
+	rc = loader_start(&t->loader, epoch);
+	if (rc)
+		return rc;
+	progress_begin(&bar, "epoch", n);
+	pthread_mutex_lock(&t->mu);
+	for (;;) {
+		/* A3: acquire pairs with the workers' release (R3). */
+		uint64_t d = atomic_load_explicit(&t->done, memory_order_acquire);
+		if (loader_finished(&t->loader) && d >= t->loader.batches)
+			break; /* every batch the loader produced is trained */
+		if (train_stop)
+			atomic_store_explicit(&t->halt, 1, memory_order_relaxed);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+		pthread_mutex_unlock(&t->mu);
+		progress_update(&bar, d * B > n ? n : d * B);
+		pthread_mutex_lock(&t->mu);
+	}
+	pthread_mutex_unlock(&t->mu);
+	rc = loader_join(&t->loader);
+	progress_end(&bar);
+	*seconds = now_seconds() - t0;
+	for (int k = 0; k < t->o->threads; k++) {
+		sum += t->workers[k].loss_sum;
+		samples += t->workers[k].samples;
+	}
+	*loss = samples ? sum / (double)samples : NAN;
+	if (rc)
+		return rc;
+	if (atomic_load_explicit(&t->failed, memory_order_acquire))
+		return hr_error(t->fail_code, "%s", t->fail_msg);
+	return train_stop ? hr_error(HR_ECANCEL, "interrupted") : 0;
+}
+
+/* ---- set-up, the epoch loop, metrics ----------------------------------- */
+
+/* Appends ,"key":value to line (null when value is not finite: JSON has no NaN). */
+static void jnum(char *line, size_t cap, const char *key, double v, int decimals)
+{
+	size_t n = strlen(line);
+
+	if (isfinite(v))
+		snprintf(line + n, cap - n, ",\"%s\":%.*f", key, decimals, v);
+	else
+		snprintf(line + n, cap - n, ",\"%s\":null", key);
+}
+
+static void emit(struct trainer *t, const char *split, int epoch, const struct eval_result *r,
+		 double train_loss, double samples_per_s, int final)
+{
+	char line[1024];
+	double gflops = samples_per_s * 3.0 * t->model.ops->flops_forward(&t->model) * 1e-9;
+
+	snprintf(line, sizeof(line), "{\"split\":\"%s\",\"epoch\":%d,\"model\":\"%s\",\"n\":%llu",
+		 split, epoch, t->model.ops->name, (unsigned long long)r->n);
+	jnum(line, sizeof(line), "auc", r->auc, 6);
+	jnum(line, sizeof(line), "logloss", r->logloss, 6);
+	jnum(line, sizeof(line), "gauc", r->gauc, 6);
+	jnum(line, sizeof(line), "baseline_auc", r->base_auc, 6);
+	jnum(line, sizeof(line), "baseline_logloss", r->base_logloss, 6);
+	jnum(line, sizeof(line), "positive_rate", r->positive_rate, 4);
+	jnum(line, sizeof(line), "train_loss", train_loss, 6);
+	jnum(line, sizeof(line), "samples_per_s", samples_per_s, 0);
+	jnum(line, sizeof(line), "gflops", gflops, 2);
+	size_t n = strlen(line);
+	snprintf(line + n, sizeof(line) - n, ",\"threads\":%d,\"batch\":%u%s}\n", t->o->threads,
+		 t->o->batch, final ? ",\"final\":true" : "");
+	fputs(line, stdout);
+	fflush(stdout);
+	if (t->metrics) {
+		fputs(line, t->metrics);
+		fflush(t->metrics);
+	}
+}
+
+static int open_outputs(struct trainer *t)
+{
+	char path[4096];
+
+	if (mkdir(t->o->out, 0755) < 0 && errno != EEXIST)
+		return hr_error(HR_EIO, "cannot create '%s': %s", t->o->out, strerror(errno));
+	if (snprintf(path, sizeof(path), "%s/metrics.jsonl", t->o->out) >= (int)sizeof(path))
+		return hr_error(HR_EINVAL, "output path too long");
+	t->metrics = fopen(path, "a");
+	if (!t->metrics)
+		return hr_error(HR_EIO, "cannot open '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+static int setup(struct trainer *t)
+{
+	const struct train_opts *o = t->o;
+	uint32_t cap = 2;
+	int rc;
+
+	if (o->threads < 1 || o->threads > 256)
+		return hr_error(HR_EINVAL, "--threads must be between 1 and 256, not %d", o->threads);
+	if (o->batch < 1 || o->batch > 65536)
+		return hr_error(HR_EINVAL, "--batch must be between 1 and 65536, not %u", o->batch);
+	if (o->epochs < 1)
+		return hr_error(HR_EINVAL, "--epochs must be at least 1, not %d", o->epochs);
+	rc = store_open(&t->st, o->data);
+	if (!rc)
+		rc = store_info_load(t->st, &t->info);
+	if (rc)
+		return rc;
+	if (t->info.count[0] == 0)
+		return hr_error(HR_EINVAL, "store '%s' has no train records", o->data);
+	rc = model_create(&t->model, o->model, &o->mcfg, &t->info,
+			  optim_state_count(o->optim.kind));
+	if (rc)
+		return rc;
+	rc = open_outputs(t);
+	if (rc)
+		return rc;
+	/* Enough batches that the loader runs ahead of every worker. */
+	t->n_batches = 2 * (uint32_t)o->threads + 2;
+	while (cap < t->n_batches)
+		cap *= 2;
+	rc = ring_init(&t->full, cap);
+	if (!rc)
+		rc = ring_init(&t->free, cap);
+	if (rc)
+		return rc;
+	t->batches = calloc(t->n_batches, sizeof(*t->batches));
+	if (!t->batches)
+		return hr_error(HR_ENOMEM, "out of memory for batches");
+	for (uint32_t i = 0; i < t->n_batches && !rc; i++) {
+		rc = batch_alloc(&t->batches[i], o->batch, t->info.hist_len, t->info.n_dense);
+		if (!rc)
+			rc = ring_push(&t->free, &t->batches[i]);
+	}
+	if (!rc)
+		rc = loader_init(&t->loader, t->st, STORE_TRAIN, t->info.count[0], o->seed, &t->free,
+				 &t->full, &t->halt);
+	if (!rc)
+		rc = workers_init(t);
+	for (int k = 0; !rc && k < o->threads; k++)
+		if (pthread_create(&t->workers[k].thread, NULL, worker_main, &t->workers[k]))
+			rc = hr_error(HR_EIO, "cannot start worker thread %d", k);
+		else
+			t->workers[k].id = k + 1; /* marks a started thread for the join */
+	return rc;
+}
+
+static void teardown(struct trainer *t)
+{
+	if (t->workers) {
+		ring_close(&t->full);
+		for (int k = 0; k < t->o->threads; k++)
+			if (t->workers[k].id)
+				pthread_join(t->workers[k].thread, NULL);
+	}
+	workers_release(t);
+	loader_release(&t->loader);
+	for (uint32_t i = 0; t->batches && i < t->n_batches; i++)
+		batch_release(&t->batches[i]);
+	free(t->batches);
+	ring_release(&t->full);
+	ring_release(&t->free);
+	if (t->metrics)
+		fclose(t->metrics);
+	if (t->model.ops)
+		model_release(&t->model);
+	store_close(t->st);
+}
+
+int trainer_run(const struct train_opts *o)
+{
+	struct trainer t;
+	struct evaluator ev = {0};
+	struct eval_result valid, test;
+	int rc, epoch = 0;
+
+	memset(&t, 0, sizeof(t));
+	t.o = o;
+	pthread_mutex_init(&t.mu, NULL);
+	pthread_cond_init(&t.cv, NULL);
+	rc = setup(&t);
+	if (!rc)
+		rc = evaluator_init(&ev, t.st, &t.model, o->batch);
+	if (!rc)
+		log_info("model %s: %zu parameters (%zu dense); %llu train, %llu valid, %llu test "
+			 "records; %d workers, batch %u, %s lr %g",
+			 o->model, params_count(&t.model.params), t.model.params.dense_n,
+			 (unsigned long long)t.info.count[0], (unsigned long long)t.info.count[1],
+			 (unsigned long long)t.info.count[2], o->threads, o->batch,
+			 optim_name(o->optim.kind), (double)o->optim.lr);
+	for (epoch = 1; !rc && epoch <= o->epochs; epoch++) {
+		double secs = 0, loss = 0, rate;
+		rc = run_epoch(&t, epoch, &secs, &loss);
+		if (rc)
+			break;
+		rate = (double)t.info.count[0] / secs;
+		if (t.info.count[1]) {
+			rc = evaluate(&ev, STORE_VALID, &valid);
+			if (!rc)
+				emit(&t, "valid", epoch, &valid, loss, rate, 0);
+		}
+		if (!rc && t.info.count[2]) {
+			rc = evaluate(&ev, STORE_TEST, &test);
+			if (!rc)
+				emit(&t, "test", epoch, &test, loss, rate, epoch == o->epochs);
+		}
+		if (!rc)
+			log_info("epoch %d: train loss %.4f, %.0f samples/s, valid auc %.4f "
+				 "(baseline %.4f), test auc %.4f (baseline %.4f)",
+				 epoch, loss, rate, t.info.count[1] ? valid.auc : NAN,
+				 t.info.count[1] ? valid.base_auc : NAN, t.info.count[2] ? test.auc : NAN,
+				 t.info.count[2] ? test.base_auc : NAN);
+	}
+	evaluator_release(&ev);
+	teardown(&t);
+	pthread_mutex_destroy(&t.mu);
+	pthread_cond_destroy(&t.cv);
+	return rc;
+}
