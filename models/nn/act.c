@@ -11,8 +11,10 @@
 void nn_relu_forward(float *out, const float *in, int N)
 {
 	HR_ASSERT(N >= 0);
+	/* "in < 0 ? 0 : in" lets a NaN through (as PyTorch does), so a bad input
+	 * surfaces as a non-finite loss instead of being silently zeroed. */
 	for (int i = 0; i < N; i++)
-		out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+		out[i] = in[i] < 0.0f ? 0.0f : in[i];
 }
 
 void nn_relu_backward(float *dinp, const float *dout, const float *out, int N)

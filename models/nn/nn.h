@@ -174,7 +174,7 @@ void nn_bag_scatter(float *dtable, const float *dslots, const uint32_t *ids,
 /* ----------------------------------------------------------- Activations */
 
 /*
- * out = max(in, 0), N elements; out may equal in.
+ * out = max(in, 0), N elements; out may equal in.  NaN propagates.
  * Backward: dinp += dout * (out > 0), using the forward OUTPUT so that the
  * in-place forward still has what it needs.  The gradient at 0 is 0.
  */

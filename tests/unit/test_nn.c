@@ -1336,9 +1336,19 @@ static void test_softmax_edges(void **state)
 		assert_true(fabsf(d[i]) < 1e-7f);
 }
 
+static void test_relu_propagates_nan(void **state)
+{
+	float in[3] = {NAN, -1.0f, 2.0f}, out[3];
+	(void)state;
+	nn_relu_forward(out, in, 3);
+	assert_true(isnan(out[0]));
+	assert_true(out[1] == 0.0f && out[2] == 2.0f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_relu_propagates_nan),
 		cmocka_unit_test(test_gc_linear),
 		cmocka_unit_test(test_linear_layout),
 		cmocka_unit_test(test_gc_embedding),
