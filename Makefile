@@ -88,11 +88,13 @@ bench: all
 	@BIN=$(BIN) bench/run.sh
 
 asan:
-	$(MAKE) CC=clang BUILD=build/asan BIN=build/asan/bin OPT="-O1 -g" \
+	HOGREC_SANITIZER=address $(MAKE) CC=clang BUILD=build/asan BIN=build/asan/bin OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
+# The suppressions cover only the two Hogwild update functions (see the file).
 tsan:
-	$(MAKE) CC=clang BUILD=build/tsan BIN=build/tsan/bin OPT="-O1 -g" \
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 $(TSAN_OPTIONS)" \
+	HOGREC_SANITIZER=thread $(MAKE) CC=clang BUILD=build/tsan BIN=build/tsan/bin OPT="-O1 -g" \
 	  SAN="-fsanitize=thread" test
 
 # libFuzzer targets: each links the library built with coverage and ASan.
@@ -122,7 +124,7 @@ fuzz:
 DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils \
            libmsgpack-dev libopenblas-dev libcmocka-dev libinih-dev \
            libsystemd-dev python3 python3-lmdb python3-msgpack python3-numpy \
-           python3-pandas
+           python3-pandas python3-torch
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -36,6 +36,8 @@ static void usage(FILE *out)
 	      "  --hidden A,B,...  hidden widths; the last is the output width of an MLP\n"
 	      "                    or tower (default: per model)\n"
 	      "  --seed S          initialisation and shuffling seed (default 1)\n"
+	      "  --bench-loader    measure the loader alone: decode every epoch, train\n"
+	      "                    nothing, print records/s as JSON\n"
 	      "  -q, --quiet       no progress bar, warnings only\n"
 	      "  -v, --verbose     debug logging\n"
 	      "  -h, --help        this text\n"
@@ -93,7 +95,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_MODEL, O_OUT, O_EPOCHS, O_THREADS, O_BATCH, O_OPTIM, O_LR,
-	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED };
+	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED, O_LOADER };
 	static const struct option longopts[] = {
 		{"data", required_argument, 0, O_DATA}, {"model", required_argument, 0, O_MODEL},
 		{"out", required_argument, 0, O_OUT}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -101,7 +103,8 @@ int main(int argc, char **argv)
 		{"optim", required_argument, 0, O_OPTIM}, {"lr", required_argument, 0, O_LR},
 		{"lr-sparse", required_argument, 0, O_LRS}, {"l2", required_argument, 0, O_L2},
 		{"emb-dim", required_argument, 0, O_EMB}, {"hidden", required_argument, 0, O_HIDDEN},
-		{"seed", required_argument, 0, O_SEED}, {"quiet", no_argument, 0, 'q'},
+		{"seed", required_argument, 0, O_SEED}, {"bench-loader", no_argument, 0, O_LOADER},
+		{"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	struct train_opts o;
@@ -144,6 +147,7 @@ int main(int argc, char **argv)
 			rc = parse_num(optarg, "--seed", 0, 1e18, &v);
 			o.seed = o.mcfg.seed = (uint64_t)v;
 			break;
+		case O_LOADER: o.loader_only = 1; break;
 		case 'q': o.progress = 0; log_set_level(LOG_WARN); break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;

@@ -146,7 +146,10 @@ static void *worker_main(void *arg)
 	while (ring_pop(&t->full, &item) == 0) {
 		struct batch *b = item;
 		/* A2: acquire pairs with fail()'s release (R1). */
-		if (!atomic_load_explicit(&t->failed, memory_order_acquire) && train_batch(w, b)) {
+		if (t->o->loader_only) {
+			w->samples += b->n;
+		} else if (!atomic_load_explicit(&t->failed, memory_order_acquire) &&
+			   train_batch(w, b)) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "loss is not finite at step %llu (epoch %d); "
 				 "try a lower --lr",
@@ -434,6 +437,12 @@ int trainer_run(const struct train_opts *o)
 		if (rc)
 			break;
 		rate = (double)t.info.count[0] / secs;
+		if (o->loader_only) {
+			printf("{\"bench\":\"loader\",\"epoch\":%d,\"records\":%llu,\"seconds\":%.3f,"
+			       "\"records_per_s\":%.0f,\"threads\":%d,\"batch\":%u}\n",
+			       epoch, (unsigned long long)t.info.count[0], secs, rate, o->threads, o->batch);
+			continue;
+		}
 		if (t.info.count[1]) {
 			rc = evaluate(&ev, STORE_VALID, &valid);
 			if (!rc)

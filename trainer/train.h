@@ -32,6 +32,7 @@ struct train_opts {
 	struct optim optim;
 	struct model_config mcfg;
 	int progress;       /* progress bar on a TTY */
+	int loader_only;    /* benchmark: decode every epoch, train and evaluate nothing */
 };
 
 /* Set from a signal handler: training stops after the batches in flight. */

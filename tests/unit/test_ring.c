@@ -35,7 +35,7 @@
 #endif
 
 /* Items per producer in the stress tests; TSan runs ~10x slower. */
-#define STRESS_ITEMS (UNDER_TSAN ? 25000u : 50000u)
+#define STRESS_ITEMS (UNDER_TSAN ? 15000u : 30000u)
 /* Naps per producer in the "sleepy" stress. */
 #define STRESS_NAPS 16u
 
@@ -271,12 +271,19 @@ static void test_check_detects_breakage(void **state)
 
 enum stress_mode { BLOCKING, TRY_BACKOFF, MIXED };
 
+enum stress_flags {
+	NAPS = 1,        /* producers nap now and then */
+	CLOSE_EARLY = 2, /* close while producers still push */
+};
+
 struct stress {
 	struct ring ring;
 	uint32_t producers, consumers, items;
 	enum stress_mode mode;
-	int jitter;                   /* producers nap now and then */
+	int flags;
 	_Atomic unsigned char *seen;  /* [producer * items + seq] deliveries */
+	_Atomic uint32_t pushed[8];   /* per producer: pushes that returned 0 */
+	_Atomic uint64_t progress;    /* deliveries so far */
 	_Atomic uint64_t delivered;
 	_Atomic uint64_t bad_rc;      /* unexpected return codes */
 	_Atomic uint64_t bad_item;    /* out-of-range producer or seq */
@@ -310,10 +317,15 @@ static void *stress_producer(void *arg)
 			       RING_FULL)
 				backoff(&n);
 		}
-		if (rc != 0)
+		if (rc == RING_CLOSED && (st->flags & CLOSE_EARLY))
+			break;
+		if (rc != 0) {
 			atomic_fetch_add(&st->bad_rc, 1);
+			break;
+		}
+		atomic_store(&st->pushed[t->id], s + 1);
 		/* Naps let the consumers go all the way to the futex. */
-		if (st->jitter && s % (st->items / STRESS_NAPS) == 0)
+		if ((st->flags & NAPS) && s % (st->items / STRESS_NAPS) == 0)
 			sleep_ms(1);
 	}
 	return NULL;
@@ -354,6 +366,8 @@ static void *stress_consumer(void *arg)
 		last[p] = s + 1;
 		atomic_fetch_add_explicit(&st->seen[(size_t)p * st->items + s],
 					  1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->progress, 1,
+					  memory_order_relaxed);
 		n++;
 	}
 	if (rc != RING_CLOSED)
@@ -363,12 +377,19 @@ static void *stress_consumer(void *arg)
 	return NULL;
 }
 
+/*
+ * P producers push STRESS_ITEMS numbered items each, C consumers pop until
+ * RING_CLOSED.  Then every item whose push returned 0 was delivered exactly
+ * once, no other item was, and each consumer saw each producer's items in
+ * increasing order.  With CLOSE_EARLY the close races with the pushes.
+ */
 static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
-		       enum stress_mode mode, int jitter)
+		       enum stress_mode mode, int flags)
 {
 	struct stress st;
 	struct stress_thread pt[8], ct[8];
 	size_t total = (size_t)producers * STRESS_ITEMS;
+	uint64_t pushed = 0;
 	void *out;
 
 	assert_true(producers <= 8 && consumers <= 8);
@@ -378,7 +399,7 @@ static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
 	st.consumers = consumers;
 	st.items = STRESS_ITEMS;
 	st.mode = mode;
-	st.jitter = jitter;
+	st.flags = flags;
 	st.seen = calloc(total, sizeof(*st.seen));
 	assert_non_null(st.seen);
 
@@ -392,9 +413,15 @@ static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
 		assert_int_equal(pthread_create(&pt[i].tid, NULL,
 						stress_producer, &pt[i]), 0);
 	}
+	if (flags & CLOSE_EARLY) {
+		/* Close a quarter of the way in (or when all is pushed). */
+		while (atomic_load(&st.progress) < total / 4)
+			sleep_ms(1);
+		ring_close(&st.ring);
+	}
 	for (uint32_t i = 0; i < producers; i++)
 		assert_int_equal(pthread_join(pt[i].tid, NULL), 0);
-	/* Every push has returned 0: closing now must lose nothing. */
+	/* Closing after the last push must lose nothing either. */
 	ring_close(&st.ring);
 	for (uint32_t i = 0; i < consumers; i++)
 		assert_int_equal(pthread_join(ct[i].tid, NULL), 0);
@@ -402,11 +429,21 @@ static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
 	assert_int_equal(atomic_load(&st.bad_rc), 0);
 	assert_int_equal(atomic_load(&st.bad_item), 0);
 	assert_int_equal(atomic_load(&st.bad_order), 0);
-	assert_int_equal(atomic_load(&st.delivered), total);
-	for (size_t i = 0; i < total; i++)
-		if (atomic_load_explicit(&st.seen[i], memory_order_relaxed) != 1)
-			fail_msg("item %zu delivered %u times", i,
-				 (unsigned)atomic_load(&st.seen[i]));
+	for (uint32_t p = 0; p < producers; p++) {
+		uint32_t k = atomic_load(&st.pushed[p]);
+		if (!(flags & CLOSE_EARLY))
+			assert_int_equal(k, STRESS_ITEMS);
+		pushed += k;
+		for (uint32_t s = 0; s < STRESS_ITEMS; s++) {
+			unsigned got = atomic_load_explicit(
+				&st.seen[(size_t)p * STRESS_ITEMS + s],
+				memory_order_relaxed);
+			if (got != (s < k))
+				fail_msg("producer %u item %u (of %u pushed) "
+					 "delivered %u times", p, s, k, got);
+		}
+	}
+	assert_int_equal(atomic_load(&st.delivered), pushed);
 	assert_int_equal(ring_try_pop(&st.ring, &out), RING_CLOSED);
 	assert_int_equal(ring_count_approx(&st.ring), 0);
 	assert_int_equal(ring_check(&st.ring), 0);
@@ -455,7 +492,17 @@ static void test_stress_4x4_mixed(void **state)
 static void test_stress_2x2_sleepy(void **state)
 {
 	(void)state;
-	run_stress(2, 2, 4, BLOCKING, 1);
+	run_stress(2, 2, 4, BLOCKING, NAPS);
+}
+
+/* A push racing with close either is delivered or returns RING_CLOSED. */
+static void test_stress_close_races_pushes(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		run_stress(2, 2, 8, BLOCKING, CLOSE_EARLY);
+		run_stress(3, 2, 8, MIXED, CLOSE_EARLY);
+	}
 }
 
 /* ---- blocking and close ------------------------------------------------ */
@@ -659,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_stress_2x2_try),
 		cmocka_unit_test(test_stress_4x4_mixed),
 		cmocka_unit_test(test_stress_2x2_sleepy),
+		cmocka_unit_test(test_stress_close_races_pushes),
 		cmocka_unit_test(test_push_pop_wake_sleepers),
 		cmocka_unit_test(test_close_wakes_consumers),
 		cmocka_unit_test(test_close_drains_to_sleepers),
