@@ -70,7 +70,6 @@
  */
 #include "ring.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdlib.h>
@@ -115,9 +114,14 @@ static void cpu_relax(void)
 }
 
 /*
- * The kernel reads the futex word as a plain 32-bit integer; _Atomic
- * uint32_t is lock-free with the same size and representation on Linux.
+ * The kernel reads the futex word as a plain 32-bit integer: _Atomic
+ * uint32_t must be lock-free with the plain type's size (it is on Linux).
  */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 &&
+		       sizeof(_Atomic uint32_t) == sizeof(uint32_t),
+	       "futex word must be a lock-free 32-bit atomic");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "positions must be lock-free");
+
 static void futex_wait(_Atomic uint32_t *word, uint32_t expected)
 {
 	/* EAGAIN (word already changed), EINTR and spurious wake-ups all just
@@ -372,7 +376,8 @@ void ring_close(struct ring *r)
 
 uint32_t ring_count_approx(const struct ring *r)
 {
-	/* Tail first: it can only grow, so head - tail >= 0 below. */
+	/* Two unsynchronised loads: the difference can be off either way
+	 * while pushes and pops run, hence the clamping. */
 	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed) &
 		     RING_POS_MASK;

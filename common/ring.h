@@ -70,8 +70,9 @@ struct ring_wait {
 };
 
 /*
- * Caller-owned storage (embed it or allocate it; aligned to
- * RING_CACHE_LINE for the padding to work fully).  Every group below sits
+ * Caller-owned storage: static, automatic or embedded in another struct.
+ * The type is over-aligned, so a heap copy must come from
+ * aligned_alloc(RING_CACHE_LINE, ...), not malloc.  Every group below sits
  * on its own cache line so producers, consumers and sleepers do not
  * invalidate each other's lines.  Fields are private to ring.c; tests may
  * read the sleepers counts to tell that a thread is (about to be) asleep.

@@ -34,7 +34,7 @@
 #define UNDER_TSAN 0
 #endif
 
-/* Items per producer in the stress tests; TSan runs ~10x slower. */
+/* Items per producer in the stress tests, halved under TSan. */
 #define STRESS_ITEMS (UNDER_TSAN ? 15000u : 30000u)
 /* Naps per producer in the "sleepy" stress. */
 #define STRESS_NAPS 16u
