@@ -59,7 +59,7 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 	r.hist = b->hist + row * L;
 	r.neg = b->neg + row * L;
 	r.hist_cap = b->hist_cap;
-	rc = record_unpack(rec, len, &r);
+	rc = record_unpack_fields(rec, len, &r, b->decode);
 	if (rc)
 		return rc;
 	if (r.n_dense != b->n_dense)

@@ -19,6 +19,7 @@ struct batch {
 	uint32_t n;        /* rows filled */
 	uint32_t hist_cap; /* L */
 	uint32_t n_dense;  /* D */
+	unsigned decode;   /* record_unpack_fields() flags for batch_set_row */
 	uint64_t seq;      /* position in the epoch's batch order */
 	int epoch;
 
@@ -41,7 +42,8 @@ int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_den
 void batch_release(struct batch *b);
 
 /*
- * Decodes the record rec[0..len) into row (< cap).  HR_EFORMAT (message
+ * Decodes the record rec[0..len) into row (< cap), skipping what b->decode
+ * says to skip (REC_SKIP_SEQUENCES for models without histories).  HR_EFORMAT (message
  * from the decoder) when the bytes are not a record of this layout or do
  * not fit (longer history than hist_cap, more dense values than n_dense).
  */

@@ -251,12 +251,23 @@ static int mpr_ids(struct mpr *r, uint32_t *out, uint32_t cap, uint32_t *n, cons
 {
 	int rc = mpr_array(r, n, cap, field);
 
-	for (uint32_t i = 0; i < *n && !rc; i++)
-		rc = mpr_u32(r, &out[i], field);
+	for (uint32_t i = 0; i < *n && !rc; i++) {
+		/* The two encodings ids take in practice, inline; the rest via mpr_u32. */
+		const uint8_t *p = r->p;
+		if (p < r->end && *p <= 0x7f) {
+			out[i] = *p;
+			r->p = p + 1;
+		} else if (p + 2 < r->end && *p == 0xcd) {
+			out[i] = (uint32_t)p[1] << 8 | p[2];
+			r->p = p + 3;
+		} else {
+			rc = mpr_u32(r, &out[i], field);
+		}
+	}
 	return rc;
 }
 
-int record_unpack(const void *data, size_t len, struct record *r)
+int record_unpack_fields(const void *data, size_t len, struct record *r, unsigned flags)
 {
 	struct mpr c = {data, (const uint8_t *)data + len};
 	uint32_t *const scalars[] = {
@@ -277,6 +288,11 @@ int record_unpack(const void *data, size_t len, struct record *r)
 		rc = mpr_array(&c, &r->n_dense, REC_MAX_DENSE, rec_fields[12]);
 	for (uint32_t i = 0; i < r->n_dense && !rc; i++)
 		rc = mpr_float(&c, &r->dense[i], rec_fields[12]);
+	if (flags & REC_SKIP_SEQUENCES) {
+		/* The sequences are the record's last fields: stop before them. */
+		r->n_hist = r->n_neg = 0;
+		return rc;
+	}
 	if (!rc)
 		rc = mpr_ids(&c, r->hist, r->hist_cap, &r->n_hist, rec_fields[13]);
 	if (!rc)
@@ -284,6 +300,11 @@ int record_unpack(const void *data, size_t len, struct record *r)
 	if (!rc && c.p != c.end)
 		rc = hr_error(HR_EFORMAT, "record has %zu trailing bytes", (size_t)(c.end - c.p));
 	return rc;
+}
+
+int record_unpack(const void *data, size_t len, struct record *r)
+{
+	return record_unpack_fields(data, len, r, 0);
 }
 
 static void json_string(FILE *out, const char *s, size_t n)

@@ -49,6 +49,16 @@ int record_pack(msgpack_sbuffer *buf, const struct record *r);
  */
 int record_unpack(const void *data, size_t len, struct record *r);
 
+/* record_unpack() flags. */
+#define REC_SKIP_SEQUENCES 1u /* leave hist and neg_hist undecoded (n_hist = n_neg = 0) */
+
+/*
+ * record_unpack() for the fields a reader needs: with REC_SKIP_SEQUENCES the
+ * two sequences (the record's last fields, most of its bytes) are neither
+ * decoded nor validated.
+ */
+int record_unpack_fields(const void *data, size_t len, struct record *r, unsigned flags);
+
 /* Packs a C string as a msgpack str. */
 int pack_cstr(msgpack_packer *pk, const char *s);
 

@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "common/progress.h"
+#include "store/codec.h"
 
 /* Per item code: train positive rate from the items table (docs/FORMAT.md). */
 static int load_item_base(struct evaluator *e)
@@ -73,6 +74,8 @@ int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
 	rc = batch_alloc(&e->b, batch_size, info->hist_len, info->n_dense);
 	if (rc)
 		return rc;
+	if (!(m->ops->needs & NEEDS_HISTORY))
+		e->b.decode = REC_SKIP_SEQUENCES;
 	e->ws = aligned_alloc(64, ((ws ? ws : 1) * sizeof(float) + 63) & ~(size_t)63);
 	e->logits = malloc(batch_size * sizeof(float));
 	e->score = malloc(e->cap * sizeof(float));

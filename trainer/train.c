@@ -21,6 +21,7 @@
 #include "loader.h"
 #include "models/nn/blas.h"
 #include "models/nn/nn.h"
+#include "store/codec.h"
 #include "store/store.h"
 
 volatile sig_atomic_t train_stop;
@@ -372,6 +373,8 @@ static int setup(struct trainer *t)
 		return hr_error(HR_ENOMEM, "out of memory for batches");
 	for (uint32_t i = 0; i < t->n_batches && !rc; i++) {
 		rc = batch_alloc(&t->batches[i], o->batch, t->info.hist_len, t->info.n_dense);
+		if (!rc && !(t->model.ops->needs & NEEDS_HISTORY))
+			t->batches[i].decode = REC_SKIP_SEQUENCES;
 		if (!rc)
 			rc = ring_push(&t->free, &t->batches[i]);
 	}
