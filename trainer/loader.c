@@ -24,16 +24,23 @@ void loader_permutation(uint64_t seed, int epoch, uint64_t *perm, uint64_t n)
 }
 
 int loader_init(struct loader *l, struct store *st, enum store_db db, uint64_t n,
-		uint64_t seed, struct ring *free_q, struct ring *full_q, const _Atomic int *stop)
+		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
+		struct ring *full_q, const _Atomic int *stop)
 {
 	memset(l, 0, sizeof(*l));
+	if (threads < 1 || threads > LOADER_MAX_THREADS || batch == 0)
+		return hr_error(HR_EINVAL, "--loaders must be between 1 and %d, not %d",
+				LOADER_MAX_THREADS, threads);
 	l->st = st;
 	l->db = db;
 	l->n = n;
+	l->batch = batch;
+	l->threads = threads;
 	l->seed = seed;
 	l->free_q = free_q;
 	l->full_q = full_q;
 	l->stop = stop;
+	pthread_mutex_init(&l->mu, NULL);
 	l->perm = malloc((n ? n : 1) * sizeof(*l->perm));
 	return l->perm ? 0 : hr_error(HR_ENOMEM, "out of memory for a permutation of %llu keys",
 				      (unsigned long long)n);
@@ -43,15 +50,21 @@ void loader_release(struct loader *l)
 {
 	free(l->perm);
 	l->perm = NULL;
+	pthread_mutex_destroy(&l->mu);
 }
 
-/* Fills b from perm[*k...]; advances *k. */
-static int fill(struct loader *l, struct store_reader *r, struct batch *b, uint64_t *k)
+/* Fills b with the records of batch index idx. */
+static int fill(struct loader *l, struct store_reader *r, struct batch *b, uint64_t idx)
 {
-	for (; *k < l->n && b->n < b->cap; (*k)++) {
+	uint64_t k = idx * l->batch, end = k + l->batch < l->n ? k + l->batch : l->n;
+
+	b->n = 0;
+	b->seq = idx;
+	b->epoch = l->epoch;
+	for (; k < end; k++) {
 		const void *v;
 		size_t len;
-		uint64_t key = l->perm[*k];
+		uint64_t key = l->perm[k];
 		int rc = store_get_u64(r, l->db, key, &v, &len);
 		if (rc == HR_ENOENT)
 			rc = hr_error(HR_ESTORE, "record is missing");
@@ -69,54 +82,67 @@ static void *loader_main(void *arg)
 {
 	struct loader *l = arg;
 	struct store_reader *r = NULL;
-	uint64_t k = 0;
-	int rc;
+	int rc = store_reader_begin(l->st, &r);
 
-	loader_permutation(l->seed, l->epoch, l->perm, l->n);
-	rc = store_reader_begin(l->st, &r);
-	while (!rc && k < l->n) {
+	while (!rc) {
 		void *item;
+		/* Relaxed: claiming an index orders nothing; the rings carry the data. */
+		uint64_t idx = atomic_fetch_add_explicit(&l->next, 1, memory_order_relaxed);
 		/* Relaxed: `stop` only ends the epoch early; no data rides on it. */
-		if (atomic_load_explicit(l->stop, memory_order_relaxed))
+		if (idx * l->batch >= l->n || atomic_load_explicit(l->stop, memory_order_relaxed))
 			break;
 		if (ring_pop(l->free_q, &item) != 0)
 			break;
-		struct batch *b = item;
-		b->n = 0;
-		b->seq = l->batches;
-		b->epoch = l->epoch;
-		rc = fill(l, r, b, &k);
-		if (rc || ring_push(l->full_q, b) != 0) {
-			ring_push(l->free_q, b);
+		rc = fill(l, r, item, idx);
+		if (rc || ring_push(l->full_q, item) != 0) {
+			ring_push(l->free_q, item);
 			break;
 		}
-		l->batches++;
+		atomic_fetch_add_explicit(&l->batches, 1, memory_order_relaxed);
 	}
 	if (rc) {
-		l->rc = rc;
-		snprintf(l->msg, sizeof(l->msg), "%s", hr_errmsg());
+		pthread_mutex_lock(&l->mu);
+		if (!l->rc) {
+			l->rc = rc;
+			snprintf(l->msg, sizeof(l->msg), "%s", hr_errmsg());
+		}
+		pthread_mutex_unlock(&l->mu);
 	}
 	store_reader_end(r);
-	/* R4: release pairs with loader_finished()'s acquire (A4): batches,
-	 * rc and msg are written before. */
-	atomic_store_explicit(&l->finished, 1, memory_order_release);
+	/* R4: the last thread out releases (pairs with loader_finished's A4):
+	 * every thread's batches count and error are then visible.  The
+	 * acq_rel decrement chains the other threads' writes to the last one. */
+	if (atomic_fetch_sub_explicit(&l->running, 1, memory_order_acq_rel) == 1)
+		atomic_store_explicit(&l->finished, 1, memory_order_release);
 	return NULL;
 }
 
 int loader_start(struct loader *l, int epoch)
 {
 	l->epoch = epoch;
-	l->batches = 0;
 	l->rc = 0;
 	l->msg[0] = '\0';
+	atomic_store_explicit(&l->next, 0, memory_order_relaxed);
+	atomic_store_explicit(&l->batches, 0, memory_order_relaxed);
 	atomic_store_explicit(&l->finished, 0, memory_order_relaxed);
-	if (pthread_create(&l->thread, NULL, loader_main, l))
-		return hr_error(HR_EIO, "cannot start the loader thread");
+	atomic_store_explicit(&l->running, l->threads, memory_order_relaxed);
+	loader_permutation(l->seed, epoch, l->perm, l->n);
+	/* pthread_create orders everything above before the threads start. */
+	for (int i = 0; i < l->threads; i++)
+		if (pthread_create(&l->thread[i], NULL, loader_main, l)) {
+			/* The threads already started see stop only via the rings; let
+			 * them run the epoch out, then report. */
+			atomic_fetch_sub_explicit(&l->running, l->threads - i, memory_order_relaxed);
+			for (int k = 0; k < i; k++)
+				pthread_join(l->thread[k], NULL);
+			return hr_error(HR_EIO, "cannot start loader thread %d", i);
+		}
 	return 0;
 }
 
 int loader_join(struct loader *l)
 {
-	pthread_join(l->thread, NULL);
+	for (int i = 0; i < l->threads; i++)
+		pthread_join(l->thread[i], NULL);
 	return l->rc ? hr_error(l->rc, "%s", l->msg) : 0;
 }

@@ -1,17 +1,20 @@
 /*
- * loader.h - the loader thread: one epoch of shuffled train batches.
+ * loader.h - loader threads: one epoch of shuffled train batches.
  *
- * For epoch e the loader draws a permutation of the record keys 0..n-1 from
- * (seed, e) - a fresh order every epoch, the same order for the same seed -
- * and walks it: it pops an empty batch from `free`, decodes the next
- * records into it (one LMDB read transaction for the whole epoch, values
- * decoded straight from the memory map), and pushes it to `full`.  The
- * last batch of an epoch may be short.  Nothing is allocated per batch.
+ * For epoch e the permutation of the record keys 0..n-1 is drawn from
+ * (seed, e) - a fresh order every epoch, the same order for the same seed.
+ * The epoch is cut into batches of `batch` consecutive permutation entries;
+ * each of the loader's threads claims the next batch index, pops an empty
+ * batch from `free`, decodes its records into it (one LMDB read transaction
+ * per thread per epoch, values decoded straight from the memory map) and
+ * pushes it to `full`.  The last batch may be short.  Nothing is allocated
+ * per batch.  With several threads, batches reach `full` in roughly, not
+ * exactly, their index order; batch->seq is the index.
  *
- * The loader stops early, without error, when *stop becomes non-zero or a
- * ring is closed.  A corrupt or missing record ends the epoch with an error
- * that loader_join() returns (the message names the store and the key);
- * the batch being filled goes back to `free`.
+ * The epoch ends early, without error, when *stop becomes non-zero or a
+ * ring is closed.  A corrupt or missing record ends it with an error that
+ * loader_join() returns (the message names the store and the key); the
+ * batch being filled goes back to `free`.
  */
 #ifndef HR_LOADER_H
 #define HR_LOADER_H
@@ -23,37 +26,53 @@
 #include "common/ring.h"
 #include "store/store.h"
 
+#define LOADER_MAX_THREADS 8
+
 struct loader {
 	struct store *st;
 	enum store_db db;
 	uint64_t n;           /* records in db */
+	uint32_t batch;       /* records per batch */
 	uint64_t seed;
 	struct ring *free_q, *full_q;
 	const _Atomic int *stop;
+	int threads;
 	int epoch;
-	uint64_t batches;     /* pushed this epoch; read it after `finished` */
-	_Atomic int finished; /* set (release) when the epoch's thread is done */
+	uint64_t *perm;       /* n keys, allocated once */
+	pthread_t thread[LOADER_MAX_THREADS];
+
+	_Atomic uint64_t next;     /* next batch index to claim */
+	_Atomic uint64_t batches;  /* pushed this epoch; final once `finished` */
+	_Atomic int running;       /* threads still working on the epoch */
+	_Atomic int finished;      /* set (release) by the last thread to finish */
+	pthread_mutex_t mu;        /* guards rc and msg */
 	int rc;
 	char msg[512];
-	pthread_t thread;
-	uint64_t *perm;       /* n keys, allocated once */
 };
 
-/* Sets up a loader over db of st (n records).  HR_ENOMEM. */
+/* Sets up `threads` loader threads over db of st (n records).  HR_ENOMEM, HR_EINVAL. */
 int loader_init(struct loader *l, struct store *st, enum store_db db, uint64_t n,
-		uint64_t seed, struct ring *free_q, struct ring *full_q, const _Atomic int *stop);
+		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
+		struct ring *full_q, const _Atomic int *stop);
 void loader_release(struct loader *l);
 
-/* Starts the thread for one epoch.  HR_EIO if the thread cannot start. */
+/* Draws the epoch's permutation and starts the threads.  HR_EIO. */
 int loader_start(struct loader *l, int epoch);
-/* 1 once the epoch's thread is done pushing (then l->batches is final). */
+
+/* 1 once every thread of the epoch is done pushing (l->batches is then final). */
 static inline int loader_finished(struct loader *l)
 {
-	/* A4: acquire pairs with loader_main's release (R4). */
+	/* A4: acquire pairs with the last thread's release (R4). */
 	return atomic_load_explicit(&l->finished, memory_order_acquire);
 }
 
-/* Waits for the epoch's thread; returns its status (message set on error). */
+/* Batches pushed this epoch (final once loader_finished()). */
+static inline uint64_t loader_batches(struct loader *l)
+{
+	return atomic_load_explicit(&l->batches, memory_order_relaxed);
+}
+
+/* Waits for the epoch's threads; returns the first error (message set). */
 int loader_join(struct loader *l);
 
 /* The epoch's order: a uniform permutation of 0..n-1 drawn from (seed, epoch). */

@@ -28,6 +28,7 @@ static void usage(FILE *out)
 	      "  --epochs N        passes over the train split (default 1)\n"
 	      "  --threads N       worker threads (default: number of cores)\n"
 	      "  --batch B         minibatch size (default 256)\n"
+	      "  --loaders N       loader threads decoding batches (default 1)\n"
 	      "  --optim NAME      sgd, adagrad or adam (default adam)\n"
 	      "  --lr X            learning rate (default: adam 0.001, adagrad 0.01, sgd 0.1)\n"
 	      "  --lr-sparse X     embedding learning rate (default: --lr)\n"
@@ -95,7 +96,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_MODEL, O_OUT, O_EPOCHS, O_THREADS, O_BATCH, O_OPTIM, O_LR,
-	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED, O_LOADER };
+	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED, O_LOADER, O_LOADERS };
 	static const struct option longopts[] = {
 		{"data", required_argument, 0, O_DATA}, {"model", required_argument, 0, O_MODEL},
 		{"out", required_argument, 0, O_OUT}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
 		{"lr-sparse", required_argument, 0, O_LRS}, {"l2", required_argument, 0, O_L2},
 		{"emb-dim", required_argument, 0, O_EMB}, {"hidden", required_argument, 0, O_HIDDEN},
 		{"seed", required_argument, 0, O_SEED}, {"bench-loader", no_argument, 0, O_LOADER},
-		{"quiet", no_argument, 0, 'q'},
+		{"loaders", required_argument, 0, O_LOADERS}, {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	struct train_opts o;
@@ -148,6 +149,10 @@ int main(int argc, char **argv)
 			o.seed = o.mcfg.seed = (uint64_t)v;
 			break;
 		case O_LOADER: o.loader_only = 1; break;
+		case O_LOADERS:
+			rc = parse_num(optarg, "--loaders", 1, 8, &v);
+			o.loaders = (int)v;
+			break;
 		case 'q': o.progress = 0; log_set_level(LOG_WARN); break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;

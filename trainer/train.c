@@ -46,6 +46,7 @@ void train_opts_defaults(struct train_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->epochs = 1;
 	o->threads = cores > 0 ? (int)cores : 1;
+	o->loaders = 1;
 	o->batch = 256;
 	o->seed = 1;
 	optim_defaults(&o->optim, OPTIM_ADAM);
@@ -246,7 +247,7 @@ static int run_epoch(struct trainer *t, int epoch, double *seconds, double *loss
 	for (;;) {
 		/* A3: acquire pairs with the workers' release (R3). */
 		uint64_t d = atomic_load_explicit(&t->done, memory_order_acquire);
-		if (loader_finished(&t->loader) && d >= t->loader.batches)
+		if (loader_finished(&t->loader) && d >= loader_batches(&t->loader))
 			break; /* every batch the loader produced is trained */
 		if (train_stop)
 			atomic_store_explicit(&t->halt, 1, memory_order_relaxed);
@@ -360,7 +361,7 @@ static int setup(struct trainer *t)
 	if (rc)
 		return rc;
 	/* Enough batches that the loader runs ahead of every worker. */
-	t->n_batches = 2 * (uint32_t)o->threads + 2;
+	t->n_batches = 2 * (uint32_t)(o->threads + o->loaders) + 2;
 	while (cap < t->n_batches)
 		cap *= 2;
 	rc = ring_init(&t->full, cap);
@@ -379,8 +380,8 @@ static int setup(struct trainer *t)
 			rc = ring_push(&t->free, &t->batches[i]);
 	}
 	if (!rc)
-		rc = loader_init(&t->loader, t->st, STORE_TRAIN, t->info.count[0], o->seed, &t->free,
-				 &t->full, &t->halt);
+		rc = loader_init(&t->loader, t->st, STORE_TRAIN, t->info.count[0], o->batch,
+				 o->loaders, o->seed, &t->free, &t->full, &t->halt);
 	if (!rc)
 		rc = workers_init(t);
 	for (int k = 0; !rc && k < o->threads; k++)
@@ -442,8 +443,8 @@ int trainer_run(const struct train_opts *o)
 		rate = (double)t.info.count[0] / secs;
 		if (o->loader_only) {
 			printf("{\"bench\":\"loader\",\"epoch\":%d,\"records\":%llu,\"seconds\":%.3f,"
-			       "\"records_per_s\":%.0f,\"threads\":%d,\"batch\":%u}\n",
-			       epoch, (unsigned long long)t.info.count[0], secs, rate, o->threads, o->batch);
+			       "\"records_per_s\":%.0f,\"loaders\":%d,\"batch\":%u}\n",
+			       epoch, (unsigned long long)t.info.count[0], secs, rate, o->loaders, o->batch);
 			continue;
 		}
 		if (t.info.count[1]) {

@@ -27,6 +27,7 @@ struct train_opts {
 	const char *model;  /* model name */
 	int epochs;
 	int threads;        /* workers */
+	int loaders;        /* loader threads */
 	uint32_t batch;
 	uint64_t seed;
 	struct optim optim;

@@ -109,7 +109,7 @@ static int cmp_u64(const void *a, const void *b)
 
 /* Runs one epoch through two consumer threads; returns the keys in arrival order. */
 static size_t run_epoch(struct store *st, const struct store_info *info, int epoch,
-			uint64_t seed, uint64_t *keys, size_t cap)
+			uint64_t seed, int loaders, uint64_t *keys, size_t cap)
 {
 	struct ring full, free_q;
 	struct batch batches[6];
@@ -125,14 +125,14 @@ static size_t run_epoch(struct store *st, const struct store_info *info, int epo
 		assert_int_equal(batch_alloc(&batches[i], 37, info->hist_len, info->n_dense), 0);
 		assert_int_equal(ring_push(&free_q, &batches[i]), 0);
 	}
-	assert_int_equal(loader_init(&l, st, STORE_TRAIN, info->count[0], seed, &free_q, &full,
-				     &stop), 0);
+	assert_int_equal(loader_init(&l, st, STORE_TRAIN, info->count[0], 37, loaders, seed,
+				     &free_q, &full, &stop), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, consume, &c);
 	assert_int_equal(loader_start(&l, epoch), 0);
 	assert_int_equal(loader_join(&l), 0);
 	assert_true(loader_finished(&l));
-	assert_int_equal(l.batches, (info->count[0] + 36) / 37);
+	assert_int_equal(loader_batches(&l), (info->count[0] + 36) / 37);
 	ring_close(&full);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
@@ -167,9 +167,9 @@ static void test_each_record_once_per_epoch(void **state)
 	}
 	store_reader_end(r);
 
-	assert_int_equal(run_epoch(st, &info, 1, 5, e1, n), n);
-	assert_int_equal(run_epoch(st, &info, 2, 5, e2, n), n);
-	assert_int_equal(run_epoch(st, &info, 1, 5, e1b, n), n);
+	assert_int_equal(run_epoch(st, &info, 1, 5, 1, e1, n), n);
+	assert_int_equal(run_epoch(st, &info, 2, 5, 2, e2, n), n);
+	assert_int_equal(run_epoch(st, &info, 1, 5, 3, e1b, n), n);
 	/* Different order each epoch (consumers may reorder batches, but not
 	 * by this much: compare sorted-position agreement instead of bytes). */
 	size_t same = 0;
@@ -230,7 +230,7 @@ static void test_corrupt_record(void **state)
 	assert_int_equal(ring_init(&free_q, 2), 0);
 	assert_int_equal(batch_alloc(&b, 8, 8, 4), 0);
 	assert_int_equal(ring_push(&free_q, &b), 0);
-	assert_int_equal(loader_init(&l, st, STORE_TRAIN, 5, 1, &free_q, &full, &stop), 0);
+	assert_int_equal(loader_init(&l, st, STORE_TRAIN, 5, 8, 1, 1, &free_q, &full, &stop), 0);
 	assert_int_equal(loader_start(&l, 1), 0);
 	assert_int_equal(loader_join(&l), HR_EFORMAT);
 	assert_non_null(strstr(hr_errmsg(), "train record 3"));
