@@ -6,6 +6,9 @@
 #   BENCH_RATINGS  ratings in the synthetic data set (default: ml-1m's 1000209)
 #   BENCH_REPEAT   hogrec ingest runs, the best is reported (default 3)
 #   BENCH_PANDAS   0 skips the pandas reference (default 1)
+#   BENCH_TRAIN    0 skips the training benchmarks (default 1)
+#   BENCH_EPOCHS   training epochs for the accuracy comparison (default 2)
+#   BENCH_TORCH    0 skips the PyTorch reference (default 1)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-bin}
@@ -49,3 +52,68 @@ if [ "$PANDAS" = 1 ]; then
 	rm -rf "$W/pandas.lmdb"
 fi
 rm -rf "$W/hogrec.lmdb"
+
+[ "${BENCH_TRAIN:-1}" = 1 ] || exit 0
+
+# ---- training --------------------------------------------------------------
+# Both sides run on the best OpenBLAS kernel: without the sandbox's
+# OPENBLAS_CORETYPE override bin/trainer picks (and verifies) the kernel
+# itself; PyTorch is then given that same kernel explicitly.
+EPOCHS=${BENCH_EPOCHS:-2}
+kernel() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$@"; }
+sgemm=$(kernel "$BIN/blasbench" 1)
+echo "$sgemm"
+core=$(echo "$sgemm" | sed -n 's/.*"core":"\([^"]*\)".*/\1/p')
+peak=$(echo "$sgemm" | sed -n 's/.*"gflops_256x300x300":\([0-9.]*\).*/\1/p')
+
+# A per-user split: every test user has train history, so the model can be
+# compared with the oracle (with the global split most test users are new).
+STORE="$W/ml-1m-$RATINGS-user.lmdb"
+if [ ! -f "$STORE/data.mdb" ]; then
+	"$BIN/ingest" -q --split user -o "$STORE" "$DATA"
+fi
+oracle_json=$(/usr/bin/python3 "$ROOT/bench/oracle_split.py" "$DATA" "$STORE")
+echo "$oracle_json"
+oracle=$(echo "$oracle_json" | sed -n 's/.*"test": {[^}]*"auc": \([0-9.]*\).*/\1/p')
+
+for m in ncf dssm; do
+	kernel "$BIN/trainer" -q --data "$STORE" --model $m --out "$W/loader" --bench-loader \
+		--epochs 1 --loaders 1 | sed "s/^{/{\"model_decode\":\"$m\",/"
+done
+
+last_test() { grep '"split":"test"' "$1" | tail -1; }
+field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p"; }
+declare -A rate auc
+for m in ncf dssm; do
+	for t in 1 2; do
+		rm -rf "$W/train-$m-$t"
+		kernel "$BIN/trainer" -q --data "$STORE" --model $m --out "$W/train-$m-$t" \
+			--epochs "$EPOCHS" --threads $t >/dev/null
+		line=$(last_test "$W/train-$m-$t/metrics.jsonl")
+		echo "{\"bench\":\"train\",\"impl\":\"hogrec\",\"core\":\"$core\",\"result\":$line}"
+		rate[$m-$t]=$(field "$line" samples_per_s)
+		auc[$m-$t]=$(field "$line" auc)
+	done
+	if [ "${BENCH_TORCH:-1}" = 1 ]; then
+		OPENBLAS_CORETYPE=$core /usr/bin/python3 "$ROOT/bench/torch_ref.py" --data "$STORE" \
+			--model $m --epochs "$EPOCHS" --threads 2 >"$W/torch-$m.jsonl"
+		line=$(last_test "$W/torch-$m.jsonl")
+		echo "{\"bench\":\"train\",\"impl\":\"torch\",\"core\":\"$core\",\"result\":$line}"
+		rate[torch-$m]=$(field "$line" samples_per_s)
+		auc[torch-$m]=$(field "$line" auc)
+	fi
+done
+flops=$(grep -h '"split":"test"' "$W/train-dssm-2/metrics.jsonl" | tail -1 | sed -n 's/.*"gflops":\([0-9.]*\).*/\1/p')
+awk -v o="$oracle" -v d1="${rate[dssm-1]}" -v d2="${rate[dssm-2]}" -v n1="${rate[ncf-1]}" \
+    -v n2="${rate[ncf-2]}" -v ad1="${auc[dssm-1]}" -v ad2="${auc[dssm-2]}" -v an1="${auc[ncf-1]}" \
+    -v an2="${auc[ncf-2]}" -v td="${rate[torch-dssm]:-0}" -v tn="${rate[torch-ncf]:-0}" \
+    -v atd="${auc[torch-dssm]:-0}" -v atn="${auc[torch-ncf]:-0}" -v fl="$flops" -v pk="$peak" \
+    'BEGIN {
+	printf "{\"bench\":\"train_summary\",\"oracle_test_auc\":%s,", o;
+	printf "\"dssm_auc\":%s,\"dssm_gap_to_oracle\":%.4f,\"ncf_auc\":%s,", ad2, o - ad2, an2;
+	printf "\"dssm_auc_1_vs_2_workers\":%.4f,\"ncf_auc_1_vs_2_workers\":%.4f,", ad1 - ad2, an1 - an2;
+	printf "\"dssm_speedup_2_workers\":%.2f,\"ncf_speedup_2_workers\":%.2f,", d2 / d1, n2 / n1;
+	if (td > 0) printf "\"dssm_vs_torch_speed\":%.2f,\"dssm_auc_minus_torch\":%.4f,", d2 / td, ad2 - atd;
+	if (tn > 0) printf "\"ncf_vs_torch_speed\":%.2f,\"ncf_auc_minus_torch\":%.4f,", n2 / tn, an2 - atn;
+	printf "\"dssm_gflops\":%s,\"sgemm_peak_gflops\":%s,\"dssm_share_of_sgemm_peak\":%.2f}\n", fl, pk, fl / pk;
+    }'
