@@ -39,54 +39,68 @@ int optim_state_count(enum optim_kind kind)
 }
 
 /*
- * The one update rule, over n contiguous values.  Racy by design when
- * called from several workers on shared w/s1/s2 (Hogwild!).
+ * The step size of one update: lr, times Adam's bias correction at `step`
+ * (computed once per call, not per row).
  */
-static void update(const struct optim *o, float lr, float *w, float *s1, float *s2,
-		   const float *g, size_t n, uint64_t step)
+static float step_size(const struct optim *o, float lr, uint64_t step)
 {
+	double t = (double)step;
+
+	if (o->kind != OPTIM_ADAM)
+		return lr;
+	return lr * (float)(sqrt(1.0 - pow(o->beta2, t)) / (1.0 - pow(o->beta1, t)));
+}
+
+/*
+ * The one update rule, over n contiguous values, with step size a (see
+ * step_size).  Racy by design when called from several workers on shared
+ * w/s1/s2 (Hogwild!).
+ */
+static void update(const struct optim *o, float a, float *w, float *s1, float *s2,
+		   const float *g, size_t n)
+{
+	const float l2 = o->l2, eps = o->eps, b1 = o->beta1, b2 = o->beta2;
+
 	switch (o->kind) {
 	case OPTIM_SGD:
 		for (size_t i = 0; i < n; i++)
-			w[i] -= lr * (g[i] + o->l2 * w[i]);
+			w[i] -= a * (g[i] + l2 * w[i]);
 		break;
 	case OPTIM_ADAGRAD:
 		for (size_t i = 0; i < n; i++) {
-			float gi = g[i] + o->l2 * w[i];
+			float gi = g[i] + l2 * w[i];
 			s1[i] += gi * gi;
-			w[i] -= lr * gi / (sqrtf(s1[i]) + o->eps);
+			w[i] -= a * gi / (sqrtf(s1[i]) + eps);
 		}
 		break;
-	case OPTIM_ADAM: {
-		double t = (double)step;
-		float a = lr * (float)(sqrt(1.0 - pow(o->beta2, t)) / (1.0 - pow(o->beta1, t)));
-		float b1 = o->beta1, b2 = o->beta2;
+	case OPTIM_ADAM:
 		for (size_t i = 0; i < n; i++) {
-			float gi = g[i] + o->l2 * w[i];
+			float gi = g[i] + l2 * w[i];
 			s1[i] = b1 * s1[i] + (1.0f - b1) * gi;
 			s2[i] = b2 * s2[i] + (1.0f - b2) * gi * gi;
-			w[i] -= a * s1[i] / (sqrtf(s2[i]) + o->eps);
+			w[i] -= a * s1[i] / (sqrtf(s2[i]) + eps);
 		}
 		break;
-	}
 	}
 }
 
 void optim_dense_update(const struct optim *o, struct params *p, const float *grad,
 			uint64_t step)
 {
-	update(o, o->lr, p->dense, p->dense_s1, p->dense_s2, grad, p->dense_n, step);
+	update(o, step_size(o, o->lr, step), p->dense, p->dense_s1, p->dense_s2, grad,
+	       p->dense_n);
 }
 
 void optim_sparse_update(const struct optim *o, struct tensor *t, const uint32_t *rows,
 			 const float *grad, uint32_t n, uint64_t step)
 {
 	size_t c = t->cols;
+	float a = step_size(o, o->lr_sparse, step);
 
 	for (uint32_t k = 0; k < n; k++) {
 		size_t off = (size_t)rows[k] * c;
-		update(o, o->lr_sparse, t->w + off, t->s1 ? t->s1 + off : NULL,
-		       t->s2 ? t->s2 + off : NULL, grad + (size_t)k * c, c, step);
+		update(o, a, t->w + off, t->s1 ? t->s1 + off : NULL, t->s2 ? t->s2 + off : NULL,
+		       grad + (size_t)k * c, c);
 	}
 }
 

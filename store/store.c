@@ -251,6 +251,57 @@ int store_count(struct store_reader *r, enum store_db db, uint64_t *n)
 	return 0;
 }
 
+int store_index_build(struct store_reader *r, enum store_db db, struct store_index *ix)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	MDB_stat st;
+	int rc;
+
+	memset(ix, 0, sizeof(*ix));
+	rc = mdb_stat(r->txn, r->s->dbi[db], &st);
+	if (!rc)
+		rc = mdb_cursor_open(r->txn, r->s->dbi[db], &c);
+	if (rc)
+		return lmdb_error(r->s, rc, "cannot index database");
+	ix->n = st.ms_entries;
+	ix->val = malloc((ix->n ? ix->n : 1) * sizeof(*ix->val));
+	ix->len = malloc((ix->n ? ix->n : 1) * sizeof(*ix->len));
+	if (!ix->val || !ix->len) {
+		mdb_cursor_close(c);
+		store_index_release(ix);
+		return hr_error(HR_ENOMEM, "out of memory indexing %llu records",
+				(unsigned long long)st.ms_entries);
+	}
+	uint64_t expect = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), expect++) {
+		if (k.mv_size != 8 || expect >= ix->n || store_key_decode(k.mv_data) != expect ||
+		    v.mv_size > UINT32_MAX) {
+			rc = -1;
+			break;
+		}
+		ix->val[expect] = v.mv_data;
+		ix->len[expect] = (uint32_t)v.mv_size;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND && expect == ix->n)
+		return 0;
+	store_index_release(ix);
+	if (rc == -1)
+		return hr_error(HR_ESTORE, "store '%s': %s keys are not 0..%llu in order (entry %llu)",
+				r->s->path, db_names[db], (unsigned long long)st.ms_entries,
+				(unsigned long long)expect);
+	return lmdb_error(r->s, rc, "cannot index database");
+}
+
+void store_index_release(struct store_index *ix)
+{
+	free(ix->val);
+	free(ix->len);
+	memset(ix, 0, sizeof(*ix));
+}
+
 int store_size_bytes(struct store *s, uint64_t *bytes)
 {
 	MDB_envinfo info;

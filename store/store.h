@@ -106,6 +106,24 @@ int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key,
 /* Number of entries in db. */
 int store_count(struct store_reader *r, enum store_db db, uint64_t *n);
 
+/*
+ * An index of a record database (keys 0..n-1) by key: val[k] and len[k]
+ * point into the memory map, so fetching record k is an array lookup
+ * instead of a B-tree search (40% of the loader's time for small models).
+ * The pointers stay valid while the reader that built the index stays
+ * open (a store is never modified, so no writer can move them).
+ * HR_ESTORE (naming the store and database) when the keys are not exactly
+ * 0..n-1; HR_ENOMEM.
+ */
+struct store_index {
+	const void **val;
+	uint32_t *len;
+	uint64_t n;
+};
+
+int store_index_build(struct store_reader *r, enum store_db db, struct store_index *ix);
+void store_index_release(struct store_index *ix);
+
 /* Bytes used by the environment's data file. */
 int store_size_bytes(struct store *s, uint64_t *bytes);
 

@@ -23,16 +23,19 @@ void loader_permutation(uint64_t seed, int epoch, uint64_t *perm, uint64_t n)
 	}
 }
 
-int loader_init(struct loader *l, struct store *st, enum store_db db, uint64_t n,
-		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
+int loader_init(struct loader *l, struct store *st, enum store_db db,
+		const struct store_index *ix, uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
 		struct ring *full_q, const _Atomic int *stop)
 {
 	memset(l, 0, sizeof(*l));
 	if (threads < 1 || threads > LOADER_MAX_THREADS || batch == 0)
 		return hr_error(HR_EINVAL, "--loaders must be between 1 and %d, not %d",
 				LOADER_MAX_THREADS, threads);
+	uint64_t n = ix->n;
+
 	l->st = st;
 	l->db = db;
+	l->ix = ix;
 	l->n = n;
 	l->batch = batch;
 	l->threads = threads;
@@ -54,7 +57,7 @@ void loader_release(struct loader *l)
 }
 
 /* Fills b with the records of batch index idx. */
-static int fill(struct loader *l, struct store_reader *r, struct batch *b, uint64_t idx)
+static int fill(struct loader *l, struct batch *b, uint64_t idx)
 {
 	uint64_t k = idx * l->batch, end = k + l->batch < l->n ? k + l->batch : l->n;
 
@@ -62,14 +65,8 @@ static int fill(struct loader *l, struct store_reader *r, struct batch *b, uint6
 	b->seq = idx;
 	b->epoch = l->epoch;
 	for (; k < end; k++) {
-		const void *v;
-		size_t len;
 		uint64_t key = l->perm[k];
-		int rc = store_get_u64(r, l->db, key, &v, &len);
-		if (rc == HR_ENOENT)
-			rc = hr_error(HR_ESTORE, "record is missing");
-		if (!rc)
-			rc = batch_set_row(b, b->n, v, len);
+		int rc = batch_set_row(b, b->n, l->ix->val[key], l->ix->len[key]);
 		if (rc)
 			return hr_error_prefix(rc, "store '%s': %s record %llu", store_path(l->st),
 					       store_db_name(l->db), (unsigned long long)key);
@@ -81,8 +78,7 @@ static int fill(struct loader *l, struct store_reader *r, struct batch *b, uint6
 static void *loader_main(void *arg)
 {
 	struct loader *l = arg;
-	struct store_reader *r = NULL;
-	int rc = store_reader_begin(l->st, &r);
+	int rc = 0;
 
 	while (!rc) {
 		void *item;
@@ -93,7 +89,7 @@ static void *loader_main(void *arg)
 			break;
 		if (ring_pop(l->free_q, &item) != 0)
 			break;
-		rc = fill(l, r, item, idx);
+		rc = fill(l, item, idx);
 		if (rc || ring_push(l->full_q, item) != 0) {
 			ring_push(l->free_q, item);
 			break;
@@ -108,7 +104,6 @@ static void *loader_main(void *arg)
 		}
 		pthread_mutex_unlock(&l->mu);
 	}
-	store_reader_end(r);
 	/* R4: the last thread out releases (pairs with loader_finished's A4):
 	 * every thread's batches count and error are then visible.  The
 	 * acq_rel decrement chains the other threads' writes to the last one. */

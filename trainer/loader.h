@@ -5,8 +5,8 @@
  * (seed, e) - a fresh order every epoch, the same order for the same seed.
  * The epoch is cut into batches of `batch` consecutive permutation entries;
  * each of the loader's threads claims the next batch index, pops an empty
- * batch from `free`, decodes its records into it (one LMDB read transaction
- * per thread per epoch, values decoded straight from the memory map) and
+ * batch from `free`, decodes its records into it (straight from the memory
+ * map, found through the store's key index) and
  * pushes it to `full`.  The last batch may be short.  Nothing is allocated
  * per batch.  With several threads, batches reach `full` in roughly, not
  * exactly, their index order; batch->seq is the index.
@@ -31,6 +31,7 @@
 struct loader {
 	struct store *st;
 	enum store_db db;
+	const struct store_index *ix; /* db's records by key (store.h) */
 	uint64_t n;           /* records in db */
 	uint32_t batch;       /* records per batch */
 	uint64_t seed;
@@ -50,8 +51,12 @@ struct loader {
 	char msg[512];
 };
 
-/* Sets up `threads` loader threads over db of st (n records).  HR_ENOMEM, HR_EINVAL. */
-int loader_init(struct loader *l, struct store *st, enum store_db db, uint64_t n,
+/*
+ * Sets up `threads` loader threads over db of st, whose records ix indexes
+ * (the index and its reader must outlive the loader).  HR_ENOMEM, HR_EINVAL.
+ */
+int loader_init(struct loader *l, struct store *st, enum store_db db,
+		const struct store_index *ix,
 		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
 		struct ring *full_q, const _Atomic int *stop);
 void loader_release(struct loader *l);

@@ -86,6 +86,8 @@ struct trainer {
 	char fail_msg[512];
 
 	struct loader loader;
+	struct store_reader *index_reader; /* keeps the train index's pointers valid */
+	struct store_index index;
 	FILE *metrics;
 };
 
@@ -380,8 +382,16 @@ static int setup(struct trainer *t)
 			rc = ring_push(&t->free, &t->batches[i]);
 	}
 	if (!rc)
-		rc = loader_init(&t->loader, t->st, STORE_TRAIN, t->info.count[0], o->batch,
-				 o->loaders, o->seed, &t->free, &t->full, &t->halt);
+		rc = store_reader_begin(t->st, &t->index_reader);
+	if (!rc)
+		rc = store_index_build(t->index_reader, STORE_TRAIN, &t->index);
+	if (!rc && t->index.n != t->info.count[0])
+		rc = hr_error(HR_ESTORE, "store '%s': meta counts %llu train records, the database "
+			      "holds %llu", o->data, (unsigned long long)t->info.count[0],
+			      (unsigned long long)t->index.n);
+	if (!rc)
+		rc = loader_init(&t->loader, t->st, STORE_TRAIN, &t->index, o->batch, o->loaders,
+				 o->seed, &t->free, &t->full, &t->halt);
 	if (!rc)
 		rc = workers_init(t);
 	for (int k = 0; !rc && k < o->threads; k++)
@@ -402,6 +412,8 @@ static void teardown(struct trainer *t)
 	}
 	workers_release(t);
 	loader_release(&t->loader);
+	store_index_release(&t->index);
+	store_reader_end(t->index_reader);
 	for (uint32_t i = 0; t->batches && i < t->n_batches; i++)
 		batch_release(&t->batches[i]);
 	free(t->batches);

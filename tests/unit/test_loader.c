@@ -125,8 +125,13 @@ static size_t run_epoch(struct store *st, const struct store_info *info, int epo
 		assert_int_equal(batch_alloc(&batches[i], 37, info->hist_len, info->n_dense), 0);
 		assert_int_equal(ring_push(&free_q, &batches[i]), 0);
 	}
-	assert_int_equal(loader_init(&l, st, STORE_TRAIN, info->count[0], 37, loaders, seed,
-				     &free_q, &full, &stop), 0);
+	struct store_reader *r;
+	struct store_index ix;
+	assert_int_equal(store_reader_begin(st, &r), 0);
+	assert_int_equal(store_index_build(r, STORE_TRAIN, &ix), 0);
+	assert_int_equal(ix.n, info->count[0]);
+	assert_int_equal(loader_init(&l, st, STORE_TRAIN, &ix, 37, loaders, seed, &free_q, &full,
+				     &stop), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, consume, &c);
 	assert_int_equal(loader_start(&l, epoch), 0);
@@ -137,6 +142,8 @@ static size_t run_epoch(struct store *st, const struct store_info *info, int epo
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	loader_release(&l);
+	store_index_release(&ix);
+	store_reader_end(r);
 	for (int i = 0; i < 6; i++)
 		batch_release(&batches[i]);
 	ring_release(&full);
@@ -230,7 +237,11 @@ static void test_corrupt_record(void **state)
 	assert_int_equal(ring_init(&free_q, 2), 0);
 	assert_int_equal(batch_alloc(&b, 8, 8, 4), 0);
 	assert_int_equal(ring_push(&free_q, &b), 0);
-	assert_int_equal(loader_init(&l, st, STORE_TRAIN, 5, 8, 1, 1, &free_q, &full, &stop), 0);
+	struct store_reader *r;
+	struct store_index ix;
+	assert_int_equal(store_reader_begin(st, &r), 0);
+	assert_int_equal(store_index_build(r, STORE_TRAIN, &ix), 0);
+	assert_int_equal(loader_init(&l, st, STORE_TRAIN, &ix, 8, 1, 1, &free_q, &full, &stop), 0);
 	assert_int_equal(loader_start(&l, 1), 0);
 	assert_int_equal(loader_join(&l), HR_EFORMAT);
 	assert_non_null(strstr(hr_errmsg(), "train record 3"));
@@ -239,6 +250,8 @@ static void test_corrupt_record(void **state)
 	assert_int_equal(ring_try_pop(&full, &item), RING_EMPTY);
 	assert_int_equal(ring_try_pop(&free_q, &item), 0);
 	loader_release(&l);
+	store_index_release(&ix);
+	store_reader_end(r);
 	batch_release(&b);
 	ring_release(&full);
 	ring_release(&free_q);
