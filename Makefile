@@ -36,7 +36,7 @@ all: $(PROGS) $(TESTS)
 help:
 	@echo "make deps    install the Debian packages hogrec needs (as root)"
 	@echo "make         build programs into $(BIN)/ and tests into $(BUILD)/"
-	@echo "make run     the main job: synthetic ml-1m (or DATA=dir) -> store"
+	@echo "make run     the main job: synthetic ml-1m (or DATA=dir) -> store -> model -> metrics"
 	@echo "make test    run every test (unit, integration, interop, fuzz smoke)"
 	@echo "make bench   benchmarks, JSON lines on stdout"
 	@echo "make asan    build and test under AddressSanitizer + UBSan (clang)"
@@ -62,17 +62,24 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS)
 
-# The main job end to end.  DATA=path/to/ml-1m uses a real download; without
-# it the synthetic generator writes an ml-1m-shaped data set (once).
+# The main job end to end: data -> store -> trained model -> test metrics.
+# DATA=path/to/ml-1m uses a real download; without it the synthetic
+# generator writes an ml-1m-shaped data set (once) and prints its oracle AUC.
+# MODEL (dssm) and EPOCHS (2) choose the training run; metrics are JSON
+# lines on stdout and in $(RUN_DIR)/model/metrics.jsonl.
 DATA ?=
 RUN_DIR ?= build/run
+MODEL ?= dssm
+EPOCHS ?= 2
 run: all
 	@set -e; mkdir -p $(RUN_DIR); data="$(DATA)"; \
 	if [ -z "$$data" ]; then data=$(RUN_DIR)/ml-1m; \
 	  if [ ! -f $$data/ratings.dat ]; then $(BIN)/mlgen -o $$data; fi; \
 	  $(BIN)/mlgen --oracle $$data; fi; \
-	$(BIN)/ingest --force -o $(RUN_DIR)/store.lmdb $$data; \
-	$(BIN)/ingest --inspect $(RUN_DIR)/store.lmdb
+	$(BIN)/ingest --force --split user -o $(RUN_DIR)/store.lmdb $$data; \
+	rm -rf $(RUN_DIR)/model; \
+	$(BIN)/trainer --data $(RUN_DIR)/store.lmdb --model $(MODEL) --epochs $(EPOCHS) \
+	  --out $(RUN_DIR)/model
 
 # Every test: unit programs, then integration/interop scripts.  The runner
 # prints one closing line "N passed, N failed".
