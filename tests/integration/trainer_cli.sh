@@ -59,7 +59,20 @@ expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model ncf --out "$T/x" --opt
 "$BIN/ingest" -q -o "$T/csv.lmdb" "$T/csv"
 expect_exit 64 "$BIN/trainer" --data "$T/csv.lmdb" --model dssm --out "$T/x"
 expect_err "demographics"
-ok "bad input: missing store, not a store, unknown model, bad options, missing fields"
+# A store of another format version.
+cp -r "$T/ml.lmdb" "$T/v2.lmdb"
+/usr/bin/python3 - "$T/v2.lmdb" <<'PY'
+import lmdb, msgpack, sys
+env = lmdb.open(sys.argv[1], max_dbs=8)
+db = env.open_db(b"meta", create=False)
+with env.begin(write=True) as t:
+    meta = msgpack.unpackb(t.get(b"meta", db=db))
+    meta["version"] = 2
+    t.put(b"meta", msgpack.packb(meta), db=db)
+PY
+expect_exit 65 "$BIN/trainer" --data "$T/v2.lmdb" --model ncf --out "$T/x"
+expect_err "format version 2"
+ok "bad input: missing store, not a store, other version, unknown model, bad options, missing fields"
 
 # A NaN in the input (one train record's dense feature): the non-finite loss
 # is reported with its step, and training stops with a non-zero exit.
