@@ -92,7 +92,7 @@ static void *loader_main(void *arg)
 		/* Relaxed: claiming an index orders nothing; the rings carry the data. */
 		uint64_t idx = atomic_fetch_add_explicit(&l->next, 1, memory_order_relaxed);
 		/* Relaxed: `stop` only ends the epoch early; no data rides on it. */
-		if (idx * l->batch >= l->n || atomic_load_explicit(l->stop, memory_order_relaxed))
+		if (idx >= l->end || atomic_load_explicit(l->stop, memory_order_relaxed))
 			break;
 		if (ring_pop(l->free_q, &item) != 0)
 			break;
@@ -119,12 +119,15 @@ static void *loader_main(void *arg)
 	return NULL;
 }
 
-int loader_start(struct loader *l, int epoch)
+int loader_start(struct loader *l, int epoch, uint64_t first, uint64_t end)
 {
+	uint64_t all = loader_epoch_batches(l);
+
+	l->end = end < all ? end : all;
 	l->epoch = epoch;
 	l->rc = 0;
 	l->msg[0] = '\0';
-	atomic_store_explicit(&l->next, 0, memory_order_relaxed);
+	atomic_store_explicit(&l->next, first, memory_order_relaxed);
 	atomic_store_explicit(&l->batches, 0, memory_order_relaxed);
 	atomic_store_explicit(&l->finished, 0, memory_order_relaxed);
 	atomic_store_explicit(&l->running, l->threads, memory_order_relaxed);

@@ -43,6 +43,7 @@ struct loader {
 	pthread_t thread[LOADER_MAX_THREADS];
 
 	_Atomic uint64_t next;     /* next batch index to claim */
+	uint64_t end;              /* one past the last batch index of the segment */
 	_Atomic uint64_t batches;  /* pushed this epoch; final once `finished` */
 	_Atomic int running;       /* threads still working on the epoch */
 	_Atomic int finished;      /* set (release) by the last thread to finish */
@@ -61,8 +62,20 @@ int loader_init(struct loader *l, struct store *st, enum store_db db,
 		struct ring *full_q, const _Atomic int *stop);
 void loader_release(struct loader *l);
 
-/* Draws the epoch's permutation and starts the threads.  HR_EIO. */
-int loader_start(struct loader *l, int epoch);
+/* Batches in an epoch: ceil(n / batch). */
+static inline uint64_t loader_epoch_batches(const struct loader *l)
+{
+	return (l->n + l->batch - 1) / l->batch;
+}
+
+/*
+ * Starts the threads on batches [first, end) of epoch `epoch` (end is
+ * clamped to the epoch's batch count), drawing the epoch's permutation.
+ * A whole epoch is [0, loader_epoch_batches()); running it in segments
+ * lets the caller stop between segments (to checkpoint) and resume at a
+ * batch index - the order is the same either way.  HR_EIO.
+ */
+int loader_start(struct loader *l, int epoch, uint64_t first, uint64_t end);
 
 /* 1 once every thread of the epoch is done pushing (l->batches is then final). */
 static inline int loader_finished(struct loader *l)

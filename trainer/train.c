@@ -241,7 +241,7 @@ static int run_epoch(struct trainer *t, int epoch, double *seconds, double *loss
 		t->workers[k].loss_sum = 0;
 		t->workers[k].samples = 0;
 	}
-	rc = loader_start(&t->loader, epoch);
+	rc = loader_start(&t->loader, epoch, 0, UINT64_MAX);
 	if (rc)
 		return rc;
 	progress_begin(&bar, "epoch", n);

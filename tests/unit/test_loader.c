@@ -78,6 +78,10 @@ static void test_permutation(void **state)
 	assert_memory_not_equal(a, c, sizeof(a));
 }
 
+static size_t run_segment(struct store *st, const struct store_info *info, int epoch,
+			  uint64_t seed, int loaders, uint64_t first, uint64_t end, uint64_t *keys,
+			  size_t cap);
+
 struct consumer {
 	struct ring *full, *free;
 	uint64_t *keys; /* (user_raw << 32 | item_raw) per row seen */
@@ -101,6 +105,12 @@ static void *consume(void *arg)
 	return NULL;
 }
 
+static size_t run_epoch(struct store *st, const struct store_info *info, int epoch,
+			uint64_t seed, int loaders, uint64_t *keys, size_t cap)
+{
+	return run_segment(st, info, epoch, seed, loaders, 0, UINT64_MAX, keys, cap);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -108,8 +118,9 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Runs one epoch through two consumer threads; returns the keys in arrival order. */
-static size_t run_epoch(struct store *st, const struct store_info *info, int epoch,
-			uint64_t seed, int loaders, uint64_t *keys, size_t cap)
+static size_t run_segment(struct store *st, const struct store_info *info, int epoch,
+			  uint64_t seed, int loaders, uint64_t first, uint64_t end, uint64_t *keys,
+			  size_t cap)
 {
 	struct ring full, free_q;
 	struct batch batches[6];
@@ -134,10 +145,11 @@ static size_t run_epoch(struct store *st, const struct store_info *info, int epo
 				     &stop), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, consume, &c);
-	assert_int_equal(loader_start(&l, epoch), 0);
+	assert_int_equal(loader_start(&l, epoch, first, end), 0);
 	assert_int_equal(loader_join(&l), 0);
 	assert_true(loader_finished(&l));
-	assert_int_equal(loader_batches(&l), (info->count[0] + 36) / 37);
+	uint64_t all = (info->count[0] + 36) / 37;
+	assert_int_equal(loader_batches(&l), (end < all ? end : all) - first);
 	ring_close(&full);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
@@ -190,6 +202,13 @@ static void test_each_record_once_per_epoch(void **state)
 	assert_memory_equal(e1, want, n * sizeof(*want));
 	assert_memory_equal(e2, want, n * sizeof(*want));
 	assert_memory_equal(e1b, want, n * sizeof(*want));
+	/* The same epoch in two segments (as around a checkpoint) covers it once. */
+	size_t first = run_segment(st, &info, 3, 5, 2, 0, 5, e2, n);
+	assert_int_equal(first, 5 * 37);
+	assert_int_equal(run_segment(st, &info, 3, 5, 2, 5, UINT64_MAX, e2 + first, n - first),
+			 n - first);
+	qsort(e2, n, sizeof(*e2), cmp_u64);
+	assert_memory_equal(e2, want, n * sizeof(*want));
 	free(want);
 	free(e1);
 	free(e2);
@@ -242,7 +261,7 @@ static void test_corrupt_record(void **state)
 	assert_int_equal(store_reader_begin(st, &r), 0);
 	assert_int_equal(store_index_build(r, STORE_TRAIN, &ix), 0);
 	assert_int_equal(loader_init(&l, st, STORE_TRAIN, &ix, 8, 1, 1, &free_q, &full, &stop), 0);
-	assert_int_equal(loader_start(&l, 1), 0);
+	assert_int_equal(loader_start(&l, 1, 0, UINT64_MAX), 0);
 	assert_int_equal(loader_join(&l), HR_EFORMAT);
 	assert_non_null(strstr(hr_errmsg(), "train record 3"));
 	assert_non_null(strstr(hr_errmsg(), "bad.lmdb"));
