@@ -89,10 +89,14 @@ static void *loader_main(void *arg)
 
 	while (!rc) {
 		void *item;
+		/* Relaxed: `stop` only ends the segment early; no data rides on it.
+		 * Checked before claiming, so every claimed index is loaded and
+		 * `next` is where a stopped segment resumes. */
+		if (atomic_load_explicit(l->stop, memory_order_relaxed))
+			break;
 		/* Relaxed: claiming an index orders nothing; the rings carry the data. */
 		uint64_t idx = atomic_fetch_add_explicit(&l->next, 1, memory_order_relaxed);
-		/* Relaxed: `stop` only ends the epoch early; no data rides on it. */
-		if (idx >= l->end || atomic_load_explicit(l->stop, memory_order_relaxed))
+		if (idx >= l->end)
 			break;
 		if (ring_pop(l->free_q, &item) != 0)
 			break;

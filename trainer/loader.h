@@ -90,6 +90,16 @@ static inline uint64_t loader_batches(struct loader *l)
 	return atomic_load_explicit(&l->batches, memory_order_relaxed);
 }
 
+/*
+ * Where a segment that ended (normally or through *stop) resumes: every
+ * batch index below it was loaded.  Valid after loader_join().
+ */
+static inline uint64_t loader_resume_index(struct loader *l)
+{
+	uint64_t next = atomic_load_explicit(&l->next, memory_order_relaxed);
+	return next < l->end ? next : l->end;
+}
+
 /* Waits for the epoch's threads; returns the first error (message set). */
 int loader_join(struct loader *l);
 
