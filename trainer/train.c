@@ -149,10 +149,10 @@ static void *worker_main(void *arg)
 	flush_denormals();
 	while (ring_pop(&t->full, &item) == 0) {
 		struct batch *b = item;
-		/* A2: acquire pairs with fail()'s release (R1). */
 		if (t->o->loader_only) {
 			w->samples += b->n;
-		} else if (!atomic_load_explicit(&t->failed, memory_order_acquire) &&
+		} else if (/* A2: acquire pairs with fail()'s release (R1) */
+			   !atomic_load_explicit(&t->failed, memory_order_acquire) &&
 			   train_batch(w, b)) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "loss is not finite at step %llu (epoch %d); "
@@ -187,8 +187,7 @@ static int workers_init(struct trainer *t)
 		return hr_error(HR_ENOMEM, "out of memory for workers");
 	for (int k = 0; k < t->o->threads; k++) {
 		struct worker *w = &t->workers[k];
-		w->t = t;
-		w->id = k;
+		w->t = t; /* w->id stays 0 until its thread starts (see setup) */
 		w->ws = aligned_alloc(64, ((ws ? ws : 1) * sizeof(float) + 63) & ~(size_t)63);
 		w->logits = malloc(B * sizeof(float));
 		w->dlogits = malloc(B * sizeof(float));
