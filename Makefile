@@ -14,7 +14,7 @@ WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2 -fno-common \
           -Werror
 CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -fno-math-errno -I. $(WARN) $(OPT) $(SAN) -MMD -MP
-LDLIBS  = -lopenblas -llmdb -lmsgpackc -lm -lpthread
+LDLIBS  = -lopenblas -llmdb -lmsgpackc -ljansson -lz -lm -lpthread
 TEST_LDLIBS = -lcmocka $(LDLIBS)
 
 LIB_DIRS  = common store ingest models models/nn trainer
@@ -128,7 +128,7 @@ fuzz:
 	done
 
 # Debian packages; installs only what is missing.
-DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils \
+DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils libjansson-dev zlib1g-dev \
            libmsgpack-dev libopenblas-dev libcmocka-dev libinih-dev \
            libsystemd-dev python3 python3-lmdb python3-msgpack python3-numpy \
            python3-pandas python3-torch

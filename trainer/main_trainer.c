@@ -18,7 +18,10 @@ static void usage(FILE *out)
 	      "Trains NAME on the train split of STORE (written by bin/ingest) with\n"
 	      "Hogwild worker threads, evaluates on valid and test after every epoch,\n"
 	      "and prints metrics as JSON lines on stdout (also appended to\n"
-	      "DIR/metrics.jsonl).  Logs and progress go to stderr.\n"
+	      "DIR/metrics.jsonl).  Logs and progress go to stderr.  Checkpoints\n"
+	      "(safetensors, docs/FORMAT.md) go to DIR after every epoch and on\n"
+	      "SIGINT/SIGTERM (then exit 0; a second signal exits at once); a run\n"
+	      "whose DIR holds a checkpoint continues from it.\n"
 	      "\n"
 	      "models:\n",
 	      out);
@@ -37,6 +40,10 @@ static void usage(FILE *out)
 	      "  --hidden A,B,...  hidden widths; the last is the output width of an MLP\n"
 	      "                    or tower (default: per model)\n"
 	      "  --seed S          initialisation and shuffling seed (default 1)\n"
+	      "  --ckpt-every-steps N  also checkpoint every N optimizer steps\n"
+	      "  --ckpt-every-secs T   also checkpoint every T seconds\n"
+	      "  --keep K          checkpoints kept in DIR (default 3)\n"
+	      "  --no-resume       start afresh even if DIR holds a checkpoint\n"
 	      "  --bench-loader    measure the loader alone: decode every epoch, train\n"
 	      "                    nothing, print records/s as JSON\n"
 	      "  -q, --quiet       no progress bar, warnings only\n"
@@ -96,7 +103,8 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_MODEL, O_OUT, O_EPOCHS, O_THREADS, O_BATCH, O_OPTIM, O_LR,
-	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED, O_LOADER, O_LOADERS };
+	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED, O_LOADER, O_LOADERS, O_CK_STEPS, O_CK_SECS,
+	       O_KEEP, O_NORESUME };
 	static const struct option longopts[] = {
 		{"data", required_argument, 0, O_DATA}, {"model", required_argument, 0, O_MODEL},
 		{"out", required_argument, 0, O_OUT}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -105,7 +113,10 @@ int main(int argc, char **argv)
 		{"lr-sparse", required_argument, 0, O_LRS}, {"l2", required_argument, 0, O_L2},
 		{"emb-dim", required_argument, 0, O_EMB}, {"hidden", required_argument, 0, O_HIDDEN},
 		{"seed", required_argument, 0, O_SEED}, {"bench-loader", no_argument, 0, O_LOADER},
-		{"loaders", required_argument, 0, O_LOADERS}, {"quiet", no_argument, 0, 'q'},
+		{"loaders", required_argument, 0, O_LOADERS},
+		{"ckpt-every-steps", required_argument, 0, O_CK_STEPS},
+		{"ckpt-every-secs", required_argument, 0, O_CK_SECS}, {"keep", required_argument, 0, O_KEEP},
+		{"no-resume", no_argument, 0, O_NORESUME}, {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	struct train_opts o;
@@ -149,6 +160,16 @@ int main(int argc, char **argv)
 			o.seed = o.mcfg.seed = (uint64_t)v;
 			break;
 		case O_LOADER: o.loader_only = 1; break;
+		case O_CK_STEPS:
+			rc = parse_num(optarg, "--ckpt-every-steps", 0, 1e15, &v);
+			o.ckpt_every_steps = (uint64_t)v;
+			break;
+		case O_CK_SECS: rc = parse_num(optarg, "--ckpt-every-secs", 0, 1e9, &o.ckpt_every_secs); break;
+		case O_KEEP:
+			rc = parse_num(optarg, "--keep", 1, 100000, &v);
+			o.keep = (int)v;
+			break;
+		case O_NORESUME: o.resume = 0; break;
 		case O_LOADERS:
 			rc = parse_num(optarg, "--loaders", 1, 8, &v);
 			o.loaders = (int)v;

@@ -19,6 +19,7 @@
 #include "common/ring.h"
 #include "eval.h"
 #include "loader.h"
+#include "snapshot.h"
 #include "models/nn/blas.h"
 #include "models/nn/nn.h"
 #include "store/codec.h"
@@ -47,6 +48,8 @@ void train_opts_defaults(struct train_opts *o)
 	o->epochs = 1;
 	o->threads = cores > 0 ? (int)cores : 1;
 	o->loaders = 1;
+	o->keep = 3;
+	o->resume = 1;
 	o->batch = 256;
 	o->seed = 1;
 	optim_defaults(&o->optim, OPTIM_ADAM);
@@ -79,7 +82,8 @@ struct trainer {
 	_Atomic uint64_t step;    /* global optimizer step (Adam bias correction) */
 	_Atomic uint64_t done;    /* batches finished in the current epoch */
 	_Atomic int failed;       /* first failure wins; workers then skip work */
-	_Atomic int halt;         /* tells the loader to end the epoch early */
+	_Atomic int halt;         /* tells the loader to end the segment early */
+	uint64_t samples;         /* training samples applied (main thread) */
 	pthread_mutex_t mu;       /* guards fail_* and the epoch-done wakeup */
 	pthread_cond_t cv;
 	int fail_code;
@@ -227,30 +231,31 @@ static void workers_release(struct trainer *t)
 
 /* ---- epochs ------------------------------------------------------------ */
 
-static int run_epoch(struct trainer *t, int epoch, double *seconds, double *loss)
+/*
+ * Trains batches [first, end) of `epoch`, or fewer if a checkpoint is due
+ * (ckpt_every_secs), a signal arrived or something failed; *next receives
+ * where the epoch resumes.  *seconds accumulates the time spent.
+ */
+static int run_segment(struct trainer *t, int epoch, uint64_t first, uint64_t end,
+		       uint64_t *next, double *seconds, double t_ckpt, struct progress *bar)
 {
-	uint64_t n = t->info.count[0], B = t->o->batch;
-	struct progress bar;
-	double t0 = now_seconds(), sum = 0;
-	uint64_t samples = 0;
+	uint64_t n = t->info.count[0], B = t->o->batch, base = first * B;
+	double t0 = now_seconds();
 	int rc;
 
+	*next = first;
 	atomic_store_explicit(&t->done, 0, memory_order_relaxed);
-	for (int k = 0; k < t->o->threads; k++) {
-		t->workers[k].loss_sum = 0;
-		t->workers[k].samples = 0;
-	}
-	rc = loader_start(&t->loader, epoch, 0, UINT64_MAX);
+	rc = loader_start(&t->loader, epoch, first, end);
 	if (rc)
 		return rc;
-	progress_begin(&bar, "epoch", n);
 	pthread_mutex_lock(&t->mu);
 	for (;;) {
 		/* A3: acquire pairs with the workers' release (R3). */
 		uint64_t d = atomic_load_explicit(&t->done, memory_order_acquire);
 		if (loader_finished(&t->loader) && d >= loader_batches(&t->loader))
 			break; /* every batch the loader produced is trained */
-		if (train_stop)
+		if (train_stop ||
+		    (t->o->ckpt_every_secs > 0 && now_seconds() - t_ckpt >= t->o->ckpt_every_secs))
 			atomic_store_explicit(&t->halt, 1, memory_order_relaxed);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -261,23 +266,18 @@ static int run_epoch(struct trainer *t, int epoch, double *seconds, double *loss
 		}
 		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
 		pthread_mutex_unlock(&t->mu);
-		progress_update(&bar, d * B > n ? n : d * B);
+		progress_update(bar, base + d * B > n ? n : base + d * B);
 		pthread_mutex_lock(&t->mu);
 	}
 	pthread_mutex_unlock(&t->mu);
 	rc = loader_join(&t->loader);
-	progress_end(&bar);
-	*seconds = now_seconds() - t0;
-	for (int k = 0; k < t->o->threads; k++) {
-		sum += t->workers[k].loss_sum;
-		samples += t->workers[k].samples;
-	}
-	*loss = samples ? sum / (double)samples : NAN;
-	if (rc)
-		return rc;
-	if (atomic_load_explicit(&t->failed, memory_order_acquire))
-		return hr_error(t->fail_code, "%s", t->fail_msg);
-	return train_stop ? hr_error(HR_ECANCEL, "interrupted") : 0;
+	*next = loader_resume_index(&t->loader);
+	*seconds += now_seconds() - t0;
+	if (!rc && atomic_load_explicit(&t->failed, memory_order_acquire))
+		rc = hr_error(t->fail_code, "%s", t->fail_msg);
+	if (!rc && !atomic_load_explicit(&t->failed, memory_order_relaxed))
+		atomic_store_explicit(&t->halt, 0, memory_order_relaxed);
+	return rc;
 }
 
 /* ---- set-up, the epoch loop, metrics ----------------------------------- */
@@ -425,18 +425,103 @@ static void teardown(struct trainer *t)
 	store_close(t->st);
 }
 
+/* Publishes a checkpoint of the state (workers idle); logs where it went. */
+static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const char *metrics)
+{
+	struct snapshot_state st = {
+		.epoch = epoch,
+		.next_batch = next_batch,
+		.step = atomic_load_explicit(&t->step, memory_order_relaxed),
+		.samples = t->samples,
+	};
+	char path[4096];
+	int rc;
+
+	if (t->o->loader_only)
+		return 0;
+	rc = snapshot_save(t->o, &t->model, &st, metrics, path, sizeof(path));
+	if (!rc)
+		log_info("checkpoint %s (epoch %d, batch %llu, step %llu)", path, epoch,
+			 (unsigned long long)next_batch, (unsigned long long)st.step);
+	return rc;
+}
+
+/* The test metrics as a JSON object for the checkpoint's metadata. */
+static void metrics_json(char *buf, size_t cap, const struct eval_result *valid,
+			 const struct eval_result *test)
+{
+	snprintf(buf, cap, "{\"valid_auc\":%.6f,\"test_auc\":%.6f}", isfinite(valid->auc) ? valid->auc : 0,
+		 isfinite(test->auc) ? test->auc : 0);
+}
+
+/* One epoch from batch `first`, in segments between checkpoints. */
+static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *seconds,
+		       double *loss, int *stopped)
+{
+	uint64_t nb = loader_epoch_batches(&t->loader), steps = t->o->ckpt_every_steps;
+	uint64_t samples = 0;
+	double sum = 0, t_ckpt = now_seconds();
+	struct progress bar;
+	int rc = 0;
+
+	for (int k = 0; k < t->o->threads; k++) {
+		t->workers[k].loss_sum = 0;
+		t->workers[k].samples = 0;
+	}
+	progress_begin(&bar, "epoch", t->info.count[0]);
+	while (!rc && first < nb) {
+		uint64_t end = steps ? first + steps : nb, next = first;
+		rc = run_segment(t, epoch, first, end, &next, seconds, t_ckpt, &bar);
+		first = next;
+		if (rc)
+			break;
+		if (train_stop) {
+			*stopped = 1;
+			break;
+		}
+		if (first < nb && (steps || t->o->ckpt_every_secs > 0)) {
+			rc = checkpoint(t, epoch, first, NULL);
+			t_ckpt = now_seconds();
+		}
+	}
+	progress_end(&bar);
+	for (int k = 0; k < t->o->threads; k++) {
+		sum += t->workers[k].loss_sum;
+		samples += t->workers[k].samples;
+	}
+	t->samples += samples;
+	*loss = samples ? sum / (double)samples : NAN;
+	if (!rc && *stopped)
+		rc = checkpoint(t, epoch, first, NULL); /* the final checkpoint of a clean stop */
+	return rc;
+}
+
 int trainer_run(const struct train_opts *o)
 {
 	struct trainer t;
 	struct evaluator ev = {0};
-	struct eval_result valid, test;
-	int rc, epoch = 0;
+	struct eval_result valid = {0}, test = {0};
+	struct snapshot_state st = {.epoch = 1};
+	char path[4096], mj[256];
+	int rc, epoch, found = 0, stopped = 0;
 
 	memset(&t, 0, sizeof(t));
 	t.o = o;
 	pthread_mutex_init(&t.mu, NULL);
 	pthread_cond_init(&t.cv, NULL);
 	rc = setup(&t);
+	if (!rc && o->resume && !o->loader_only)
+		rc = snapshot_resume(o, &t.model, &st, &found, path, sizeof(path));
+	if (!rc && found) {
+		atomic_store_explicit(&t.step, st.step, memory_order_relaxed);
+		t.samples = st.samples;
+		if (st.next_batch >= loader_epoch_batches(&t.loader)) {
+			st.epoch++;
+			st.next_batch = 0;
+		}
+		log_info("resuming from %s: epoch %d, batch %llu, step %llu", path, st.epoch,
+			 (unsigned long long)st.next_batch, (unsigned long long)st.step);
+	}
 	if (!rc)
 		rc = evaluator_init(&ev, t.st, &t.model, o->batch);
 	if (!rc)
@@ -446,12 +531,14 @@ int trainer_run(const struct train_opts *o)
 			 (unsigned long long)t.info.count[0], (unsigned long long)t.info.count[1],
 			 (unsigned long long)t.info.count[2], o->threads, o->batch,
 			 optim_name(o->optim.kind), (double)o->optim.lr);
-	for (epoch = 1; !rc && epoch <= o->epochs; epoch++) {
+	for (epoch = st.epoch; !rc && !stopped && epoch <= o->epochs; epoch++) {
 		double secs = 0, loss = 0, rate;
-		rc = run_epoch(&t, epoch, &secs, &loss);
-		if (rc)
+		uint64_t first = epoch == st.epoch ? st.next_batch : 0;
+		rc = train_epoch(&t, epoch, first, &secs, &loss, &stopped);
+		if (rc || stopped)
 			break;
-		rate = (double)t.info.count[0] / secs;
+		rate = secs > 0 ? (double)t.info.count[0] * (1.0 - (double)first /
+			(double)loader_epoch_batches(&t.loader)) / secs : 0;
 		if (o->loader_only) {
 			printf("{\"bench\":\"loader\",\"epoch\":%d,\"records\":%llu,\"seconds\":%.3f,"
 			       "\"records_per_s\":%.0f,\"loaders\":%d,\"batch\":%u}\n",
@@ -468,13 +555,19 @@ int trainer_run(const struct train_opts *o)
 			if (!rc)
 				emit(&t, "test", epoch, &test, loss, rate, epoch == o->epochs);
 		}
-		if (!rc)
+		if (!rc) {
 			log_info("epoch %d: train loss %.4f, %.0f samples/s, valid auc %.4f "
 				 "(baseline %.4f), test auc %.4f (baseline %.4f)",
 				 epoch, loss, rate, t.info.count[1] ? valid.auc : NAN,
 				 t.info.count[1] ? valid.base_auc : NAN, t.info.count[2] ? test.auc : NAN,
 				 t.info.count[2] ? test.base_auc : NAN);
+			metrics_json(mj, sizeof(mj), &valid, &test);
+			/* The epoch is done: the checkpoint resumes at the next one. */
+			rc = checkpoint(&t, epoch, loader_epoch_batches(&t.loader), mj);
+		}
 	}
+	if (!rc && stopped)
+		log_info("stopped by a signal; the final checkpoint is written");
 	evaluator_release(&ev);
 	teardown(&t);
 	pthread_mutex_destroy(&t.mu);

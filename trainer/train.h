@@ -9,7 +9,13 @@
  *   main thread: starts each epoch, waits for its last batch, evaluates on
  *     valid and test (model and item-popularity baseline), writes metrics
  *
- * trainer_run() returns 0 or a negative HR_E* code with the message set;
+ * Checkpoints (trainer/snapshot.h) are published into `out` at the end of
+ * every epoch, every ckpt_every_steps steps / ckpt_every_secs seconds, and
+ * when a signal stops training; a run whose `out` holds a checkpoint
+ * resumes from it (same model, store schema and shape, or an error).
+ *
+ * trainer_run() returns 0 (also after a clean stop on a signal, with the
+ * final checkpoint written) or a negative HR_E* code with the message set;
  * a non-finite loss stops training with HR_EFORMAT naming the step.
  */
 #ifndef HR_TRAIN_H
@@ -34,6 +40,10 @@ struct train_opts {
 	struct model_config mcfg;
 	int progress;       /* progress bar on a TTY */
 	int loader_only;    /* benchmark: decode every epoch, train and evaluate nothing */
+	uint64_t ckpt_every_steps; /* checkpoint every N optimizer steps (0: off) */
+	double ckpt_every_secs;    /* checkpoint every T seconds (0: off) */
+	int keep;           /* checkpoints kept (the newest K) */
+	int resume;         /* continue from OUT's latest checkpoint if any */
 };
 
 /* Set from a signal handler: training stops after the batches in flight. */

@@ -1,0 +1,71 @@
+# The trainer's checkpoints: published after every epoch and on SIGTERM
+# (exit 0), resumed exactly (one worker, fixed seed), refused when they do
+# not match, and never corrupt under a final name even when the trainer is
+# killed with SIGKILL at random moments.
+source "$(dirname "$0")/_lib.sh"
+
+if [ -n "${HOGREC_SANITIZER:-}" ]; then ratings=4000 users=60 items=80; else ratings=20000 users=200 items=250; fi
+"$BIN/mlgen" -q -o "$T/ml" --users $users --items $items --ratings $ratings --seed 21
+"$BIN/ingest" -q --split user -o "$T/ml.lmdb" "$T/ml"
+train() { "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 "$@"; }
+metrics() { tail -1 "$1/metrics.jsonl" | cut -d, -f1-8; }
+
+# Two epochs at once, or one then one more after a restart: the same numbers.
+train --model ncf --out "$T/a" --epochs 2 >/dev/null 2>&1
+train --model ncf --out "$T/b" --epochs 1 >/dev/null 2>&1
+[ -L "$T/b/latest" ] || fail "no latest checkpoint after an epoch"
+"$BIN/ckpt" verify "$T/b" >/dev/null || fail "the epoch checkpoint does not verify"
+train --model ncf --out "$T/b" --epochs 2 2>"$T/err" >/dev/null
+grep -q "resuming from" "$T/err" || fail "the second run did not resume"
+[ "$(metrics "$T/a")" = "$(metrics "$T/b")" ] || fail "resumed run differs: $(metrics "$T/a") vs $(metrics "$T/b")"
+ok "resume at an epoch boundary is exact"
+
+# Mid-epoch checkpoints by step count, then a restart from one of them.
+train --model ncf --out "$T/c" --epochs 1 --ckpt-every-steps 40 >/dev/null 2>&1
+n=$(ls "$T/c"/ckpt-*.safetensors | wc -l)
+[ "$n" -eq 3 ] || fail "--keep 3 should leave 3 checkpoints, found $n"
+ok "checkpoints every N steps, retention keeps 3"
+
+# SIGTERM: final checkpoint, exit 0; the resumed run ends where an
+# uninterrupted one does.
+train --model dssm --hidden 64,32 --out "$T/d" --epochs 30 >/dev/null 2>&1
+# (the binary itself in the background, so that the signal reaches it)
+"$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 --model dssm --hidden 64,32 \
+	--out "$T/e" --epochs 30 >/dev/null 2>"$T/err" & pid=$!
+sleep 0.4; kill -TERM $pid 2>/dev/null || true
+rc=0; wait $pid || rc=$?
+[ "$rc" -eq 0 ] || fail "SIGTERM: exit status $rc"
+grep -q "stopped by a signal" "$T/err" || fail "the trainer finished before the signal (test too slow?)"
+"$BIN/ckpt" verify "$T/e" >/dev/null || fail "SIGTERM left no valid checkpoint"
+train --model dssm --hidden 64,32 --out "$T/e" --epochs 30 >/dev/null 2>&1
+[ "$(metrics "$T/d")" = "$(metrics "$T/e")" ] || fail "interrupted+resumed differs from uninterrupted"
+ok "SIGTERM writes a final checkpoint, exits 0, and resumes exactly"
+
+# A checkpoint of another model or shape is refused with a reason.
+expect_exit 64 "$BIN/trainer" -q --data "$T/ml.lmdb" --model dssm --out "$T/a" --epochs 3
+expect_err "is of model 'ncf'"
+expect_exit 64 "$BIN/trainer" -q --data "$T/ml.lmdb" --model ncf --hidden 8 --out "$T/a" --epochs 3
+expect_err "other model options"
+ok "mismatched checkpoints refused"
+
+# A damaged newest checkpoint: resume falls back to the previous good one.
+train --model ncf --out "$T/f" --epochs 2 >/dev/null 2>&1
+newest=$(ls "$T/f"/ckpt-*.safetensors | tail -1)
+truncate -s 1000 "$newest"
+train --model ncf --out "$T/f" --epochs 3 2>"$T/err" >/dev/null || { cat "$T/err"; fail "no fallback"; }
+grep -q "resuming from .*ckpt-0*$(( $(basename "$newest" .safetensors | sed 's/ckpt-0*//') / 2 ))" "$T/err" \
+	|| { cat "$T/err"; fail "did not resume from the previous checkpoint"; }
+ok "a truncated latest checkpoint falls back to the previous one"
+
+# kill -9 at spread-out moments: every file under a final name verifies.
+for i in 1 2 3 4 5 6; do
+	"$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 --model ncf --out "$T/k" \
+		--epochs 50 --ckpt-every-steps 10 --no-resume >/dev/null 2>&1 & pid=$!
+	sleep "0.$((i * 17 % 9 + 1))"; kill -KILL $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+	for f in "$T/k"/ckpt-*.safetensors; do
+		[ -e "$f" ] || continue
+		"$BIN/ckpt" verify "$f" >/dev/null || fail "kill -9 round $i: corrupt $f"
+	done
+	[ ! -e "$T/k/latest" ] || "$BIN/ckpt" verify "$T/k/latest" >/dev/null || fail "latest broken"
+done
+ok "kill -9 never leaves a corrupt checkpoint under a final name"

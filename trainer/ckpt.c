@@ -1,0 +1,1179 @@
+/*
+ * Checkpoint files (safetensors + hogrec metadata): writing and publishing,
+ * reading and validating, the directory (latest, retention) and watching.
+ * The format is specified in docs/FORMAT.md ("Checkpoints").
+ */
+#include "ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zlib.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoints hold little-endian floats; a big-endian port must byte-swap them"
+#endif
+
+/* The reference safetensors reader refuses larger headers; so do we. */
+#define HEADER_MAX 100000000ULL
+/* Tensor bytes are copied through a buffer of this size (see ckpt_save). */
+#define CHUNK ((size_t)1 << 20)
+#define META "__metadata__"
+#define LATEST "latest"
+
+/* ---- fault injection (tests) ---- */
+
+static _Atomic int fault_where = CKPT_FAULT_NONE;
+static _Atomic uint64_t fault_arg;
+
+void ckpt_fault_inject(enum ckpt_fault where, uint64_t arg)
+{
+	/* Tests set this between saves; no ordering with other memory needed. */
+	atomic_store_explicit(&fault_arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&fault_where, (int)where, memory_order_relaxed);
+}
+
+static int fault_at(enum ckpt_fault where)
+{
+	return atomic_load_explicit(&fault_where, memory_order_relaxed) == (int)where;
+}
+
+/* ---- names ---- */
+
+static void ckpt_file_name(char *out, size_t n, uint64_t step)
+{
+	snprintf(out, n, "ckpt-%012" PRIu64 ".safetensors", step);
+}
+
+/* Strict decimal: digits only, no sign or space, no overflow. */
+static int parse_dec(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (n == 0 || n > 20)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* 1 and the step if name is "ckpt-<digits>.safetensors", else 0. */
+static int parse_ckpt_name(const char *name, uint64_t *step)
+{
+	static const char suffix[] = ".safetensors";
+	size_t len = strlen(name);
+
+	if (strncmp(name, "ckpt-", 5) || len < 5 + sizeof(suffix))
+		return 0;
+	if (strcmp(name + len - (sizeof(suffix) - 1), suffix))
+		return 0;
+	return parse_dec(name + 5, len - 5 - (sizeof(suffix) - 1), step) == 0;
+}
+
+/* ---- writing ---- */
+
+struct writer {
+	char tmp[PATH_MAX];
+	int fd;
+	uint64_t written; /* file bytes written so far (fault injection) */
+};
+
+static int write_at(struct writer *w, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		size_t k = len;
+		ssize_t got;
+		if (fault_at(CKPT_FAULT_WRITE)) {
+			uint64_t lim = atomic_load_explicit(&fault_arg, memory_order_relaxed);
+			if (w->written >= lim) {
+				errno = ENOSPC;
+				goto fail;
+			}
+			if (k > lim - w->written)
+				k = (size_t)(lim - w->written);
+		}
+		got = pwrite(w->fd, p, k, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			if (got == 0)
+				errno = ENOSPC;
+			goto fail;
+		}
+		p += got;
+		off += (uint64_t)got;
+		len -= (size_t)got;
+		w->written += (uint64_t)got;
+	}
+	return 0;
+fail:
+	return hr_error(HR_EIO, "cannot write '%s': %s", w->tmp, strerror(errno));
+}
+
+static int tensor_bytes(const struct ckpt_tensor *t, uint64_t *bytes)
+{
+	/* Offsets are JSON integers (int64 in jansson), so stay below 2^62. */
+	const uint64_t limit = (uint64_t)1 << 62;
+
+	*bytes = 0;
+	if (t->cols != 0 && t->rows > limit / 4 / t->cols)
+		return hr_error(HR_EINVAL, "tensor '%s': shape [%" PRIu64 ", %" PRIu64 "] is too large",
+				t->name, t->rows, t->cols);
+	*bytes = t->rows * t->cols * 4;
+	return 0;
+}
+
+static int set_str(json_t *obj, const char *key, const char *val)
+{
+	return json_object_set_new(obj, key, json_string(val)) ? HR_ENOMEM : 0;
+}
+
+static int set_u64(json_t *obj, const char *key, uint64_t v)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%" PRIu64, v);
+	return set_str(obj, key, s);
+}
+
+/* Checks the caller's arguments; everything here is HR_EINVAL. */
+static int check_args(const char *dir, const struct ckpt_info *info, const char *extra,
+		      const struct ckpt_tensor *t, int n)
+{
+	json_error_t je;
+	json_t *j, *s;
+
+	if (!dir || !*dir || !info || n < 0 || (n > 0 && !t))
+		return hr_error(HR_EINVAL, "ckpt_save: missing directory, info or tensors");
+	if (!info->model[0] || strnlen(info->model, CKPT_MODEL_MAX) == CKPT_MODEL_MAX)
+		return hr_error(HR_EINVAL, "checkpoint model name is empty or longer than %d bytes",
+				CKPT_MODEL_MAX - 1);
+	if (strnlen(info->schema_hash, CKPT_HASH_MAX) == CKPT_HASH_MAX)
+		return hr_error(HR_EINVAL, "checkpoint schema hash is longer than %d bytes",
+				CKPT_HASH_MAX - 1);
+	if (!(s = json_string(info->model)))
+		return hr_error(HR_EINVAL, "checkpoint model name is not valid UTF-8");
+	json_decref(s);
+	if (!(s = json_string(info->schema_hash)))
+		return hr_error(HR_EINVAL, "checkpoint schema hash is not valid UTF-8");
+	json_decref(s);
+	if (extra) {
+		/* Integers as reals: a uint64 above INT64_MAX is still valid JSON. */
+		j = json_loads(extra, JSON_DECODE_INT_AS_REAL, &je);
+		if (!j)
+			return hr_error(HR_EINVAL, "checkpoint extra JSON is invalid: %s (byte %d)",
+					je.text, je.position);
+		int obj = json_is_object(j);
+		json_decref(j);
+		if (!obj)
+			return hr_error(HR_EINVAL, "checkpoint extra JSON is not an object");
+	}
+	for (int i = 0; i < n; i++) {
+		uint64_t bytes;
+		if (!t[i].name || !t[i].name[0] || !strcmp(t[i].name, META))
+			return hr_error(HR_EINVAL, "tensor %d: name is empty or reserved", i);
+		if (!(s = json_string(t[i].name)))
+			return hr_error(HR_EINVAL, "tensor %d: name is not valid UTF-8", i);
+		json_decref(s);
+		for (int k = 0; k < i; k++)
+			if (!strcmp(t[k].name, t[i].name))
+				return hr_error(HR_EINVAL, "tensor name '%s' appears twice", t[i].name);
+		int rc = tensor_bytes(&t[i], &bytes);
+		if (rc)
+			return rc;
+		if (bytes && !t[i].data)
+			return hr_error(HR_EINVAL, "tensor '%s': no data", t[i].name);
+	}
+	return 0;
+}
+
+/*
+ * The header as JSON: __metadata__ first, then the tensors in order with
+ * contiguous offsets.  Only crc changes between the two calls per save, and
+ * it is always 8 hex digits, so the header's length does not.
+ */
+static int build_header(json_t **out, const struct ckpt_info *info, const char *extra,
+			int64_t created, uint32_t crc, const struct ckpt_tensor *t, int n,
+			uint64_t *payload)
+{
+	json_t *root = json_object(), *meta = json_object();
+	char s[24];
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (!root || !meta || json_object_set(root, META, meta))
+		goto nomem;
+	snprintf(s, sizeof(s), "%08" PRIx32, crc);
+	rc |= set_str(meta, "format", CKPT_FORMAT);
+	rc |= set_str(meta, "version", CKPT_VERSION);
+	rc |= set_str(meta, "model", info->model);
+	rc |= set_str(meta, "schema_hash", info->schema_hash);
+	rc |= set_u64(meta, "epoch", info->epoch);
+	rc |= set_u64(meta, "step", info->step);
+	rc |= set_u64(meta, "samples", info->samples);
+	rc |= set_u64(meta, "created", (uint64_t)(created < 0 ? 0 : created));
+	rc |= set_str(meta, "crc32", s);
+	rc |= set_str(meta, "hogrec", extra ? extra : "{}");
+	if (rc)
+		goto nomem;
+	for (int i = 0; i < n; i++) {
+		uint64_t bytes;
+		tensor_bytes(&t[i], &bytes); /* checked by check_args */
+		json_t *e = json_pack("{s:s, s:[I, I], s:[I, I]}", "dtype", "F32", "shape",
+				      (json_int_t)t[i].rows, (json_int_t)t[i].cols, "data_offsets",
+				      (json_int_t)off, (json_int_t)(off + bytes));
+		if (!e || json_object_set_new(root, t[i].name, e))
+			goto nomem;
+		off += bytes;
+	}
+	json_decref(meta);
+	*out = root;
+	*payload = off;
+	return 0;
+nomem:
+	json_decref(meta);
+	json_decref(root);
+	return hr_error(HR_ENOMEM, "out of memory building a checkpoint header");
+}
+
+/* Tensor bytes at base, through one buffer that is checksummed and written. */
+static int write_payload(struct writer *w, const struct ckpt_tensor *t, int n, uint64_t base,
+			 uint32_t *crc_out)
+{
+	unsigned char *buf = malloc(CHUNK);
+	uLong crc = crc32_z(0, Z_NULL, 0);
+	uint64_t off = base;
+	int rc = 0;
+
+	if (!buf)
+		return hr_error(HR_ENOMEM, "out of memory writing '%s'", w->tmp);
+	for (int i = 0; i < n && !rc; i++) {
+		const unsigned char *src = (const unsigned char *)t[i].data;
+		uint64_t bytes, done = 0;
+		tensor_bytes(&t[i], &bytes);
+		while (done < bytes && !rc) {
+			size_t k = bytes - done < CHUNK ? (size_t)(bytes - done) : CHUNK;
+			memcpy(buf, src + done, k); /* the one read of these bytes */
+			crc = crc32_z(crc, buf, k);
+			rc = write_at(w, buf, k, off);
+			off += k;
+			done += k;
+		}
+	}
+	free(buf);
+	*crc_out = (uint32_t)crc;
+	return rc;
+}
+
+/* Dumps the header, pads it with spaces to a multiple of 8 and prefixes N. */
+static char *header_bytes(const json_t *hdr, size_t *total)
+{
+	char *text = json_dumps(hdr, JSON_COMPACT);
+	size_t hlen, pad;
+	char *buf;
+
+	if (!text)
+		return NULL;
+	hlen = strlen(text);
+	pad = (8 - hlen % 8) % 8; /* the payload then starts at a multiple of 8 */
+	buf = malloc(8 + hlen + pad);
+	if (buf) {
+		uint64_t nh = hlen + pad;
+		for (int i = 0; i < 8; i++)
+			buf[i] = (char)(nh >> (8 * i) & 0xff);
+		memcpy(buf + 8, text, hlen);
+		memset(buf + 8 + hlen, ' ', pad);
+		*total = 8 + hlen + pad;
+	}
+	free(text);
+	return buf;
+}
+
+/* fsync of a directory without touching the error message (rollback). */
+static void sync_dir_quiet(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+static int sync_dir(const char *dir, enum ckpt_fault fault)
+{
+	if (fault_at(fault))
+		return hr_error(HR_EIO, "cannot sync '%s': %s (injected)", dir, strerror(EIO));
+	return fsync_path(dir);
+}
+
+static int rename_noreplace(const char *from, const char *to)
+{
+#ifdef SYS_renameat2
+	return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */);
+#else
+	(void)from;
+	(void)to;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/*
+ * Points dir/latest at target (a name in dir) through a temporary symlink
+ * and a rename; target NULL removes latest.  Returns 0 or an errno value;
+ * sets no message (also used to roll back).
+ */
+static int point_latest(const char *dir, const char *target, int inject)
+{
+	char tmp[PATH_MAX], latest[PATH_MAX];
+	int e = 0;
+
+	snprintf(latest, sizeof(latest), "%s/" LATEST, dir);
+	if (!target)
+		return unlink(latest) < 0 && errno != ENOENT ? errno : 0;
+	snprintf(tmp, sizeof(tmp), "%s/.latest.tmp-%ld", dir, (long)getpid());
+	unlink(tmp);
+	if (symlink(target, tmp) < 0)
+		return errno;
+	if (inject)
+		e = EIO;
+	else if (rename(tmp, latest) < 0)
+		e = errno;
+	if (e)
+		unlink(tmp);
+	return e;
+}
+
+/* latest's target into out (a name); 0 if latest is missing or no symlink. */
+static int read_latest(const char *dir, char *out, size_t n)
+{
+	char latest[PATH_MAX];
+	ssize_t k;
+
+	snprintf(latest, sizeof(latest), "%s/" LATEST, dir);
+	k = readlink(latest, out, n - 1);
+	if (k <= 0)
+		return 0;
+	out[k] = '\0';
+	return 1;
+}
+
+int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_json,
+	      const struct ckpt_tensor *t, int n, char *path_out, size_t cap)
+{
+	struct writer w = {.fd = -1};
+	char name[48], final[PATH_MAX], old[PATH_MAX];
+	json_t *hdr = NULL;
+	char *head = NULL;
+	size_t head_len = 0, head_len2 = 0;
+	uint64_t payload = 0;
+	uint32_t crc = 0;
+	int created = 0, had_old = 0, latest_set = 0, e, rc;
+	int64_t now = (int64_t)time(NULL);
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = check_args(dir, info, extra_json, t, n);
+	if (rc)
+		return rc;
+	ckpt_file_name(name, sizeof(name), info->step);
+	if ((size_t)snprintf(final, sizeof(final), "%s/%s", dir, name) >= sizeof(final) ||
+	    (size_t)snprintf(w.tmp, sizeof(w.tmp), "%s/.ckpt-%012" PRIu64 ".tmp-%ld", dir,
+			     info->step, (long)getpid()) >= sizeof(w.tmp))
+		return hr_error(HR_EINVAL, "checkpoint directory path too long: '%s'", dir);
+	if (path_out && strlen(final) >= cap)
+		return hr_error(HR_EINVAL, "checkpoint path does not fit %zu bytes: '%s'", cap, final);
+
+	/* Layout with a placeholder crc (same length), then the payload. */
+	rc = build_header(&hdr, info, extra_json, now, 0, t, n, &payload);
+	if (rc)
+		return rc;
+	head = header_bytes(hdr, &head_len);
+	json_decref(hdr);
+	hdr = NULL;
+	if (!head)
+		return hr_error(HR_ENOMEM, "out of memory building a checkpoint header");
+	free(head);
+	head = NULL;
+
+	w.fd = open(w.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (w.fd < 0) {
+		rc = hr_error(HR_EIO, "cannot create '%s': %s", w.tmp, strerror(errno));
+		goto fail;
+	}
+	rc = write_payload(&w, t, n, head_len, &crc);
+	if (rc)
+		goto fail;
+	rc = build_header(&hdr, info, extra_json, now, crc, t, n, &payload);
+	if (rc)
+		goto fail;
+	head = header_bytes(hdr, &head_len2);
+	if (!head) {
+		rc = hr_error(HR_ENOMEM, "out of memory building a checkpoint header");
+		goto fail;
+	}
+	HR_ASSERT(head_len2 == head_len);
+	rc = write_at(&w, head, head_len, 0);
+	if (rc)
+		goto fail;
+	if (fsync(w.fd) < 0) {
+		rc = hr_error(HR_EIO, "cannot sync '%s': %s", w.tmp, strerror(errno));
+		goto fail;
+	}
+	e = close(w.fd);
+	w.fd = -1;
+	if (e < 0) {
+		rc = hr_error(HR_EIO, "cannot close '%s': %s", w.tmp, strerror(errno));
+		goto fail;
+	}
+
+	/* Publish: the final name appears complete, or not at all. */
+	if (rename_noreplace(w.tmp, final) == 0) {
+		created = 1;
+	} else if (errno == EEXIST || errno == EINVAL || errno == ENOSYS) {
+		created = errno != EEXIST && !path_exists(final);
+		if (rename(w.tmp, final) < 0) {
+			rc = hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w.tmp, final,
+				      strerror(errno));
+			goto fail;
+		}
+	} else {
+		rc = hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w.tmp, final, strerror(errno));
+		goto fail;
+	}
+	rc = sync_dir(dir, CKPT_FAULT_PUBLISH);
+	if (rc)
+		goto fail;
+	had_old = read_latest(dir, old, sizeof(old));
+	e = point_latest(dir, name, fault_at(CKPT_FAULT_LATEST));
+	if (e) {
+		rc = hr_error(HR_EIO, "cannot point '%s/" LATEST "' at '%s': %s%s", dir, name,
+			      strerror(e), fault_at(CKPT_FAULT_LATEST) ? " (injected)" : "");
+		goto fail;
+	}
+	latest_set = 1;
+	rc = sync_dir(dir, CKPT_FAULT_FINAL);
+	if (rc)
+		goto fail;
+
+	json_decref(hdr);
+	free(head);
+	if (path_out)
+		snprintf(path_out, cap, "%s", final);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_debug("saved '%s': %d tensors, %" PRIu64 " bytes in %.1f ms", final, n,
+		  (uint64_t)head_len + payload,
+		  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	return 0;
+
+fail:
+	/* Undo in reverse; the message of the first failure stays. */
+	if (latest_set)
+		point_latest(dir, had_old ? old : NULL, 0);
+	if (created)
+		unlink(final);
+	if (w.fd >= 0)
+		close(w.fd);
+	unlink(w.tmp);
+	if (created || latest_set)
+		sync_dir_quiet(dir);
+	json_decref(hdr);
+	free(head);
+	return rc;
+}
+
+/* ---- reading ---- */
+
+struct view {
+	const char *name; /* owned by root */
+	uint64_t rows, cols, begin, end;
+};
+
+struct ckpt {
+	char *path;
+	struct mapped_file map;
+	json_t *root;
+	const unsigned char *payload; /* 4-byte aligned: the map, or copy */
+	void *copy;                   /* when the map's payload is misaligned */
+	size_t payload_len;
+	struct ckpt_info info;
+	const char *extra;
+	int n;
+	struct view *t; /* n, in offset order */
+};
+
+/* An EFORMAT message "'path': ..." */
+static int bad(const struct ckpt *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int bad(const struct ckpt *c, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return hr_error(HR_EFORMAT, "'%s': %s", c->path, msg);
+}
+
+static int parse_layout(struct ckpt *c)
+{
+	const unsigned char *b = (const unsigned char *)c->map.data;
+	size_t len = c->map.len;
+	uint64_t nh = 0;
+	json_error_t je;
+
+	if (len < 8)
+		return bad(c, "truncated: %zu bytes, less than the 8-byte header length", len);
+	for (int i = 7; i >= 0; i--)
+		nh = nh << 8 | b[i];
+	if (nh == 0)
+		return bad(c, "header length is 0");
+	if (nh > len - 8) {
+		if (nh > HEADER_MAX)
+			return bad(c, "header length %" PRIu64 " is over the %llu-byte limit", nh,
+				   HEADER_MAX);
+		return bad(c, "truncated: header says %" PRIu64 " bytes, file has %zu after the length",
+			   nh, len - 8);
+	}
+	if (nh > HEADER_MAX)
+		return bad(c, "header length %" PRIu64 " is over the %llu-byte limit", nh, HEADER_MAX);
+	if (b[8] != '{')
+		return bad(c, "header does not start with '{': not a safetensors file");
+	c->root = json_loadb((const char *)b + 8, (size_t)nh, JSON_REJECT_DUPLICATES, &je);
+	if (!c->root)
+		return bad(c, "header is not valid JSON: %s (byte %d)", je.text, je.position);
+	if (!json_is_object(c->root))
+		return bad(c, "header is not a JSON object");
+	c->info.header_bytes = nh;
+	c->payload = b + 8 + nh;
+	c->payload_len = len - 8 - (size_t)nh;
+	c->info.payload_bytes = c->payload_len;
+	c->info.file_bytes = len;
+	return 0;
+}
+
+static const char *meta_str(const struct ckpt *c, const json_t *meta, const char *key, int *rc)
+{
+	const char *s = json_string_value(json_object_get(meta, key));
+
+	if (!s && !*rc)
+		*rc = bad(c, "metadata has no '%s'", key);
+	return s;
+}
+
+static int meta_u64(const struct ckpt *c, const json_t *meta, const char *key, uint64_t *out)
+{
+	int rc = 0;
+	const char *s = meta_str(c, meta, key, &rc);
+
+	if (rc)
+		return rc;
+	if (parse_dec(s, strlen(s), out))
+		return bad(c, "metadata '%s' is not an unsigned integer: '%s'", key, s);
+	return 0;
+}
+
+static int parse_meta(struct ckpt *c)
+{
+	const json_t *meta = json_object_get(c->root, META);
+	const char *key, *s;
+	json_t *v;
+	json_error_t je;
+	uint64_t u;
+	int rc = 0;
+
+	if (!meta)
+		return bad(c, "no " META " in the header: not a hogrec checkpoint");
+	if (!json_is_object(meta))
+		return bad(c, META " is not an object");
+	json_object_foreach((json_t *)meta, key, v)
+		if (!json_is_string(v))
+			return bad(c, META " value '%s' is not a string", key);
+	s = meta_str(c, meta, "format", &rc);
+	if (rc)
+		return rc;
+	if (strcmp(s, CKPT_FORMAT))
+		return bad(c, "not a hogrec checkpoint (format '%s')", s);
+	s = meta_str(c, meta, "version", &rc);
+	if (rc)
+		return rc;
+	if (strcmp(s, CKPT_VERSION))
+		return hr_error(HR_EVERSION,
+				"'%s': checkpoint format version '%s' is not supported (this build reads "
+				"version " CKPT_VERSION ")",
+				c->path, s);
+	s = meta_str(c, meta, "model", &rc);
+	if (rc)
+		return rc;
+	if (!*s || strlen(s) >= CKPT_MODEL_MAX)
+		return bad(c, "metadata 'model' is empty or longer than %d bytes", CKPT_MODEL_MAX - 1);
+	memcpy(c->info.model, s, strlen(s) + 1);
+	s = meta_str(c, meta, "schema_hash", &rc);
+	if (rc)
+		return rc;
+	if (strlen(s) >= CKPT_HASH_MAX)
+		return bad(c, "metadata 'schema_hash' is longer than %d bytes", CKPT_HASH_MAX - 1);
+	memcpy(c->info.schema_hash, s, strlen(s) + 1);
+	if ((rc = meta_u64(c, meta, "epoch", &c->info.epoch)) ||
+	    (rc = meta_u64(c, meta, "step", &c->info.step)) ||
+	    (rc = meta_u64(c, meta, "samples", &c->info.samples)) ||
+	    (rc = meta_u64(c, meta, "created", &u)))
+		return rc;
+	if (u > INT64_MAX)
+		return bad(c, "metadata 'created' is out of range");
+	c->info.created = (int64_t)u;
+	s = meta_str(c, meta, "crc32", &rc);
+	if (rc)
+		return rc;
+	if (strlen(s) != 8 || strspn(s, "0123456789abcdefABCDEF") != 8)
+		return bad(c, "metadata 'crc32' is not 8 hex digits: '%s'", s);
+	c->info.crc32 = (uint32_t)strtoul(s, NULL, 16);
+	c->extra = meta_str(c, meta, "hogrec", &rc);
+	if (rc)
+		return rc;
+	v = json_loads(c->extra, JSON_DECODE_INT_AS_REAL, &je);
+	if (!v)
+		return bad(c, "metadata 'hogrec' is not valid JSON: %s (byte %d)", je.text, je.position);
+	int obj = json_is_object(v);
+	json_decref(v);
+	if (!obj)
+		return bad(c, "metadata 'hogrec' is not a JSON object");
+	return 0;
+}
+
+/* A non-negative JSON integer pair, e.g. shape or data_offsets. */
+static int int_pair(const json_t *a, uint64_t *x, uint64_t *y)
+{
+	const json_t *u = json_array_get(a, 0), *v = json_array_get(a, 1);
+
+	if (!json_is_array(a) || json_array_size(a) != 2 || !json_is_integer(u) ||
+	    !json_is_integer(v) || json_integer_value(u) < 0 || json_integer_value(v) < 0)
+		return -1;
+	*x = (uint64_t)json_integer_value(u);
+	*y = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int parse_entry(struct ckpt *c, const char *name, const json_t *e, struct view *t)
+{
+	const char *key, *dtype;
+	json_t *v;
+	uint64_t bytes;
+
+	if (!json_is_object(e))
+		return bad(c, "tensor '%s': entry is not an object", name);
+	json_object_foreach((json_t *)e, key, v)
+		if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
+			return bad(c, "tensor '%s': unexpected key '%s'", name, key);
+	dtype = json_string_value(json_object_get(e, "dtype"));
+	if (!dtype)
+		return bad(c, "tensor '%s': no dtype", name);
+	if (strcmp(dtype, "F32"))
+		return bad(c, "tensor '%s': dtype '%s' is not supported (hogrec checkpoints hold F32)",
+			   name, dtype);
+	v = json_object_get(e, "shape");
+	if (int_pair(v, &t->rows, &t->cols))
+		return bad(c, "tensor '%s': shape is not [rows, cols] (2-D, non-negative)", name);
+	if (int_pair(json_object_get(e, "data_offsets"), &t->begin, &t->end))
+		return bad(c, "tensor '%s': data_offsets is not [begin, end]", name);
+	if (t->begin > t->end)
+		return bad(c, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin",
+			   name, t->begin, t->end);
+	if (t->cols != 0 && t->rows > UINT64_MAX / 4 / t->cols)
+		return bad(c, "tensor '%s': shape is too large", name);
+	bytes = t->rows * t->cols * 4;
+	if (t->end - t->begin != bytes)
+		return bad(c,
+			   "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64
+			   " bytes, shape [%" PRIu64 ", %" PRIu64 "] of F32 needs %" PRIu64,
+			   name, t->begin, t->end, t->end - t->begin, t->rows, t->cols, bytes);
+	t->name = name;
+	return 0;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct view *x = a, *y = b;
+
+	if (x->begin != y->begin)
+		return x->begin < y->begin ? -1 : 1;
+	return (x->end > y->end) - (x->end < y->end);
+}
+
+static int parse_tensors(struct ckpt *c)
+{
+	const char *key;
+	json_t *v;
+	uint64_t pos = 0;
+	size_t n = json_object_size(c->root) - 1; /* minus __metadata__ */
+	int rc;
+
+	if (n > INT_MAX)
+		return bad(c, "too many tensors");
+	c->t = calloc(n ? n : 1, sizeof(*c->t));
+	if (!c->t)
+		return hr_error(HR_ENOMEM, "out of memory reading '%s'", c->path);
+	json_object_foreach(c->root, key, v) {
+		if (!strcmp(key, META))
+			continue;
+		rc = parse_entry(c, key, v, &c->t[c->n]);
+		if (rc)
+			return rc;
+		c->n++;
+	}
+	qsort(c->t, (size_t)c->n, sizeof(*c->t), by_offset);
+	for (int i = 0; i < c->n; i++) {
+		if (c->t[i].begin < pos)
+			return bad(c, "tensors '%s' and '%s' overlap", c->t[i - 1].name, c->t[i].name);
+		if (c->t[i].begin > pos)
+			return bad(c, "tensor data bytes %" PRIu64 "..%" PRIu64 " belong to no tensor",
+				   pos, c->t[i].begin);
+		pos = c->t[i].end;
+	}
+	if (pos > c->payload_len)
+		return bad(c, "truncated: header says %" PRIu64 " bytes of tensor data, file has %zu",
+			   pos, c->payload_len);
+	if (pos < c->payload_len)
+		return bad(c, "%zu bytes after the last tensor's data", (size_t)(c->payload_len - pos));
+	return 0;
+}
+
+int ckpt_open(struct ckpt **out, const char *path)
+{
+	struct ckpt *c = calloc(1, sizeof(*c));
+	uint32_t crc;
+	int rc;
+
+	*out = NULL;
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		return hr_error(HR_ENOMEM, "out of memory opening '%s'", path);
+	}
+	rc = mapped_file_open(&c->map, path);
+	if (!rc)
+		rc = parse_layout(c);
+	if (!rc)
+		rc = parse_meta(c);
+	if (!rc)
+		rc = parse_tensors(c);
+	if (rc)
+		goto fail;
+	crc = (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), c->payload, c->payload_len);
+	if (crc != c->info.crc32) {
+		rc = bad(c, "checksum mismatch: header says %08" PRIx32 ", tensor data has %08" PRIx32,
+			 c->info.crc32, crc);
+		goto fail;
+	}
+	if ((uintptr_t)c->payload % _Alignof(float)) {
+		/* Another writer's unpadded header: give floats their alignment. */
+		c->copy = malloc(c->payload_len ? c->payload_len : 1);
+		if (!c->copy) {
+			rc = hr_error(HR_ENOMEM, "out of memory reading '%s'", path);
+			goto fail;
+		}
+		memcpy(c->copy, c->payload, c->payload_len);
+		c->payload = c->copy;
+	}
+	*out = c;
+	return 0;
+fail:
+	ckpt_close(c);
+	return rc;
+}
+
+void ckpt_close(struct ckpt *c)
+{
+	if (!c)
+		return;
+	free(c->t);
+	free(c->copy);
+	json_decref(c->root);
+	mapped_file_release(&c->map);
+	free(c->path);
+	free(c);
+}
+
+const char *ckpt_path(const struct ckpt *c)
+{
+	return c->path;
+}
+
+int ckpt_ntensors(const struct ckpt *c)
+{
+	return c->n;
+}
+
+const char *ckpt_tensor_name(const struct ckpt *c, int i)
+{
+	HR_ASSERT(i >= 0 && i < c->n);
+	return c->t[i].name;
+}
+
+const float *ckpt_tensor_at(const struct ckpt *c, int i, uint64_t *rows, uint64_t *cols)
+{
+	HR_ASSERT(i >= 0 && i < c->n);
+	if (rows)
+		*rows = c->t[i].rows;
+	if (cols)
+		*cols = c->t[i].cols;
+	return (const float *)(const void *)(c->payload + c->t[i].begin);
+}
+
+const float *ckpt_tensor(const struct ckpt *c, const char *name, uint64_t *rows, uint64_t *cols)
+{
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->t[i].name, name))
+			return ckpt_tensor_at(c, i, rows, cols);
+	return NULL;
+}
+
+const struct ckpt_info *ckpt_get_info(const struct ckpt *c)
+{
+	return &c->info;
+}
+
+const char *ckpt_extra_json(const struct ckpt *c)
+{
+	return c->extra;
+}
+
+/* ---- the directory ---- */
+
+static int by_step(const void *a, const void *b)
+{
+	const struct ckpt_entry *x = a, *y = b;
+
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int ckpt_list(const char *dir, struct ckpt_entry **out, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct ckpt_entry *v = NULL;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return hr_error(errno == ENOENT || errno == ENOTDIR ? HR_ENOENT : HR_EIO,
+				"cannot open directory '%s': %s", dir, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		uint64_t step;
+		if (!parse_ckpt_name(e->d_name, &step) || strlen(e->d_name) >= sizeof(v->name))
+			continue;
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct ckpt_entry *nv = realloc(v, nc * sizeof(*v));
+			if (!nv) {
+				closedir(d);
+				free(v);
+				*n = 0;
+				return hr_error(HR_ENOMEM, "out of memory listing '%s'", dir);
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[*n].step = step;
+		memcpy(v[*n].name, e->d_name, strlen(e->d_name) + 1);
+		(*n)++;
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof(*v), by_step);
+	*out = v;
+	return 0;
+}
+
+/* 0 if path opens and validates; otherwise the error, message set. */
+static int validate(const char *path)
+{
+	struct ckpt *c;
+	int rc = ckpt_open(&c, path);
+
+	ckpt_close(c);
+	return rc;
+}
+
+static int put_path(char *out, size_t cap, const char *dir, const char *name)
+{
+	if (name[0] == '/') {
+		if ((size_t)snprintf(out, cap, "%s", name) >= cap)
+			return hr_error(HR_EINVAL, "path too long: '%s'", name);
+		return 0;
+	}
+	return path_join(out, cap, dir, name);
+}
+
+int ckpt_latest(const char *dir, char *path, size_t cap)
+{
+	char target[PATH_MAX], p[PATH_MAX];
+	struct ckpt_entry *v;
+	size_t n;
+	int have = read_latest(dir, target, sizeof(target)), rc;
+
+	if (have) {
+		rc = put_path(p, sizeof(p), dir, target);
+		if (!rc && (rc = validate(p)) == 0)
+			return put_path(path, cap, dir, target);
+		if (rc == HR_ENOMEM)
+			return rc;
+		log_warn("%s; looking for an older checkpoint", hr_errmsg());
+	}
+	rc = ckpt_list(dir, &v, &n);
+	if (rc)
+		return rc;
+	for (size_t i = n; i-- > 0;) {
+		if (have && !strcmp(v[i].name, target))
+			continue; /* already tried */
+		rc = path_join(p, sizeof(p), dir, v[i].name);
+		if (!rc && (rc = validate(p)) == 0) {
+			if (have)
+				log_warn("using the older checkpoint '%s'", p);
+			else
+				log_warn("'%s/" LATEST "' is missing; using '%s'", dir, p);
+			rc = put_path(path, cap, dir, v[i].name);
+			free(v);
+			return rc;
+		}
+		if (rc == HR_ENOMEM) {
+			free(v);
+			return rc;
+		}
+		log_warn("%s; skipping it", hr_errmsg());
+	}
+	free(v);
+	return hr_error(HR_ENOENT, "no valid checkpoint in '%s'", dir);
+}
+
+/* "<prefix><anything>.tmp-<pid>" or ".latest.tmp-<pid>" whose pid is gone. */
+static int stale_tmp(const char *name)
+{
+	const char *p;
+	uint64_t pid;
+
+	if (strncmp(name, ".ckpt-", 6) && strncmp(name, ".latest.tmp-", 12))
+		return 0;
+	p = strstr(name + 1, ".tmp-");
+	if (!p || parse_dec(p + 5, strlen(p + 5), &pid) || pid == 0 || pid > INT_MAX)
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void remove_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char p[PATH_MAX];
+		if (!stale_tmp(e->d_name) || path_join(p, sizeof(p), dir, e->d_name))
+			continue;
+		if (unlink(p) == 0)
+			log_info("removed '%s' left by an interrupted save", p);
+	}
+	closedir(d);
+}
+
+int ckpt_retain(const char *dir, int keep_last, uint64_t best_step)
+{
+	char latest[PATH_MAX];
+	const char *base;
+	struct ckpt_entry *v;
+	size_t n, removed = 0;
+	int have, rc;
+
+	if (keep_last < 0)
+		return hr_error(HR_EINVAL, "retention: keep_last must be >= 0 (got %d)", keep_last);
+	rc = ckpt_list(dir, &v, &n);
+	if (rc)
+		return rc;
+	have = read_latest(dir, latest, sizeof(latest));
+	base = have ? strrchr(latest, '/') : NULL;
+	base = base ? base + 1 : latest;
+	for (size_t i = 0; i < n; i++) {
+		char p[PATH_MAX];
+		if (n - i <= (size_t)keep_last || (best_step && v[i].step == best_step))
+			continue;
+		if (have && !strcmp(base, v[i].name))
+			continue; /* never the one latest names */
+		if (path_join(p, sizeof(p), dir, v[i].name))
+			continue;
+		if (unlink(p) < 0 && errno != ENOENT) {
+			if (!rc)
+				rc = hr_error(HR_EIO, "cannot remove '%s': %s", p, strerror(errno));
+			continue;
+		}
+		removed++;
+		log_debug("removed '%s' (retention)", p);
+	}
+	free(v);
+	remove_stale(dir);
+	if (removed)
+		sync_dir_quiet(dir);
+	return rc;
+}
+
+/* ---- watching ---- */
+
+struct ckpt_watch {
+	int fd;
+	char dir[PATH_MAX];
+	uint64_t max_step; /* highest step reported (overflow rescans) */
+	int any;
+};
+
+int ckpt_watch_open(struct ckpt_watch **out, const char *dir)
+{
+	struct ckpt_watch *w = calloc(1, sizeof(*w));
+
+	*out = NULL;
+	if (!w)
+		return hr_error(HR_ENOMEM, "out of memory watching '%s'", dir);
+	if ((size_t)snprintf(w->dir, sizeof(w->dir), "%s", dir) >= sizeof(w->dir)) {
+		free(w);
+		return hr_error(HR_EINVAL, "path too long: '%s'", dir);
+	}
+	w->fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (w->fd < 0) {
+		free(w);
+		return hr_error(HR_EIO, "cannot watch '%s': inotify: %s", dir, strerror(errno));
+	}
+	if (inotify_add_watch(w->fd, dir, IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) <
+	    0) {
+		int e = errno;
+		close(w->fd);
+		free(w);
+		return hr_error(e == ENOENT || e == ENOTDIR ? HR_ENOENT : HR_EIO, "cannot watch '%s': %s",
+				dir, strerror(e));
+	}
+	*out = w;
+	return 0;
+}
+
+void ckpt_watch_close(struct ckpt_watch *w)
+{
+	if (!w)
+		return;
+	close(w->fd);
+	free(w);
+}
+
+/* Opens name and hands it to fn; fn's code, or 0 after a skipped file. */
+static int announce(struct ckpt_watch *w, const char *name, uint64_t step, ckpt_watch_fn fn,
+		    void *ctx)
+{
+	char path[PATH_MAX];
+	struct ckpt *c;
+	int rc;
+
+	if (!w->any || step > w->max_step)
+		w->max_step = step;
+	w->any = 1;
+	if (path_join(path, sizeof(path), w->dir, name))
+		return 0;
+	rc = ckpt_open(&c, path);
+	if (rc == HR_ENOENT) {
+		log_warn("'%s' was removed before it could be read", path);
+		return 0;
+	}
+	if (rc == HR_ENOMEM)
+		return rc;
+	if (rc) {
+		log_warn("%s; skipping it", hr_errmsg());
+		return 0;
+	}
+	rc = fn(path, c, ctx);
+	ckpt_close(c);
+	return rc;
+}
+
+static int rescan(struct ckpt_watch *w, ckpt_watch_fn fn, void *ctx)
+{
+	struct ckpt_entry *v;
+	size_t n;
+	int rc, any = w->any;
+	uint64_t floor = w->max_step;
+
+	log_warn("events on '%s' were lost (inotify queue overflow); rescanning", w->dir);
+	rc = ckpt_list(w->dir, &v, &n);
+	for (size_t i = 0; !rc && i < n; i++)
+		if (!any || v[i].step > floor)
+			rc = announce(w, v[i].name, v[i].step, fn, ctx);
+	free(v);
+	return rc;
+}
+
+int ckpt_watch_run(struct ckpt_watch *w, int stop_fd, ckpt_watch_fn fn, void *ctx)
+{
+	_Alignas(struct inotify_event) char buf[64 * 1024];
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+		nfds_t np = stop_fd >= 0 ? 2 : 1;
+		ssize_t len;
+
+		if (poll(p, np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return hr_error(HR_EIO, "cannot watch '%s': poll: %s", w->dir, strerror(errno));
+		}
+		if (np == 2 && p[1].revents)
+			return 0;
+		if (!p[0].revents)
+			continue;
+		len = read(w->fd, buf, sizeof(buf));
+		if (len < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return hr_error(HR_EIO, "cannot watch '%s': read: %s", w->dir, strerror(errno));
+		}
+		for (char *q = buf; q < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(void *)q;
+			uint64_t step;
+			int rc = 0;
+			q += sizeof(*ev) + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW)
+				rc = rescan(w, fn, ctx);
+			else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+				return hr_error(HR_ENOENT, "'%s' was removed or moved while watched", w->dir);
+			else if ((ev->mask & IN_MOVED_TO) && ev->len && parse_ckpt_name(ev->name, &step))
+				rc = announce(w, ev->name, step, fn, ctx);
+			if (rc)
+				return rc > 0 ? 0 : rc;
+		}
+	}
+}

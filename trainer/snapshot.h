@@ -1,0 +1,48 @@
+/*
+ * snapshot.h - a trainer's state as a checkpoint (trainer/ckpt.h) and back.
+ *
+ * A snapshot holds every parameter tensor by its name, the optimizer state
+ * beside it ("optim.<name>.s1": Adam's first moment or Adagrad's
+ * accumulator; "optim.<name>.s2": Adam's second moment), and in the
+ * metadata the model, the store's schema hash, the epoch, the batch index
+ * to resume from, the optimizer step, the samples seen, the options that
+ * shape the model, and the metrics at save time (docs/FORMAT.md).
+ *
+ * Saving and loading need the workers idle: the trainer snapshots between
+ * loader segments, when every batch in flight has been applied.
+ */
+#ifndef HR_SNAPSHOT_H
+#define HR_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "models/model.h"
+#include "train.h"
+
+struct snapshot_state {
+	int epoch;           /* epoch in progress (1-based) */
+	uint64_t next_batch; /* first batch index of that epoch not yet trained */
+	uint64_t step;       /* optimizer steps so far */
+	uint64_t samples;    /* training samples seen so far */
+};
+
+/*
+ * Publishes a checkpoint of m into o->out (atomically; see ckpt.h), then
+ * applies the retention policy (keep the o->keep newest).  metrics_json is
+ * a JSON object or NULL.  path (cap bytes) receives the file written.
+ */
+int snapshot_save(const struct train_opts *o, const struct model *m,
+		  const struct snapshot_state *st, const char *metrics_json, char *path,
+		  size_t cap);
+
+/*
+ * Loads the newest valid checkpoint of o->out into m (created with the same
+ * options) and fills st.  *found is 0 when the directory has none (not an
+ * error).  HR_EINVAL when the checkpoint belongs to another model, store
+ * schema or shape, saying what differs; HR_EFORMAT for a damaged file.
+ */
+int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
+		    int *found, char *path, size_t cap);
+
+#endif
