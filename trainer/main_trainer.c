@@ -54,7 +54,8 @@ static void usage(FILE *out)
 	      "  trainer --data ml-1m.lmdb --model dssm --out runs/dssm --epochs 3\n"
 	      "\n"
 	      "exit status: 0 ok, 64 bad option, 65 bad store or non-finite loss,\n"
-	      "66 store missing, 74 I/O error, 130 interrupted.\n",
+	      "66 store missing, 74 I/O error; a signal stops training cleanly with the\n"
+	      "final checkpoint and exit 0, a second signal exits 130 at once.\n",
 	      out);
 }
 
