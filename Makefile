@@ -128,10 +128,10 @@ fuzz:
 	done
 
 # Debian packages; installs only what is missing.
-DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils libjansson-dev zlib1g-dev \
-           libmsgpack-dev libopenblas-dev libcmocka-dev libinih-dev \
-           libsystemd-dev python3 python3-lmdb python3-msgpack python3-numpy \
-           python3-pandas python3-torch
+DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils \
+           libmsgpack-dev libopenblas-dev libcmocka-dev libjansson-dev zlib1g-dev \
+           libinih-dev libsystemd-dev python3 python3-lmdb python3-msgpack \
+           python3-numpy python3-pandas python3-torch
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -1,6 +1,7 @@
 #include "snapshot.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +36,15 @@ static int collect(const struct model *m, struct ckpt_tensor *t,
 	return n;
 }
 
-/* The options that shape the model, as JSON, for the metadata and for comparing. */
-static void shape_json(const struct train_opts *o, const struct model *m, char *buf, size_t cap)
+/* The options that shape the model; a checkpoint must match them to resume. */
+static json_t *shape_json(const struct train_opts *o, const struct model *m)
 {
-	size_t k = (size_t)snprintf(buf, cap, "{\"emb_dim\":%u,\"hidden\":[", m->cfg.emb_dim);
+	json_t *hidden = json_array();
 
-	for (int i = 0; i < m->cfg.n_hidden && k < cap; i++)
-		k += (size_t)snprintf(buf + k, cap - k, "%s%u", i ? "," : "", m->cfg.hidden[i]);
-	if (k < cap)
-		snprintf(buf + k, cap - k, "],\"optimizer\":\"%s\"}", optim_name(o->optim.kind));
+	for (int i = 0; i < m->cfg.n_hidden; i++)
+		json_array_append_new(hidden, json_integer(m->cfg.hidden[i]));
+	return json_pack("{s:I, s:o, s:s}", "emb_dim", (json_int_t)m->cfg.emb_dim, "hidden", hidden,
+			 "optimizer", optim_name(o->optim.kind));
 }
 
 int snapshot_save(const struct train_opts *o, const struct model *m,
@@ -53,7 +54,8 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 	static char names[SNAP_MAX_TENSORS][PARAM_NAME_MAX + 16];
 	struct ckpt_tensor t[SNAP_MAX_TENSORS];
 	struct ckpt_info info;
-	char shape[512], extra[4096];
+	json_t *extra, *metrics = metrics_json ? json_loads(metrics_json, 0, NULL) : NULL;
+	char next[24], seed[24], *text;
 	int n = collect(m, t, names), rc;
 
 	memset(&info, 0, sizeof(info));
@@ -62,30 +64,22 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 	info.epoch = (uint64_t)st->epoch;
 	info.step = st->step;
 	info.samples = st->samples;
-	shape_json(o, m, shape, sizeof(shape));
-	snprintf(extra, sizeof(extra),
-		 "{\"next_batch\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"batch\":%u,\"shape\":%s,"
-		 "\"lr\":%g,\"lr_sparse\":%g,\"l2\":%g,\"metrics\":%s}",
-		 st->next_batch, o->seed, o->batch, shape, (double)o->optim.lr,
-		 (double)o->optim.lr_sparse, (double)o->optim.l2, metrics_json ? metrics_json : "null");
-	rc = ckpt_save(o->out, &info, extra, t, n, path, cap);
+	/* 64-bit values as strings: JSON readers keep only 53 bits of a number. */
+	snprintf(next, sizeof(next), "%" PRIu64, st->next_batch);
+	snprintf(seed, sizeof(seed), "%" PRIu64, o->seed);
+	extra = json_pack("{s:s, s:s, s:I, s:o, s:f, s:f, s:f, s:o}", "next_batch", next, "seed",
+			  seed, "batch", (json_int_t)o->batch, "shape", shape_json(o, m), "lr",
+			  (double)o->optim.lr, "lr_sparse", (double)o->optim.lr_sparse, "l2",
+			  (double)o->optim.l2, "metrics", metrics ? metrics : json_null());
+	text = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
+	json_decref(extra);
+	if (!text)
+		return hr_error(HR_ENOMEM, "out of memory for checkpoint metadata");
+	rc = ckpt_save(o->out, &info, text, t, n, path, cap);
+	free(text);
 	if (!rc)
 		rc = ckpt_retain(o->out, o->keep, 0);
 	return rc;
-}
-
-/* The unsigned integer after "key": in a JSON text we wrote ourselves. */
-static int json_u64(const char *json, const char *key, uint64_t *v)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	if (!p)
-		return -1;
-	*v = strtoull(p + strlen(pat), NULL, 10);
-	return 0;
 }
 
 int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
@@ -93,8 +87,7 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 {
 	struct ckpt *c;
 	const struct ckpt_info *info;
-	char shape[512];
-	const char *extra;
+	json_t *extra = NULL, *shape = NULL;
 	int rc = ckpt_latest(o->out, path, cap);
 
 	*found = 0;
@@ -108,18 +101,25 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 	if (rc)
 		return rc;
 	info = ckpt_get_info(c);
-	extra = ckpt_extra_json(c);
-	shape_json(o, m, shape, sizeof(shape));
-	if (strcmp(info->model, m->ops->name)) {
+	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
+	shape = shape_json(o, m);
+	if (!extra || !json_is_string(json_object_get(extra, "next_batch"))) {
+		rc = hr_error(HR_EFORMAT, "checkpoint '%s' was not written by this trainer "
+			      "(no resume position in its metadata)", path);
+	} else if (strcmp(info->model, m->ops->name)) {
 		rc = hr_error(HR_EINVAL, "checkpoint '%s' is of model '%s', not '%s' (use another --out)",
 			      path, info->model, m->ops->name);
 	} else if (strcmp(info->schema_hash, m->info.schema_hash)) {
 		rc = hr_error(HR_EINVAL, "checkpoint '%s' was trained on a store with schema %s; "
 			      "'%s' has schema %s", path, info->schema_hash, o->data,
 			      m->info.schema_hash);
-	} else if (!extra || !strstr(extra, shape)) {
+	} else if (!json_equal(json_object_get(extra, "shape"), shape)) {
+		char *want = json_dumps(shape, JSON_COMPACT);
+		char *have = json_dumps(json_object_get(extra, "shape"), JSON_COMPACT);
 		rc = hr_error(HR_EINVAL, "checkpoint '%s' has other model options (%s) than this run (%s)",
-			      path, extra ? extra : "none", shape);
+			      path, have ? have : "none", want ? want : "?");
+		free(want);
+		free(have);
 	}
 	for (int i = 0; !rc && i < m->params.n; i++) {
 		struct tensor *x = &m->params.t[i];
@@ -146,14 +146,15 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		}
 	}
 	if (!rc) {
-		uint64_t next = 0;
-		json_u64(extra, "next_batch", &next);
 		st->epoch = (int)info->epoch;
-		st->next_batch = next;
+		st->next_batch = strtoull(json_string_value(json_object_get(extra, "next_batch")), NULL,
+					  10);
 		st->step = info->step;
 		st->samples = info->samples;
 		*found = 1;
 	}
+	json_decref(extra);
+	json_decref(shape);
 	ckpt_close(c);
 	return rc;
 }
