@@ -19,6 +19,7 @@
 #include "common/ring.h"
 #include "eval.h"
 #include "loader.h"
+#include "notify.h"
 #include "snapshot.h"
 #include "models/nn/blas.h"
 #include "models/nn/nn.h"
@@ -267,6 +268,7 @@ static int run_segment(struct trainer *t, int epoch, uint64_t first, uint64_t en
 		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
 		pthread_mutex_unlock(&t->mu);
 		progress_update(bar, base + d * B > n ? n : base + d * B);
+		notify_watchdog();
 		pthread_mutex_lock(&t->mu);
 	}
 	pthread_mutex_unlock(&t->mu);
@@ -477,6 +479,7 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 			break;
 		if (train_stop) {
 			*stopped = 1;
+			notify_stopping();
 			break;
 		}
 		if (first < nb && (steps || t->o->ckpt_every_secs > 0)) {
@@ -524,6 +527,11 @@ int trainer_run(const struct train_opts *o)
 	}
 	if (!rc)
 		rc = evaluator_init(&ev, t.st, &t.model, o->batch);
+	if (!rc) {
+		notify_ready();
+		notify_status("training %s from epoch %d, step %llu", o->model, st.epoch,
+			      (unsigned long long)atomic_load_explicit(&t.step, memory_order_relaxed));
+	}
 	if (!rc)
 		log_info("model %s: %zu parameters (%zu dense); %llu train, %llu valid, %llu test "
 			 "records; %d workers, batch %u, %s lr %g",
@@ -561,6 +569,11 @@ int trainer_run(const struct train_opts *o)
 				 epoch, loss, rate, t.info.count[1] ? valid.auc : NAN,
 				 t.info.count[1] ? valid.base_auc : NAN, t.info.count[2] ? test.auc : NAN,
 				 t.info.count[2] ? test.base_auc : NAN);
+			notify_status("epoch %d/%d done, step %llu, %.0f samples/s, valid auc %.4f", epoch,
+				      o->epochs,
+				      (unsigned long long)atomic_load_explicit(&t.step, memory_order_relaxed),
+				      rate, t.info.count[1] ? valid.auc : NAN);
+			notify_watchdog();
 			metrics_json(mj, sizeof(mj), &valid, &test);
 			/* The epoch is done: the checkpoint resumes at the next one. */
 			rc = checkpoint(&t, epoch, loader_epoch_batches(&t.loader), mj);
