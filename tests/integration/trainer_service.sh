@@ -21,7 +21,7 @@ grep -q "resuming from" "$T/err" || fail "the second run did not resume"
 ok "resume at an epoch boundary is exact"
 
 # Mid-epoch checkpoints by step count, then a restart from one of them.
-train --model ncf --out "$T/c" --epochs 1 --ckpt-every-steps 40 >/dev/null 2>&1
+train --model ncf --out "$T/c" --epochs 1 --ckpt-every-steps 10 >/dev/null 2>&1
 n=$(ls "$T/c"/ckpt-*.safetensors | wc -l)
 [ "$n" -eq 3 ] || fail "--keep 3 should leave 3 checkpoints, found $n"
 ok "checkpoints every N steps, retention keeps 3"
