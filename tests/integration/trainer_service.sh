@@ -32,7 +32,9 @@ train --model dssm --hidden 64,32 --out "$T/d" --epochs 30 >/dev/null 2>&1
 # (the binary itself in the background, so that the signal reaches it)
 "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 --model dssm --hidden 64,32 \
 	--out "$T/e" --epochs 30 >/dev/null 2>"$T/err" & pid=$!
-sleep 0.4; kill -TERM $pid 2>/dev/null || true
+# Signal as soon as the first epoch's checkpoint appears: 29 epochs remain.
+for _ in $(seq 3000); do [ -L "$T/e/latest" ] && break; sleep 0.01; done
+kill -TERM $pid 2>/dev/null || true
 rc=0; wait $pid || rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM: exit status $rc"
 grep -q "stopped by a signal" "$T/err" || fail "the trainer finished before the signal (test too slow?)"
