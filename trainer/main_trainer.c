@@ -44,6 +44,9 @@ static void usage(FILE *out)
 	      "  --ckpt-every-secs T   also checkpoint every T seconds\n"
 	      "  --keep K          checkpoints kept in DIR (default 3)\n"
 	      "  --no-resume       start afresh even if DIR holds a checkpoint\n"
+	      "  --predict SPLIT   print the latest checkpoint's logits for the records of\n"
+	      "                    SPLIT (train, valid, test) as JSON lines; no training\n"
+	      "  --limit N         --predict: the first N records (default 10)\n"
 	      "  --bench-loader    measure the loader alone: decode every epoch, train\n"
 	      "                    nothing, print records/s as JSON\n"
 	      "  -q, --quiet       no progress bar, warnings only\n"
@@ -105,7 +108,7 @@ int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_MODEL, O_OUT, O_EPOCHS, O_THREADS, O_BATCH, O_OPTIM, O_LR,
 	       O_LRS, O_L2, O_EMB, O_HIDDEN, O_SEED, O_LOADER, O_LOADERS, O_CK_STEPS, O_CK_SECS,
-	       O_KEEP, O_NORESUME };
+	       O_KEEP, O_NORESUME, O_PREDICT, O_LIMIT };
 	static const struct option longopts[] = {
 		{"data", required_argument, 0, O_DATA}, {"model", required_argument, 0, O_MODEL},
 		{"out", required_argument, 0, O_OUT}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -117,7 +120,8 @@ int main(int argc, char **argv)
 		{"loaders", required_argument, 0, O_LOADERS},
 		{"ckpt-every-steps", required_argument, 0, O_CK_STEPS},
 		{"ckpt-every-secs", required_argument, 0, O_CK_SECS}, {"keep", required_argument, 0, O_KEEP},
-		{"no-resume", no_argument, 0, O_NORESUME}, {"quiet", no_argument, 0, 'q'},
+		{"no-resume", no_argument, 0, O_NORESUME}, {"predict", required_argument, 0, O_PREDICT},
+		{"limit", required_argument, 0, O_LIMIT}, {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	struct train_opts o;
@@ -171,6 +175,11 @@ int main(int argc, char **argv)
 			o.keep = (int)v;
 			break;
 		case O_NORESUME: o.resume = 0; break;
+		case O_PREDICT: o.predict = optarg; break;
+		case O_LIMIT:
+			rc = parse_num(optarg, "--limit", 1, 1e15, &v);
+			o.predict_n = (uint64_t)v;
+			break;
 		case O_LOADERS:
 			rc = parse_num(optarg, "--loaders", 1, 8, &v);
 			o.loaders = (int)v;

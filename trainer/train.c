@@ -51,6 +51,7 @@ void train_opts_defaults(struct train_opts *o)
 	o->loaders = 1;
 	o->keep = 3;
 	o->resume = 1;
+	o->predict_n = 10;
 	o->batch = 256;
 	o->seed = 1;
 	optim_defaults(&o->optim, OPTIM_ADAM);
@@ -499,6 +500,43 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 	return rc;
 }
 
+/* --predict: the logits of the first n records of a split, as JSON lines. */
+static int predict(struct trainer *t, struct evaluator *ev, const char *split, uint64_t n)
+{
+	enum store_db db = !strcmp(split, "valid") ? STORE_VALID : !strcmp(split, "test")
+		? STORE_TEST : !strcmp(split, "train") ? STORE_TRAIN : STORE_META;
+	struct store_reader *r;
+	struct batch *b = &ev->b;
+	uint64_t total, k = 0;
+	int rc;
+
+	if (db == STORE_META)
+		return hr_error(HR_EINVAL, "--predict: '%s' is not train, valid or test", split);
+	rc = store_reader_begin(t->st, &r);
+	if (!rc)
+		rc = store_count(r, db, &total);
+	while (!rc && k < n && k < total) {
+		uint64_t first = k;
+		for (b->n = 0; !rc && k < n && k < total && b->n < b->cap; k++) {
+			const void *v;
+			size_t len;
+			rc = store_get_u64(r, db, k, &v, &len);
+			if (!rc)
+				rc = batch_set_row(b, b->n++, v, len);
+		}
+		if (rc)
+			break;
+		t->model.ops->forward(&t->model, ev->ws, b, ev->logits, 0);
+		for (uint32_t i = 0; i < b->n; i++)
+			printf("{\"split\":\"%s\",\"key\":%llu,\"user_raw\":%u,\"item_raw\":%u,"
+			       "\"label\":%.0f,\"logit\":%.9g}\n", split,
+			       (unsigned long long)(first + i), b->user_raw[i], b->item_raw[i],
+			       (double)b->label[i], (double)ev->logits[i]);
+	}
+	store_reader_end(r);
+	return rc;
+}
+
 int trainer_run(const struct train_opts *o)
 {
 	struct trainer t;
@@ -527,6 +565,13 @@ int trainer_run(const struct train_opts *o)
 	}
 	if (!rc)
 		rc = evaluator_init(&ev, t.st, &t.model, o->batch);
+	if (!rc && o->predict) {
+		rc = found ? predict(&t, &ev, o->predict, o->predict_n)
+			   : hr_error(HR_ENOENT, "--predict: '%s' holds no checkpoint", o->out);
+		evaluator_release(&ev);
+		teardown(&t);
+		return rc;
+	}
 	if (!rc) {
 		notify_ready();
 		notify_status("training %s from epoch %d, step %llu", o->model, st.epoch,

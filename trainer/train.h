@@ -44,6 +44,8 @@ struct train_opts {
 	double ckpt_every_secs;    /* checkpoint every T seconds (0: off) */
 	int keep;           /* checkpoints kept (the newest K) */
 	int resume;         /* continue from OUT's latest checkpoint if any */
+	const char *predict; /* "valid"/"test": print the latest checkpoint's logits, train nothing */
+	uint64_t predict_n; /* how many records --predict scores */
 };
 
 /* Set from a signal handler: training stops after the batches in flight. */
