@@ -135,6 +135,7 @@ static const struct opt opts[] = {
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
+typedef const char *cstr; /* a T_STRING field, for FIELD and CFIELD */
 #define FIELD(o, d, T) ((T *)(void *)((char *)(o) + (d)->off))
 #define CFIELD(o, d, T) ((const T *)(const void *)((const char *)(o) + (d)->off))
 
@@ -226,7 +227,7 @@ static int format_value(const struct train_opts *o, const struct opt *d, char *b
 		break;
 	}
 	case T_STRING:
-		s = *CFIELD(o, d, const char *);
+		s = *CFIELD(o, d, cstr);
 		if (!s)
 			return -1;
 		snprintf(buf, size, "%s", s);
@@ -393,8 +394,8 @@ static int apply(struct train_opts *o, const struct opt *d, const char *text, co
 		copy = strdup(text);
 		if (!copy)
 			return hr_error(HR_ENOMEM, "%s: out of memory", where);
-		free((char *)*FIELD(o, d, const char *));
-		*FIELD(o, d, const char *) = copy;
+		free((char *)*FIELD(o, d, cstr));
+		*FIELD(o, d, cstr) = copy;
 		break;
 	case T_LIST:
 		if (parse_list(text, d, FIELD(o, d, struct model_config)))
@@ -440,8 +441,8 @@ void config_release(struct train_opts *o)
 {
 	for (size_t i = 0; i < N_OPTS; i++)
 		if (opts[i].type == T_STRING) {
-			free((char *)*FIELD(o, &opts[i], const char *));
-			*FIELD(o, &opts[i], const char *) = NULL;
+			free((char *)*FIELD(o, &opts[i], cstr));
+			*FIELD(o, &opts[i], cstr) = NULL;
 		}
 }
 
@@ -681,7 +682,7 @@ static int in_range(const struct train_opts *o, const struct opt *d)
 				return 0;
 		return -1;
 	case T_STRING:
-		s = *CFIELD(o, d, const char *);
+		s = *CFIELD(o, d, cstr);
 		return !s || (string_ok(s) && (!d->valid || d->valid(s))) ? 0 : -1;
 	case T_LIST:
 		c = CFIELD(o, d, struct model_config);

@@ -9,6 +9,7 @@
 #include "common/progress.h"
 #include "models/nn/blas.h"
 #include "models/nn/nn.h"
+#include "trainer/ckpt.h"
 #include "trainer/train.h"
 
 static void usage(FILE *out)
@@ -206,6 +207,12 @@ int main(int argc, char **argv)
 	o.optim.l2 = (float)l2;
 	progress_enable(o.progress);
 
+	{
+		/* Fault injection for the failure tests only (a "disk full" save). */
+		const char *fault = getenv("HOGREC_CKPT_FAULT");
+		if (fault && *fault)
+			ckpt_fault_inject(CKPT_FAULT_WRITE, strtoull(fault, NULL, 10));
+	}
 	/* May re-exec this program with a better OpenBLAS kernel; fails when
 	 * the active kernel's sgemm disagrees with the reference. */
 	rc = nn_blas_choose_kernel(argv);

@@ -50,6 +50,18 @@ expect_exit 64 "$BIN/trainer" -q --data "$T/ml.lmdb" --model ncf --hidden 8 --ou
 expect_err "other model options"
 ok "mismatched checkpoints refused"
 
+# An unwritable output and a full disk (simulated): a clear message, a
+# non-zero exit, and the checkpoints already there are untouched.
+echo x >"$T/plainfile"
+expect_exit 74 "$BIN/trainer" -q --data "$T/ml.lmdb" --model ncf --out "$T/plainfile/run"
+expect_err "plainfile"
+before=$(ls -l "$T/a"/ckpt-*; readlink "$T/a/latest")
+HOGREC_CKPT_FAULT=4096 expect_exit 74 "$BIN/trainer" -q --data "$T/ml.lmdb" --model ncf \
+	--out "$T/a" --epochs 3 --threads 1 --batch 32
+[ "$(ls -l "$T/a"/ckpt-*; readlink "$T/a/latest")" = "$before" ] || fail "a failed save changed the checkpoint directory"
+"$BIN/ckpt" verify "$T/a" >/dev/null || fail "checkpoints damaged by a failed save"
+ok "unwritable output and full disk: clear error, nothing lost"
+
 # A damaged newest checkpoint: resume falls back to the previous good one.
 train --model ncf --out "$T/f" --epochs 2 >/dev/null 2>&1
 newest=$(ls "$T/f"/ckpt-*.safetensors | tail -1)

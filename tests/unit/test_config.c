@@ -438,8 +438,8 @@ static void test_round_trip(void **state)
 	/* Awkward but representable values. */
 	assert_int_equal(config_apply_option(&o, "out", "a;b = c: d", "--out"), 0);
 	assert_int_equal(config_apply_option(&o, "lr", "0.1", "--lr"), 0);
-	assert_int_equal(config_apply_option(&o, "l2", "3.0000001e-7", "--l2"), 0);
-	assert_int_equal(config_apply_option(&o, "ckpt_every_secs", "0.1", "--x"), 0);
+	assert_int_equal(config_apply_option(&o, "l2", "0.123456789", "--l2"), 0);
+	assert_int_equal(config_apply_option(&o, "ckpt_every_secs", "1234.56789012345", "--x"), 0);
 	assert_int_equal(config_apply_option(&o, "seed", "1000000000000000000", "--seed"), 0);
 	round_trip(&o);
 	log_set_level(LOG_INFO);
