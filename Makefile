@@ -14,7 +14,7 @@ WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2 -fno-common \
           -Werror
 CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -fno-math-errno -I. $(WARN) $(OPT) $(SAN) -MMD -MP
-LDLIBS  = -lopenblas -llmdb -lmsgpackc -ljansson -lz -lsystemd -lm -lpthread
+LDLIBS  = -lopenblas -llmdb -lmsgpackc -ljansson -lz -lsystemd -linih -lm -lpthread
 TEST_LDLIBS = -lcmocka $(LDLIBS)
 
 LIB_DIRS  = common store ingest models models/nn trainer

@@ -389,8 +389,9 @@ static int apply(struct train_opts *o, const struct opt *d, const char *text, co
 		if (!string_ok(text))
 			return bad_value(d, text, where, "non-empty, without control characters, "
 							 "surrounding spaces or ' ;'");
-		if (d->valid && !d->valid(text))
-			return bad_value(d, text, where, NULL);
+		if (d->valid && !d->valid(text)) /* "unknown model 'x'", as before the table */
+			return hr_error(HR_EINVAL, "%s: unknown %s '%s' (trainer --help lists them)",
+					where, d->key, text);
 		copy = strdup(text);
 		if (!copy)
 			return hr_error(HR_ENOMEM, "%s: out of memory", where);

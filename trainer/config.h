@@ -6,11 +6,13 @@
  * command-line flag (the key with '-' for '_'), its type, its range and
  * default, and the field of struct train_opts it sets.  The INI loader, the
  * command-line parser, config_check, config_print and --help all walk that
- * table, so adding an option is one row.
+ * table, so adding an option is one row.  The fields that select an
+ * action rather than configure training (loader_only, predict, predict_n:
+ * --bench-loader, --predict, --limit) stay command-line only.
  *
  * The file (deploy/trainer.ini is a commented example):
  *
- *     ; comments start with ';' or '#'; ';' after a value also starts one
+ *     ; comments start with ';' or '#'; " ;" after a value starts one too
  *     [trainer]
  *     data = /var/lib/hogrec/ml-1m.lmdb
  *     batch = 512
@@ -21,7 +23,8 @@
  *   continuation of the previous value) and lines longer than libinih's
  *   buffer (198 characters, which bounds paths).
  * - Values are not quoted: `out = runs/a b` is "runs/a b".
- * - Booleans: yes/no, true/false, on/off, 1/0.  Lists: `hidden = 256,64`.
+ * - Integers are decimal digits only (no sign, fraction or exponent).
+ *   Booleans: yes/no, true/false, on/off, 1/0.  Lists: `hidden = 256,64`.
  *
  * Precedence: defaults, then the file, then flags, whatever the order of
  * the flags on the command line.  Options never depend on the order they
@@ -30,10 +33,12 @@
  * everything is read.
  *
  * Errors are HR_EINVAL with a message "WHERE: what is wrong (the text)",
- * WHERE being "FILE:LINE" or the flag ("--batch"), e.g.
+ * WHERE being "FILE:LINE" or the flag ("--batch"; a WHERE starting with
+ * '-' is taken for a flag, which names the option already), e.g.
  *
  *     trainer.ini:7: 'batch' must be an integer between 1 and 65536, not 'lots'
  *     trainer.ini:3: unknown key 'bach' in [trainer] (did you mean 'batch'?)
+ *     trainer.ini:2: unknown model 'resnet' (trainer --help lists them)
  *     --batch: must be an integer between 1 and 65536, not 'lots'
  *
  * Ownership: the string options (data, out, model) of a struct train_opts

@@ -92,5 +92,28 @@ expect_exit 65 "$BIN/trainer" -q --data "$T/nan.lmdb" --model dssm --out "$T/nan
 expect_err "not finite at step"
 ok "non-finite loss detected"
 
+# A config file; flags override it; --check-config prints the effective options.
+cat >"$T/trainer.ini" <<INI
+[trainer]
+data = $T/ml.lmdb
+model = ncf
+out = $T/cfg
+epochs = 1
+batch = 64
+INI
+expect_exit 0 "$BIN/trainer" --config "$T/trainer.ini" --check-config --batch 128
+grep -q "^batch = 128" "$T/out" || fail "--check-config does not show the flag's override"
+grep -q "^model = ncf" "$T/out" || fail "--check-config does not show the file's value"
+cp "$T/out" "$T/effective.ini"
+expect_exit 0 "$BIN/trainer" --config "$T/effective.ini" --check-config
+expect_exit 0 "$BIN/trainer" -q --config "$T/trainer.ini"
+[ -f "$T/cfg/metrics.jsonl" ] || fail "training from a config file wrote no metrics"
+printf '[trainer]\nbach = 3\n' >"$T/bad.ini"
+expect_exit 64 "$BIN/trainer" --config "$T/bad.ini" --check-config
+expect_err "bad.ini:2:"
+expect_err "did you mean 'batch'"
+expect_exit 66 "$BIN/trainer" --config "$T/none.ini"
+ok "config file, flag overrides, --check-config, file:line errors"
+
 "$BIN/trainer" --help | grep -q "dssm" || fail "--help does not list the models"
 ok "--help lists the models"

@@ -82,6 +82,7 @@ static void assert_opts_equal(const struct train_opts *a, const struct train_opt
 	assert_true(a->ckpt_every_secs == b->ckpt_every_secs);
 	assert_int_equal(a->keep, b->keep);
 	assert_int_equal(a->resume, b->resume);
+	assert_int_equal(a->predict_n, b->predict_n);
 }
 
 /* Every key, none at its default. */
@@ -215,8 +216,7 @@ static const struct bad_case bad_cases[] = {
 	{"[trainer]\nhidden = 1,2,3,4,5,6,7,8,9\n",
 	 "2: 'hidden' must be up to 8 integers between 1 and 65536, comma separated, not "
 	 "'1,2,3,4,5,6,7,8,9'"},
-	{"[trainer]\nmodel = resnet\n",
-	 "2: 'model' must be a model name (trainer --help lists them), not 'resnet'"},
+	{"[trainer]\nmodel = resnet\n", "2: unknown model 'resnet' (trainer --help lists them)"},
 	{"[trainer]\ndata =\n",
 	 "2: 'data' must be non-empty, without control characters, surrounding spaces or ' ;', "
 	 "not ''"},
@@ -346,8 +346,7 @@ static void test_overrides(void **state)
 	assert_string_equal(hr_errmsg(), "--batch: must be an integer between 1 and 65536, not 'lots'");
 	assert_int_equal(o.batch, 64);
 	assert_int_equal(config_apply_option(&o, "model", "resnet", "--model"), HR_EINVAL);
-	assert_string_equal(hr_errmsg(),
-			    "--model: must be a model name (trainer --help lists them), not 'resnet'");
+	assert_string_equal(hr_errmsg(), "--model: unknown model 'resnet' (trainer --help lists them)");
 	assert_string_equal(o.model, "ncf");
 	assert_int_equal(config_apply_option(&o, "bogus", "1", "--bogus"), HR_EINVAL);
 	assert_string_equal(hr_errmsg(), "--bogus: unknown option 'bogus'");
