@@ -74,10 +74,39 @@ static int parse_num(const char *s, const char *opt, double lo, double hi, doubl
 
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGHUP) {
+		train_reload = 1;
+		return;
+	}
 	if (train_stop)
 		_exit(130);
 	train_stop = 1;
+}
+
+/* What SIGHUP may change mid-run: the config file's log level, checkpoint
+ * cadence and retention; everything else needs a restart. */
+struct reload_ctx {
+	struct train_opts *live;
+	const char *config;
+};
+
+static int reload(void *arg)
+{
+	struct reload_ctx *r = arg;
+	struct train_opts fresh;
+	int rc;
+
+	if (!r->config)
+		return 0;
+	config_defaults(&fresh);
+	rc = config_load(&fresh, r->config); /* applies log_level as it reads it */
+	if (!rc) {
+		r->live->ckpt_every_steps = fresh.ckpt_every_steps;
+		r->live->ckpt_every_secs = fresh.ckpt_every_secs;
+		r->live->keep = fresh.keep;
+	}
+	config_release(&fresh);
+	return rc;
 }
 
 /*
@@ -107,9 +136,11 @@ static void build_longopts(struct option *lo)
 /*
  * Reads the options: defaults, then the --config file, then every other
  * flag wherever it stands (two getopt passes).  Returns 0, 1 after --help,
- * or a negative HR_E* code with the message set; *check is --check-config.
+ * or a negative HR_E* code with the message set; *check is --check-config,
+ * *config_out the --config path (NULL without one).
  */
-static int parse_args(int argc, char **argv, struct train_opts *o, int *check)
+static int parse_args(int argc, char **argv, struct train_opts *o, int *check,
+		      const char **config_out)
 {
 	struct option lo[MAX_LONGOPTS];
 	const char *config = NULL;
@@ -122,6 +153,7 @@ static int parse_args(int argc, char **argv, struct train_opts *o, int *check)
 	while ((c = getopt_long(argc, argv, "qvh", lo, NULL)) != -1)
 		if (c == O_CONFIG)
 			config = optarg;
+	*config_out = config;
 	if (config && (rc = config_load(o, config)))
 		return rc;
 	opterr = 1;
@@ -156,11 +188,12 @@ static int parse_args(int argc, char **argv, struct train_opts *o, int *check)
 int main(int argc, char **argv)
 {
 	struct train_opts o;
+	const char *config_path = NULL;
 	int rc, check = 0;
 
 	log_init("trainer", LOG_INFO);
 	config_defaults(&o);
-	rc = parse_args(argc, argv, &o, &check);
+	rc = parse_args(argc, argv, &o, &check, &config_path);
 	if (rc || check) {
 		if (rc == 0)
 			config_print(stdout, &o);
@@ -189,6 +222,10 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	struct reload_ctx rctx = {&o, config_path};
+	o.reload = reload;
+	o.reload_ctx = &rctx;
 	rc = trainer_run(&o);
 	if (rc)
 		rc = die(rc);

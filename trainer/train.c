@@ -27,6 +27,7 @@
 #include "store/store.h"
 
 volatile sig_atomic_t train_stop;
+volatile sig_atomic_t train_reload;
 
 /*
  * Flush-to-zero and denormals-are-zero for the calling thread: tiny
@@ -270,6 +271,15 @@ static int run_segment(struct trainer *t, int epoch, uint64_t first, uint64_t en
 		pthread_mutex_unlock(&t->mu);
 		progress_update(bar, base + d * B > n ? n : base + d * B);
 		notify_watchdog();
+		if (train_reload) {
+			train_reload = 0;
+			if (t->o->reload && t->o->reload(t->o->reload_ctx))
+				log_warn("reload failed, keeping the current settings: %s", hr_errmsg());
+			else if (t->o->reload)
+				log_info("reloaded: checkpoint every %llu steps / %g s, keep %d",
+					 (unsigned long long)t->o->ckpt_every_steps,
+					 t->o->ckpt_every_secs, t->o->keep);
+		}
 		pthread_mutex_lock(&t->mu);
 	}
 	pthread_mutex_unlock(&t->mu);

@@ -46,10 +46,16 @@ struct train_opts {
 	int resume;         /* continue from OUT's latest checkpoint if any */
 	const char *predict; /* "valid"/"test": print the latest checkpoint's logits, train nothing */
 	uint64_t predict_n; /* how many records --predict scores */
+	/* SIGHUP: re-reads what can change while training (log level,
+	 * checkpoint cadence and retention) into the options; main thread. */
+	int (*reload)(void *ctx);
+	void *reload_ctx;
 };
 
 /* Set from a signal handler: training stops after the batches in flight. */
 extern volatile sig_atomic_t train_stop;
+/* Set from a SIGHUP handler: the trainer calls opts->reload between batches. */
+extern volatile sig_atomic_t train_reload;
 
 void train_opts_defaults(struct train_opts *o);
 int trainer_run(const struct train_opts *o);

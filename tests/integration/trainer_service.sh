@@ -43,6 +43,19 @@ train --model dssm --hidden 64,32 --out "$T/e" --epochs 30 >/dev/null 2>&1
 [ "$(metrics "$T/d")" = "$(metrics "$T/e")" ] || fail "interrupted+resumed differs from uninterrupted"
 ok "SIGTERM writes a final checkpoint, exits 0, and resumes exactly"
 
+# SIGHUP re-reads the config file's log level and checkpoint cadence.
+printf '[trainer]\ndata = %s\nmodel = ncf\nout = %s\nepochs = 200\nthreads = 1\nbatch = 32\n' \
+	"$T/ml.lmdb" "$T/h" >"$T/h.ini"
+"$BIN/trainer" --config "$T/h.ini" >/dev/null 2>"$T/h.err" & pid=$!
+for _ in $(seq 3000); do [ -L "$T/h/latest" ] && break; sleep 0.01; done
+printf 'ckpt_every_steps = 10\n' >>"$T/h.ini"
+kill -HUP $pid
+for _ in $(seq 3000); do grep -q "batch 10, " "$T/h.err" && break; sleep 0.01; done
+kill -TERM $pid; wait $pid || fail "SIGTERM after SIGHUP: non-zero exit"
+grep -q "reloaded: checkpoint every 10 steps" "$T/h.err" || { cat "$T/h.err"; fail "no reload"; }
+grep -q "batch 10, " "$T/h.err" || fail "the new cadence was not applied"
+ok "SIGHUP reloads the checkpoint cadence"
+
 # A checkpoint of another model or shape is refused with a reason.
 expect_exit 64 "$BIN/trainer" -q --data "$T/ml.lmdb" --model dssm --out "$T/a" --epochs 3
 expect_err "is of model 'ncf'"
