@@ -48,8 +48,8 @@ static json_t *shape_json(const struct train_opts *o, const struct model *m)
 }
 
 int snapshot_save(const struct train_opts *o, const struct model *m,
-		  const struct snapshot_state *st, const char *metrics_json, char *path,
-		  size_t cap)
+		  const struct snapshot_state *st, const char *metrics_json, uint64_t best_step,
+		  char *path, size_t cap)
 {
 	static char names[SNAP_MAX_TENSORS][PARAM_NAME_MAX + 16];
 	struct ckpt_tensor t[SNAP_MAX_TENSORS];
@@ -78,7 +78,7 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 	rc = ckpt_save(o->out, &info, text, t, n, path, cap);
 	free(text);
 	if (!rc)
-		rc = ckpt_retain(o->out, o->keep, 0);
+		rc = ckpt_retain(o->out, o->keep, best_step);
 	return rc;
 }
 

@@ -29,12 +29,14 @@ struct snapshot_state {
 
 /*
  * Publishes a checkpoint of m into o->out (atomically; see ckpt.h), then
- * applies the retention policy (keep the o->keep newest).  metrics_json is
- * a JSON object or NULL.  path (cap bytes) receives the file written.
+ * applies the retention policy: the o->keep newest, plus the checkpoint of
+ * step best_step (the best validation AUC so far; 0 for none).
+ * metrics_json is a JSON object or NULL.  path (cap bytes) receives the
+ * file written.
  */
 int snapshot_save(const struct train_opts *o, const struct model *m,
-		  const struct snapshot_state *st, const char *metrics_json, char *path,
-		  size_t cap);
+		  const struct snapshot_state *st, const char *metrics_json, uint64_t best_step,
+		  char *path, size_t cap);
 
 /*
  * Loads the newest valid checkpoint of o->out into m (created with the same

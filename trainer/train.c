@@ -87,6 +87,8 @@ struct trainer {
 	_Atomic int failed;       /* first failure wins; workers then skip work */
 	_Atomic int halt;         /* tells the loader to end the segment early */
 	uint64_t samples;         /* training samples applied (main thread) */
+	double best_auc;          /* best validation AUC of this run, and the */
+	uint64_t best_step;       /* step of its checkpoint (kept by retention) */
 	pthread_mutex_t mu;       /* guards fail_* and the epoch-done wakeup */
 	pthread_cond_t cv;
 	int fail_code;
@@ -452,7 +454,7 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 
 	if (t->o->loader_only)
 		return 0;
-	rc = snapshot_save(t->o, &t->model, &st, metrics, path, sizeof(path));
+	rc = snapshot_save(t->o, &t->model, &st, metrics, t->best_step, path, sizeof(path));
 	if (!rc)
 		log_info("checkpoint %s (epoch %d, batch %llu, step %llu)", path, epoch,
 			 (unsigned long long)next_batch, (unsigned long long)st.step);
@@ -630,6 +632,10 @@ int trainer_run(const struct train_opts *o)
 				      rate, t.info.count[1] ? valid.auc : NAN);
 			notify_watchdog();
 			metrics_json(mj, sizeof(mj), &valid, &test);
+			if (t.info.count[1] && valid.auc > t.best_auc) {
+				t.best_auc = valid.auc;
+				t.best_step = atomic_load_explicit(&t.step, memory_order_relaxed);
+			}
 			/* The epoch is done: the checkpoint resumes at the next one. */
 			rc = checkpoint(&t, epoch, loader_epoch_batches(&t.loader), mj);
 		}

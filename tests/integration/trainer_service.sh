@@ -43,6 +43,18 @@ train --model dssm --hidden 64,32 --out "$T/e" --epochs 30 >/dev/null 2>&1
 [ "$(metrics "$T/d")" = "$(metrics "$T/e")" ] || fail "interrupted+resumed differs from uninterrupted"
 ok "SIGTERM writes a final checkpoint, exits 0, and resumes exactly"
 
+# Retention keeps the newest --keep checkpoints plus the best by valid AUC.
+train --model ncf --out "$T/best" --epochs 6 --keep 1 >/dev/null 2>&1
+best_epoch=$(/usr/bin/python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if "\"valid\"" in l]
+print(max(rows, key=lambda r: r["auc"])["epoch"])' "$T/best/metrics.jsonl")
+steps_per_epoch=$(( $(basename "$(readlink "$T/best/latest")" .safetensors | sed 's/ckpt-0*//') / 6 ))
+want=$(printf 'ckpt-%012d.safetensors' $(( best_epoch * steps_per_epoch )))
+[ -f "$T/best/$want" ] || { ls "$T/best"; fail "best checkpoint $want (epoch $best_epoch) not kept"; }
+[ "$(ls "$T/best"/ckpt-*.safetensors | wc -l)" -le 2 ] || fail "retention kept too many"
+ok "retention keeps the newest and the best by valid AUC"
+
 # SIGHUP re-reads the config file's log level and checkpoint cadence.
 printf '[trainer]\ndata = %s\nmodel = ncf\nout = %s\nepochs = 200\nthreads = 1\nbatch = 32\n' \
 	"$T/ml.lmdb" "$T/h" >"$T/h.ini"
