@@ -642,6 +642,9 @@ int trainer_run(const struct train_opts *o)
 	}
 	if (!rc && stopped)
 		log_info("stopped by a signal; the final checkpoint is written");
+	else if (!rc && found && st.epoch > o->epochs && !o->predict)
+		log_info("nothing to train: the checkpoint in '%s' has finished epoch %d of %d "
+			 "(raise --epochs to continue)", o->out, st.epoch - 1, o->epochs);
 	evaluator_release(&ev);
 	teardown(&t);
 	pthread_mutex_destroy(&t.mu);
