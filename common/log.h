@@ -1,9 +1,11 @@
 /*
  * log.h - leveled logging to stderr, one line per message.
  *
- * Lines look like "ingest: info: read 1000209 ratings"; when stderr is not a
- * TTY (journald, CI) the same text is written, so logs grep the same
- * everywhere.  The level and program name are process-wide and set once at
+ * Lines look like "ingest: info: read 1000209 ratings"; under systemd with
+ * stderr connected to the journal (JOURNAL_STREAM names stderr's device and
+ * inode) each line starts
+ * with its syslog priority, "<6>ingest: info: ...", which journald strips
+ * and records as the priority.  The level and program name are process-wide and set once at
  * start-up, before threads exist.
  */
 #ifndef HR_LOG_H
