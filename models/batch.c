@@ -62,7 +62,7 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 	rc = record_unpack_fields(rec, len, &r, b->decode);
 	if (rc)
 		return rc;
-	if (r.n_dense != b->n_dense)
+	if (!(b->decode & REC_SKIP_FEATURES) && r.n_dense != b->n_dense)
 		return hr_error(HR_EFORMAT, "record has %u dense values, the store says %u",
 				r.n_dense, b->n_dense);
 	if (r.n_genres > BATCH_GENRES)
@@ -79,6 +79,8 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 	       (BATCH_GENRES - r.n_genres) * sizeof(uint32_t));
 	b->n_genres[row] = r.n_genres;
 	memcpy(b->dense + row * b->n_dense, r.dense, r.n_dense * sizeof(float));
+	if (b->decode & REC_SKIP_FEATURES)
+		memset(b->dense + row * b->n_dense, 0, b->n_dense * sizeof(float));
 	memset(r.hist + r.n_hist, 0, (L - r.n_hist) * sizeof(uint32_t));
 	memset(r.neg + r.n_neg, 0, (L - r.n_neg) * sizeof(uint32_t));
 	b->n_hist[row] = r.n_hist;

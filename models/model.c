@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "store/codec.h"
 
 extern const struct model_ops model_ncf, model_dssm;
 
@@ -77,4 +78,15 @@ void model_release(struct model *m)
 		m->ops->release(m);
 	params_release(&m->params);
 	m->ops = NULL;
+}
+
+unsigned model_decode_flags(const struct model *m)
+{
+	unsigned needs = m->ops->needs, flags = 0;
+
+	if (!(needs & NEEDS_HISTORY))
+		flags |= REC_SKIP_SEQUENCES;
+	if (!(needs & (NEEDS_HISTORY | NEEDS_GENRES | NEEDS_DENSE)))
+		flags |= REC_SKIP_FEATURES;
+	return flags;
 }

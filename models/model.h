@@ -87,4 +87,12 @@ int model_create(struct model *m, const char *name, const struct model_config *c
 		 const struct store_info *info, int state);
 void model_release(struct model *m);
 
+/*
+ * The record_unpack_fields() flags (store/codec.h) that skip the record
+ * fields m does not read: sequences without NEEDS_HISTORY, and genres and
+ * dense features too when it reads none of them (decoding is the loader's
+ * cost for small models).
+ */
+unsigned model_decode_flags(const struct model *m);
+
 #endif

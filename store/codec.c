@@ -282,6 +282,10 @@ int record_unpack_fields(const void *data, size_t len, struct record *r, unsigne
 	for (int f = 0; f < 11 && !rc; f++)
 		rc = scalars[f] ? mpr_u32(&c, scalars[f], rec_fields[f])
 				: mpr_float(&c, &r->rating, rec_fields[f]);
+	if (flags & REC_SKIP_FEATURES) {
+		r->n_genres = r->n_dense = r->n_hist = r->n_neg = 0;
+		return rc;
+	}
 	if (!rc)
 		rc = mpr_ids(&c, r->genres, REC_MAX_GENRES, &r->n_genres, rec_fields[11]);
 	if (!rc)

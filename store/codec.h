@@ -51,11 +51,12 @@ int record_unpack(const void *data, size_t len, struct record *r);
 
 /* record_unpack() flags. */
 #define REC_SKIP_SEQUENCES 1u /* leave hist and neg_hist undecoded (n_hist = n_neg = 0) */
+#define REC_SKIP_FEATURES 2u  /* with REC_SKIP_SEQUENCES: also genres and dense (counts 0) */
 
 /*
  * record_unpack() for the fields a reader needs: with REC_SKIP_SEQUENCES the
  * two sequences (the record's last fields, most of its bytes) are neither
- * decoded nor validated.
+ * decoded nor validated; REC_SKIP_FEATURES stops after the scalar fields.
  */
 int record_unpack_fields(const void *data, size_t len, struct record *r, unsigned flags);
 

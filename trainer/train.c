@@ -390,8 +390,8 @@ static int setup(struct trainer *t)
 		return hr_error(HR_ENOMEM, "out of memory for batches");
 	for (uint32_t i = 0; i < t->n_batches && !rc; i++) {
 		rc = batch_alloc(&t->batches[i], o->batch, t->info.hist_len, t->info.n_dense);
-		if (!rc && !(t->model.ops->needs & NEEDS_HISTORY))
-			t->batches[i].decode = REC_SKIP_SEQUENCES;
+		if (!rc)
+			t->batches[i].decode = model_decode_flags(&t->model);
 		if (!rc)
 			rc = ring_push(&t->free, &t->batches[i]);
 	}
