@@ -56,6 +56,7 @@ static int dssm_init(struct model *m, const struct store_info *info)
 		if (d->t[k] < 0)
 			return d->t[k];
 		m->params.t[d->t[k]].lookups = 1;
+		m->params.t[d->t[k]].vocab = (int)fields[k];
 	}
 	m->params.t[d->t[T_ITEM]].lookups = 1 + d->L;
 	m->params.t[d->t[T_GENRE]].lookups = BATCH_GENRES;

@@ -39,6 +39,8 @@ static int ncf_init(struct model *m, const struct store_info *info)
 		return n->user_t < 0 ? n->user_t : n->item_t;
 	m->params.t[n->user_t].lookups = 1;
 	m->params.t[n->item_t].lookups = 1;
+	m->params.t[n->user_t].vocab = SF_USER;
+	m->params.t[n->item_t].vocab = SF_ITEM;
 	memcpy(widths, m->cfg.hidden, (size_t)m->cfg.n_hidden * sizeof(uint32_t));
 	widths[m->cfg.n_hidden] = 1;
 	rc = mlp_declare(&n->mlp, &m->params, "mlp", 2 * n->E, widths, m->cfg.n_hidden + 1, 0);

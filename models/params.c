@@ -28,6 +28,7 @@ int params_add(struct params *p, const char *name, uint32_t rows, uint32_t cols,
 	t->sparse = sparse;
 	t->init = init;
 	t->scale = scale;
+	t->vocab = -1;
 	if (!sparse) {
 		t->offset = p->dense_n;
 		/* 16-float alignment keeps every tensor's rows 64-byte aligned. */

@@ -40,6 +40,8 @@ struct tensor {
 	uint32_t rows, cols;  /* a vector is rows = 1; an embedding is (vocab, dim) */
 	int sparse;           /* embedding table, updated row-wise */
 	uint32_t lookups;     /* sparse: most rows one sample reads (sizes sparse grads) */
+	int vocab;            /* sparse: the store vocabulary (enum store_field) indexing
+			       * the rows, -1 for none; lets a new store's ids be remapped */
 	enum param_init init;
 	float scale;
 	size_t offset;        /* dense: position in the dense block */

@@ -1,6 +1,7 @@
 #include "info.h"
 
 #include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -155,4 +156,59 @@ int store_info_load(struct store *s, struct store_info *info)
 	msgpack_unpacked_destroy(&u);
 	store_reader_end(r);
 	return rc;
+}
+
+int store_vocab_load(struct store *s, enum store_field f, struct store_vocab *v)
+{
+	struct store_reader *r;
+	msgpack_unpacked u;
+	const void *val;
+	size_t n, off = 0;
+	const char *name = field_names[f];
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	rc = store_reader_begin(s, &r);
+	if (rc)
+		return rc;
+	rc = store_get(r, STORE_VOCAB, name, strlen(name), &val, &n);
+	if (rc == HR_ENOENT)
+		rc = hr_error(HR_ESTORE, "store '%s': no vocabulary '%s'", store_path(s), name);
+	msgpack_unpacked_init(&u);
+	if (!rc && (msgpack_unpack_next(&u, val, n, &off) != MSGPACK_UNPACK_SUCCESS ||
+		    u.data.type != MSGPACK_OBJECT_ARRAY))
+		rc = hr_error(HR_ESTORE, "store '%s': vocabulary '%s' is not an array", store_path(s),
+			      name);
+	if (!rc) {
+		v->n = u.data.via.array.size;
+		v->raw = calloc(v->n ? v->n : 1, sizeof(*v->raw));
+		if (!v->raw)
+			rc = hr_error(HR_ENOMEM, "out of memory for vocabulary '%s'", name);
+	}
+	for (uint32_t i = 0; !rc && i < v->n; i++) {
+		const msgpack_object *o = &u.data.via.array.ptr[i];
+		char buf[32];
+		if (o->type == MSGPACK_OBJECT_STR)
+			v->raw[i] = strndup(o->via.str.ptr, o->via.str.size);
+		else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)o->via.u64);
+			v->raw[i] = strdup(buf);
+		} else
+			v->raw[i] = strdup("");
+		if (!v->raw[i])
+			rc = hr_error(HR_ENOMEM, "out of memory for vocabulary '%s'", name);
+	}
+	msgpack_unpacked_destroy(&u);
+	store_reader_end(r);
+	if (rc)
+		store_vocab_release(v);
+	return rc;
+}
+
+void store_vocab_release(struct store_vocab *v)
+{
+	for (uint32_t i = 0; v->raw && i < v->n; i++)
+		free(v->raw[i]);
+	free(v->raw);
+	memset(v, 0, sizeof(*v));
 }

@@ -36,4 +36,17 @@ const char *store_field_name(enum store_field f);
 /* Reads and validates the meta of an open store. */
 int store_info_load(struct store *s, struct store_info *info);
 
+/*
+ * A vocabulary as raw values in id order, each rendered as text (numbers
+ * in decimal): raw[i] is the value encoded as id i; raw[0] is "" (id 0).
+ */
+struct store_vocab {
+	uint32_t n;
+	char **raw;
+};
+
+/* Loads vocabulary f of an open store.  HR_ESTORE if missing or malformed. */
+int store_vocab_load(struct store *s, enum store_field f, struct store_vocab *v);
+void store_vocab_release(struct store_vocab *v);
+
 #endif

@@ -49,6 +49,13 @@ int loader_init(struct loader *l, struct store *st, enum store_db db,
 				      (unsigned long long)n);
 }
 
+void loader_set_range(struct loader *l, uint64_t base, uint64_t n)
+{
+	HR_ASSERT(base <= l->ix->n && n <= l->ix->n - base);
+	l->base = base;
+	l->n = n;
+}
+
 void loader_release(struct loader *l)
 {
 	free(l->perm);
@@ -65,14 +72,14 @@ static int fill(struct loader *l, struct batch *b, uint64_t idx)
 	b->seq = idx;
 	b->epoch = l->epoch;
 	for (; k < end; k++) {
-		uint64_t key = l->perm[k];
+		uint64_t key = l->base + l->perm[k];
 		/* Records are read in random order from a large map: each one is a
 		 * cache (and often TLB) miss.  Prefetch a few ahead, in two steps:
 		 * the index entry, then the record it points to. */
 		if (k + 16 < l->n)
-			__builtin_prefetch(&l->ix->val[l->perm[k + 16]]);
+			__builtin_prefetch(&l->ix->val[l->base + l->perm[k + 16]]);
 		if (k + 8 < l->n)
-			__builtin_prefetch(l->ix->val[l->perm[k + 8]]);
+			__builtin_prefetch(l->ix->val[l->base + l->perm[k + 8]]);
 		int rc = batch_set_row(b, b->n, l->ix->val[key], l->ix->len[key]);
 		if (rc)
 			return hr_error_prefix(rc, "store '%s': %s record %llu", store_path(l->st),

@@ -32,7 +32,8 @@ struct loader {
 	struct store *st;
 	enum store_db db;
 	const struct store_index *ix; /* db's records by key (store.h) */
-	uint64_t n;           /* records in db */
+	uint64_t n;           /* records an epoch covers: keys base .. base + n - 1 */
+	uint64_t base;        /* first key (0 unless loader_set_range) */
 	uint32_t batch;       /* records per batch */
 	uint64_t seed;
 	struct ring *free_q, *full_q;
@@ -61,6 +62,12 @@ int loader_init(struct loader *l, struct store *st, enum store_db db,
 		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
 		struct ring *full_q, const _Atomic int *stop);
 void loader_release(struct loader *l);
+
+/*
+ * Restricts epochs to the keys base .. base + n - 1 (n <= the index's
+ * count - base): training on the records a newer store added.
+ */
+void loader_set_range(struct loader *l, uint64_t base, uint64_t n);
 
 /* Batches in an epoch: ceil(n / batch). */
 static inline uint64_t loader_epoch_batches(const struct loader *l)

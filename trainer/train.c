@@ -19,6 +19,7 @@
 #include "common/ring.h"
 #include "eval.h"
 #include "loader.h"
+#include "models/carry.h"
 #include "notify.h"
 #include "snapshot.h"
 #include "models/nn/blas.h"
@@ -53,6 +54,7 @@ void train_opts_defaults(struct train_opts *o)
 	o->keep = 3;
 	o->resume = 1;
 	o->predict_n = 10;
+	o->follow_poll = 5;
 	o->batch = 256;
 	o->seed = 1;
 	optim_defaults(&o->optim, OPTIM_ADAM);
@@ -549,26 +551,193 @@ static int predict(struct trainer *t, struct evaluator *ev, const char *split, u
 	return rc;
 }
 
+/* A trainer on the heap: it embeds the rings, which need 64-byte alignment. */
+static int trainer_open(const struct train_opts *o, struct trainer **out)
+{
+	struct trainer *t = aligned_alloc(64, (sizeof(*t) + 63) & ~(size_t)63);
+	int rc;
+
+	*out = NULL;
+	if (!t)
+		return hr_error(HR_ENOMEM, "out of memory");
+	memset(t, 0, sizeof(*t));
+	t->o = o;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	rc = setup(t);
+	*out = t;
+	return rc;
+}
+
+static void trainer_close(struct trainer *t)
+{
+	if (!t)
+		return;
+	teardown(t);
+	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->cv);
+	free(t);
+}
+
+/* Epochs [from, to] of t's records, the first from batch `first`. */
+static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_t first_batch,
+		      int to, int *stopped)
+{
+	const struct train_opts *o = t->o;
+	struct eval_result valid = {0}, test = {0};
+	char mj[256];
+	int rc = 0;
+
+	for (int epoch = from; !rc && !*stopped && epoch <= to; epoch++) {
+		double secs = 0, loss = 0, rate;
+		uint64_t first = epoch == from ? first_batch : 0;
+		rc = train_epoch(t, epoch, first, &secs, &loss, stopped);
+		if (rc || *stopped)
+			break;
+		rate = secs > 0 ? (double)t->loader.n * (1.0 - (double)first /
+			(double)loader_epoch_batches(&t->loader)) / secs : 0;
+		if (o->loader_only) {
+			printf("{\"bench\":\"loader\",\"epoch\":%d,\"records\":%llu,\"seconds\":%.3f,"
+			       "\"records_per_s\":%.0f,\"loaders\":%d,\"batch\":%u}\n",
+			       epoch, (unsigned long long)t->loader.n, secs, rate, o->loaders, o->batch);
+			continue;
+		}
+		if (t->info.count[1]) {
+			rc = evaluate(ev, STORE_VALID, &valid);
+			if (!rc)
+				emit(t, "valid", epoch, &valid, loss, rate, 0);
+		}
+		if (!rc && t->info.count[2]) {
+			rc = evaluate(ev, STORE_TEST, &test);
+			if (!rc)
+				emit(t, "test", epoch, &test, loss, rate, epoch == to);
+		}
+		if (rc)
+			break;
+		log_info("epoch %d: train loss %.4f, %.0f samples/s, valid auc %.4f "
+			 "(baseline %.4f), test auc %.4f (baseline %.4f)",
+			 epoch, loss, rate, t->info.count[1] ? valid.auc : NAN,
+			 t->info.count[1] ? valid.base_auc : NAN, t->info.count[2] ? test.auc : NAN,
+			 t->info.count[2] ? test.base_auc : NAN);
+		notify_status("epoch %d/%d done, step %llu, %.0f samples/s, valid auc %.4f", epoch, to,
+			      (unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed),
+			      rate, t->info.count[1] ? valid.auc : NAN);
+		notify_watchdog();
+		metrics_json(mj, sizeof(mj), &valid, &test);
+		if (t->info.count[1] && valid.auc > t->best_auc) {
+			t->best_auc = valid.auc;
+			t->best_step = atomic_load_explicit(&t->step, memory_order_relaxed);
+		}
+		/* The epoch is done: the checkpoint resumes at the next one. */
+		rc = checkpoint(t, epoch, loader_epoch_batches(&t->loader), mj);
+	}
+	return rc;
+}
+
+/* Device and inode of the store directory: a new ingest renames a new one in. */
+static int store_identity(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -1;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* --follow: sleeps until the store at o->data is replaced (1) or a signal (0). */
+static int wait_for_store(const struct train_opts *o, dev_t dev, ino_t ino)
+{
+	double next = now_seconds() + o->follow_poll;
+
+	notify_status("waiting for a new store at %s", o->data);
+	log_info("waiting for a new store at '%s' (checked every %g s)", o->data, o->follow_poll);
+	while (!train_stop) {
+		dev_t d;
+		ino_t i;
+		usleep(o->follow_poll < 0.1 ? (useconds_t)(o->follow_poll * 1e6) : 100000);
+		notify_watchdog();
+		if (now_seconds() < next)
+			continue;
+		next = now_seconds() + o->follow_poll;
+		if (store_identity(o->data, &d, &i) == 0 && (d != dev || i != ino))
+			return 1;
+	}
+	return 0;
+}
+
+/* The first train key whose timestamp is after ts (keys are in time order). */
+static int first_key_after(struct trainer *t, uint32_t ts, uint64_t *key)
+{
+	uint64_t lo = 0, hi = t->index.n;
+	struct batch *b = &t->batches[0];
+	int rc = 0;
+
+	while (!rc && lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		rc = batch_set_row(b, 0, t->index.val[mid], t->index.len[mid]);
+		if (!rc && b->ts[0] <= ts)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*key = lo;
+	return rc;
+}
+
+/*
+ * --follow: a new store was published at o->data.  Opens it with a model
+ * built for it, carries the trained parameters over (by raw id), and limits
+ * training to its train records newer than the old store's.
+ */
+static int switch_store(struct trainer **tp, struct evaluator *ev)
+{
+	struct trainer *old = *tp, *t;
+	uint64_t k0 = 0;
+	int rc = trainer_open(old->o, &t);
+
+	if (!rc)
+		rc = model_carry_over(&t->model, t->st, &old->model, old->st);
+	if (!rc)
+		rc = first_key_after(t, old->info.train_end_ts, &k0);
+	if (rc) {
+		hr_error_prefix(rc, "new store at '%s'", old->o->data);
+		trainer_close(t);
+		return rc;
+	}
+	loader_set_range(&t->loader, k0, t->index.n - k0);
+	atomic_store_explicit(&t->step, atomic_load_explicit(&old->step, memory_order_relaxed),
+			      memory_order_relaxed);
+	t->samples = old->samples;
+	log_info("new store at '%s' (schema %s): %llu train records, %llu after %u; "
+		 "the model is carried over", old->o->data, t->info.schema_hash,
+		 (unsigned long long)t->index.n, (unsigned long long)(t->index.n - k0),
+		 old->info.train_end_ts);
+	evaluator_release(ev);
+	trainer_close(old);
+	*tp = t;
+	return evaluator_init(ev, t->st, &t->model, t->o->batch);
+}
+
 int trainer_run(const struct train_opts *o)
 {
-	struct trainer t;
+	struct trainer *t = NULL;
 	struct evaluator ev = {0};
-	struct eval_result valid = {0}, test = {0};
 	struct snapshot_state st = {.epoch = 1};
-	char path[4096], mj[256];
-	int rc, epoch, found = 0, stopped = 0;
+	char path[4096];
+	int rc, found = 0, stopped = 0, last;
+	dev_t dev = 0;
+	ino_t ino = 0;
 
-	memset(&t, 0, sizeof(t));
-	t.o = o;
-	pthread_mutex_init(&t.mu, NULL);
-	pthread_cond_init(&t.cv, NULL);
-	rc = setup(&t);
+	store_identity(o->data, &dev, &ino);
+	rc = trainer_open(o, &t);
 	if (!rc && o->resume && !o->loader_only)
-		rc = snapshot_resume(o, &t.model, &st, &found, path, sizeof(path));
+		rc = snapshot_resume(o, &t->model, &st, &found, path, sizeof(path));
 	if (!rc && found) {
-		atomic_store_explicit(&t.step, st.step, memory_order_relaxed);
-		t.samples = st.samples;
-		if (st.next_batch >= loader_epoch_batches(&t.loader)) {
+		atomic_store_explicit(&t->step, st.step, memory_order_relaxed);
+		t->samples = st.samples;
+		if (st.next_batch >= loader_epoch_batches(&t->loader)) {
 			st.epoch++;
 			st.next_batch = 0;
 		}
@@ -576,78 +745,47 @@ int trainer_run(const struct train_opts *o)
 			 (unsigned long long)st.next_batch, (unsigned long long)st.step);
 	}
 	if (!rc)
-		rc = evaluator_init(&ev, t.st, &t.model, o->batch);
+		rc = evaluator_init(&ev, t->st, &t->model, o->batch);
 	if (!rc && o->predict) {
-		rc = found ? predict(&t, &ev, o->predict, o->predict_n)
+		rc = found ? predict(t, &ev, o->predict, o->predict_n)
 			   : hr_error(HR_ENOENT, "--predict: '%s' holds no checkpoint", o->out);
 		evaluator_release(&ev);
-		teardown(&t);
+		trainer_close(t);
 		return rc;
 	}
 	if (!rc) {
 		notify_ready();
 		notify_status("training %s from epoch %d, step %llu", o->model, st.epoch,
-			      (unsigned long long)atomic_load_explicit(&t.step, memory_order_relaxed));
-	}
-	if (!rc)
+			      (unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed));
 		log_info("model %s: %zu parameters (%zu dense); %llu train, %llu valid, %llu test "
 			 "records; %d workers, batch %u, %s lr %g",
-			 o->model, params_count(&t.model.params), t.model.params.dense_n,
-			 (unsigned long long)t.info.count[0], (unsigned long long)t.info.count[1],
-			 (unsigned long long)t.info.count[2], o->threads, o->batch,
+			 o->model, params_count(&t->model.params), t->model.params.dense_n,
+			 (unsigned long long)t->info.count[0], (unsigned long long)t->info.count[1],
+			 (unsigned long long)t->info.count[2], o->threads, o->batch,
 			 optim_name(o->optim.kind), (double)o->optim.lr);
-	for (epoch = st.epoch; !rc && !stopped && epoch <= o->epochs; epoch++) {
-		double secs = 0, loss = 0, rate;
-		uint64_t first = epoch == st.epoch ? st.next_batch : 0;
-		rc = train_epoch(&t, epoch, first, &secs, &loss, &stopped);
-		if (rc || stopped)
+		rc = run_epochs(t, &ev, st.epoch, st.next_batch, o->epochs, &stopped);
+	}
+	last = st.epoch > o->epochs ? st.epoch - 1 : o->epochs;
+	if (!rc && !stopped && found && st.epoch > o->epochs && !o->follow)
+		log_info("nothing to train: the checkpoint in '%s' has finished epoch %d of %d "
+			 "(raise --epochs to continue)", o->out, st.epoch - 1, o->epochs);
+	while (!rc && !stopped && o->follow && !o->loader_only) {
+		if (!wait_for_store(o, dev, ino)) {
+			stopped = 1; /* a signal while waiting: every epoch is checkpointed */
 			break;
-		rate = secs > 0 ? (double)t.info.count[0] * (1.0 - (double)first /
-			(double)loader_epoch_batches(&t.loader)) / secs : 0;
-		if (o->loader_only) {
-			printf("{\"bench\":\"loader\",\"epoch\":%d,\"records\":%llu,\"seconds\":%.3f,"
-			       "\"records_per_s\":%.0f,\"loaders\":%d,\"batch\":%u}\n",
-			       epoch, (unsigned long long)t.info.count[0], secs, rate, o->loaders, o->batch);
-			continue;
 		}
-		if (t.info.count[1]) {
-			rc = evaluate(&ev, STORE_VALID, &valid);
-			if (!rc)
-				emit(&t, "valid", epoch, &valid, loss, rate, 0);
-		}
-		if (!rc && t.info.count[2]) {
-			rc = evaluate(&ev, STORE_TEST, &test);
-			if (!rc)
-				emit(&t, "test", epoch, &test, loss, rate, epoch == o->epochs);
-		}
-		if (!rc) {
-			log_info("epoch %d: train loss %.4f, %.0f samples/s, valid auc %.4f "
-				 "(baseline %.4f), test auc %.4f (baseline %.4f)",
-				 epoch, loss, rate, t.info.count[1] ? valid.auc : NAN,
-				 t.info.count[1] ? valid.base_auc : NAN, t.info.count[2] ? test.auc : NAN,
-				 t.info.count[2] ? test.base_auc : NAN);
-			notify_status("epoch %d/%d done, step %llu, %.0f samples/s, valid auc %.4f", epoch,
-				      o->epochs,
-				      (unsigned long long)atomic_load_explicit(&t.step, memory_order_relaxed),
-				      rate, t.info.count[1] ? valid.auc : NAN);
-			notify_watchdog();
-			metrics_json(mj, sizeof(mj), &valid, &test);
-			if (t.info.count[1] && valid.auc > t.best_auc) {
-				t.best_auc = valid.auc;
-				t.best_step = atomic_load_explicit(&t.step, memory_order_relaxed);
-			}
-			/* The epoch is done: the checkpoint resumes at the next one. */
-			rc = checkpoint(&t, epoch, loader_epoch_batches(&t.loader), mj);
+		store_identity(o->data, &dev, &ino);
+		rc = switch_store(&t, &ev);
+		if (!rc && t->loader.n == 0)
+			log_info("the new store adds no train records; waiting again");
+		else if (!rc) {
+			rc = run_epochs(t, &ev, last + 1, 0, last + o->epochs, &stopped);
+			last += o->epochs;
 		}
 	}
 	if (!rc && stopped)
 		log_info("stopped by a signal; the final checkpoint is written");
-	else if (!rc && found && st.epoch > o->epochs && !o->predict)
-		log_info("nothing to train: the checkpoint in '%s' has finished epoch %d of %d "
-			 "(raise --epochs to continue)", o->out, st.epoch - 1, o->epochs);
 	evaluator_release(&ev);
-	teardown(&t);
-	pthread_mutex_destroy(&t.mu);
-	pthread_cond_destroy(&t.cv);
+	trainer_close(t);
 	return rc;
 }

@@ -44,6 +44,8 @@ struct train_opts {
 	double ckpt_every_secs;    /* checkpoint every T seconds (0: off) */
 	int keep;           /* checkpoints kept (the newest K) */
 	int resume;         /* continue from OUT's latest checkpoint if any */
+	int follow;         /* after the epochs, wait for a new store and train on it */
+	double follow_poll; /* seconds between checks of the store path */
 	const char *predict; /* "valid"/"test": print the latest checkpoint's logits, train nothing */
 	uint64_t predict_n; /* how many records --predict scores */
 	/* SIGHUP: re-reads what can change while training (log level,
