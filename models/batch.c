@@ -50,6 +50,24 @@ void batch_release(struct batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
+void batch_set_decode(struct batch *b, unsigned flags)
+{
+	size_t B = b->cap, L = b->hist_cap;
+
+	b->decode = flags;
+	if (flags & (REC_SKIP_SEQUENCES | REC_SKIP_FEATURES)) {
+		memset(b->hist, 0, B * L * sizeof(*b->hist));
+		memset(b->neg, 0, B * L * sizeof(*b->neg));
+		memset(b->n_hist, 0, B * sizeof(*b->n_hist));
+		memset(b->n_neg, 0, B * sizeof(*b->n_neg));
+	}
+	if (flags & REC_SKIP_FEATURES) {
+		memset(b->genres, 0, B * BATCH_GENRES * sizeof(*b->genres));
+		memset(b->n_genres, 0, B * sizeof(*b->n_genres));
+		memset(b->dense, 0, B * b->n_dense * sizeof(*b->dense));
+	}
+}
+
 int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 {
 	size_t L = b->hist_cap;
@@ -62,29 +80,31 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 	rc = record_unpack_fields(rec, len, &r, b->decode);
 	if (rc)
 		return rc;
-	if (!(b->decode & REC_SKIP_FEATURES) && r.n_dense != b->n_dense)
-		return hr_error(HR_EFORMAT, "record has %u dense values, the store says %u",
-				r.n_dense, b->n_dense);
-	if (r.n_genres > BATCH_GENRES)
-		return hr_error(HR_EFORMAT, "record has %u genres, more than %d", r.n_genres,
-				BATCH_GENRES);
 	b->user[row] = r.user;
 	b->item[row] = r.item;
 	b->gender[row] = r.gender;
 	b->age[row] = r.age;
 	b->occupation[row] = r.occupation;
 	b->zip[row] = r.zip;
-	memcpy(b->genres + row * BATCH_GENRES, r.genres, r.n_genres * sizeof(uint32_t));
-	memset(b->genres + row * BATCH_GENRES + r.n_genres, 0,
-	       (BATCH_GENRES - r.n_genres) * sizeof(uint32_t));
-	b->n_genres[row] = r.n_genres;
-	memcpy(b->dense + row * b->n_dense, r.dense, r.n_dense * sizeof(float));
-	if (b->decode & REC_SKIP_FEATURES)
-		memset(b->dense + row * b->n_dense, 0, b->n_dense * sizeof(float));
-	memset(r.hist + r.n_hist, 0, (L - r.n_hist) * sizeof(uint32_t));
-	memset(r.neg + r.n_neg, 0, (L - r.n_neg) * sizeof(uint32_t));
-	b->n_hist[row] = r.n_hist;
-	b->n_neg[row] = r.n_neg;
+	if (!(b->decode & REC_SKIP_FEATURES)) {
+		if (r.n_dense != b->n_dense)
+			return hr_error(HR_EFORMAT, "record has %u dense values, the store says %u",
+					r.n_dense, b->n_dense);
+		if (r.n_genres > BATCH_GENRES)
+			return hr_error(HR_EFORMAT, "record has %u genres, more than %d",
+					r.n_genres, BATCH_GENRES);
+		memcpy(b->genres + row * BATCH_GENRES, r.genres, r.n_genres * sizeof(uint32_t));
+		memset(b->genres + row * BATCH_GENRES + r.n_genres, 0,
+		       (BATCH_GENRES - r.n_genres) * sizeof(uint32_t));
+		b->n_genres[row] = r.n_genres;
+		memcpy(b->dense + row * b->n_dense, r.dense, r.n_dense * sizeof(float));
+	}
+	if (!(b->decode & (REC_SKIP_SEQUENCES | REC_SKIP_FEATURES))) {
+		memset(r.hist + r.n_hist, 0, (L - r.n_hist) * sizeof(uint32_t));
+		memset(r.neg + r.n_neg, 0, (L - r.n_neg) * sizeof(uint32_t));
+		b->n_hist[row] = r.n_hist;
+		b->n_neg[row] = r.n_neg;
+	}
 	b->label[row] = (float)r.label;
 	b->user_raw[row] = r.user_raw;
 	b->item_raw[row] = r.item_raw;

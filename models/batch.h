@@ -19,7 +19,7 @@ struct batch {
 	uint32_t n;        /* rows filled */
 	uint32_t hist_cap; /* L */
 	uint32_t n_dense;  /* D */
-	unsigned decode;   /* record_unpack_fields() flags for batch_set_row */
+	unsigned decode;   /* record_unpack_fields() flags; set with batch_set_decode() */
 	uint64_t seq;      /* position in the epoch's batch order */
 	int epoch;
 
@@ -42,8 +42,16 @@ int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_den
 void batch_release(struct batch *b);
 
 /*
+ * Which fields batch_set_row() decodes: record_unpack_fields() flags
+ * (REC_SKIP_SEQUENCES for models without histories, REC_SKIP_FEATURES for
+ * models of ids only).  The skipped arrays are zeroed here, once, and rows
+ * leave them alone, so a skipped field costs nothing per record.
+ */
+void batch_set_decode(struct batch *b, unsigned flags);
+
+/*
  * Decodes the record rec[0..len) into row (< cap), skipping what b->decode
- * says to skip (REC_SKIP_SEQUENCES for models without histories).  HR_EFORMAT (message
+ * says to skip (see batch_set_decode()).  HR_EFORMAT (message
  * from the decoder) when the bytes are not a record of this layout or do
  * not fit (longer history than hist_cap, more dense values than n_dense).
  */

@@ -265,9 +265,8 @@ int store_index_build(struct store_reader *r, enum store_db db, struct store_ind
 	if (rc)
 		return lmdb_error(r->s, rc, "cannot index database");
 	ix->n = st.ms_entries;
-	ix->val = malloc((ix->n ? ix->n : 1) * sizeof(*ix->val));
-	ix->len = malloc((ix->n ? ix->n : 1) * sizeof(*ix->len));
-	if (!ix->val || !ix->len) {
+	ix->rec = malloc((ix->n ? ix->n : 1) * sizeof(*ix->rec));
+	if (!ix->rec) {
 		mdb_cursor_close(c);
 		store_index_release(ix);
 		return hr_error(HR_ENOMEM, "out of memory indexing %llu records",
@@ -276,13 +275,11 @@ int store_index_build(struct store_reader *r, enum store_db db, struct store_ind
 	uint64_t expect = 0;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), expect++) {
-		if (k.mv_size != 8 || expect >= ix->n || store_key_decode(k.mv_data) != expect ||
-		    v.mv_size > UINT32_MAX) {
+		if (k.mv_size != 8 || expect >= ix->n || store_key_decode(k.mv_data) != expect) {
 			rc = -1;
 			break;
 		}
-		ix->val[expect] = v.mv_data;
-		ix->len[expect] = (uint32_t)v.mv_size;
+		ix->rec[expect] = (struct store_ref){v.mv_data, v.mv_size};
 	}
 	mdb_cursor_close(c);
 	if (rc == MDB_NOTFOUND && expect == ix->n)
@@ -297,8 +294,7 @@ int store_index_build(struct store_reader *r, enum store_db db, struct store_ind
 
 void store_index_release(struct store_index *ix)
 {
-	free(ix->val);
-	free(ix->len);
+	free(ix->rec);
 	memset(ix, 0, sizeof(*ix));
 }
 

@@ -74,7 +74,7 @@ int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
 	rc = batch_alloc(&e->b, batch_size, info->hist_len, info->n_dense);
 	if (rc)
 		return rc;
-	e->b.decode = model_decode_flags(m);
+	batch_set_decode(&e->b, model_decode_flags(m));
 	e->ws = aligned_alloc(64, ((ws ? ws : 1) * sizeof(float) + 63) & ~(size_t)63);
 	e->logits = malloc(batch_size * sizeof(float));
 	e->score = malloc(e->cap * sizeof(float));

@@ -73,14 +73,15 @@ static int fill(struct loader *l, struct batch *b, uint64_t idx)
 	b->epoch = l->epoch;
 	for (; k < end; k++) {
 		uint64_t key = l->base + l->perm[k];
+		const struct store_ref *rec = l->ix->rec;
 		/* Records are read in random order from a large map: each one is a
 		 * cache (and often TLB) miss.  Prefetch a few ahead, in two steps:
 		 * the index entry, then the record it points to. */
 		if (k + 16 < l->n)
-			__builtin_prefetch(&l->ix->val[l->base + l->perm[k + 16]]);
+			__builtin_prefetch(&rec[l->base + l->perm[k + 16]]);
 		if (k + 8 < l->n)
-			__builtin_prefetch(l->ix->val[l->base + l->perm[k + 8]]);
-		int rc = batch_set_row(b, b->n, l->ix->val[key], l->ix->len[key]);
+			__builtin_prefetch(rec[l->base + l->perm[k + 8]].data);
+		int rc = batch_set_row(b, b->n, rec[key].data, rec[key].len);
 		if (rc)
 			return hr_error_prefix(rc, "store '%s': %s record %llu", store_path(l->st),
 					       store_db_name(l->db), (unsigned long long)key);

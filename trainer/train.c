@@ -393,7 +393,7 @@ static int setup(struct trainer *t)
 	for (uint32_t i = 0; i < t->n_batches && !rc; i++) {
 		rc = batch_alloc(&t->batches[i], o->batch, t->info.hist_len, t->info.n_dense);
 		if (!rc)
-			t->batches[i].decode = model_decode_flags(&t->model);
+			batch_set_decode(&t->batches[i], model_decode_flags(&t->model));
 		if (!rc)
 			rc = ring_push(&t->free, &t->batches[i]);
 	}
@@ -676,7 +676,7 @@ static int first_key_after(struct trainer *t, uint32_t ts, uint64_t *key)
 
 	while (!rc && lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		rc = batch_set_row(b, 0, t->index.val[mid], t->index.len[mid]);
+		rc = batch_set_row(b, 0, t->index.rec[mid].data, t->index.rec[mid].len);
 		if (!rc && b->ts[0] <= ts)
 			lo = mid + 1;
 		else

@@ -277,12 +277,57 @@ static void test_corrupt_record(void **state)
 	store_close(st);
 }
 
+/* A record with every field set, decoded in each mode: the fields a mode
+ * decodes are exact, the ones it skips read as zero even after a full
+ * decode of the same batch. */
+static void test_decode_modes(void **state)
+{
+	uint32_t h[3] = {7, 8, 9}, n[3] = {4, 5, 6};
+	struct record rec;
+	struct batch b;
+	msgpack_sbuffer buf;
+	const unsigned modes[] = {0, REC_SKIP_SEQUENCES, REC_SKIP_SEQUENCES | REC_SKIP_FEATURES};
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	rec.user = 11, rec.item = 12, rec.label = 1, rec.zip = 13;
+	rec.genres[0] = 2, rec.genres[1] = 5, rec.n_genres = 2;
+	rec.n_dense = 4;
+	for (int i = 0; i < 4; i++)
+		rec.dense[i] = 0.25f * (float)(i + 1);
+	rec.hist = h, rec.neg = n, rec.n_hist = rec.n_neg = 3;
+	msgpack_sbuffer_init(&buf);
+	assert_int_equal(record_pack(&buf, &rec), 0);
+	assert_int_equal(batch_alloc(&b, 2, 8, 4), 0);
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		unsigned f = modes[m];
+		batch_set_decode(&b, 0);
+		assert_int_equal(batch_set_row(&b, 1, buf.data, buf.size), 0);
+		batch_set_decode(&b, f);
+		assert_int_equal(batch_set_row(&b, 1, buf.data, buf.size), 0);
+		assert_int_equal(b.user[1], 11);
+		assert_int_equal(b.item[1], 12);
+		assert_int_equal(b.zip[1], 13);
+		assert_true(b.label[1] == 1.0f);
+		int feat = !(f & REC_SKIP_FEATURES), seq = !f;
+		assert_int_equal(b.n_genres[1], feat ? 2 : 0);
+		assert_int_equal(b.genres[BATCH_GENRES + 1], feat ? 5 : 0);
+		assert_true(b.dense[4 + 3] == (feat ? 1.0f : 0.0f));
+		assert_int_equal(b.n_hist[1], seq ? 3 : 0);
+		assert_int_equal(b.n_neg[1], seq ? 3 : 0);
+		assert_int_equal(b.hist[8 + 2], seq ? 9 : 0);
+		assert_int_equal(b.neg[8 + 0], seq ? 4 : 0);
+	}
+	batch_release(&b);
+	msgpack_sbuffer_destroy(&buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_permutation),
 		cmocka_unit_test(test_each_record_once_per_epoch),
 		cmocka_unit_test(test_corrupt_record),
+		cmocka_unit_test(test_decode_modes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
