@@ -74,7 +74,8 @@ EPOCHS ?= 2
 run: all
 	@set -e; mkdir -p $(RUN_DIR); data="$(DATA)"; \
 	if [ -z "$$data" ]; then data=$(RUN_DIR)/ml-1m; \
-	  if [ ! -f $$data/ratings.dat ]; then $(BIN)/mlgen -o $$data; fi; \
+	  if [ ! -f $$data/ratings.dat ] || [ $(BIN)/mlgen -nt $$data/ratings.dat ]; then \
+	    rm -rf $$data; $(BIN)/mlgen -o $$data; fi; \
 	  $(BIN)/mlgen --oracle $$data; fi; \
 	$(BIN)/ingest --force --split user -o $(RUN_DIR)/store.lmdb $$data; \
 	rm -rf $(RUN_DIR)/model; \

@@ -6,7 +6,7 @@
  * ratings over Apr 2000 - Feb 2003) in one of three on-disk formats, plus
  * truth.dat, the exact rating distribution every rating was drawn from.
  * mlgen_oracle() scores the written ratings with those probabilities, which
- * gives the best AUC any model can reach on the data (about 0.85 for the
+ * gives the best AUC any model can reach on the data (about 0.87 for the
  * default label rule "rating >= 4 vs <= 2").
  *
  * The planted model is an ordinal logit.  For user u, movie i, time t:
