@@ -51,6 +51,17 @@ struct opt {
 
 static const char *const optim_names[] = {"sgd", "adagrad", "adam", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const records_names[] = {"auto", "map", "memory", NULL};
+
+static void set_records(struct train_opts *o, int k)
+{
+	o->records = (enum train_records)k;
+}
+
+static int get_records(const struct train_opts *o)
+{
+	return (int)o->records;
+}
 
 /* Changes the optimizer and its constants, keeping what the user sets. */
 static void set_optim(struct train_opts *o, int k)
@@ -106,6 +117,11 @@ static const struct opt opts[] = {
 	 .help = "worker threads (default: the number of cores)"},
 	{"loaders", "loaders", T_INT, 1, 8, "1", OFF(loaders),
 	 .help = "loader threads decoding batches"},
+	{"records", "records", T_ENUM, 0, 0, "auto", 0, .choices = records_names,
+	 .set_enum = set_records, .get_enum = get_records,
+	 .help = "where the loader reads train records: map (the store's memory map, no copy), "
+		 "memory (a copy in huge pages, faster), auto (memory when the split takes under "
+		 "1/8 of the RAM)"},
 	{"batch", "batch", T_U32, 1, 65536, "256", OFF(batch), .help = "minibatch size"},
 	{"optim", "optim", T_ENUM, 0, 0, "adam", 0, .choices = optim_names, .set_enum = set_optim,
 	 .get_enum = get_optim, .help = "optimizer"},

@@ -352,6 +352,30 @@ static int open_outputs(struct trainer *t)
 	return 0;
 }
 
+/*
+ * --records: copy the train records out of the map when asked, or (auto)
+ * when they take under 1/8 of physical memory; a failed auto copy keeps
+ * reading the map.
+ */
+static int records_place(const struct train_opts *o, struct store_index *ix)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+	int rc;
+
+	if (o->records == RECORDS_MAP ||
+	    (o->records == RECORDS_AUTO && (double)ix->bytes > ram / 8))
+		return 0;
+	rc = store_index_copy(ix);
+	if (rc && o->records == RECORDS_AUTO) {
+		log_info("train records stay in the map: %s", hr_errmsg());
+		return 0;
+	}
+	if (!rc)
+		log_debug("train records copied to memory: %.1f MB", (double)ix->bytes / 1e6);
+	return rc;
+}
+
 static int setup(struct trainer *t)
 {
 	const struct train_opts *o = t->o;
@@ -401,6 +425,8 @@ static int setup(struct trainer *t)
 		rc = store_reader_begin(t->st, &t->index_reader);
 	if (!rc)
 		rc = store_index_build(t->index_reader, STORE_TRAIN, &t->index);
+	if (!rc)
+		rc = records_place(o, &t->index);
 	if (!rc && t->index.n != t->info.count[0])
 		rc = hr_error(HR_ESTORE, "store '%s': meta counts %llu train records, the database "
 			      "holds %llu", o->data, (unsigned long long)t->info.count[0],

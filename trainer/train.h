@@ -34,6 +34,8 @@ struct train_opts {
 	int epochs;
 	int threads;        /* workers */
 	int loaders;        /* loader threads */
+	enum train_records { RECORDS_AUTO, RECORDS_MAP, RECORDS_MEMORY } records; /* where
+			     the loader reads train records (auto: memory if it fits) */
 	uint32_t batch;
 	uint64_t seed;
 	struct optim optim;

@@ -28,6 +28,7 @@
 #include "trainer/loader.h"
 
 static char dir[256], data[300], storep[300];
+static int copy_records; /* run_segment: load from store_index_copy()'s copy */
 
 static int setup(void **state)
 {
@@ -141,6 +142,11 @@ static size_t run_segment(struct store *st, const struct store_info *info, int e
 	assert_int_equal(store_reader_begin(st, &r), 0);
 	assert_int_equal(store_index_build(r, STORE_TRAIN, &ix), 0);
 	assert_int_equal(ix.n, info->count[0]);
+	if (copy_records) {
+		assert_int_equal(store_index_copy(&ix), 0);
+		store_reader_end(r); /* the copy does not need the reader */
+		r = NULL;
+	}
 	assert_int_equal(loader_init(&l, st, STORE_TRAIN, &ix, 37, loaders, seed, &free_q, &full,
 				     &stop), 0);
 	for (int i = 0; i < 2; i++)
@@ -155,7 +161,8 @@ static size_t run_segment(struct store *st, const struct store_info *info, int e
 		pthread_join(th[i], NULL);
 	loader_release(&l);
 	store_index_release(&ix);
-	store_reader_end(r);
+	if (r)
+		store_reader_end(r);
 	for (int i = 0; i < 6; i++)
 		batch_release(&batches[i]);
 	ring_release(&full);
@@ -207,6 +214,12 @@ static void test_each_record_once_per_epoch(void **state)
 	assert_int_equal(first, 5 * 37);
 	assert_int_equal(run_segment(st, &info, 3, 5, 2, 5, UINT64_MAX, e2 + first, n - first),
 			 n - first);
+	qsort(e2, n, sizeof(*e2), cmp_u64);
+	assert_memory_equal(e2, want, n * sizeof(*want));
+	/* From the in-memory copy: the same records, the same order. */
+	copy_records = 1;
+	assert_int_equal(run_epoch(st, &info, 1, 5, 1, e2, n), n);
+	copy_records = 0;
 	qsort(e2, n, sizeof(*e2), cmp_u64);
 	assert_memory_equal(e2, want, n * sizeof(*want));
 	free(want);
@@ -277,6 +290,38 @@ static void test_corrupt_record(void **state)
 	store_close(st);
 }
 
+/* store_index_copy: every record byte for byte, away from the map. */
+static void test_index_copy(void **state)
+{
+	struct store *st;
+	struct store_reader *r;
+	struct store_index ix;
+	(void)state;
+	assert_int_equal(store_open(&st, storep), 0);
+	assert_int_equal(store_reader_begin(st, &r), 0);
+	assert_int_equal(store_index_build(r, STORE_TRAIN, &ix), 0);
+	assert_true(ix.n > 0);
+	struct store_ref *map = malloc(ix.n * sizeof(*map));
+	uint64_t bytes = 0;
+	memcpy(map, ix.rec, ix.n * sizeof(*map));
+	for (uint64_t k = 0; k < ix.n; k++)
+		bytes += map[k].len;
+	assert_int_equal(ix.bytes, bytes);
+	assert_null(ix.copy);
+	assert_int_equal(store_index_copy(&ix), 0);
+	assert_non_null(ix.copy);
+	for (uint64_t k = 0; k < ix.n; k++) {
+		assert_int_equal(ix.rec[k].len, map[k].len);
+		assert_ptr_not_equal(ix.rec[k].data, map[k].data);
+		assert_memory_equal(ix.rec[k].data, map[k].data, map[k].len);
+		assert_int_equal((uintptr_t)ix.rec[k].data % 16, 0);
+	}
+	free(map);
+	store_index_release(&ix);
+	store_reader_end(r);
+	store_close(st);
+}
+
 /* A record with every field set, decoded in each mode: the fields a mode
  * decodes are exact, the ones it skips read as zero even after a full
  * decode of the same batch. */
@@ -328,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_each_record_once_per_epoch),
 		cmocka_unit_test(test_corrupt_record),
 		cmocka_unit_test(test_decode_modes),
+		cmocka_unit_test(test_index_copy),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
