@@ -136,7 +136,7 @@ int store_index_build(struct store_reader *r, enum store_db db, struct store_ind
  * anonymous memory (advised for transparent huge pages) and points rec[] at
  * the copy; the reader may then end.  Random reads of a 4 KiB-page file map
  * pay a TLB miss per record; the copy is 2 MiB pages, packed: the NCF
- * loader decodes ~1.4x faster (docs/ARCHITECTURE.md).  Costs ix->bytes of
+ * loader decodes ~1.5x faster (docs/ARCHITECTURE.md).  Costs ix->bytes of
  * memory.  HR_ENOMEM leaves the index as it was.
  */
 int store_index_copy(struct store_index *ix);
