@@ -216,7 +216,7 @@ static void test_each_record_once_per_epoch(void **state)
 			 n - first);
 	qsort(e2, n, sizeof(*e2), cmp_u64);
 	assert_memory_equal(e2, want, n * sizeof(*want));
-	/* From the in-memory copy: the same records, the same order. */
+	/* From the in-memory copy: every record once, as from the map. */
 	copy_records = 1;
 	assert_int_equal(run_epoch(st, &info, 1, 5, 1, e2, n), n);
 	copy_records = 0;
