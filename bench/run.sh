@@ -123,7 +123,7 @@ awk -v o="$oracle" -v d1="${rate[dssm-1]}" -v d2="${rate[dssm-2]}" -v n1="${rate
 	if (le > 0) printf "\"oracle_learner_test_auc\":%s,", le;
 	printf "\"dssm_auc\":%s,\"dssm_gap_to_oracle\":%.4f,\"ncf_auc\":%s,", ad2, o - ad2, an2;
 	printf "\"ncf_gap_to_oracle\":%.4f,", o - an2;
-	fastest = n1 > n2 ? n1 : n2;
+	fastest = n1; if (n2 > fastest) fastest = n2; if (d1 > fastest) fastest = d1; if (d2 > fastest) fastest = d2;
 	printf "\"loader_ncf_records_per_s\":%s,\"loader_vs_fastest_training\":%.2f,", ln, ln / fastest;
 	printf "\"loader_dssm_records_per_s\":%s,\"loader_dssm_vs_dssm_training\":%.2f,", ld, ld / (d1 > d2 ? d1 : d2);
 	printf "\"dssm_auc_1_vs_2_workers\":%.4f,\"ncf_auc_1_vs_2_workers\":%.4f,", ad1 - ad2, an1 - an2;

@@ -355,7 +355,7 @@ static int open_outputs(struct trainer *t)
 /*
  * --records: copy the train records out of the map when asked, or (auto)
  * when they take under 1/8 of physical memory; a failed auto copy keeps
- * reading the map.
+ * reading the map.  --predict loads no train records: nothing to copy.
  */
 static int records_place(const struct train_opts *o, struct store_index *ix)
 {
@@ -363,7 +363,7 @@ static int records_place(const struct train_opts *o, struct store_index *ix)
 	double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 	int rc;
 
-	if (o->records == RECORDS_MAP ||
+	if (o->predict || o->records == RECORDS_MAP ||
 	    (o->records == RECORDS_AUTO && (double)ix->bytes > ram / 8))
 		return 0;
 	rc = store_index_copy(ix);

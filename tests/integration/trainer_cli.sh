@@ -48,6 +48,15 @@ cut -d, -f1-8 "$T/det1/metrics.jsonl" >"$T/a"; cut -d, -f1-8 "$T/det2/metrics.js
 cmp -s "$T/a" "$T/b" || fail "one-worker runs with the same seed differ (map vs memory)"
 ok "deterministic with one worker, map or memory"
 
+# The copy is made for training, not for --predict (which reads no train records).
+"$BIN/trainer" -v --data "$T/ml.lmdb" --model dssm --out "$T/det2" --records memory \
+	--bench-loader >/dev/null 2>"$T/err"
+grep -q "copied to memory" "$T/err" || fail "--records memory made no copy"
+"$BIN/trainer" -v --data "$T/ml.lmdb" --model dssm --out "$T/det2" --records memory \
+	--predict test --limit 2 >/dev/null 2>"$T/err"
+grep -q "copied to memory" "$T/err" && fail "--predict copied the train records"
+ok "train records copied for training only"
+
 # Bad input.
 expect_exit 66 "$BIN/trainer" --data "$T/none.lmdb" --model ncf --out "$T/x"
 expect_err "none.lmdb"
