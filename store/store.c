@@ -299,6 +299,8 @@ int store_index_copy(struct store_index *ix)
 	const size_t huge = (size_t)2 << 20, align = 16;
 	size_t bytes = 0;
 
+	if (ix->n == 0)
+		return 0;
 	for (uint64_t i = 0; i < ix->n; i++) {
 		size_t len = (ix->rec[i].len + align - 1) & ~(align - 1);
 		if (len < ix->rec[i].len || bytes > SIZE_MAX - huge - len)
@@ -306,7 +308,7 @@ int store_index_copy(struct store_index *ix)
 		bytes += len;
 	}
 	bytes = (bytes + huge - 1) & ~(huge - 1);
-	char *p = aligned_alloc(huge, bytes ? bytes : huge);
+	char *p = aligned_alloc(huge, bytes);
 	if (!p)
 		return hr_error(HR_ENOMEM, "out of memory copying %llu records (%zu MB)",
 				(unsigned long long)ix->n, bytes >> 20);
