@@ -29,7 +29,7 @@ TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  ?= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
 
-.PHONY: all run test check bench asan tsan fuzz deps clean help unit
+.PHONY: all run test check bench asan tsan fuzz deps clean help unit format format-check
 
 all: $(PROGS) $(TESTS)
 
@@ -139,6 +139,16 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: all present"; fi
+
+# One code format (.clang-format): `make format` applies it to every C file
+# git tracks; `make format-check` (run by CI) lists the files that differ.
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "not in the project's format (run make format):" $$bad; exit 1; fi; \
+	echo "format-check: $(words $(FORMAT_SRC)) files ok"
 
 clean:
 	rm -rf build bin

@@ -78,8 +78,10 @@ int hr_exit_code(int code)
 {
 	switch (code) {
 	case HR_OK: return 0;
-	case HR_EPARSE: case HR_EFORMAT: case HR_EVERSION: case HR_ESTORE:
-		return 65;
+	case HR_EPARSE:
+	case HR_EFORMAT:
+	case HR_EVERSION:
+	case HR_ESTORE: return 65;
 	case HR_ENOENT: return 66;
 	case HR_EEXIST: return 73;
 	case HR_EIO: return 74;

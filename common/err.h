@@ -37,12 +37,10 @@ enum hr_status {
 };
 
 /* Records a printf-style message for the calling thread; returns code. */
-int hr_error(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int hr_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefixes the current message with "prefix: " (e.g. a file name). */
-int hr_error_prefix(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int hr_error_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The last message set by this thread, or hr_strerror(code) if none. */
 const char *hr_errmsg(void);
@@ -61,13 +59,13 @@ const char *hr_strerror(int code);
 int hr_exit_code(int code);
 
 /* Programmer errors: abort with file:line.  Never used for bad input. */
-#define HR_ASSERT(cond)                                                       \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n",      \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
+#define HR_ASSERT(cond)                                                                      \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                                      \
+			abort();                                                             \
+		}                                                                            \
 	} while (0)
 
 #endif

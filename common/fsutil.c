@@ -19,8 +19,8 @@ int mapped_file_open(struct mapped_file *f, const char *path)
 	f->data = NULL;
 	f->len = 0;
 	if (fd < 0)
-		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO,
-				"cannot open '%s': %s", path, strerror(errno));
+		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO, "cannot open '%s': %s", path,
+				strerror(errno));
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
@@ -84,7 +84,9 @@ int remove_tree(const char *path)
 	int rc = 0;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : hr_error(HR_EIO, "cannot stat '%s': %s", path, strerror(errno));
+		return errno == ENOENT ?
+			       0 :
+			       hr_error(HR_EIO, "cannot stat '%s': %s", path, strerror(errno));
 	if (!S_ISDIR(st.st_mode)) {
 		if (unlink(path) < 0)
 			return hr_error(HR_EIO, "cannot remove '%s': %s", path, strerror(errno));

@@ -62,8 +62,8 @@ int metric_auc(const float *score, const float *label, size_t n, double *auc)
 		return hr_error(HR_EINVAL, "auc: no examples");
 	for (i = 0; i < n; i++) {
 		if (label[i] != 0.0f && label[i] != 1.0f)
-			return hr_error(HR_EINVAL, "auc: label %zu is %g, not 0 or 1",
-					i, (double)label[i]);
+			return hr_error(HR_EINVAL, "auc: label %zu is %g, not 0 or 1", i,
+					(double)label[i]);
 		if (isnan(score[i]))
 			return hr_error(HR_EINVAL, "auc: score %zu is NaN", i);
 		if (label[i] == 1.0f)
@@ -76,8 +76,7 @@ int metric_auc(const float *score, const float *label, size_t n, double *auc)
 
 	buf = malloc(2 * n * sizeof(*buf));
 	if (!buf)
-		return hr_error(HR_ENOMEM, "auc: cannot allocate %zu bytes",
-				2 * n * sizeof(*buf));
+		return hr_error(HR_ENOMEM, "auc: cannot allocate %zu bytes", 2 * n * sizeof(*buf));
 	for (i = 0; i < n; i++)
 		buf[i] = ((uint64_t)float_key(score[i]) << 32) | (label[i] == 1.0f);
 	sorted = radix_sort_hi32(buf, buf + n, n);

@@ -33,8 +33,8 @@ static void draw(struct progress *p, double t)
 	for (int i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = '\0';
-	fprintf(stderr, "\r%-10s [%s] %5.1f%% %10.0f/s eta %4.0fs", p->label, bar,
-		100.0 * frac, rate, eta);
+	fprintf(stderr, "\r%-10s [%s] %5.1f%% %10.0f/s eta %4.0fs", p->label, bar, 100.0 * frac,
+		rate, eta);
 	fflush(stderr);
 	p->last_draw = t;
 }

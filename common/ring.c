@@ -117,8 +117,7 @@ static void cpu_relax(void)
  * The kernel reads the futex word as a plain 32-bit integer: _Atomic
  * uint32_t must be lock-free with the plain type's size (it is on Linux).
  */
-_Static_assert(ATOMIC_INT_LOCK_FREE == 2 &&
-		       sizeof(_Atomic uint32_t) == sizeof(uint32_t),
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && sizeof(_Atomic uint32_t) == sizeof(uint32_t),
 	       "futex word must be a lock-free 32-bit atomic");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "positions must be lock-free");
 
@@ -126,32 +125,27 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t expected)
 {
 	/* EAGAIN (word already changed), EINTR and spurious wake-ups all just
 	 * send the caller round its loop again. */
-	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE,
-		      expected, NULL, NULL, 0);
+	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *word, int n)
 {
-	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n,
-		      NULL, NULL, 0);
+	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 int ring_init(struct ring *r, uint32_t capacity)
 {
 	memset(r, 0, sizeof(*r));
 	if (capacity < 2 || (capacity & (capacity - 1)) != 0)
-		return hr_error(HR_EINVAL,
-				"ring capacity %u is not a power of two >= 2",
+		return hr_error(HR_EINVAL, "ring capacity %u is not a power of two >= 2",
 				(unsigned)capacity);
 	/* Only a 32-bit size_t can overflow here. */
 	uint64_t bytes = (uint64_t)capacity * sizeof(struct ring_slot);
 	if (bytes > (uint64_t)SIZE_MAX)
-		return hr_error(HR_ENOMEM, "ring of %u slots is too large",
-				(unsigned)capacity);
+		return hr_error(HR_ENOMEM, "ring of %u slots is too large", (unsigned)capacity);
 	/* sizeof(struct ring_slot) is a multiple of its alignment, so bytes
 	 * is too, as aligned_alloc requires. */
-	struct ring_slot *slots =
-		aligned_alloc(alignof(struct ring_slot), (size_t)bytes);
+	struct ring_slot *slots = aligned_alloc(alignof(struct ring_slot), (size_t)bytes);
 	if (!slots)
 		return hr_error(HR_ENOMEM, "cannot allocate a ring of %u slots",
 				(unsigned)capacity);
@@ -189,9 +183,9 @@ static void wake_sleepers(struct ring_wait *w)
 	while (word & 1) {
 		/* R3: pairs with A3.  Only the waker whose CAS clears the bit
 		 * makes the system call; on failure word is reloaded. */
-		if (atomic_compare_exchange_weak_explicit(
-			    &w->futex, &word, word + 1, memory_order_release,
-			    memory_order_relaxed)) {
+		if (atomic_compare_exchange_weak_explicit(&w->futex, &word, word + 1,
+							  memory_order_release,
+							  memory_order_relaxed)) {
 			futex_wake(&w->futex, INT_MAX);
 			return;
 		}
@@ -209,25 +203,23 @@ static int push_once(struct ring *r, void *item)
 			return RING_CLOSED;
 		s = &r->slots[pos & r->mask];
 		/* A1: pairs with S2 of the pop that emptied this slot. */
-		uint64_t seq = atomic_load_explicit(&s->seq,
-						    memory_order_seq_cst);
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_seq_cst);
 		int64_t dif = (int64_t)(seq - pos);
 		if (dif == 0) {
 			/* Claim pos.  On failure pos is reloaded and may
 			 * carry the CLOSED bit: acquire for A0 (C11 wants
 			 * success at least as strong as failure; the claim
 			 * itself needs no ordering). */
-			if (atomic_compare_exchange_weak_explicit(
-				    &r->head, &pos, pos + 1,
-				    memory_order_acquire, memory_order_acquire))
+			if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1,
+								  memory_order_acquire,
+								  memory_order_acquire))
 				break;
 		} else if (dif < 0) {
 			/* The slot still holds the item of pos - capacity. */
 			return RING_FULL;
 		} else {
 			/* Another producer claimed pos; catch up.  A0 again. */
-			pos = atomic_load_explicit(&r->head,
-						   memory_order_acquire);
+			pos = atomic_load_explicit(&r->head, memory_order_acquire);
 		}
 	}
 	s->item = item;
@@ -257,25 +249,22 @@ static int pop_once(struct ring *r, void **item)
 	for (;;) {
 		s = &r->slots[pos & r->mask];
 		/* A2: pairs with S1 of the push that filled this slot. */
-		uint64_t seq = atomic_load_explicit(&s->seq,
-						    memory_order_seq_cst);
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_seq_cst);
 		int64_t dif = (int64_t)(seq - (pos + 1));
 		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(
-				    &r->tail, &pos, pos + 1,
-				    memory_order_relaxed, memory_order_relaxed))
+			if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed))
 				break;
 		} else if (dif < 0) {
 			return empty_or_closed(r, pos);
 		} else {
-			pos = atomic_load_explicit(&r->tail,
-						   memory_order_relaxed);
+			pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 		}
 	}
 	*item = s->item;
 	/* S2: pairs with A1 one lap later; Dekker store before D1. */
-	atomic_store_explicit(&s->seq, pos + r->mask + 1,
-			      memory_order_seq_cst);
+	atomic_store_explicit(&s->seq, pos + r->mask + 1, memory_order_seq_cst);
 	return 0;
 }
 
@@ -315,8 +304,7 @@ static int sleep_once(struct ring *r, struct ring_wait *w, int busy,
 	atomic_fetch_add_explicit(&w->sleepers, 1, memory_order_relaxed);
 	/* W1 (seq_cst), pairs with D1; also A3, pairs with R3.  Must
 	 * precede the retry. */
-	uint32_t word = atomic_fetch_or_explicit(&w->futex, 1,
-						 memory_order_seq_cst) | 1;
+	uint32_t word = atomic_fetch_or_explicit(&w->futex, 1, memory_order_seq_cst) | 1;
 	int rc = op(r, item);
 
 	if (rc == busy)
@@ -362,8 +350,7 @@ int ring_pop(struct ring *r, void **item)
 void ring_close(struct ring *r)
 {
 	/* R0: pairs with A0; the bit fixes head for good. */
-	atomic_fetch_or_explicit(&r->head, RING_CLOSED_BIT,
-				 memory_order_acq_rel);
+	atomic_fetch_or_explicit(&r->head, RING_CLOSED_BIT, memory_order_acq_rel);
 	/* Change both words (keeping bit 0) and wake everybody, flagged or
 	 * about to be: no flag check, so no Dekker pair is needed.  R3: pairs
 	 * with A3 (a sleeper whose W1 reads the new word sees R0 in its
@@ -379,8 +366,7 @@ uint32_t ring_count_approx(const struct ring *r)
 	/* Two unsynchronised loads: the difference can be off either way
 	 * while pushes and pops run, hence the clamping. */
 	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed) &
-		     RING_POS_MASK;
+	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed) & RING_POS_MASK;
 	uint64_t n = h > t ? h - t : 0;
 
 	return n > r->capacity ? r->capacity : (uint32_t)n;
@@ -388,38 +374,30 @@ uint32_t ring_count_approx(const struct ring *r)
 
 int ring_check(const struct ring *r)
 {
-	if (!r->slots || r->capacity < 2 ||
-	    (r->capacity & (r->capacity - 1)) != 0 ||
+	if (!r->slots || r->capacity < 2 || (r->capacity & (r->capacity - 1)) != 0 ||
 	    r->mask != (uint64_t)r->capacity - 1)
 		return hr_error(HR_EINVAL, "ring: bad geometry (capacity %u)",
 				(unsigned)r->capacity);
-	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed) &
-			RING_POS_MASK;
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed) & RING_POS_MASK;
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	if (tail > head || head - tail > r->capacity)
-		return hr_error(HR_EINVAL,
-				"ring: tail %llu / head %llu out of range",
-				(unsigned long long)tail,
-				(unsigned long long)head);
+		return hr_error(HR_EINVAL, "ring: tail %llu / head %llu out of range",
+				(unsigned long long)tail, (unsigned long long)head);
 	/* Walk one lap from tail: full slots, then empty ones. */
 	for (uint64_t p = tail; p < tail + r->capacity; p++) {
 		uint64_t want = p < head ? p + 1 : p;
-		uint64_t seq = atomic_load_explicit(&r->slots[p & r->mask].seq,
-						    memory_order_relaxed);
+		uint64_t seq =
+			atomic_load_explicit(&r->slots[p & r->mask].seq, memory_order_relaxed);
 		if (seq != want)
-			return hr_error(HR_EINVAL,
-					"ring: slot %llu seq %llu, want %llu",
-					(unsigned long long)(p & r->mask),
-					(unsigned long long)seq,
+			return hr_error(HR_EINVAL, "ring: slot %llu seq %llu, want %llu",
+					(unsigned long long)(p & r->mask), (unsigned long long)seq,
 					(unsigned long long)want);
 	}
 	/* The futex bits may legitimately stay set; the counters may not. */
-	uint32_t se = atomic_load_explicit(&r->not_empty.sleepers,
-					   memory_order_relaxed);
-	uint32_t sf = atomic_load_explicit(&r->not_full.sleepers,
-					   memory_order_relaxed);
+	uint32_t se = atomic_load_explicit(&r->not_empty.sleepers, memory_order_relaxed);
+	uint32_t sf = atomic_load_explicit(&r->not_full.sleepers, memory_order_relaxed);
 	if (se != 0 || sf != 0)
-		return hr_error(HR_EINVAL, "ring: %u + %u threads asleep",
-				(unsigned)se, (unsigned)sf);
+		return hr_error(HR_EINVAL, "ring: %u + %u threads asleep", (unsigned)se,
+				(unsigned)sf);
 	return 0;
 }

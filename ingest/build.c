@@ -105,8 +105,8 @@ static void apply_run(struct scan *s, const struct build_input *in, size_t a, si
 	}
 }
 
-static void count_record(struct ingest_report *rep, const struct record *r, int split,
-			 uint32_t L, double *hist_sum)
+static void count_record(struct ingest_report *rep, const struct record *r, int split, uint32_t L,
+			 double *hist_sum)
 {
 	rep->records[split]++;
 	rep->positives[split] += r->label == 1;

@@ -72,10 +72,11 @@ int dataset_add_user(struct dataset *ds, const struct ds_user *u, uint32_t *inde
 	return rc;
 }
 
-int dataset_add_item(struct dataset *ds, uint32_t raw_id, const char *title,
-		     size_t title_len, uint16_t year, uint32_t genres, uint32_t *index)
+int dataset_add_item(struct dataset *ds, uint32_t raw_id, const char *title, size_t title_len,
+		     uint16_t year, uint32_t genres, uint32_t *index)
 {
-	int rc = reserve((void **)&ds->items, &ds->cap_items, ds->n_items, sizeof(struct ds_item), 1);
+	int rc = reserve((void **)&ds->items, &ds->cap_items, ds->n_items, sizeof(struct ds_item),
+			 1);
 
 	if (rc)
 		return rc;

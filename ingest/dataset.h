@@ -90,8 +90,8 @@ const char *ds_format_name(enum ds_format f);
 int dataset_add_user(struct dataset *ds, const struct ds_user *u, uint32_t *index);
 
 /* Like dataset_add_user, for items.  title is copied into strpool. */
-int dataset_add_item(struct dataset *ds, uint32_t raw_id, const char *title,
-		     size_t title_len, uint16_t year, uint32_t genres, uint32_t *index);
+int dataset_add_item(struct dataset *ds, uint32_t raw_id, const char *title, size_t title_len,
+		     uint16_t year, uint32_t genres, uint32_t *index);
 
 /*
  * Grows the ratings array so that `more` further ratings fit without another

@@ -5,7 +5,10 @@
 #include "common/err.h"
 
 const char *const dense_names[DENSE_N] = {
-	"user_log_count", "user_pos_rate", "item_log_count", "item_pos_rate",
+	"user_log_count",
+	"user_pos_rate",
+	"item_log_count",
+	"item_pos_rate",
 };
 
 int dense_init(struct dense_state *d, size_t n_users, size_t n_items)

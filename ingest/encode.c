@@ -206,8 +206,8 @@ out:
 	return rc;
 }
 
-int encoding_fit(struct encoding *enc, const struct dataset *ds, const struct event *ev,
-		 size_t n, int zip_prefix)
+int encoding_fit(struct encoding *enc, const struct dataset *ds, const struct event *ev, size_t n,
+		 int zip_prefix)
 {
 	size_t nu = ds->n_users + 1, ni = ds->n_items + 1;
 	uint8_t *tu = calloc(nu, 1), *ti = calloc(ni, 1);

@@ -16,14 +16,23 @@
 
 #include "events.h"
 
-enum enc_field { ENC_USER, ENC_ITEM, ENC_GENDER, ENC_AGE, ENC_OCC, ENC_ZIP, ENC_GENRE, ENC_NFIELDS };
+enum enc_field {
+	ENC_USER,
+	ENC_ITEM,
+	ENC_GENDER,
+	ENC_AGE,
+	ENC_OCC,
+	ENC_ZIP,
+	ENC_GENRE,
+	ENC_NFIELDS
+};
 
 /* A vocabulary: raw values in id order; values[0] is unused (id 0). */
 struct vocab {
-	uint32_t n;       /* size including id 0 */
+	uint32_t n; /* size including id 0 */
 	int is_str;
-	uint32_t *nums;   /* numeric raw values, n entries */
-	char **strs;      /* string raw values, n entries (strs[0] NULL) */
+	uint32_t *nums; /* numeric raw values, n entries */
+	char **strs;    /* string raw values, n entries (strs[0] NULL) */
 };
 
 struct encoding {
@@ -47,8 +56,8 @@ const char *enc_field_name(enum enc_field f);
  * of a zip code form its category.  HR_ENOMEM on failure (enc is then
  * released).  Release with encoding_release().
  */
-int encoding_fit(struct encoding *enc, const struct dataset *ds, const struct event *ev,
-		 size_t n, int zip_prefix);
+int encoding_fit(struct encoding *enc, const struct dataset *ds, const struct event *ev, size_t n,
+		 int zip_prefix);
 void encoding_release(struct encoding *enc);
 
 #endif

@@ -15,9 +15,8 @@
 static size_t estimate_mapsize(const struct dataset *ds, uint32_t L)
 {
 	double per_record = 128.0 + 2.0 * 6.0 * L;
-	double bytes = (double)ds->n_ratings * per_record +
-		       (double)ds->n_users * (96.0 + 6.0 * L) + (double)ds->n_items * 512.0 +
-		       (double)ds->strpool_len;
+	double bytes = (double)ds->n_ratings * per_record + (double)ds->n_users * (96.0 + 6.0 * L) +
+		       (double)ds->n_items * 512.0 + (double)ds->strpool_len;
 
 	return (size_t)(bytes * 1.5) + ((size_t)256 << 20);
 }
@@ -92,8 +91,13 @@ static int build_store(const struct ingest_opts *o, struct dataset *ds, struct e
 		rc = store_create(&st, pub->tmp, estimate_mapsize(ds, o->hist_len));
 	if (!rc) {
 		struct build_input in = {
-			.ds = ds, .ev = ev, .n = ds->n_ratings, .enc = &enc, .sc = &sc,
-			.opts = o, .split = &split,
+			.ds = ds,
+			.ev = ev,
+			.n = ds->n_ratings,
+			.enc = &enc,
+			.sc = &sc,
+			.opts = o,
+			.split = &split,
 		};
 		rc = build_records(&in, st, rep);
 		if (!rc)
@@ -123,7 +127,8 @@ int ingest_run(const struct ingest_opts *o, struct ingest_report *rep)
 
 	memset(rep, 0, sizeof(*rep));
 	if (o->hist_len == 0 || o->hist_len > 4096)
-		return hr_error(HR_EINVAL, "--hist-len must be between 1 and 4096, not %u", o->hist_len);
+		return hr_error(HR_EINVAL, "--hist-len must be between 1 and 4096, not %u",
+				o->hist_len);
 	if (o->zip_prefix < 1 || o->zip_prefix >= DS_ZIP_MAX)
 		return hr_error(HR_EINVAL, "--zip-prefix must be between 1 and %d", DS_ZIP_MAX - 1);
 	rc = split_opts_check(&o->split);
@@ -174,25 +179,29 @@ void ingest_report_print(FILE *out, const struct ingest_opts *o, const struct in
 	size_t rec = rep->records[0] + rep->records[1] + rep->records[2];
 	size_t pos = rep->positives[0] + rep->positives[1] + rep->positives[2];
 
-	fprintf(out, "store      %s (%.1f MiB)\n", o->out_path, (double)rep->store_bytes / 1048576.0);
+	fprintf(out, "store      %s (%.1f MiB)\n", o->out_path,
+		(double)rep->store_bytes / 1048576.0);
 	fprintf(out, "input      %s, format %s: %zu ratings, %zu users, %zu items\n", o->in_dir,
 		ds_format_name(rep->format), rep->ratings, rep->users, rep->items);
 	fprintf(out, "rows       read %zu, skipped %zu malformed, dropped %zu neutral, kept %zu\n",
 		rep->ratings + rep->skipped, rep->skipped, rep->dropped, rec);
 	fprintf(out, "positives  %.1f%% of kept rows\n", share(pos, rec));
 	fprintf(out, "vocab      %u users, %u items in train (plus id 0)\n",
-		rep->vocab_users ? rep->vocab_users - 1 : 0, rep->vocab_items ? rep->vocab_items - 1 : 0);
+		rep->vocab_users ? rep->vocab_users - 1 : 0,
+		rep->vocab_items ? rep->vocab_items - 1 : 0);
 	for (int s = 0; s < 3; s++)
 		fprintf(out,
 			"%-10s %zu records (%.1f%%), positive %.1f%%, user unseen in train %.1f%%, item unseen %.1f%%\n",
 			split_name(s), rep->records[s], share(rep->records[s], rec),
-			share(rep->positives[s], rep->records[s]), share(rep->unseen_user[s], rep->records[s]),
+			share(rep->positives[s], rep->records[s]),
+			share(rep->unseen_user[s], rep->records[s]),
 			share(rep->unseen_item[s], rep->records[s]));
-	fprintf(out, "history    L=%u: mean length %.1f, full %.1f%%, empty %.1f%%, short negative %.2f%%\n",
-		o->hist_len, rep->hist_mean, share(rep->hist_full, rec), share(rep->hist_empty, rec),
-		share(rep->neg_short, rec));
-	if (rep->records[1] + rep->records[2] &&
-	    share(rep->unseen_user[1] + rep->unseen_user[2], rep->records[1] + rep->records[2]) > 20.0)
+	fprintf(out,
+		"history    L=%u: mean length %.1f, full %.1f%%, empty %.1f%%, short negative %.2f%%\n",
+		o->hist_len, rep->hist_mean, share(rep->hist_full, rec),
+		share(rep->hist_empty, rec), share(rep->neg_short, rec));
+	if (rep->records[1] + rep->records[2] && share(rep->unseen_user[1] + rep->unseen_user[2],
+						       rep->records[1] + rep->records[2]) > 20.0)
 		fprintf(out, "note       many valid/test rows have users never seen in train; "
 			     "a per-user split (--split user) evaluates known users\n");
 	fprintf(out, "seconds   ");

@@ -25,31 +25,39 @@
 struct ingest_opts {
 	const char *in_dir;
 	const char *out_path;
-	int force;         /* replace an existing store at out_path */
+	int force; /* replace an existing store at out_path */
 	struct label_rule label;
 	struct split_opts split;
 	uint32_t hist_len; /* L */
 	uint64_t seed;
 	int zip_prefix;
-	size_t max_errors; /* malformed lines that may be skipped */
+	size_t max_errors;  /* malformed lines that may be skipped */
 	size_t fault_after; /* testing: fail with HR_EIO after this many records (0 = never) */
 };
 
 enum ingest_stage {
-	STAGE_READ, STAGE_LABEL, STAGE_SORT, STAGE_SPLIT, STAGE_ENCODE, STAGE_DENSE,
-	STAGE_BUILD, STAGE_TABLES, STAGE_PUBLISH, STAGE_N
+	STAGE_READ,
+	STAGE_LABEL,
+	STAGE_SORT,
+	STAGE_SPLIT,
+	STAGE_ENCODE,
+	STAGE_DENSE,
+	STAGE_BUILD,
+	STAGE_TABLES,
+	STAGE_PUBLISH,
+	STAGE_N
 };
 
 struct ingest_report {
 	enum ds_format format;
 	size_t ratings, skipped, dropped;
-	size_t users, items;          /* in the input */
+	size_t users, items; /* in the input */
 	size_t records[3], positives[3];
 	size_t unseen_user[3], unseen_item[3]; /* records whose user/item is not in train */
 	uint32_t vocab_users, vocab_items;     /* including id 0 */
 	double hist_mean;
-	size_t hist_full, hist_empty;          /* records with L / 0 history items */
-	size_t neg_short;                      /* records whose neg_hist is shorter than hist */
+	size_t hist_full, hist_empty; /* records with L / 0 history items */
+	size_t neg_short;             /* records whose neg_hist is shorter than hist */
 	uint32_t train_end_ts, valid_end_ts;
 	uint64_t store_bytes;
 	double seconds[STAGE_N];

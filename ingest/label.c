@@ -34,12 +34,13 @@ int label_rule_init(struct label_rule *rule, enum label_mode mode, double pos_mi
 	if (!rc)
 		rc = half_stars(neg_max, "--neg-max", &rule->neg_max2);
 	if (!rc && mode == LABEL_EXPLICIT && rule->neg_max2 >= rule->pos_min2)
-		rc = hr_error(HR_EINVAL, "--neg-max (%g) must be below --pos-min (%g)", neg_max, pos_min);
+		rc = hr_error(HR_EINVAL, "--neg-max (%g) must be below --pos-min (%g)", neg_max,
+			      pos_min);
 	return rc;
 }
 
-int label_events(const struct dataset *ds, const struct label_rule *rule,
-		 struct event **out, size_t *dropped)
+int label_events(const struct dataset *ds, const struct label_rule *rule, struct event **out,
+		 size_t *dropped)
 {
 	struct event *ev = malloc((ds->n_ratings ? ds->n_ratings : 1) * sizeof(*ev));
 	size_t nd = 0;
@@ -51,8 +52,12 @@ int label_events(const struct dataset *ds, const struct label_rule *rule,
 		const struct ds_rating *r = &ds->ratings[i];
 		int l = label_of(rule, r->stars2);
 		ev[i] = (struct event){
-			.user = r->user, .item = r->item, .ts = r->ts, .stars2 = r->stars2,
-			.label = (int8_t)l, .split = SPLIT_NONE,
+			.user = r->user,
+			.item = r->item,
+			.ts = r->ts,
+			.stars2 = r->stars2,
+			.label = (int8_t)l,
+			.split = SPLIT_NONE,
 		};
 		nd += l == LABEL_DROP;
 	}

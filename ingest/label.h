@@ -17,7 +17,7 @@ enum label_mode { LABEL_EXPLICIT = 0, LABEL_IMPLICIT = 1 };
 
 struct label_rule {
 	enum label_mode mode;
-	double pos_min, neg_max; /* in stars */
+	double pos_min, neg_max;     /* in stars */
 	uint16_t pos_min2, neg_max2; /* the same, times two (half stars) */
 };
 
@@ -40,7 +40,7 @@ static inline int label_of(const struct label_rule *rule, uint16_t stars2)
  * *out is malloc'd, owned by the caller (free()).  *dropped receives the
  * number of LABEL_DROP events.  HR_ENOMEM on failure.
  */
-int label_events(const struct dataset *ds, const struct label_rule *rule,
-		 struct event **out, size_t *dropped);
+int label_events(const struct dataset *ds, const struct label_rule *rule, struct event **out,
+		 size_t *dropped);
 
 #endif

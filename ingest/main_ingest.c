@@ -134,7 +134,8 @@ static int cmd_inspect(const char *path, int json)
 		for (int db = 0; db < STORE_NDB; db++) {
 			uint64_t n = 0;
 			if (store_count(r, db, &n) == 0)
-				printf("  entries.%s: %llu\n", store_db_name(db), (unsigned long long)n);
+				printf("  entries.%s: %llu\n", store_db_name(db),
+				       (unsigned long long)n);
 		}
 	}
 	msgpack_unpacked_destroy(&u);
@@ -193,7 +194,8 @@ static int cmd_dump(const char *path, const char *split, const char *count)
 		if (!rc)
 			rc = record_unpack(v, len, &rec);
 		if (rc)
-			hr_error_prefix(rc, "'%s' %s record %llu", path, split, (unsigned long long)k);
+			hr_error_prefix(rc, "'%s' %s record %llu", path, split,
+					(unsigned long long)k);
 		else
 			print_record(&rec);
 	}
@@ -204,18 +206,40 @@ static int cmd_dump(const char *path, const char *split, const char *count)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_LABEL = 256, OPT_POS, OPT_NEG, OPT_SPLIT, OPT_VALID, OPT_TEST, OPT_HIST,
-	       OPT_SEED, OPT_ZIP, OPT_MAXERR, OPT_JSON, OPT_INSPECT, OPT_DUMP };
+	enum {
+		OPT_LABEL = 256,
+		OPT_POS,
+		OPT_NEG,
+		OPT_SPLIT,
+		OPT_VALID,
+		OPT_TEST,
+		OPT_HIST,
+		OPT_SEED,
+		OPT_ZIP,
+		OPT_MAXERR,
+		OPT_JSON,
+		OPT_INSPECT,
+		OPT_DUMP
+	};
 	static const struct option longopts[] = {
-		{"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
-		{"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
-		{"help", no_argument, 0, 'h'}, {"label", required_argument, 0, OPT_LABEL},
-		{"pos-min", required_argument, 0, OPT_POS}, {"neg-max", required_argument, 0, OPT_NEG},
-		{"split", required_argument, 0, OPT_SPLIT}, {"valid-frac", required_argument, 0, OPT_VALID},
-		{"test-frac", required_argument, 0, OPT_TEST}, {"hist-len", required_argument, 0, OPT_HIST},
-		{"seed", required_argument, 0, OPT_SEED}, {"zip-prefix", required_argument, 0, OPT_ZIP},
-		{"max-errors", required_argument, 0, OPT_MAXERR}, {"json", no_argument, 0, OPT_JSON},
-		{"inspect", no_argument, 0, OPT_INSPECT}, {"dump", no_argument, 0, OPT_DUMP},
+		{"output", required_argument, 0, 'o'},
+		{"force", no_argument, 0, 'f'},
+		{"quiet", no_argument, 0, 'q'},
+		{"verbose", no_argument, 0, 'v'},
+		{"help", no_argument, 0, 'h'},
+		{"label", required_argument, 0, OPT_LABEL},
+		{"pos-min", required_argument, 0, OPT_POS},
+		{"neg-max", required_argument, 0, OPT_NEG},
+		{"split", required_argument, 0, OPT_SPLIT},
+		{"valid-frac", required_argument, 0, OPT_VALID},
+		{"test-frac", required_argument, 0, OPT_TEST},
+		{"hist-len", required_argument, 0, OPT_HIST},
+		{"seed", required_argument, 0, OPT_SEED},
+		{"zip-prefix", required_argument, 0, OPT_ZIP},
+		{"max-errors", required_argument, 0, OPT_MAXERR},
+		{"json", no_argument, 0, OPT_JSON},
+		{"inspect", no_argument, 0, OPT_INSPECT},
+		{"dump", no_argument, 0, OPT_DUMP},
 		{0, 0, 0, 0},
 	};
 	struct ingest_opts o;
@@ -232,7 +256,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'o': o.out_path = optarg; break;
 		case 'f': o.force = 1; break;
-		case 'q': quiet = 1; log_set_level(LOG_WARN); break;
+		case 'q':
+			quiet = 1;
+			log_set_level(LOG_WARN);
+			break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case OPT_LABEL:
@@ -241,19 +268,23 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "implicit"))
 				mode = LABEL_IMPLICIT;
 			else
-				rc = hr_error(HR_EINVAL, "--label: '%s' is not explicit or implicit", optarg);
+				rc = hr_error(HR_EINVAL,
+					      "--label: '%s' is not explicit or implicit", optarg);
 			break;
 		case OPT_POS: rc = parse_double(optarg, "--pos-min", &pos_min); break;
 		case OPT_NEG: rc = parse_double(optarg, "--neg-max", &neg_max); break;
 		case OPT_SPLIT: {
 			int k = split_kind_parse(optarg);
 			if (k < 0)
-				rc = hr_error(HR_EINVAL, "--split: '%s' is not global, user or loo", optarg);
+				rc = hr_error(HR_EINVAL, "--split: '%s' is not global, user or loo",
+					      optarg);
 			else
 				o.split.kind = (enum split_kind)k;
 			break;
 		}
-		case OPT_VALID: rc = parse_double(optarg, "--valid-frac", &o.split.valid_frac); break;
+		case OPT_VALID:
+			rc = parse_double(optarg, "--valid-frac", &o.split.valid_frac);
+			break;
 		case OPT_TEST: rc = parse_double(optarg, "--test-frac", &o.split.test_frac); break;
 		case OPT_HIST:
 			rc = parse_u64(optarg, "--hist-len", &u);
@@ -283,7 +314,8 @@ int main(int argc, char **argv)
 	}
 	if (dump) {
 		if (argc - optind < 2 || argc - optind > 3)
-			return die(hr_error(HR_EINVAL, "--dump takes STORE SPLIT [N] (see --help)"));
+			return die(
+				hr_error(HR_EINVAL, "--dump takes STORE SPLIT [N] (see --help)"));
 		return cmd_dump(argv[optind], argv[optind + 1], argv[optind + 2]);
 	}
 	if (argc - optind != 1) {
@@ -298,8 +330,8 @@ int main(int argc, char **argv)
 		size_t n = strlen(o.in_dir);
 		while (n > 1 && o.in_dir[n - 1] == '/')
 			n--;
-		if ((size_t)snprintf(out_default, sizeof(out_default), "%.*s.lmdb", (int)n, o.in_dir) >=
-		    sizeof(out_default))
+		if ((size_t)snprintf(out_default, sizeof(out_default), "%.*s.lmdb", (int)n,
+				     o.in_dir) >= sizeof(out_default))
 			return die(hr_error(HR_EINVAL, "input path too long"));
 		o.out_path = out_default;
 	}

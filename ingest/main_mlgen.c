@@ -83,8 +83,15 @@ static int parse_count(const char *s, uint64_t max, uint64_t *out)
 }
 
 enum {
-	OPT_USERS = 256, OPT_ITEMS, OPT_RATINGS, OPT_SEED, OPT_FORMAT, OPT_FORCE,
-	OPT_ORACLE, OPT_POS_MIN, OPT_NEG_MAX,
+	OPT_USERS = 256,
+	OPT_ITEMS,
+	OPT_RATINGS,
+	OPT_SEED,
+	OPT_FORMAT,
+	OPT_FORCE,
+	OPT_ORACLE,
+	OPT_POS_MIN,
+	OPT_NEG_MAX,
 };
 
 int main(int argc, char **argv)
@@ -114,30 +121,32 @@ int main(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'o':
-			out_dir = optarg;
-			break;
+		case 'o': out_dir = optarg; break;
 		case OPT_USERS:
 			if (parse_count(optarg, UINT32_MAX, &v))
-				return usage_error("--users wants a positive integer, not '%s'", optarg);
+				return usage_error("--users wants a positive integer, not '%s'",
+						   optarg);
 			o.users = (uint32_t)v;
 			gen_opts = 1;
 			break;
 		case OPT_ITEMS:
 			if (parse_count(optarg, UINT32_MAX, &v))
-				return usage_error("--items wants a positive integer, not '%s'", optarg);
+				return usage_error("--items wants a positive integer, not '%s'",
+						   optarg);
 			o.items = (uint32_t)v;
 			gen_opts = 1;
 			break;
 		case OPT_RATINGS:
 			if (parse_count(optarg, UINT64_MAX, &v))
-				return usage_error("--ratings wants a positive integer, not '%s'", optarg);
+				return usage_error("--ratings wants a positive integer, not '%s'",
+						   optarg);
 			o.ratings = v;
 			gen_opts = 1;
 			break;
 		case OPT_SEED:
 			if (parse_count(optarg, UINT64_MAX, &v))
-				return usage_error("--seed wants a non-negative integer, not '%s'", optarg);
+				return usage_error("--seed wants a non-negative integer, not '%s'",
+						   optarg);
 			o.seed = v;
 			gen_opts = 1;
 			break;
@@ -150,29 +159,23 @@ int main(int argc, char **argv)
 			o.force = 1;
 			gen_opts = 1;
 			break;
-		case OPT_ORACLE:
-			oracle_dir = optarg;
-			break;
+		case OPT_ORACLE: oracle_dir = optarg; break;
 		case OPT_POS_MIN:
 			if (parse_count(optarg, 5, &pos_min))
-				return usage_error("--pos-min wants a rating 1..5, not '%s'", optarg);
+				return usage_error("--pos-min wants a rating 1..5, not '%s'",
+						   optarg);
 			oracle_opts = 1;
 			break;
 		case OPT_NEG_MAX:
 			if (parse_count(optarg, 5, &neg_max))
-				return usage_error("--neg-max wants a rating 1..5, not '%s'", optarg);
+				return usage_error("--neg-max wants a rating 1..5, not '%s'",
+						   optarg);
 			oracle_opts = 1;
 			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default: return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -192,8 +195,8 @@ int main(int argc, char **argv)
 			log_error("%s", hr_errmsg());
 			return hr_exit_code(rc);
 		}
-		printf("{\"oracle_auc\":%.4f,\"rows\":%zu,\"positive_rate\":%.4f}\n", auc,
-		       rows, pos_rate);
+		printf("{\"oracle_auc\":%.4f,\"rows\":%zu,\"positive_rate\":%.4f}\n", auc, rows,
+		       pos_rate);
 		return 0;
 	}
 
@@ -204,9 +207,10 @@ int main(int argc, char **argv)
 		return hr_exit_code(rc);
 	}
 	if (!quiet)
-		log_info("wrote %llu ratings by %u users of %u movies to '%s' (%s, seed %llu, %.1f s)",
-			 (unsigned long long)o.ratings, o.users, o.items, out_dir,
-			 mlgen_format_name(o.format), (unsigned long long)o.seed,
-			 now_seconds() - t0);
+		log_info(
+			"wrote %llu ratings by %u users of %u movies to '%s' (%s, seed %llu, %.1f s)",
+			(unsigned long long)o.ratings, o.users, o.items, out_dir,
+			mlgen_format_name(o.format), (unsigned long long)o.seed,
+			now_seconds() - t0);
 	return 0;
 }

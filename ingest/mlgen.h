@@ -49,8 +49,8 @@ enum mlgen_format {
 };
 
 struct mlgen_opts {
-	uint32_t users;  /* N >= 1; user ids 1..N */
-	uint32_t items;  /* M: movies that get rated; about M*3883/3706 listed */
+	uint32_t users;   /* N >= 1; user ids 1..N */
+	uint32_t items;   /* M: movies that get rated; about M*3883/3706 listed */
 	uint64_t ratings; /* K: 20*N <= K <= N*M, K >= M */
 	uint64_t seed;
 	enum mlgen_format format;
@@ -117,7 +117,7 @@ int mlgen_write(const struct mlgen_opts *o, const char *dir);
  *   HR_EIO, HR_ENOMEM
  * Outputs are untouched on failure.
  */
-int mlgen_oracle(const char *dir, int pos_min, int neg_max, double *auc,
-		 size_t *rows, double *pos_rate);
+int mlgen_oracle(const char *dir, int pos_min, int neg_max, double *auc, size_t *rows,
+		 double *pos_rate);
 
 #endif

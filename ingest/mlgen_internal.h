@@ -51,19 +51,19 @@ struct gen {
 	/* listed movies (n_listed), in id order */
 	uint32_t *movie_id;
 	uint16_t *year;
-	uint32_t *genres;   /* bit g: genre_names[g] (mlgen_write.c) */
-	uint32_t *title;    /* offset into titles (latin-1, NUL-terminated) */
-	uint8_t *rel_day;   /* ml-100k release date: day 1..28 */
-	uint8_t *rel_mon;   /* month 0..11 */
+	uint32_t *genres; /* bit g: genre_names[g] (mlgen_write.c) */
+	uint32_t *title;  /* offset into titles (latin-1, NUL-terminated) */
+	uint8_t *rel_day; /* ml-100k release date: day 1..28 */
+	uint8_t *rel_mon; /* month 0..11 */
 	char *titles;
 	size_t titles_len, titles_cap;
 
 	/* rated movies (n_rated), in id order */
-	uint32_t *rated;    /* index into the listed movies */
-	float *q;           /* (n_rated, DIM) */
+	uint32_t *rated; /* index into the listed movies */
+	float *q;        /* (n_rated, DIM) */
 	double *bi, *tau, *pop;
 	uint32_t (*gpos)[3]; /* leaf of the movie in each of its genre trees */
-	uint32_t *count;    /* ratings per movie */
+	uint32_t *count;     /* ratings per movie */
 
 	/* users (n_users); user u has id u + 1 */
 	uint8_t *sex;       /* 0 'M', 1 'F' */
@@ -74,15 +74,15 @@ struct gen {
 	int16_t *zip4;      /* "-NNNN" suffix, or -1 */
 	float *p;           /* (n_users, DIM) */
 	double *bu;
-	uint32_t *n_of;     /* ratings of user u */
-	uint64_t *first;    /* (n_users + 1): user u owns events first[u]..first[u+1]-1 */
+	uint32_t *n_of;  /* ratings of user u */
+	uint64_t *first; /* (n_users + 1): user u owns events first[u]..first[u+1]-1 */
 
 	/* planted model */
 	double G[NG], A_sex[2][NG], A_age[NAGE][NG], A_occ[NOCC][NG];
 	double cut[4];
 
 	/* events (n_ratings): contiguous per user, in time order */
-	uint32_t *ev_item;  /* rated-movie index */
+	uint32_t *ev_item; /* rated-movie index */
 	uint32_t *ev_ts;
 	uint8_t *ev_interest;
 	uint8_t *ev_rating;

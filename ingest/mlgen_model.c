@@ -60,23 +60,23 @@
  */
 #define SD_USER_BIAS 0.90
 #define SD_ITEM_BIAS 0.90
-#define POP_TO_BIAS 0.22   /* popular movies are rated a little higher */
-#define SD_FACTOR 0.30     /* per coordinate; the dot product has sd ~0.25 */
-#define GENRE_SCALE 1.6    /* ml-1m genre mean ratings -> logit offsets */
+#define POP_TO_BIAS 0.22 /* popular movies are rated a little higher */
+#define SD_FACTOR 0.30   /* per coordinate; the dot product has sd ~0.25 */
+#define GENRE_SCALE 1.6  /* ml-1m genre mean ratings -> logit offsets */
 #define SD_AFF_SEX 0.45
 #define SD_AFF_AGE 0.375
 #define SD_AFF_OCC 0.30
-#define INTEREST_BETA 0.4  /* rating boost for movies of the current interest */
+#define INTEREST_BETA 0.4 /* rating boost for movies of the current interest */
 #define SD_ITEM_TREND 0.3
 #define GLOBAL_TREND (-0.2)
 #define TREND_PIVOT 0.3
 
 /* Behaviour: how users pick movies and when. */
-#define SD_POPULARITY 1.6 /* log-normal spread of movie popularity */
-#define ZIPF_EXPONENT 0.3  /* times a Zipf factor over a random rank */
-#define POP_SATURATION 20.0 /* soft cap on popularity, in mean weights */
-#define SD_ACTIVITY 1.1    /* log-normal spread of ratings per user */
-#define SOFT_CAP_SHARE 0.62 /* ml-1m: the heaviest user rated 62% of movies */
+#define SD_POPULARITY 1.6    /* log-normal spread of movie popularity */
+#define ZIPF_EXPONENT 0.3    /* times a Zipf factor over a random rank */
+#define POP_SATURATION 20.0  /* soft cap on popularity, in mean weights */
+#define SD_ACTIVITY 1.1      /* log-normal spread of ratings per user */
+#define SOFT_CAP_SHARE 0.62  /* ml-1m: the heaviest user rated 62% of movies */
 #define INTEREST_SWITCH 0.12 /* per-rating chance to redraw the interest */
 #define INTEREST_PICK 0.55   /* chance a pick comes from the interest genre */
 #define PREF_KAPPA 1.5       /* how strongly taste steers genre interest */
@@ -88,8 +88,7 @@
 
 /* Movies per genre in ml-1m movies.dat (3883 movies). */
 static const double genre_freq[NG] = {
-	503, 283, 105, 251, 1200, 211, 127, 1603, 68,
-	44, 343, 114, 106, 471, 276, 492, 143, 68,
+	503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106, 471, 276, 492, 143, 68,
 };
 
 /* Mean rating per genre in ml-1m, the source of the genre main effects. */
@@ -103,33 +102,35 @@ static const int age_lo[NAGE] = {7, 18, 25, 35, 45, 50, 56};
 static const int age_hi[NAGE] = {17, 24, 34, 44, 49, 55, 73};
 
 static const double occ_share[NOCC] = {
-	711, 528, 267, 173, 759, 112, 236, 679, 17, 92, 195,
-	129, 388, 142, 302, 144, 241, 502, 70, 72, 281,
+	711, 528, 267, 173, 759, 112, 236, 679, 17, 92,  195,
+	129, 388, 142, 302, 144, 241, 502, 70,  72, 281,
 };
 
 /* Cumulative ml-1m rating shares P(r <= k), k = 1..4. */
 static const double target_cdf[4] = {0.05616, 0.16369, 0.42483, 0.77373};
 
 static const char *const words[] = {
-	"Night", "Love", "Man", "Story", "Dead", "City", "House", "Blue",
-	"American", "Last", "Big", "Lost", "Secret", "Dark", "Star", "Time",
-	"World", "Heart", "Girl", "Boys", "Day", "King", "Black", "White",
-	"Red", "Wild", "Little", "Street", "Death", "Life", "Dream", "Fire",
-	"Summer", "Winter", "River", "Road", "Island", "Moon", "Sun", "Kiss",
-	"Blood", "Money", "Game", "Angel", "Devil", "Ghost", "Magic", "Music",
-	"Dance", "War", "Wedding", "Family", "Friends", "Brother", "Sister",
-	"Father", "Mother", "Children", "Country", "Paradise", "Heaven", "Hell",
-	"Shadow", "Storm", "Thunder", "Beach", "Mountain", "Garden", "Train",
-	"Escape", "Return", "Revenge", "Hunter", "Killer", "Soldier", "Doctor",
-	"Professor", "Detective", "Stranger", "Lady", "Gentleman", "Prince",
-	"Princess", "Dragon", "Tiger", "Wolf", "Horse", "Eagle", "Cat", "Dog",
-	"Ocean", "Desert", "Jungle", "Space", "Planet", "Machine", "Robot",
-	"Alien", "Monster", "Zombie", "Vampire", "Witch", "Wizard", "Hero",
-	"Legend", "Empire", "Kingdom", "Castle", "Tower", "Bridge", "Harbor",
-	"Midnight", "Morning", "Evening", "Sweet", "Crazy", "Lonely", "Happy",
-	"Dangerous", "Perfect", "Silent", "Golden", "Broken", "Hidden", "Final",
-	"Great", "Good", "Bad", "Ugly", "Young", "Old", "New", "Strange",
-	"Boat", "Car", "Gun", "Letter", "Promise", "Truth", "Lies", "Rain",
+	"Night",     "Love",     "Man",     "Story",     "Dead",    "City",     "House",
+	"Blue",      "American", "Last",    "Big",       "Lost",    "Secret",   "Dark",
+	"Star",      "Time",     "World",   "Heart",     "Girl",    "Boys",     "Day",
+	"King",      "Black",    "White",   "Red",       "Wild",    "Little",   "Street",
+	"Death",     "Life",     "Dream",   "Fire",      "Summer",  "Winter",   "River",
+	"Road",      "Island",   "Moon",    "Sun",       "Kiss",    "Blood",    "Money",
+	"Game",      "Angel",    "Devil",   "Ghost",     "Magic",   "Music",    "Dance",
+	"War",       "Wedding",  "Family",  "Friends",   "Brother", "Sister",   "Father",
+	"Mother",    "Children", "Country", "Paradise",  "Heaven",  "Hell",     "Shadow",
+	"Storm",     "Thunder",  "Beach",   "Mountain",  "Garden",  "Train",    "Escape",
+	"Return",    "Revenge",  "Hunter",  "Killer",    "Soldier", "Doctor",   "Professor",
+	"Detective", "Stranger", "Lady",    "Gentleman", "Prince",  "Princess", "Dragon",
+	"Tiger",     "Wolf",     "Horse",   "Eagle",     "Cat",     "Dog",      "Ocean",
+	"Desert",    "Jungle",   "Space",   "Planet",    "Machine", "Robot",    "Alien",
+	"Monster",   "Zombie",   "Vampire", "Witch",     "Wizard",  "Hero",     "Legend",
+	"Empire",    "Kingdom",  "Castle",  "Tower",     "Bridge",  "Harbor",   "Midnight",
+	"Morning",   "Evening",  "Sweet",   "Crazy",     "Lonely",  "Happy",    "Dangerous",
+	"Perfect",   "Silent",   "Golden",  "Broken",    "Hidden",  "Final",    "Great",
+	"Good",      "Bad",      "Ugly",    "Young",     "Old",     "New",      "Strange",
+	"Boat",      "Car",      "Gun",     "Letter",    "Promise", "Truth",    "Lies",
+	"Rain",
 };
 #define N_WORDS (sizeof(words) / sizeof(words[0]))
 
@@ -139,11 +140,38 @@ static const char *const words[] = {
  * literals.
  */
 static const char *const latin1_words[] = {
-	"Caf\xe9", "Cr\xe8me", "D\xe9j\xe0 Vu", "M\xf6rder", "Se\xf1or",
-	"Ni\xf1o", "Gar\xe7on", "H\xe4xan", "\xc9t\xe9", "No\xebl",
-	"M\xe4" "dchen", "Sch\xf6n", "R\xeave", "Fran\xe7" "ais", "S\xe3o Paulo",
-	"Pi\xf1" "a", "\xc9" "cole", "Gr\xfc" "n", "B\xeate", "Ma\xf1" "ana",
-	"L\xe0", "Stra\xdf" "e", "K\xf8" "benhavn", "\xc5r",
+	"Caf\xe9",
+	"Cr\xe8me",
+	"D\xe9j\xe0 Vu",
+	"M\xf6rder",
+	"Se\xf1or",
+	"Ni\xf1o",
+	"Gar\xe7on",
+	"H\xe4xan",
+	"\xc9t\xe9",
+	"No\xebl",
+	"M\xe4"
+	"dchen",
+	"Sch\xf6n",
+	"R\xeave",
+	"Fran\xe7"
+	"ais",
+	"S\xe3o Paulo",
+	"Pi\xf1"
+	"a",
+	"\xc9"
+	"cole",
+	"Gr\xfc"
+	"n",
+	"B\xeate",
+	"Ma\xf1"
+	"ana",
+	"L\xe0",
+	"Stra\xdf"
+	"e",
+	"K\xf8"
+	"benhavn",
+	"\xc5r",
 };
 #define N_LATIN1 (sizeof(latin1_words) / sizeof(latin1_words[0]))
 
@@ -256,14 +284,12 @@ static int gen_alloc(struct gen *g)
 
 	if (!ALLOC(g->movie_id, L) || !ALLOC(g->year, L) || !ALLOC(g->genres, L) ||
 	    !ALLOC(g->title, L) || !ALLOC(g->rel_day, L) || !ALLOC(g->rel_mon, L) ||
-	    !ALLOC(g->rated, M) || !ALLOC(g->q, M * DIM) || !ALLOC(g->bi, M) ||
-	    !ALLOC(g->tau, M) || !ALLOC(g->pop, M) || !ALLOC(g->gpos, M) ||
-	    !ALLOC(g->count, M) || !ALLOC(g->sex, N) || !ALLOC(g->age, N) ||
-	    !ALLOC(g->age_years, N) || !ALLOC(g->occ, N) || !ALLOC(g->zip, N) ||
-	    !ALLOC(g->zip4, N) || !ALLOC(g->p, N * DIM) || !ALLOC(g->bu, N) ||
-	    !ALLOC(g->n_of, N) || !ALLOC(g->first, N + 1) ||
-	    !ALLOC(g->ev_item, K) || !ALLOC(g->ev_ts, K) ||
-	    !ALLOC(g->ev_interest, K) || !ALLOC(g->ev_rating, K) ||
+	    !ALLOC(g->rated, M) || !ALLOC(g->q, M * DIM) || !ALLOC(g->bi, M) || !ALLOC(g->tau, M) ||
+	    !ALLOC(g->pop, M) || !ALLOC(g->gpos, M) || !ALLOC(g->count, M) || !ALLOC(g->sex, N) ||
+	    !ALLOC(g->age, N) || !ALLOC(g->age_years, N) || !ALLOC(g->occ, N) ||
+	    !ALLOC(g->zip, N) || !ALLOC(g->zip4, N) || !ALLOC(g->p, N * DIM) || !ALLOC(g->bu, N) ||
+	    !ALLOC(g->n_of, N) || !ALLOC(g->first, N + 1) || !ALLOC(g->ev_item, K) ||
+	    !ALLOC(g->ev_ts, K) || !ALLOC(g->ev_interest, K) || !ALLOC(g->ev_rating, K) ||
 	    !ALLOC(g->ev_s, K))
 		return hr_error(HR_ENOMEM, "mlgen: out of memory for %zu ratings", K);
 	return 0;
@@ -507,8 +533,9 @@ static void gen_users(struct gen *g, uint64_t seed)
 		g->sex[u] = rng_uniform(&r) < 0.7171 ? 0 : 1;
 		a = draw_weighted(&r, age_share, NAGE);
 		g->age[u] = (uint8_t)a;
-		g->age_years[u] = (uint8_t)(age_lo[a] +
-			(int)rng_below(&r, (uint32_t)(age_hi[a] - age_lo[a] + 1)));
+		g->age_years[u] =
+			(uint8_t)(age_lo[a] +
+				  (int)rng_below(&r, (uint32_t)(age_hi[a] - age_lo[a] + 1)));
 		g->occ[u] = (uint8_t)draw_weighted(&r, occ_share, NOCC);
 		g->zip[u] = rng_below(&r, 100000);
 		g->zip4[u] = rng_uniform(&r) < 0.012 ? (int16_t)rng_below(&r, 10000) : -1;
@@ -522,8 +549,19 @@ static void gen_users(struct gen *g, uint64_t seed)
  */
 static void gen_affinities(struct gen *g, struct rng *r)
 {
-	enum { ACT = 0, ANI = 2, CHI = 3, DOC = 6, NOIR = 9, HOR = 10, MUS = 11,
-	       ROM = 13, SCI = 14, WAR = 16, WES = 17 };
+	enum {
+		ACT = 0,
+		ANI = 2,
+		CHI = 3,
+		DOC = 6,
+		NOIR = 9,
+		HOR = 10,
+		MUS = 11,
+		ROM = 13,
+		SCI = 14,
+		WAR = 16,
+		WES = 17
+	};
 
 	for (int k = 0; k < NG; k++) {
 		g->G[k] = GENRE_SCALE * (genre_mean[k] - 3.60);
@@ -734,8 +772,7 @@ static int cmp_u32(const void *a, const void *b)
  * one sitting), sessions inside the span, and inside a session ratings
  * 0 seconds (35%) to a few minutes apart.  sess is scratch of max_sess.
  */
-static void user_times(struct rng *r, uint32_t n, uint32_t *ts, double *sess,
-		       uint32_t max_sess)
+static void user_times(struct rng *r, uint32_t n, uint32_t *ts, double *sess, uint32_t max_sess)
 {
 	double t0, dur, v = rng_uniform(r);
 	uint32_t ns;
@@ -778,9 +815,9 @@ static void user_times(struct rng *r, uint32_t n, uint32_t *ts, double *sess,
 }
 
 struct trees {
-	struct sumtree all;       /* every rated movie */
-	struct sumtree by[NG];    /* movies of genre g */
-	uint32_t *leaf_item[NG];  /* leaf -> rated-movie index */
+	struct sumtree all;      /* every rated movie */
+	struct sumtree by[NG];   /* movies of genre g */
+	uint32_t *leaf_item[NG]; /* leaf -> rated-movie index */
 };
 
 static void trees_release(struct trees *t)
@@ -855,8 +892,8 @@ static void user_affinity(const struct gen *g, uint32_t u, double aff[NG])
  * with probability INTEREST_PICK, else from all movies; never a movie the
  * user already has).  The trees are restored before returning.
  */
-static void user_timeline(struct gen *g, struct trees *t, uint32_t u, uint64_t seed,
-			  double *sess, uint32_t max_sess)
+static void user_timeline(struct gen *g, struct trees *t, uint32_t u, uint64_t seed, double *sess,
+			  uint32_t max_sess)
 {
 	struct rng r;
 	double aff[NG], pref[NG];

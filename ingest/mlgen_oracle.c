@@ -39,8 +39,8 @@ static int next_line(struct line_reader *lr, const char **b, const char **e)
 }
 
 /* Splits off the next field of [*s, e) ending at sep or at e. */
-static void next_field(const char **s, const char *e, const char *sep,
-		       const char **fb, const char **fe)
+static void next_field(const char **s, const char *e, const char *sep, const char **fb,
+		       const char **fe)
 {
 	size_t k = strlen(sep);
 	const char *hit = memmem(*s, (size_t)(e - *s), sep, k);
@@ -81,8 +81,8 @@ static int parse_num_field(const char *b, const char *e, double *v)
 }
 
 /* user, movie, rating, timestamp from a ratings line. */
-static int parse_rating_line(const struct line_reader *lr, const char *b,
-			     const char *e, const char *sep, uint64_t v[3], double *rating)
+static int parse_rating_line(const struct line_reader *lr, const char *b, const char *e,
+			     const char *sep, uint64_t v[3], double *rating)
 {
 	const char *fb, *fe, *s = b;
 	int bad = 0;
@@ -96,14 +96,14 @@ static int parse_rating_line(const struct line_reader *lr, const char *b,
 	next_field(&s, e, sep, &fb, &fe);
 	bad |= parse_uint_field(fb, fe, &v[2]);
 	if (bad || s != e || fe != e)
-		return hr_error(HR_EPARSE, "%s:%zu: malformed rating line '%.*s'", lr->path,
-				lr->no, (int)(e - b > 80 ? 80 : e - b), b);
+		return hr_error(HR_EPARSE, "%s:%zu: malformed rating line '%.*s'", lr->path, lr->no,
+				(int)(e - b > 80 ? 80 : e - b), b);
 	return 0;
 }
 
 /* user, movie, timestamp and p1..p5 from a truth.dat line. */
-static int parse_truth_line(const struct line_reader *lr, const char *b,
-			    const char *e, uint64_t v[3], double p[5])
+static int parse_truth_line(const struct line_reader *lr, const char *b, const char *e,
+			    uint64_t v[3], double p[5])
 {
 	const char *fb, *fe, *s = b;
 	int bad = 0;
@@ -118,8 +118,8 @@ static int parse_truth_line(const struct line_reader *lr, const char *b,
 		bad |= p[k] < 0 || p[k] > 1;
 	}
 	if (bad || s != e || fe != e)
-		return hr_error(HR_EPARSE, "%s:%zu: malformed truth line '%.*s'", lr->path,
-				lr->no, (int)(e - b > 80 ? 80 : e - b), b);
+		return hr_error(HR_EPARSE, "%s:%zu: malformed truth line '%.*s'", lr->path, lr->no,
+				(int)(e - b > 80 ? 80 : e - b), b);
 	return 0;
 }
 
@@ -142,9 +142,8 @@ static size_t count_lines(const struct mapped_file *m)
  * Walks the ratings and truth files in step, filling score/label for the
  * lines the label rule keeps.  *n receives how many were kept.
  */
-static int oracle_collect(struct line_reader *rr, struct line_reader *tr, int fmt,
-			  int pos_min, int neg_max, float *score, float *label,
-			  size_t cap, size_t *n)
+static int oracle_collect(struct line_reader *rr, struct line_reader *tr, int fmt, int pos_min,
+			  int neg_max, float *score, float *label, size_t cap, size_t *n)
 {
 	static const char *const seps[] = {"::", "\t", ","};
 	const char *rb, *re, *tb, *te;
@@ -167,7 +166,8 @@ static int oracle_collect(struct line_reader *rr, struct line_reader *tr, int fm
 		if (rc)
 			return rc;
 		if (rv[0] != tv[0] || rv[1] != tv[1] || rv[2] != tv[2])
-			return hr_error(HR_EFORMAT, "%s:%zu and %s:%zu disagree (user, movie or time)",
+			return hr_error(HR_EFORMAT,
+					"%s:%zu and %s:%zu disagree (user, movie or time)",
 					rr->path, rr->no, tr->path, tr->no);
 		if (rating > neg_max && rating < pos_min)
 			continue;
@@ -183,14 +183,14 @@ static int oracle_collect(struct line_reader *rr, struct line_reader *tr, int fm
 		k++;
 	}
 	if (next_line(rr, &rb, &re))
-		return hr_error(HR_EFORMAT, "'%s' has more lines than '%s' (line %zu)",
-				rr->path, tr->path, rr->no);
+		return hr_error(HR_EFORMAT, "'%s' has more lines than '%s' (line %zu)", rr->path,
+				tr->path, rr->no);
 	*n = k;
 	return 0;
 }
 
-int mlgen_oracle(const char *dir, int pos_min, int neg_max, double *auc,
-		 size_t *rows, double *pos_rate)
+int mlgen_oracle(const char *dir, int pos_min, int neg_max, double *auc, size_t *rows,
+		 double *pos_rate)
 {
 	char rpath[4096], tpath[4096];
 	struct mapped_file rm = {0}, tm = {0};
@@ -211,7 +211,8 @@ int mlgen_oracle(const char *dir, int pos_min, int neg_max, double *auc,
 			fmt = i;
 	}
 	if (fmt < 0)
-		return hr_error(HR_ENOENT, "no ratings file (ratings.dat, u.data or ratings.csv) in '%s'",
+		return hr_error(HR_ENOENT,
+				"no ratings file (ratings.dat, u.data or ratings.csv) in '%s'",
 				dir);
 	rc = path_join(tpath, sizeof(tpath), dir, "truth.dat");
 	if (!rc)

@@ -23,9 +23,9 @@
 
 /* ml-1m genre names; bit g of a genre mask is genre_names[g]. */
 static const char *const genre_names[NG] = {
-	"Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-	"Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical",
-	"Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+	"Action",      "Adventure", "Animation", "Children's", "Comedy", "Crime",
+	"Documentary", "Drama",     "Fantasy",   "Film-Noir",  "Horror", "Musical",
+	"Mystery",     "Romance",   "Sci-Fi",    "Thriller",   "War",    "Western",
 };
 
 /* ml-1m age code of each age bucket (struct gen.age). */
@@ -38,10 +38,10 @@ static const int age_bucket[NAGE] = {1, 18, 25, 35, 45, 50, 56};
  * stays a bijection.
  */
 static const char *const occ_names[NOCC] = {
-	"other", "educator", "artist", "administrator", "student",
-	"marketing", "healthcare", "executive", "librarian", "homemaker",
-	"entertainment", "lawyer", "programmer", "retired", "salesman",
-	"scientist", "doctor", "engineer", "technician", "none", "writer",
+	"other",      "educator",  "artist",    "administrator", "student",       "marketing",
+	"healthcare", "executive", "librarian", "homemaker",     "entertainment", "lawyer",
+	"programmer", "retired",   "salesman",  "scientist",     "doctor",        "engineer",
+	"technician", "none",      "writer",
 };
 
 /* ------------------------------------------------------------------ */
@@ -105,8 +105,8 @@ static int wfile_commit(struct wfile *w)
 	if (rename(w->tmp, w->path) != 0) {
 		e = errno;
 		unlink(w->tmp);
-		return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w->tmp,
-				w->path, strerror(e));
+		return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w->tmp, w->path,
+				strerror(e));
 	}
 	return 0;
 }
@@ -252,8 +252,7 @@ static int write_users_1m(const struct gen *g, const char *dir)
 }
 
 static const char *const month_names[12] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 };
 
 static char *put_imdb_url(char *p, const char *title)
@@ -388,8 +387,7 @@ static int write_movies_csv(const struct gen *g, const char *dir)
  * id order, each user's ratings shuffled.  truth.dat is committed first so
  * a ratings file never exists without its truth.
  */
-static int write_ratings(const struct gen *g, const char *dir, enum mlgen_format f,
-			 uint64_t seed)
+static int write_ratings(const struct gen *g, const char *dir, enum mlgen_format f, uint64_t seed)
 {
 	static const char *const seps[] = {"::", "\t", ","};
 	struct wfile wr, wt;
@@ -477,11 +475,10 @@ static const struct {
 	enum mlgen_format format;
 	const char *name;
 } format_files[] = {
-	{MLGEN_ML1M, "ratings.dat"},  {MLGEN_ML1M, "users.dat"},
-	{MLGEN_ML1M, "movies.dat"},   {MLGEN_ML100K, "u.data"},
-	{MLGEN_ML100K, "u.user"},     {MLGEN_ML100K, "u.item"},
-	{MLGEN_ML100K, "u.genre"},    {MLGEN_ML100K, "u.occupation"},
-	{MLGEN_CSV, "ratings.csv"},   {MLGEN_CSV, "movies.csv"},
+	{MLGEN_ML1M, "ratings.dat"}, {MLGEN_ML1M, "users.dat"},      {MLGEN_ML1M, "movies.dat"},
+	{MLGEN_ML100K, "u.data"},    {MLGEN_ML100K, "u.user"},       {MLGEN_ML100K, "u.item"},
+	{MLGEN_ML100K, "u.genre"},   {MLGEN_ML100K, "u.occupation"}, {MLGEN_CSV, "ratings.csv"},
+	{MLGEN_CSV, "movies.csv"},
 };
 
 void mlgen_defaults(struct mlgen_opts *o)
@@ -523,26 +520,32 @@ int mlgen_check(const struct mlgen_opts *o)
 	uint64_t N = o->users, M = o->items, K = o->ratings;
 
 	if (N < 1 || N > MAX_USERS)
-		return hr_error(HR_EINVAL, "--users must be between 1 and %u, not %llu",
-				MAX_USERS, (unsigned long long)N);
+		return hr_error(HR_EINVAL, "--users must be between 1 and %u, not %llu", MAX_USERS,
+				(unsigned long long)N);
 	if (M < 1 || M > MAX_ITEMS)
-		return hr_error(HR_EINVAL, "--items must be between 1 and %u, not %llu",
-				MAX_ITEMS, (unsigned long long)M);
+		return hr_error(HR_EINVAL, "--items must be between 1 and %u, not %llu", MAX_ITEMS,
+				(unsigned long long)M);
 	if (K > MAX_RATINGS)
-		return hr_error(HR_EINVAL, "--ratings must be at most %llu, not %llu",
-				MAX_RATINGS, (unsigned long long)K);
+		return hr_error(HR_EINVAL, "--ratings must be at most %llu, not %llu", MAX_RATINGS,
+				(unsigned long long)K);
 	if (M < MIN_PER_USER)
-		return hr_error(HR_EINVAL, "--items must be at least %d (every user rates %d movies), not %llu",
-				MIN_PER_USER, MIN_PER_USER, (unsigned long long)M);
+		return hr_error(
+			HR_EINVAL,
+			"--items must be at least %d (every user rates %d movies), not %llu",
+			MIN_PER_USER, MIN_PER_USER, (unsigned long long)M);
 	if (K < MIN_PER_USER * N)
-		return hr_error(HR_EINVAL, "--ratings must be at least 20 x --users = %llu, not %llu",
+		return hr_error(HR_EINVAL,
+				"--ratings must be at least 20 x --users = %llu, not %llu",
 				(unsigned long long)(MIN_PER_USER * N), (unsigned long long)K);
 	if (K > N * M)
-		return hr_error(HR_EINVAL, "--ratings must be at most --users x --items = %llu, not %llu",
+		return hr_error(HR_EINVAL,
+				"--ratings must be at most --users x --items = %llu, not %llu",
 				(unsigned long long)(N * M), (unsigned long long)K);
 	if (K < M)
-		return hr_error(HR_EINVAL, "--ratings must be at least --items = %llu (every movie is rated), not %llu",
-				(unsigned long long)M, (unsigned long long)K);
+		return hr_error(
+			HR_EINVAL,
+			"--ratings must be at least --items = %llu (every movie is rated), not %llu",
+			(unsigned long long)M, (unsigned long long)K);
 	if ((unsigned)o->format > MLGEN_CSV)
 		return hr_error(HR_EINVAL, "unknown format %d", (int)o->format);
 	return 0;
@@ -566,7 +569,8 @@ static int prepare_dir(const char *dir, int force, enum mlgen_format f)
 			if (rc)
 				return rc;
 			if (path_exists(path))
-				return hr_error(HR_EEXIST, "'%s' already exists (use --force to overwrite)",
+				return hr_error(HR_EEXIST,
+						"'%s' already exists (use --force to overwrite)",
 						path);
 		}
 		return 0;
@@ -613,9 +617,7 @@ int mlgen_write(const struct mlgen_opts *o, const char *dir)
 		if (!rc)
 			rc = write_lists_100k(dir);
 		break;
-	case MLGEN_CSV:
-		rc = write_movies_csv(&g, dir);
-		break;
+	case MLGEN_CSV: rc = write_movies_csv(&g, dir); break;
 	}
 	if (!rc)
 		rc = write_ratings(&g, dir, o->format, o->seed);

@@ -18,8 +18,8 @@ static uint32_t key_of(const struct event *e, enum sort_key k, const struct data
 }
 
 /* One stable counting-sort pass on bits [shift, shift+16) of key k. */
-static void pass(struct event *dst, const struct event *src, size_t n, enum sort_key k,
-		 int shift, const struct dataset *ds, size_t *count)
+static void pass(struct event *dst, const struct event *src, size_t n, enum sort_key k, int shift,
+		 const struct dataset *ds, size_t *count)
 {
 	memset(count, 0, 65536 * sizeof(*count));
 	for (size_t i = 0; i < n; i++)

@@ -87,11 +87,13 @@ int publish_begin(struct publish *p, const char *target, int force)
 	p->target[n] = '\0';
 	if (path_exists(p->target)) {
 		if (!force)
-			return hr_error(HR_EEXIST, "'%s' already exists (use --force to replace it)",
+			return hr_error(HR_EEXIST,
+					"'%s' already exists (use --force to replace it)",
 					p->target);
 		if (!path_is_dir(p->target) || !publish_is_store(p->target))
 			return hr_error(HR_EINVAL,
-					"refusing to replace '%s': it is not a hogrec store", p->target);
+					"refusing to replace '%s': it is not a hogrec store",
+					p->target);
 	}
 	clean_stale(p->target);
 	snprintf(p->tmp, sizeof(p->tmp), "%s.tmp-%ld", p->target, (long)getpid());
@@ -136,17 +138,19 @@ int publish_commit(struct publish *p)
 			char old[PATH_MAX + 16];
 			snprintf(old, sizeof(old), "%s.old-%ld", p->target, (long)getpid());
 			if (rename(p->target, old) < 0)
-				return hr_error(HR_EIO, "cannot move '%s' aside: %s", p->target, strerror(errno));
+				return hr_error(HR_EIO, "cannot move '%s' aside: %s", p->target,
+						strerror(errno));
 			if (rename(p->tmp, p->target) < 0) {
 				int e = errno;
 				rename(old, p->target);
-				return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", p->tmp, p->target,
-						strerror(e));
+				return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", p->tmp,
+						p->target, strerror(e));
 			}
 			p->active = 0;
 			rc = remove_tree(old);
 		} else {
-			return hr_error(HR_EIO, "cannot replace '%s': %s", p->target, strerror(errno));
+			return hr_error(HR_EIO, "cannot replace '%s': %s", p->target,
+					strerror(errno));
 		}
 	} else {
 		if (rename(p->tmp, p->target) < 0)

@@ -98,13 +98,14 @@ static int rating_line(struct rd_ctx *c, const char *s, size_t n)
 	if ((rc = rd_u32(f[1].p, f[1].n, &mid)))
 		return rd_u32_error(c->le, c->fname, c->line, "movie id", f[1].p, f[1].n, rc);
 	switch (rd_half_stars(f[2].p, f[2].n, &r.stars2)) {
-	case 0:
-		break;
+	case 0: break;
 	case RD_NUM_RANGE:
-		return rd_line_error(c->le, c->fname, c->line, "rating '%s' out of range (0.5..5.0)",
+		return rd_line_error(c->le, c->fname, c->line,
+				     "rating '%s' out of range (0.5..5.0)",
 				     rd_show(f[2].p, f[2].n).s);
 	case RD_NUM_HALF:
-		return rd_line_error(c->le, c->fname, c->line, "rating '%s' is not a multiple of 0.5",
+		return rd_line_error(c->le, c->fname, c->line,
+				     "rating '%s' is not a multiple of 0.5",
 				     rd_show(f[2].p, f[2].n).s);
 	default:
 		return rd_line_error(c->le, c->fname, c->line, "rating '%s' is not a valid number",
@@ -126,8 +127,8 @@ static int rating_line(struct rd_ctx *c, const char *s, size_t n)
 	return dataset_add_rating(c->ds, &r);
 }
 
-int csv_parse_movies(struct dataset *ds, const char *buf, size_t len,
-		     const char *fname, struct line_errors *le)
+int csv_parse_movies(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		     struct line_errors *le)
 {
 	size_t line = 0;
 	int rc = check_header(&buf, &len, &line, fname, movies_header);
@@ -138,8 +139,8 @@ int csv_parse_movies(struct dataset *ds, const char *buf, size_t len,
 	return rd_parse(ds, buf, len, fname, le, line, movie_line, &ds->n_items, "movies");
 }
 
-int csv_parse_ratings(struct dataset *ds, const char *buf, size_t len,
-		      const char *fname, struct line_errors *le)
+int csv_parse_ratings(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		      struct line_errors *le)
 {
 	size_t line = 0;
 	int rc = check_header(&buf, &len, &line, fname, ratings_header);
@@ -148,6 +149,6 @@ int csv_parse_ratings(struct dataset *ds, const char *buf, size_t len,
 		return rc;
 	/* ratings.csv lines average ~25 bytes (ml-25m); len / 20 over-reserves. */
 	rc = dataset_reserve_ratings(ds, len / 20 + 1);
-	return rc ? rc : rd_parse(ds, buf, len, fname, le, line, rating_line, &ds->n_ratings,
-				  "ratings");
+	return rc ? rc :
+		    rd_parse(ds, buf, len, fname, le, line, rating_line, &ds->n_ratings, "ratings");
 }

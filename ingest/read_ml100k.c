@@ -12,10 +12,9 @@
 
 /* Genre of each flag; flag 0 ("unknown") sets no genre. */
 static const char *const flag_genre[19] = {
-	NULL,        "Action",   "Adventure", "Animation", "Children's",
-	"Comedy",    "Crime",    "Documentary", "Drama",   "Fantasy",
-	"Film-Noir", "Horror",   "Musical",   "Mystery",   "Romance",
-	"Sci-Fi",    "Thriller", "War",       "Western",
+	NULL,          "Action", "Adventure", "Animation", "Children's", "Comedy",  "Crime",
+	"Documentary", "Drama",  "Fantasy",   "Film-Noir", "Horror",     "Musical", "Mystery",
+	"Romance",     "Sci-Fi", "Thriller",  "War",       "Western",
 };
 
 /* The ml-1m age group of an exact age. */
@@ -68,10 +67,12 @@ static int user_line(struct rd_ctx *c, const char *s, size_t n)
 	if (f[3].n == 0)
 		return rd_line_error(c->le, c->fname, c->line, "occupation is empty");
 	if (f[3].n >= DS_OCC_MAX)
-		return rd_line_error(c->le, c->fname, c->line, "occupation '%s' longer than %d bytes",
+		return rd_line_error(c->le, c->fname, c->line,
+				     "occupation '%s' longer than %d bytes",
 				     rd_show(f[3].p, f[3].n).s, DS_OCC_MAX - 1);
 	if (!rd_printable(f[3].p, f[3].n))
-		return rd_line_error(c->le, c->fname, c->line, "occupation '%s' is not printable ASCII",
+		return rd_line_error(c->le, c->fname, c->line,
+				     "occupation '%s' is not printable ASCII",
 				     rd_show(f[3].p, f[3].n).s);
 	memcpy(u.occupation, f[3].p, f[3].n);
 	if (f[4].n == 0)
@@ -134,29 +135,33 @@ static int item_line(struct rd_ctx *c, const char *s, size_t n)
 	k = rd_split(s, n, "|", 1, f, ITEM_FIELDS);
 	if (k != ITEM_FIELDS)
 		return rd_line_error(c->le, c->fname, c->line,
-				     "expected %d fields separated by '|', found %zu", ITEM_FIELDS, k);
+				     "expected %d fields separated by '|', found %zu", ITEM_FIELDS,
+				     k);
 	if ((rc = rd_u32(f[0].p, f[0].n, &id)))
 		return rd_u32_error(c->le, c->fname, c->line, "movie id", f[0].p, f[0].n, rc);
 	if (idmap_get(&c->ds->item_ids, id) != IDMAP_NONE)
 		return rd_line_error(c->le, c->fname, c->line, "duplicate movie id %" PRIu32, id);
 	if (release_year(f[2].p, f[2].n, &ryear))
 		return rd_line_error(c->le, c->fname, c->line,
-				     "release date '%s' is not dd-Mon-yyyy", rd_show(f[2].p, f[2].n).s);
+				     "release date '%s' is not dd-Mon-yyyy",
+				     rd_show(f[2].p, f[2].n).s);
 	for (int g = 0; g < 19; g++) {
 		const struct rd_field *fl = &f[FIRST_FLAG + g];
 		if (fl->n != 1 || (fl->p[0] != '0' && fl->p[0] != '1'))
 			return rd_line_error(c->le, c->fname, c->line,
 					     "genre flag %d (%s) is '%s', expected 0 or 1", g,
-					     g ? flag_genre[g] : "unknown", rd_show(fl->p, fl->n).s);
+					     g ? flag_genre[g] : "unknown",
+					     rd_show(fl->p, fl->n).s);
 	}
 	for (int g = 1; g < 19; g++) {
 		if (f[FIRST_FLAG + g].p[0] != '1')
 			continue;
 		rc = dataset_genre(c->ds, flag_genre[g], strlen(flag_genre[g]));
 		if (rc < 0)
-			return rd_line_error(c->le, c->fname, c->line,
-					     "genre '%s' is one more than the %d distinct genres allowed",
-					     flag_genre[g], DS_MAX_GENRES);
+			return rd_line_error(
+				c->le, c->fname, c->line,
+				"genre '%s' is one more than the %d distinct genres allowed",
+				flag_genre[g], DS_MAX_GENRES);
 		genres |= UINT32_C(1) << rc;
 	}
 	if ((rc = rd_buf_reserve(&c->scratch, 2 * f[1].n)))
@@ -178,23 +183,24 @@ static int rating_line(struct rd_ctx *c, const char *s, size_t n)
 	return rd_star_rating(c, f, "u.user", "u.item");
 }
 
-int ml100k_parse_users(struct dataset *ds, const char *buf, size_t len,
-		       const char *fname, struct line_errors *le)
+int ml100k_parse_users(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		       struct line_errors *le)
 {
 	return rd_parse(ds, buf, len, fname, le, 0, user_line, &ds->n_users, "users");
 }
 
-int ml100k_parse_items(struct dataset *ds, const char *buf, size_t len,
-		       const char *fname, struct line_errors *le)
+int ml100k_parse_items(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		       struct line_errors *le)
 {
 	return rd_parse(ds, buf, len, fname, le, 0, item_line, &ds->n_items, "movies");
 }
 
-int ml100k_parse_ratings(struct dataset *ds, const char *buf, size_t len,
-			 const char *fname, struct line_errors *le)
+int ml100k_parse_ratings(struct dataset *ds, const char *buf, size_t len, const char *fname,
+			 struct line_errors *le)
 {
 	/* u.data lines average ~21 bytes. */
 	int rc = dataset_reserve_ratings(ds, len / 18 + 1);
 
-	return rc ? rc : rd_parse(ds, buf, len, fname, le, 0, rating_line, &ds->n_ratings, "ratings");
+	return rc ? rc :
+		    rd_parse(ds, buf, len, fname, le, 0, rating_line, &ds->n_ratings, "ratings");
 }

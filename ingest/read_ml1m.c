@@ -34,18 +34,24 @@ static int user_line(struct rd_ctx *c, const char *s, size_t n)
 	if ((rc = rd_u32(f[2].p, f[2].n, &age)))
 		return rd_u32_error(c->le, c->fname, c->line, "age", f[2].p, f[2].n, rc);
 	switch (age) {
-	case 1: case 18: case 25: case 35: case 45: case 50: case 56:
-		u.age = (uint8_t)age;
-		break;
+	case 1:
+	case 18:
+	case 25:
+	case 35:
+	case 45:
+	case 50:
+	case 56: u.age = (uint8_t)age; break;
 	default:
-		return rd_line_error(c->le, c->fname, c->line,
-				     "age '%s' is not an ml-1m age group (1, 18, 25, 35, 45, 50, 56)",
-				     rd_show(f[2].p, f[2].n).s);
+		return rd_line_error(
+			c->le, c->fname, c->line,
+			"age '%s' is not an ml-1m age group (1, 18, 25, 35, 45, 50, 56)",
+			rd_show(f[2].p, f[2].n).s);
 	}
 	if ((rc = rd_u32(f[3].p, f[3].n, &occ)))
 		return rd_u32_error(c->le, c->fname, c->line, "occupation", f[3].p, f[3].n, rc);
 	if (occ > 20)
-		return rd_line_error(c->le, c->fname, c->line, "occupation '%s' out of range (0..20)",
+		return rd_line_error(c->le, c->fname, c->line,
+				     "occupation '%s' out of range (0..20)",
 				     rd_show(f[3].p, f[3].n).s);
 	snprintf(u.occupation, sizeof(u.occupation), "%" PRIu32, occ);
 	if (f[4].n == 0)
@@ -122,23 +128,24 @@ static int rating_line(struct rd_ctx *c, const char *s, size_t n)
 	return rd_star_rating(c, f, "users.dat", "movies.dat");
 }
 
-int ml1m_parse_users(struct dataset *ds, const char *buf, size_t len,
-		     const char *fname, struct line_errors *le)
+int ml1m_parse_users(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		     struct line_errors *le)
 {
 	return rd_parse(ds, buf, len, fname, le, 0, user_line, &ds->n_users, "users");
 }
 
-int ml1m_parse_movies(struct dataset *ds, const char *buf, size_t len,
-		      const char *fname, struct line_errors *le)
+int ml1m_parse_movies(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		      struct line_errors *le)
 {
 	return rd_parse(ds, buf, len, fname, le, 0, movie_line, &ds->n_items, "movies");
 }
 
-int ml1m_parse_ratings(struct dataset *ds, const char *buf, size_t len,
-		       const char *fname, struct line_errors *le)
+int ml1m_parse_ratings(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		       struct line_errors *le)
 {
 	/* ratings.dat lines average ~24 bytes: len / 20 over-reserves a little. */
 	int rc = dataset_reserve_ratings(ds, len / 20 + 1);
 
-	return rc ? rc : rd_parse(ds, buf, len, fname, le, 0, rating_line, &ds->n_ratings, "ratings");
+	return rc ? rc :
+		    rd_parse(ds, buf, len, fname, le, 0, rating_line, &ds->n_ratings, "ratings");
 }

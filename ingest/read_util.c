@@ -9,8 +9,7 @@
 #include "common/log.h"
 #include "ingest/dataset.h"
 
-int rd_line_error(struct line_errors *le, const char *fname, size_t line,
-		  const char *fmt, ...)
+int rd_line_error(struct line_errors *le, const char *fname, size_t line, const char *fmt, ...)
 {
 	char what[768];
 	va_list ap;
@@ -27,18 +26,18 @@ int rd_line_error(struct line_errors *le, const char *fname, size_t line,
 	return hr_error(HR_EPARSE, "%s:%zu: %s", fname, line, what);
 }
 
-int rd_u32_error(struct line_errors *le, const char *fname, size_t line,
-		 const char *what, const char *s, size_t n, int why)
+int rd_u32_error(struct line_errors *le, const char *fname, size_t line, const char *what,
+		 const char *s, size_t n, int why)
 {
 	if (why == RD_NUM_RANGE)
-		return rd_line_error(le, fname, line, "%s '%s' out of range (0..%" PRIu32 ")",
-				     what, rd_show(s, n).s, UINT32_MAX);
+		return rd_line_error(le, fname, line, "%s '%s' out of range (0..%" PRIu32 ")", what,
+				     rd_show(s, n).s, UINT32_MAX);
 	return rd_line_error(le, fname, line, "%s '%s' is not a valid number", what,
 			     rd_show(s, n).s);
 }
 
-size_t rd_split(const char *s, size_t n, const char *sep, size_t seplen,
-		struct rd_field *f, size_t maxf)
+size_t rd_split(const char *s, size_t n, const char *sep, size_t seplen, struct rd_field *f,
+		size_t maxf)
 {
 	const char *p = s, *q = s, *end = s + n;
 	const char c0 = sep[0], c1 = seplen > 1 ? sep[1] : 0;
@@ -62,8 +61,8 @@ size_t rd_split(const char *s, size_t n, const char *sep, size_t seplen,
 	}
 }
 
-long rd_csv_split(const char *s, size_t n, char *scratch, struct rd_field *f,
-		  size_t maxf, size_t *bad_at)
+long rd_csv_split(const char *s, size_t n, char *scratch, struct rd_field *f, size_t maxf,
+		  size_t *bad_at)
 {
 	size_t i = 0, w = 0, k = 0;
 
@@ -271,8 +270,8 @@ int rd_printable(const char *s, size_t n)
 	return 1;
 }
 
-int rd_genres(struct dataset *ds, const char *s, size_t n, uint32_t *bits,
-	      struct line_errors *le, const char *fname, size_t line)
+int rd_genres(struct dataset *ds, const char *s, size_t n, uint32_t *bits, struct line_errors *le,
+	      const char *fname, size_t line)
 {
 	static const char none[] = "(no genres listed)";
 	struct rd_field g[DS_MAX_GENRES];
@@ -285,25 +284,28 @@ int rd_genres(struct dataset *ds, const char *s, size_t n, uint32_t *bits,
 		return rd_line_error(le, fname, line, "genres field is empty");
 	k = rd_split(s, n, "|", 1, g, DS_MAX_GENRES);
 	if (k > DS_MAX_GENRES)
-		return rd_line_error(le, fname, line, "more than %d genres in '%s'",
-				     DS_MAX_GENRES, rd_show(s, n).s);
+		return rd_line_error(le, fname, line, "more than %d genres in '%s'", DS_MAX_GENRES,
+				     rd_show(s, n).s);
 	for (size_t i = 0; i < k; i++) {
 		if (g[i].n == 0)
 			return rd_line_error(le, fname, line, "empty genre name in '%s'",
 					     rd_show(s, n).s);
 		if (g[i].n >= DS_GENRE_NAME_MAX)
-			return rd_line_error(le, fname, line, "genre name '%s' longer than %d bytes",
+			return rd_line_error(le, fname, line,
+					     "genre name '%s' longer than %d bytes",
 					     rd_show(g[i].p, g[i].n).s, DS_GENRE_NAME_MAX - 1);
 		if (!rd_printable(g[i].p, g[i].n))
-			return rd_line_error(le, fname, line, "genre name '%s' is not printable ASCII",
+			return rd_line_error(le, fname, line,
+					     "genre name '%s' is not printable ASCII",
 					     rd_show(g[i].p, g[i].n).s);
 	}
 	for (size_t i = 0; i < k; i++) {
 		int gi = dataset_genre(ds, g[i].p, g[i].n);
 		if (gi < 0)
-			return rd_line_error(le, fname, line,
-					     "genre '%s' is one more than the %d distinct genres allowed",
-					     rd_show(g[i].p, g[i].n).s, DS_MAX_GENRES);
+			return rd_line_error(
+				le, fname, line,
+				"genre '%s' is one more than the %d distinct genres allowed",
+				rd_show(g[i].p, g[i].n).s, DS_MAX_GENRES);
 		*bits |= UINT32_C(1) << gi;
 	}
 	return 0;
@@ -381,10 +383,15 @@ int rd_dataset_valid(const struct dataset *ds)
 		if (u->gender && u->gender != 'M' && u->gender != 'F')
 			return 0;
 		switch (u->age) {
-		case 0: case 1: case 18: case 25: case 35: case 45: case 50: case 56:
-			break;
-		default:
-			return 0;
+		case 0:
+		case 1:
+		case 18:
+		case 25:
+		case 35:
+		case 45:
+		case 50:
+		case 56: break;
+		default: return 0;
 		}
 		if (!memchr(u->occupation, 0, sizeof(u->occupation)) ||
 		    !memchr(u->zip, 0, sizeof(u->zip)))

@@ -47,8 +47,8 @@ struct line_errors {
  * functions return 0 (line used), RD_SKIP, or a negative HR_E* code, so
  * `return rd_line_error(...)` is their usual error exit.
  */
-int rd_line_error(struct line_errors *le, const char *fname, size_t line,
-		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int rd_line_error(struct line_errors *le, const char *fname, size_t line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* ---- lines ------------------------------------------------------------ */
 
@@ -100,8 +100,8 @@ struct rd_field {
  * to right without overlap).  Stores at most maxf fields in f and returns
  * the number of fields present, which may exceed maxf.
  */
-size_t rd_split(const char *s, size_t n, const char *sep, size_t seplen,
-		struct rd_field *f, size_t maxf);
+size_t rd_split(const char *s, size_t n, const char *sep, size_t seplen, struct rd_field *f,
+		size_t maxf);
 
 /*
  * Splits one RFC-4180 CSV line into fields.  A field starting with '"' is
@@ -113,8 +113,8 @@ size_t rd_split(const char *s, size_t n, const char *sep, size_t seplen,
  * maxf; at most maxf are stored), or -1 for an unterminated quote and -2
  * for a character after a closing quote; then *bad_at is its offset in s.
  */
-long rd_csv_split(const char *s, size_t n, char *scratch, struct rd_field *f,
-		  size_t maxf, size_t *bad_at);
+long rd_csv_split(const char *s, size_t n, char *scratch, struct rd_field *f, size_t maxf,
+		  size_t *bad_at);
 
 /* ---- numbers ---------------------------------------------------------- */
 
@@ -207,10 +207,10 @@ int rd_buf_reserve(struct rd_buf *b, size_t n);
 /* State handed to a reader's per-line function. */
 struct rd_ctx {
 	struct dataset *ds;
-	const char *fname;       /* base name used in messages */
-	struct line_errors *le;  /* never NULL inside a line function */
-	size_t line;             /* 1-based number of the current line */
-	struct rd_buf scratch;   /* per-line scratch, freed by rd_parse() */
+	const char *fname;      /* base name used in messages */
+	struct line_errors *le; /* never NULL inside a line function */
+	size_t line;            /* 1-based number of the current line */
+	struct rd_buf scratch;  /* per-line scratch, freed by rd_parse() */
 };
 
 /*
@@ -242,7 +242,6 @@ int rd_star_rating(struct rd_ctx *c, const struct rd_field f[4], const char *use
 
 /* ---- dataset helpers -------------------------------------------------- */
 
-
 /*
  * Interns the '|'-separated genre names in [s, s + n) and sets their bits
  * in *bits.  "(no genres listed)" means none.  An empty field, an empty
@@ -251,16 +250,16 @@ int rd_star_rating(struct rd_ctx *c, const struct rd_field f[4], const char *use
  * negative code, like rd_line_error().  Names are checked before any is
  * interned, so a skipped line interns nothing unless the table overflows.
  */
-int rd_genres(struct dataset *ds, const char *s, size_t n, uint32_t *bits,
-	      struct line_errors *le, const char *fname, size_t line);
+int rd_genres(struct dataset *ds, const char *s, size_t n, uint32_t *bits, struct line_errors *le,
+	      const char *fname, size_t line);
 
 /*
  * The standard line error for a number that rd_u32() rejected with why:
  * "WHAT 'TEXT' is not a valid number" or
  * "WHAT 'TEXT' out of range (0..4294967295)".  Returns as rd_line_error().
  */
-int rd_u32_error(struct line_errors *le, const char *fname, size_t line,
-		 const char *what, const char *s, size_t n, int why);
+int rd_u32_error(struct line_errors *le, const char *fname, size_t line, const char *what,
+		 const char *s, size_t n, int why);
 
 /*
  * 1 if ds satisfies what the readers promise: ids map to their indices,

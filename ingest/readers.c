@@ -13,8 +13,8 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
-typedef int (*parse_fn)(struct dataset *ds, const char *buf, size_t len,
-			const char *fname, struct line_errors *le);
+typedef int (*parse_fn)(struct dataset *ds, const char *buf, size_t len, const char *fname,
+			struct line_errors *le);
 
 /* The files of one format, in the order they are read. */
 struct format_desc {
@@ -22,17 +22,23 @@ struct format_desc {
 	const char *ratings;  /* the file that identifies the format */
 	const char *files[3]; /* users (NULL if none), items, ratings */
 	parse_fn parse[3];
-	const char *holds;    /* for messages about a missing file */
+	const char *holds; /* for messages about a missing file */
 };
 
 static const struct format_desc formats[] = {
-	{DS_FMT_ML1M, "ratings.dat", {"users.dat", "movies.dat", "ratings.dat"},
+	{DS_FMT_ML1M,
+	 "ratings.dat",
+	 {"users.dat", "movies.dat", "ratings.dat"},
 	 {ml1m_parse_users, ml1m_parse_movies, ml1m_parse_ratings},
 	 "ratings.dat, users.dat and movies.dat"},
-	{DS_FMT_ML100K, "u.data", {"u.user", "u.item", "u.data"},
+	{DS_FMT_ML100K,
+	 "u.data",
+	 {"u.user", "u.item", "u.data"},
 	 {ml100k_parse_users, ml100k_parse_items, ml100k_parse_ratings},
 	 "u.data, u.user and u.item"},
-	{DS_FMT_CSV, "ratings.csv", {NULL, "movies.csv", "ratings.csv"},
+	{DS_FMT_CSV,
+	 "ratings.csv",
+	 {NULL, "movies.csv", "ratings.csv"},
 	 {NULL, csv_parse_movies, csv_parse_ratings},
 	 "ratings.csv and movies.csv"},
 };
@@ -116,7 +122,8 @@ int ds_read_dir(struct dataset *ds, const char *dir, const struct read_opts *opt
 			return rc;
 	}
 	if (le.count > RD_LOGGED_ERRORS)
-		log_warn("%zu more malformed lines skipped (not shown)", le.count - RD_LOGGED_ERRORS);
+		log_warn("%zu more malformed lines skipped (not shown)",
+			 le.count - RD_LOGGED_ERRORS);
 	log_info("read %s '%s': %zu users, %zu movies, %zu ratings, %zu lines skipped",
 		 ds_format_name(fmt), dir, ds->n_users, ds->n_items, ds->n_ratings, le.count);
 	return 0;

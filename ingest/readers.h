@@ -107,8 +107,8 @@ int ds_read_dir(struct dataset *ds, const char *dir, const struct read_opts *opt
  * its decimal string ("07" is stored as "7"); zip printable ASCII without
  * blanks, 1..DS_ZIP_MAX-1 bytes.  HR_EFORMAT "'users.dat' holds no users".
  */
-int ml1m_parse_users(struct dataset *ds, const char *buf, size_t len,
-		     const char *fname, struct line_errors *le);
+int ml1m_parse_users(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		     struct line_errors *le);
 
 /*
  * ml-1m movies.dat: "MovieID::Title::Genres", split at the first and the
@@ -118,8 +118,8 @@ int ml1m_parse_users(struct dataset *ds, const char *buf, size_t len,
  * "(no genres listed)" means none; an empty field or name is a line error.
  * HR_EFORMAT "'movies.dat' holds no movies".
  */
-int ml1m_parse_movies(struct dataset *ds, const char *buf, size_t len,
-		      const char *fname, struct line_errors *le);
+int ml1m_parse_movies(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		      struct line_errors *le);
 
 /*
  * ml-1m ratings.dat: "UserID::MovieID::Rating::Timestamp", rating an
@@ -127,8 +127,8 @@ int ml1m_parse_movies(struct dataset *ds, const char *buf, size_t len,
  * Users and movies must be known ("unknown user 9999 (not in users.dat)").
  * HR_EFORMAT "'ratings.dat' holds no ratings".
  */
-int ml1m_parse_ratings(struct dataset *ds, const char *buf, size_t len,
-		       const char *fname, struct line_errors *le);
+int ml1m_parse_ratings(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		       struct line_errors *le);
 
 /*
  * ml-100k u.user: "user|age|gender|occupation|zip".  Age an exact number
@@ -138,8 +138,8 @@ int ml1m_parse_ratings(struct dataset *ds, const char *buf, size_t len,
  * written; zip as in ml-1m (may be alphanumeric, "T8H1N").
  * HR_EFORMAT "'u.user' holds no users".
  */
-int ml100k_parse_users(struct dataset *ds, const char *buf, size_t len,
-		       const char *fname, struct line_errors *le);
+int ml100k_parse_users(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		       struct line_errors *le);
 
 /*
  * ml-100k u.item: "id|title|release date|video release date|IMDb URL|"
@@ -152,15 +152,15 @@ int ml100k_parse_users(struct dataset *ds, const char *buf, size_t len,
  * "dd-Mon-yyyy".  The video release date and URL are not checked.
  * HR_EFORMAT "'u.item' holds no movies".
  */
-int ml100k_parse_items(struct dataset *ds, const char *buf, size_t len,
-		       const char *fname, struct line_errors *le);
+int ml100k_parse_items(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		       struct line_errors *le);
 
 /*
  * ml-100k u.data: "user\titem\trating\ttimestamp", rating 1..5; users and
  * items must be known.  HR_EFORMAT "'u.data' holds no ratings".
  */
-int ml100k_parse_ratings(struct dataset *ds, const char *buf, size_t len,
-			 const char *fname, struct line_errors *le);
+int ml100k_parse_ratings(struct dataset *ds, const char *buf, size_t len, const char *fname,
+			 struct line_errors *le);
 
 /*
  * movies.csv: header "movieId,title,genres", then RFC-4180 lines (a title
@@ -171,8 +171,8 @@ int ml100k_parse_ratings(struct dataset *ds, const char *buf, size_t len,
  * other.  HR_EFORMAT "movies.csv:1: expected header
  * 'movieId,title,genres', found '...'" or "'movies.csv' holds no movies".
  */
-int csv_parse_movies(struct dataset *ds, const char *buf, size_t len,
-		     const char *fname, struct line_errors *le);
+int csv_parse_movies(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		     struct line_errors *le);
 
 /*
  * ratings.csv: header "userId,movieId,rating,timestamp", then lines whose
@@ -181,7 +181,7 @@ int csv_parse_movies(struct dataset *ds, const char *buf, size_t len,
  * time its id appears; movies must be known ("(not in movies.csv)").
  * HR_EFORMAT for a wrong header or "'ratings.csv' holds no ratings".
  */
-int csv_parse_ratings(struct dataset *ds, const char *buf, size_t len,
-		      const char *fname, struct line_errors *le);
+int csv_parse_ratings(struct dataset *ds, const char *buf, size_t len, const char *fname,
+		      struct line_errors *le);
 
 #endif

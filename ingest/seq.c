@@ -130,8 +130,8 @@ void neg_pool_add(struct neg_sampler *s, uint32_t item)
 }
 
 /* Enumerates every candidate, then draws a partial Fisher-Yates shuffle. */
-static uint32_t sample_enumerate(struct neg_sampler *s, struct rng *r, uint32_t user,
-				 uint32_t own, uint32_t want, uint32_t *out)
+static uint32_t sample_enumerate(struct neg_sampler *s, struct rng *r, uint32_t user, uint32_t own,
+				 uint32_t want, uint32_t *out)
 {
 	uint32_t m = 0;
 

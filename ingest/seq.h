@@ -51,10 +51,10 @@ struct neg_sampler {
 	uint32_t *slots;    /* item index + 1, 0 = empty */
 	uint32_t *pool;     /* candidate items, in order of entry */
 	size_t pool_len;
-	uint8_t *in_pool;   /* per item */
-	uint32_t *mark;     /* per item: stamp of the draw that took it */
+	uint8_t *in_pool; /* per item */
+	uint32_t *mark;   /* per item: stamp of the draw that took it */
 	uint32_t stamp;
-	uint32_t *scratch;  /* n_items, for enumeration */
+	uint32_t *scratch; /* n_items, for enumeration */
 };
 
 /* Sizes the rated sets from the events' per-user counts.  HR_ENOMEM. */

@@ -26,9 +26,10 @@ int split_opts_check(const struct split_opts *o)
 {
 	if (!(o->valid_frac >= 0 && o->valid_frac < 1 && o->test_frac >= 0 && o->test_frac < 1 &&
 	      o->valid_frac + o->test_frac < 1))
-		return hr_error(HR_EINVAL,
-				"split shares must be in [0, 1) and sum below 1 (valid %g, test %g)",
-				o->valid_frac, o->test_frac);
+		return hr_error(
+			HR_EINVAL,
+			"split shares must be in [0, 1) and sum below 1 (valid %g, test %g)",
+			o->valid_frac, o->test_frac);
 	return 0;
 }
 
@@ -113,8 +114,8 @@ static int split_per_user(struct event *ev, size_t n, size_t n_users, const stru
 int split_assign(struct event *ev, size_t n, size_t n_users, const struct split_opts *o,
 		 struct split_info *info)
 {
-	int rc = o->kind == SPLIT_GLOBAL ? split_global(ev, n, o)
-					 : split_per_user(ev, n, n_users, o);
+	int rc = o->kind == SPLIT_GLOBAL ? split_global(ev, n, o) :
+					   split_per_user(ev, n, n_users, o);
 
 	if (rc)
 		return rc;

@@ -36,7 +36,8 @@ static int write_vocab(const struct encoding *enc, struct store *st, msgpack_sbu
 		rc = msgpack_pack_array(&pk, v->n);
 		rc |= msgpack_pack_nil(&pk);
 		for (uint32_t i = 1; i < v->n; i++)
-			rc |= v->is_str ? pack_cstr(&pk, v->strs[i]) : msgpack_pack_uint32(&pk, v->nums[i]);
+			rc |= v->is_str ? pack_cstr(&pk, v->strs[i]) :
+					  msgpack_pack_uint32(&pk, v->nums[i]);
 		if (rc)
 			return hr_error(HR_ENOMEM, "out of memory packing vocabulary '%s'", name);
 		rc = put_buf(st, STORE_VOCAB, name, strlen(name), buf, 0);
@@ -197,20 +198,28 @@ static uint64_t schema_hash(const struct encoding *enc, uint32_t hist_len)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	char tmp[64];
-#define MIX(str)                                                   \
-	for (const char *p_ = (str); *p_; p_++) {                  \
-		h ^= (unsigned char)*p_;                            \
-		h *= 0x100000001b3ULL;                              \
-	}                                                          \
-	h ^= '|';                                                  \
+#define MIX(str)                                  \
+	for (const char *p_ = (str); *p_; p_++) { \
+		h ^= (unsigned char)*p_;          \
+		h *= 0x100000001b3ULL;            \
+	}                                         \
+	h ^= '|';                                 \
 	h *= 0x100000001b3ULL;
 
 	snprintf(tmp, sizeof(tmp), "%s/%d", STORE_FORMAT, STORE_VERSION);
 	MIX(tmp);
-	for (int i = 0; i < REC_NFIELDS; i++) { MIX(rec_fields[i]); }
-	for (size_t i = 0; i < NELEM(user_fields); i++) { MIX(user_fields[i]); }
-	for (size_t i = 0; i < NELEM(item_fields); i++) { MIX(item_fields[i]); }
-	for (int i = 0; i < DENSE_N; i++) { MIX(dense_names[i]); }
+	for (int i = 0; i < REC_NFIELDS; i++) {
+		MIX(rec_fields[i]);
+	}
+	for (size_t i = 0; i < NELEM(user_fields); i++) {
+		MIX(user_fields[i]);
+	}
+	for (size_t i = 0; i < NELEM(item_fields); i++) {
+		MIX(item_fields[i]);
+	}
+	for (int i = 0; i < DENSE_N; i++) {
+		MIX(dense_names[i]);
+	}
 	for (int f = 0; f < ENC_NFIELDS; f++) {
 		snprintf(tmp, sizeof(tmp), "%s=%u", enc_field_name(f), enc->vocab[f].n);
 		MIX(tmp);
@@ -221,8 +230,8 @@ static uint64_t schema_hash(const struct encoding *enc, uint32_t hist_len)
 	return h;
 }
 
-static int write_meta(const struct build_input *in, struct store *st, const struct ingest_report *rep,
-		      msgpack_sbuffer *buf)
+static int write_meta(const struct build_input *in, struct store *st,
+		      const struct ingest_report *rep, msgpack_sbuffer *buf)
 {
 	const struct ingest_opts *o = in->opts;
 	msgpack_packer pk;
@@ -247,7 +256,8 @@ static int write_meta(const struct build_input *in, struct store *st, const stru
 	rc |= in->ds->has_demographics ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
 
 	rc |= pack_cstr(&pk, "options") | msgpack_pack_map(&pk, 10);
-	rc |= pack_kv_str(&pk, "label_mode", o->label.mode == LABEL_IMPLICIT ? "implicit" : "explicit");
+	rc |= pack_kv_str(&pk, "label_mode",
+			  o->label.mode == LABEL_IMPLICIT ? "implicit" : "explicit");
 	rc |= pack_kv_f64(&pk, "pos_min", o->label.pos_min);
 	rc |= pack_kv_f64(&pk, "neg_max", o->label.neg_max);
 	rc |= pack_kv_str(&pk, "split", split_kind_name(o->split.kind));
@@ -289,7 +299,9 @@ static int write_meta(const struct build_input *in, struct store *st, const stru
 	rc |= pack_cstr(&pk, "positive_rate") | msgpack_pack_map(&pk, 3);
 	for (int s = 0; s < 3; s++)
 		rc |= pack_kv_f64(&pk, split_name(s),
-				  rep->records[s] ? (double)rep->positives[s] / (double)rep->records[s] : 0.0);
+				  rep->records[s] ?
+					  (double)rep->positives[s] / (double)rep->records[s] :
+					  0.0);
 	if (rc)
 		return hr_error(HR_ENOMEM, "out of memory packing meta");
 	return put_buf(st, STORE_META, "meta", 4, buf, 0);

@@ -24,14 +24,14 @@ struct batch {
 	int epoch;
 
 	uint32_t *user, *item, *gender, *age, *occupation, *zip; /* (B) encoded ids */
-	uint32_t *genres;     /* (B, BATCH_GENRES) */
-	uint32_t *n_genres;   /* (B) */
-	float *dense;         /* (B, D) */
-	uint32_t *hist;       /* (B, L) most recent last */
-	uint32_t *n_hist;     /* (B) */
-	uint32_t *neg;        /* (B, L) */
-	uint32_t *n_neg;      /* (B) */
-	float *label;         /* (B) 0 or 1 */
+	uint32_t *genres;                                        /* (B, BATCH_GENRES) */
+	uint32_t *n_genres;                                      /* (B) */
+	float *dense;                                            /* (B, D) */
+	uint32_t *hist;                                          /* (B, L) most recent last */
+	uint32_t *n_hist;                                        /* (B) */
+	uint32_t *neg;                                           /* (B, L) */
+	uint32_t *n_neg;                                         /* (B) */
+	float *label;                                            /* (B) 0 or 1 */
 	uint32_t *user_raw, *item_raw, *ts; /* (B) for evaluation and reports */
 
 	void *mem;

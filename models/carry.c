@@ -94,8 +94,8 @@ int model_carry_over(struct model *dst, struct store *dst_store, const struct mo
 		const struct tensor *s = &sp->t[i];
 		if (strcmp(d->name, s->name) || d->sparse != s->sparse || d->cols != s->cols ||
 		    (!d->sparse && d->rows != s->rows))
-			return hr_error(HR_EINVAL, "tensor '%s' changed shape (%ux%u, was %ux%u)", d->name,
-					d->rows, d->cols, s->rows, s->cols);
+			return hr_error(HR_EINVAL, "tensor '%s' changed shape (%ux%u, was %ux%u)",
+					d->name, d->rows, d->cols, s->rows, s->cols);
 		if (d->sparse && d->vocab >= 0)
 			rc = carry_table(d, s, dst_store, src_store);
 	}

@@ -33,8 +33,8 @@ static const uint32_t dssm_hidden[] = {300, 300, 128, 0};
 static int dssm_init(struct model *m, const struct store_info *info)
 {
 	static const char *const names[T_N] = {
-		"user_emb", "item_emb", "gender_emb", "age_emb", "occupation_emb", "zip_emb",
-		"genre_emb",
+		"user_emb",       "item_emb", "gender_emb", "age_emb",
+		"occupation_emb", "zip_emb",  "genre_emb",
 	};
 	static const enum store_field fields[T_N] = {
 		SF_USER, SF_ITEM, SF_GENDER, SF_AGE, SF_OCCUPATION, SF_ZIP, SF_GENRE,
@@ -46,8 +46,10 @@ static int dssm_init(struct model *m, const struct store_info *info)
 		return hr_error(HR_ENOMEM, "out of memory");
 	m->impl = d;
 	if (info->n_dense != 4)
-		return hr_error(HR_EINVAL, "model 'dssm' expects the 4 dense fields of format 1, "
-				"the store has %u", info->n_dense);
+		return hr_error(HR_EINVAL,
+				"model 'dssm' expects the 4 dense fields of format 1, "
+				"the store has %u",
+				info->n_dense);
 	d->E = m->cfg.emb_dim;
 	d->L = info->hist_len;
 	for (int k = 0; k < T_N; k++) {
@@ -62,7 +64,8 @@ static int dssm_init(struct model *m, const struct store_info *info)
 	m->params.t[d->t[T_GENRE]].lookups = BATCH_GENRES;
 	d->uin = 6 * d->E + 2;
 	d->iin = 2 * d->E + 2;
-	rc = mlp_declare(&d->ut, &m->params, "user_tower", d->uin, m->cfg.hidden, m->cfg.n_hidden, 0);
+	rc = mlp_declare(&d->ut, &m->params, "user_tower", d->uin, m->cfg.hidden, m->cfg.n_hidden,
+			 0);
 	if (!rc)
 		rc = mlp_declare(&d->it, &m->params, "item_tower", d->iin, m->cfg.hidden,
 				 m->cfg.n_hidden, 0);
@@ -77,11 +80,11 @@ static void dssm_release(struct model *m)
 
 /* Workspace layout, in floats. */
 struct dssm_ws {
-	float *xu, *xi, *dxu, *dxi;  /* (B, uin), (B, iin) and their gradients */
-	float *pool, *dpool;         /* (B, E) pooled bag and its gradient */
-	float *dslots;               /* (B, max(L, BATCH_GENRES), E) */
-	float *du, *dv;              /* (B, D) tower output gradients */
-	float *uws, *iws;            /* tower workspaces */
+	float *xu, *xi, *dxu, *dxi; /* (B, uin), (B, iin) and their gradients */
+	float *pool, *dpool;        /* (B, E) pooled bag and its gradient */
+	float *dslots;              /* (B, max(L, BATCH_GENRES), E) */
+	float *du, *dv;             /* (B, D) tower output gradients */
+	float *uws, *iws;           /* tower workspaces */
 };
 
 static size_t dssm_layout(const struct dssm *d, uint32_t B, float *base, struct dssm_ws *w)
@@ -147,8 +150,8 @@ static void dssm_forward(const struct model *m, float *ws, const struct batch *b
 	gather(w.xu, d->uin, 2 * E, p->t[d->t[T_AGE]].w, b->age, B, E);
 	gather(w.xu, d->uin, 3 * E, p->t[d->t[T_OCC]].w, b->occupation, B, E);
 	gather(w.xu, d->uin, 4 * E, p->t[d->t[T_ZIP]].w, b->zip, B, E);
-	nn_bag_forward(w.pool, NULL, b->hist, b->n_hist, p->t[d->t[T_ITEM]].w, NN_POOL_MEAN,
-		       (int)B, (int)L, (int)p->t[d->t[T_ITEM]].rows, (int)E);
+	nn_bag_forward(w.pool, NULL, b->hist, b->n_hist, p->t[d->t[T_ITEM]].w, NN_POOL_MEAN, (int)B,
+		       (int)L, (int)p->t[d->t[T_ITEM]].rows, (int)E);
 	put_cols(w.xu, d->uin, 5 * E, w.pool, B, E);
 	gather(w.xi, d->iin, 0, p->t[d->t[T_ITEM]].w, b->item, B, E);
 	nn_bag_forward(w.pool, NULL, b->genres, b->n_genres, p->t[d->t[T_GENRE]].w, NN_POOL_MEAN,
@@ -174,7 +177,8 @@ static void bag_grads(struct sparse_grad *sg, float *dslots, const float *dpool,
 	nn_bag_backward(dslots, dpool, NULL, lens, NN_POOL_MEAN, (int)B, (int)L, (int)E);
 	for (uint32_t r = 0; r < B; r++)
 		for (uint32_t l = 0; l < lens[r]; l++)
-			sparse_grad_add(sg, ids[(size_t)r * L + l], dslots + ((size_t)r * L + l) * E);
+			sparse_grad_add(sg, ids[(size_t)r * L + l],
+					dslots + ((size_t)r * L + l) * E);
 }
 
 static void dssm_backward(const struct model *m, float *ws, const struct batch *b,

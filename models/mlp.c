@@ -24,7 +24,8 @@ int mlp_declare(struct mlp *m, struct params *p, const char *prefix, uint32_t in
 		if (widths[i] > m->max_width)
 			m->max_width = widths[i];
 		snprintf(name, sizeof(name), "%s.%d.w", prefix, i);
-		m->w[i] = params_add(p, name, widths[i], prev, 0, relu ? INIT_KAIMING : INIT_XAVIER, 0);
+		m->w[i] = params_add(p, name, widths[i], prev, 0, relu ? INIT_KAIMING : INIT_XAVIER,
+				     0);
 		snprintf(name, sizeof(name), "%s.%d.b", prefix, i);
 		m->b[i] = params_add(p, name, 1, widths[i], 0, INIT_ZERO, 0);
 		if (m->w[i] < 0 || m->b[i] < 0)
@@ -68,7 +69,8 @@ float *mlp_forward(const struct mlp *m, const struct params *p, float *ws, const
 	for (int i = 0; i < m->n; i++) {
 		uint32_t O = m->width[i];
 		out = act(m, ws, i, B);
-		nn_linear_forward(out, in, p->t[m->w[i]].w, p->t[m->b[i]].w, (int)B, (int)I, (int)O);
+		nn_linear_forward(out, in, p->t[m->w[i]].w, p->t[m->b[i]].w, (int)B, (int)I,
+				  (int)O);
 		if (i < m->n - 1 || m->relu_last)
 			nn_relu_forward(out, out, (int)(B * O));
 		in = out;

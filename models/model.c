@@ -30,11 +30,14 @@ void model_list(FILE *out)
 static int check_needs(const struct model_ops *ops, const struct store_info *info)
 {
 	if ((ops->needs & NEEDS_DEMOGRAPHICS) && !info->has_demographics)
-		return hr_error(HR_EINVAL,
-				"model '%s' needs user demographics (gender, age, occupation, zip), "
-				"which this store lacks (CSV-family input)", ops->name);
+		return hr_error(
+			HR_EINVAL,
+			"model '%s' needs user demographics (gender, age, occupation, zip), "
+			"which this store lacks (CSV-family input)",
+			ops->name);
 	if ((ops->needs & NEEDS_HISTORY) && info->hist_len == 0)
-		return hr_error(HR_EINVAL, "model '%s' needs histories; the store has none", ops->name);
+		return hr_error(HR_EINVAL, "model '%s' needs histories; the store has none",
+				ops->name);
 	if ((ops->needs & NEEDS_DENSE) && info->n_dense == 0)
 		return hr_error(HR_EINVAL, "model '%s' needs dense features; the store has none",
 				ops->name);
@@ -60,7 +63,8 @@ int model_create(struct model *m, const char *name, const struct model_config *c
 	if (m->cfg.emb_dim == 0)
 		m->cfg.emb_dim = 32;
 	if (m->cfg.n_hidden == 0)
-		for (const uint32_t *h = ops->default_hidden; *h && m->cfg.n_hidden < MODEL_MAX_HIDDEN; h++)
+		for (const uint32_t *h = ops->default_hidden;
+		     *h && m->cfg.n_hidden < MODEL_MAX_HIDDEN; h++)
 			m->cfg.hidden[m->cfg.n_hidden++] = *h;
 	m->info = *info;
 	params_init(&m->params);

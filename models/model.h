@@ -34,7 +34,7 @@ struct model_config {
 	uint32_t emb_dim;                  /* embedding width (default 32) */
 	uint32_t hidden[MODEL_MAX_HIDDEN]; /* MLP / tower widths; the last is the output width */
 	int n_hidden;
-	uint64_t seed;                     /* weight initialisation */
+	uint64_t seed; /* weight initialisation */
 };
 
 /* What a model reads from a store; checked against the store before training. */
@@ -48,9 +48,9 @@ enum model_needs {
 struct model;
 
 struct model_ops {
-	const char *name;    /* lowercase, as on the command line */
-	const char *summary; /* one line for --help */
-	unsigned needs;      /* enum model_needs bits */
+	const char *name;               /* lowercase, as on the command line */
+	const char *summary;            /* one line for --help */
+	unsigned needs;                 /* enum model_needs bits */
 	const uint32_t *default_hidden; /* zero-terminated */
 
 	/* Declares the parameters (params_add) and reads the config.  HR_EINVAL. */

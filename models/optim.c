@@ -56,8 +56,8 @@ static float step_size(const struct optim *o, float lr, uint64_t step)
  * step_size).  Racy by design when called from several workers on shared
  * w/s1/s2 (Hogwild!).
  */
-static void update(const struct optim *o, float a, float *w, float *s1, float *s2,
-		   const float *g, size_t n)
+static void update(const struct optim *o, float a, float *w, float *s1, float *s2, const float *g,
+		   size_t n)
 {
 	const float l2 = o->l2, eps = o->eps, b1 = o->beta1, b2 = o->beta2;
 
@@ -84,11 +84,9 @@ static void update(const struct optim *o, float a, float *w, float *s1, float *s
 	}
 }
 
-void optim_dense_update(const struct optim *o, struct params *p, const float *grad,
-			uint64_t step)
+void optim_dense_update(const struct optim *o, struct params *p, const float *grad, uint64_t step)
 {
-	update(o, step_size(o, o->lr, step), p->dense, p->dense_s1, p->dense_s2, grad,
-	       p->dense_n);
+	update(o, step_size(o, o->lr, step), p->dense, p->dense_s1, p->dense_s2, grad, p->dense_n);
 }
 
 void optim_sparse_update(const struct optim *o, struct tensor *t, const uint32_t *rows,

@@ -45,8 +45,7 @@ const char *optim_name(enum optim_kind kind);
 int optim_state_count(enum optim_kind kind);
 
 /* Applies the dense gradient (p->dense_n floats) at global step >= 1.  Hogwild. */
-void optim_dense_update(const struct optim *o, struct params *p, const float *grad,
-			uint64_t step);
+void optim_dense_update(const struct optim *o, struct params *p, const float *grad, uint64_t step);
 
 /* Applies grad (n, t->cols) to the distinct rows of t.  Hogwild. */
 void optim_sparse_update(const struct optim *o, struct tensor *t, const uint32_t *rows,
@@ -54,10 +53,10 @@ void optim_sparse_update(const struct optim *o, struct tensor *t, const uint32_t
 
 struct sparse_grad {
 	uint32_t cols;
-	uint32_t n, cap;  /* distinct rows so far, capacity */
-	uint32_t *rows;   /* (cap) */
-	float *g;         /* (cap, cols) */
-	uint32_t *slots;  /* hash: row + 1 -> index + 1; 2 * cap power of two */
+	uint32_t n, cap; /* distinct rows so far, capacity */
+	uint32_t *rows;  /* (cap) */
+	float *g;        /* (cap, cols) */
+	uint32_t *slots; /* hash: row + 1 -> index + 1; 2 * cap power of two */
 	uint32_t mask;
 };
 

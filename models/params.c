@@ -46,9 +46,7 @@ static void fill(struct tensor *t, uint64_t seed, int index)
 
 	rng_seed(&r, seed, 0x9a7a0000u + (uint64_t)index);
 	switch (t->init) {
-	case INIT_ZERO:
-		memset(t->w, 0, n * sizeof(float));
-		break;
+	case INIT_ZERO: memset(t->w, 0, n * sizeof(float)); break;
 	case INIT_ONE:
 	case INIT_CONST:
 		for (size_t i = 0; i < n; i++)
@@ -56,7 +54,8 @@ static void fill(struct tensor *t, uint64_t seed, int index)
 		break;
 	case INIT_XAVIER:
 	case INIT_KAIMING:
-		a = t->init == INIT_XAVIER ? sqrtf(6.0f / (fan_in + fan_out)) : sqrtf(6.0f / fan_in);
+		a = t->init == INIT_XAVIER ? sqrtf(6.0f / (fan_in + fan_out)) :
+					     sqrtf(6.0f / fan_in);
 		for (size_t i = 0; i < n; i++)
 			t->w[i] = (float)((2.0 * rng_uniform(&r) - 1.0) * a);
 		break;

@@ -27,32 +27,32 @@
 #define PARAM_NAME_MAX 48
 
 enum param_init {
-	INIT_ZERO,      /* biases */
-	INIT_ONE,       /* norm gains */
-	INIT_XAVIER,    /* uniform +-sqrt(6 / (fan_in + fan_out)) */
-	INIT_KAIMING,   /* uniform +-sqrt(6 / fan_in), for ReLU layers */
-	INIT_NORMAL,    /* N(0, scale^2): embeddings */
-	INIT_CONST,     /* every value = scale (e.g. PReLU slopes) */
+	INIT_ZERO,    /* biases */
+	INIT_ONE,     /* norm gains */
+	INIT_XAVIER,  /* uniform +-sqrt(6 / (fan_in + fan_out)) */
+	INIT_KAIMING, /* uniform +-sqrt(6 / fan_in), for ReLU layers */
+	INIT_NORMAL,  /* N(0, scale^2): embeddings */
+	INIT_CONST,   /* every value = scale (e.g. PReLU slopes) */
 };
 
 struct tensor {
 	char name[PARAM_NAME_MAX];
-	uint32_t rows, cols;  /* a vector is rows = 1; an embedding is (vocab, dim) */
-	int sparse;           /* embedding table, updated row-wise */
-	uint32_t lookups;     /* sparse: most rows one sample reads (sizes sparse grads) */
-	int vocab;            /* sparse: the store vocabulary (enum store_field) indexing
+	uint32_t rows, cols; /* a vector is rows = 1; an embedding is (vocab, dim) */
+	int sparse;          /* embedding table, updated row-wise */
+	uint32_t lookups;    /* sparse: most rows one sample reads (sizes sparse grads) */
+	int vocab;           /* sparse: the store vocabulary (enum store_field) indexing
 			       * the rows, -1 for none; lets a new store's ids be remapped */
 	enum param_init init;
 	float scale;
-	size_t offset;        /* dense: position in the dense block */
-	float *w;             /* rows * cols weights */
-	float *s1, *s2;       /* optimizer state (NULL when the optimizer has none) */
+	size_t offset;  /* dense: position in the dense block */
+	float *w;       /* rows * cols weights */
+	float *s1, *s2; /* optimizer state (NULL when the optimizer has none) */
 };
 
 struct params {
 	struct tensor t[PARAMS_MAX];
 	int n;
-	size_t dense_n;       /* floats in the dense block */
+	size_t dense_n; /* floats in the dense block */
 	float *dense, *dense_s1, *dense_s2;
 };
 

@@ -7,8 +7,8 @@
 #include "common/err.h"
 
 const char *const rec_fields[REC_NFIELDS] = {
-	"user_raw", "item_raw", "rating", "ts", "label", "user", "item", "gender",
-	"age", "occupation", "zip", "genres", "dense", "hist", "neg_hist",
+	"user_raw", "item_raw",   "rating", "ts",     "label", "user", "item",     "gender",
+	"age",      "occupation", "zip",    "genres", "dense", "hist", "neg_hist",
 };
 
 int pack_cstr(msgpack_packer *pk, const char *s)
@@ -98,7 +98,8 @@ static inline void mpw_ids(struct mpw *w, const uint32_t *ids, uint32_t n)
 int record_pack(msgpack_sbuffer *buf, const struct record *r)
 {
 	/* Upper bound: 5 bytes per value and per array header. */
-	size_t need = 5 * (REC_NFIELDS + 4 + (size_t)r->n_genres + r->n_dense + r->n_hist + r->n_neg);
+	size_t need =
+		5 * (REC_NFIELDS + 4 + (size_t)r->n_genres + r->n_dense + r->n_hist + r->n_neg);
 	struct mpw w;
 
 	if (buf->alloc - buf->size < need) {
@@ -242,8 +243,8 @@ static int mpr_array(struct mpr *r, uint32_t *n, uint32_t cap, const char *field
 		return mpr_fail(field, t == 0xdc || t == 0xdd ? "is truncated" : "is not an array");
 	}
 	if (*n > cap)
-		return hr_error(HR_EFORMAT, "record field '%s' has %u elements, more than %u", field,
-				*n, cap);
+		return hr_error(HR_EFORMAT, "record field '%s' has %u elements, more than %u",
+				field, *n, cap);
 	return 0;
 }
 
@@ -271,17 +272,18 @@ int record_unpack_fields(const void *data, size_t len, struct record *r, unsigne
 {
 	struct mpr c = {data, (const uint8_t *)data + len};
 	uint32_t *const scalars[] = {
-		&r->user_raw, &r->item_raw, NULL, &r->ts, &r->label, &r->user, &r->item,
-		&r->gender, &r->age, &r->occupation, &r->zip,
+		&r->user_raw, &r->item_raw, NULL,    &r->ts,         &r->label, &r->user,
+		&r->item,     &r->gender,   &r->age, &r->occupation, &r->zip,
 	};
 	uint32_t n;
 	int rc = mpr_array(&c, &n, REC_NFIELDS, "record");
 
 	if (!rc && n != REC_NFIELDS)
-		rc = hr_error(HR_EFORMAT, "record is an array of %u fields, not %d", n, REC_NFIELDS);
+		rc = hr_error(HR_EFORMAT, "record is an array of %u fields, not %d", n,
+			      REC_NFIELDS);
 	for (int f = 0; f < 11 && !rc; f++)
-		rc = scalars[f] ? mpr_u32(&c, scalars[f], rec_fields[f])
-				: mpr_float(&c, &r->rating, rec_fields[f]);
+		rc = scalars[f] ? mpr_u32(&c, scalars[f], rec_fields[f]) :
+				  mpr_float(&c, &r->rating, rec_fields[f]);
 	if (flags & REC_SKIP_FEATURES) {
 		r->n_genres = r->n_dense = r->n_hist = r->n_neg = 0;
 		return rc;
@@ -349,7 +351,9 @@ void msgpack_to_json(FILE *out, const msgpack_object *o)
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL: fputs("null", out); break;
 	case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", out); break;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(out, "%llu", (unsigned long long)o->via.u64); break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		fprintf(out, "%llu", (unsigned long long)o->via.u64);
+		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(out, "%lld", (long long)o->via.i64); break;
 	case MSGPACK_OBJECT_FLOAT32: json_number(out, o->via.f64, 6, 9, 1); break;
 	case MSGPACK_OBJECT_FLOAT64: json_number(out, o->via.f64, 15, 17, 0); break;

@@ -21,8 +21,7 @@ static int bad(const struct store *s, const char *key, const char *what)
 	return hr_error(HR_ESTORE, "store '%s': meta '%s' %s", store_path(s), key, what);
 }
 
-static int get_uint(const struct store *s, const msgpack_object *map, const char *key,
-		    uint64_t *v)
+static int get_uint(const struct store *s, const msgpack_object *map, const char *key, uint64_t *v)
 {
 	const msgpack_object *o = msgpack_map_get(map, key);
 
@@ -34,8 +33,7 @@ static int get_uint(const struct store *s, const msgpack_object *map, const char
 	return 0;
 }
 
-static int get_u32(const struct store *s, const msgpack_object *map, const char *key,
-		   uint32_t *v)
+static int get_u32(const struct store *s, const msgpack_object *map, const char *key, uint32_t *v)
 {
 	uint64_t u = 0;
 	int rc = get_uint(s, map, key, &u);
@@ -71,11 +69,13 @@ static int parse_meta(struct store *s, const msgpack_object *m, struct store_inf
 	o = msgpack_map_get(m, "format");
 	if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size != strlen(STORE_FORMAT) ||
 	    memcmp(o->via.str.ptr, STORE_FORMAT, o->via.str.size))
-		return hr_error(HR_ESTORE, "'%s' is not a hogrec store (meta 'format')", store_path(s));
+		return hr_error(HR_ESTORE, "'%s' is not a hogrec store (meta 'format')",
+				store_path(s));
 	if ((rc = get_uint(s, m, "version", &version)))
 		return rc;
 	if (version != STORE_VERSION)
-		return hr_error(HR_EVERSION, "store '%s' has format version %llu; this build reads %d",
+		return hr_error(HR_EVERSION,
+				"store '%s' has format version %llu; this build reads %d",
 				store_path(s), (unsigned long long)version, STORE_VERSION);
 	if ((rc = check_fields(s, m)))
 		return rc;
@@ -118,9 +118,11 @@ static int parse_meta(struct store *s, const msgpack_object *m, struct store_inf
 			return bad(s, "scaler", "does not hold min and max for every dense field");
 		for (uint32_t i = 0; i < info->n_dense; i++) {
 			const msgpack_object *v = &a->via.array.ptr[i];
-			float f = v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32
-					  ? (float)v->via.f64
-					  : v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (float)v->via.u64 : 0;
+			float f = v->type == MSGPACK_OBJECT_FLOAT64 ||
+						  v->type == MSGPACK_OBJECT_FLOAT32 ?
+					  (float)v->via.f64 :
+				  v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (float)v->via.u64 :
+									       0;
 			(k ? info->scaler_max : info->scaler_min)[i] = f;
 		}
 	}
@@ -177,8 +179,8 @@ int store_vocab_load(struct store *s, enum store_field f, struct store_vocab *v)
 	msgpack_unpacked_init(&u);
 	if (!rc && (msgpack_unpack_next(&u, val, n, &off) != MSGPACK_UNPACK_SUCCESS ||
 		    u.data.type != MSGPACK_OBJECT_ARRAY))
-		rc = hr_error(HR_ESTORE, "store '%s': vocabulary '%s' is not an array", store_path(s),
-			      name);
+		rc = hr_error(HR_ESTORE, "store '%s': vocabulary '%s' is not an array",
+			      store_path(s), name);
 	if (!rc) {
 		v->n = u.data.via.array.size;
 		v->raw = calloc(v->n ? v->n : 1, sizeof(*v->raw));

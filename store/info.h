@@ -15,7 +15,14 @@
 #include "store.h"
 
 enum store_field {
-	SF_USER, SF_ITEM, SF_GENDER, SF_AGE, SF_OCCUPATION, SF_ZIP, SF_GENRE, SF_NFIELDS
+	SF_USER,
+	SF_ITEM,
+	SF_GENDER,
+	SF_AGE,
+	SF_OCCUPATION,
+	SF_ZIP,
+	SF_GENRE,
+	SF_NFIELDS
 };
 
 struct store_info {

@@ -143,8 +143,8 @@ const char *store_path(const struct store *s)
 	return s->path;
 }
 
-int store_put(struct store *s, enum store_db db, const void *key, size_t klen,
-	      const void *val, size_t vlen, int append)
+int store_put(struct store *s, enum store_db db, const void *key, size_t klen, const void *val,
+	      size_t vlen, int append)
 {
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc;
@@ -159,8 +159,9 @@ int store_put(struct store *s, enum store_db db, const void *key, size_t klen,
 	}
 	rc = mdb_put(s->wtxn, s->dbi[db], &k, &v, append ? MDB_APPEND : 0);
 	if (rc)
-		return lmdb_error(s, rc, rc == MDB_MAP_FULL ? "store grew past its map size"
-							    : "cannot write");
+		return lmdb_error(s, rc,
+				  rc == MDB_MAP_FULL ? "store grew past its map size" :
+						       "cannot write");
 	return 0;
 }
 
@@ -232,8 +233,8 @@ int store_get(struct store_reader *r, enum store_db db, const void *key, size_t 
 	return 0;
 }
 
-int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key,
-		  const void **val, size_t *vlen)
+int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key, const void **val,
+		  size_t *vlen)
 {
 	uint8_t k[8];
 
@@ -288,7 +289,8 @@ int store_index_build(struct store_reader *r, enum store_db db, struct store_ind
 		return 0;
 	store_index_release(ix);
 	if (rc == -1)
-		return hr_error(HR_ESTORE, "store '%s': %s keys are not 0..%llu in order (entry %llu)",
+		return hr_error(HR_ESTORE,
+				"store '%s': %s keys are not 0..%llu in order (entry %llu)",
 				r->s->path, db_names[db], (unsigned long long)st.ms_entries,
 				(unsigned long long)expect);
 	return lmdb_error(r->s, rc, "cannot index database");

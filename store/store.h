@@ -64,8 +64,8 @@ const char *store_path(const struct store *s);
  * completely, which is what ingest wants).  store_commit() commits; with
  * sync=1 it also flushes the environment to disk (fsync).
  */
-int store_put(struct store *s, enum store_db db, const void *key, size_t klen,
-	      const void *val, size_t vlen, int append);
+int store_put(struct store *s, enum store_db db, const void *key, size_t klen, const void *val,
+	      size_t vlen, int append);
 int store_commit(struct store *s, int sync);
 
 /* Big-endian encoding of a uint64 key (8 bytes). */
@@ -101,8 +101,8 @@ void store_reader_end(struct store_reader *r);
 int store_get(struct store_reader *r, enum store_db db, const void *key, size_t klen,
 	      const void **val, size_t *vlen);
 /* Value for a uint64 key. */
-int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key,
-		  const void **val, size_t *vlen);
+int store_get_u64(struct store_reader *r, enum store_db db, uint64_t key, const void **val,
+		  size_t *vlen);
 /* Number of entries in db. */
 int store_count(struct store_reader *r, enum store_db db, uint64_t *n);
 

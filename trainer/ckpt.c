@@ -144,7 +144,8 @@ static int tensor_bytes(const struct ckpt_tensor *t, uint64_t *bytes)
 
 	*bytes = 0;
 	if (t->cols != 0 && t->rows > limit / 4 / t->cols)
-		return hr_error(HR_EINVAL, "tensor '%s': shape [%" PRIu64 ", %" PRIu64 "] is too large",
+		return hr_error(HR_EINVAL,
+				"tensor '%s': shape [%" PRIu64 ", %" PRIu64 "] is too large",
 				t->name, t->rows, t->cols);
 	*bytes = t->rows * t->cols * 4;
 	return 0;
@@ -204,7 +205,8 @@ static int check_args(const char *dir, const struct ckpt_info *info, const char 
 		json_decref(s);
 		for (int k = 0; k < i; k++)
 			if (!strcmp(t[k].name, t[i].name))
-				return hr_error(HR_EINVAL, "tensor name '%s' appears twice", t[i].name);
+				return hr_error(HR_EINVAL, "tensor name '%s' appears twice",
+						t[i].name);
 		int rc = tensor_bytes(&t[i], &bytes);
 		if (rc)
 			return rc;
@@ -410,7 +412,8 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 			     info->step, (long)getpid()) >= sizeof(w.tmp))
 		return hr_error(HR_EINVAL, "checkpoint directory path too long: '%s'", dir);
 	if (path_out && strlen(final) >= cap)
-		return hr_error(HR_EINVAL, "checkpoint path does not fit %zu bytes: '%s'", cap, final);
+		return hr_error(HR_EINVAL, "checkpoint path does not fit %zu bytes: '%s'", cap,
+				final);
 
 	/* Layout with a placeholder crc (same length), then the payload. */
 	rc = build_header(&hdr, info, extra_json, now, 0, t, n, &payload);
@@ -466,7 +469,8 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 			goto fail;
 		}
 	} else {
-		rc = hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w.tmp, final, strerror(errno));
+		rc = hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w.tmp, final,
+			      strerror(errno));
 		goto fail;
 	}
 	rc = sync_dir(dir, CKPT_FAULT_PUBLISH);
@@ -561,11 +565,14 @@ static int parse_layout(struct ckpt *c)
 		if (nh > HEADER_MAX)
 			return bad(c, "header length %" PRIu64 " is over the %llu-byte limit", nh,
 				   HEADER_MAX);
-		return bad(c, "truncated: header says %" PRIu64 " bytes, file has %zu after the length",
+		return bad(c,
+			   "truncated: header says %" PRIu64
+			   " bytes, file has %zu after the length",
 			   nh, len - 8);
 	}
 	if (nh > HEADER_MAX)
-		return bad(c, "header length %" PRIu64 " is over the %llu-byte limit", nh, HEADER_MAX);
+		return bad(c, "header length %" PRIu64 " is over the %llu-byte limit", nh,
+			   HEADER_MAX);
 	if (b[8] != '{')
 		return bad(c, "header does not start with '{': not a safetensors file");
 	c->root = json_loadb((const char *)b + 8, (size_t)nh, JSON_REJECT_DUPLICATES, &je);
@@ -615,9 +622,8 @@ static int parse_meta(struct ckpt *c)
 		return bad(c, "no " META " in the header: not a hogrec checkpoint");
 	if (!json_is_object(meta))
 		return bad(c, META " is not an object");
-	json_object_foreach((json_t *)meta, key, v)
-		if (!json_is_string(v))
-			return bad(c, META " value '%s' is not a string", key);
+	json_object_foreach((json_t *)meta, key, v) if (!json_is_string(v)) return bad(
+		c, META " value '%s' is not a string", key);
 	s = meta_str(c, meta, "format", &rc);
 	if (rc)
 		return rc;
@@ -627,15 +633,17 @@ static int parse_meta(struct ckpt *c)
 	if (rc)
 		return rc;
 	if (strcmp(s, CKPT_VERSION))
-		return hr_error(HR_EVERSION,
-				"'%s': checkpoint format version '%s' is not supported (this build reads "
-				"version " CKPT_VERSION ")",
-				c->path, s);
+		return hr_error(
+			HR_EVERSION,
+			"'%s': checkpoint format version '%s' is not supported (this build reads "
+			"version " CKPT_VERSION ")",
+			c->path, s);
 	s = meta_str(c, meta, "model", &rc);
 	if (rc)
 		return rc;
 	if (!*s || strlen(s) >= CKPT_MODEL_MAX)
-		return bad(c, "metadata 'model' is empty or longer than %d bytes", CKPT_MODEL_MAX - 1);
+		return bad(c, "metadata 'model' is empty or longer than %d bytes",
+			   CKPT_MODEL_MAX - 1);
 	memcpy(c->info.model, s, strlen(s) + 1);
 	s = meta_str(c, meta, "schema_hash", &rc);
 	if (rc)
@@ -662,7 +670,8 @@ static int parse_meta(struct ckpt *c)
 		return rc;
 	v = json_loads(c->extra, JSON_DECODE_INT_AS_REAL, &je);
 	if (!v)
-		return bad(c, "metadata 'hogrec' is not valid JSON: %s (byte %d)", je.text, je.position);
+		return bad(c, "metadata 'hogrec' is not valid JSON: %s (byte %d)", je.text,
+			   je.position);
 	int obj = json_is_object(v);
 	json_decref(v);
 	if (!obj)
@@ -691,14 +700,18 @@ static int parse_entry(struct ckpt *c, const char *name, const json_t *e, struct
 
 	if (!json_is_object(e))
 		return bad(c, "tensor '%s': entry is not an object", name);
-	json_object_foreach((json_t *)e, key, v)
-		if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-			return bad(c, "tensor '%s': unexpected key '%s'", name, key);
+	json_object_foreach(
+		(json_t *)e, key,
+		v) if (strcmp(key, "dtype") && strcmp(key, "shape") &&
+		       strcmp(key, "data_offsets")) return bad(c,
+							       "tensor '%s': unexpected key '%s'",
+							       name, key);
 	dtype = json_string_value(json_object_get(e, "dtype"));
 	if (!dtype)
 		return bad(c, "tensor '%s': no dtype", name);
 	if (strcmp(dtype, "F32"))
-		return bad(c, "tensor '%s': dtype '%s' is not supported (hogrec checkpoints hold F32)",
+		return bad(c,
+			   "tensor '%s': dtype '%s' is not supported (hogrec checkpoints hold F32)",
 			   name, dtype);
 	v = json_object_get(e, "shape");
 	if (int_pair(v, &t->rows, &t->cols))
@@ -706,7 +719,9 @@ static int parse_entry(struct ckpt *c, const char *name, const json_t *e, struct
 	if (int_pair(json_object_get(e, "data_offsets"), &t->begin, &t->end))
 		return bad(c, "tensor '%s': data_offsets is not [begin, end]", name);
 	if (t->begin > t->end)
-		return bad(c, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin",
+		return bad(c,
+			   "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+			   "] end before they begin",
 			   name, t->begin, t->end);
 	if (t->cols != 0 && t->rows > UINT64_MAX / 4 / t->cols)
 		return bad(c, "tensor '%s': shape is too large", name);
@@ -742,7 +757,8 @@ static int parse_tensors(struct ckpt *c)
 	c->t = calloc(n ? n : 1, sizeof(*c->t));
 	if (!c->t)
 		return hr_error(HR_ENOMEM, "out of memory reading '%s'", c->path);
-	json_object_foreach(c->root, key, v) {
+	json_object_foreach(c->root, key, v)
+	{
 		if (!strcmp(key, META))
 			continue;
 		rc = parse_entry(c, key, v, &c->t[c->n]);
@@ -753,17 +769,21 @@ static int parse_tensors(struct ckpt *c)
 	qsort(c->t, (size_t)c->n, sizeof(*c->t), by_offset);
 	for (int i = 0; i < c->n; i++) {
 		if (c->t[i].begin < pos)
-			return bad(c, "tensors '%s' and '%s' overlap", c->t[i - 1].name, c->t[i].name);
+			return bad(c, "tensors '%s' and '%s' overlap", c->t[i - 1].name,
+				   c->t[i].name);
 		if (c->t[i].begin > pos)
-			return bad(c, "tensor data bytes %" PRIu64 "..%" PRIu64 " belong to no tensor",
+			return bad(c,
+				   "tensor data bytes %" PRIu64 "..%" PRIu64 " belong to no tensor",
 				   pos, c->t[i].begin);
 		pos = c->t[i].end;
 	}
 	if (pos > c->payload_len)
-		return bad(c, "truncated: header says %" PRIu64 " bytes of tensor data, file has %zu",
+		return bad(c,
+			   "truncated: header says %" PRIu64 " bytes of tensor data, file has %zu",
 			   pos, c->payload_len);
 	if (pos < c->payload_len)
-		return bad(c, "%zu bytes after the last tensor's data", (size_t)(c->payload_len - pos));
+		return bad(c, "%zu bytes after the last tensor's data",
+			   (size_t)(c->payload_len - pos));
 	return 0;
 }
 
@@ -789,7 +809,8 @@ int ckpt_open(struct ckpt **out, const char *path)
 		goto fail;
 	crc = (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), c->payload, c->payload_len);
 	if (crc != c->info.crc32) {
-		rc = bad(c, "checksum mismatch: header says %08" PRIx32 ", tensor data has %08" PRIx32,
+		rc = bad(c,
+			 "checksum mismatch: header says %08" PRIx32 ", tensor data has %08" PRIx32,
 			 c->info.crc32, crc);
 		goto fail;
 	}
@@ -1072,13 +1093,13 @@ int ckpt_watch_open(struct ckpt_watch **out, const char *dir)
 		free(w);
 		return hr_error(HR_EIO, "cannot watch '%s': inotify: %s", dir, strerror(errno));
 	}
-	if (inotify_add_watch(w->fd, dir, IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) <
-	    0) {
+	if (inotify_add_watch(w->fd, dir,
+			      IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
 		int e = errno;
 		close(w->fd);
 		free(w);
-		return hr_error(e == ENOENT || e == ENOTDIR ? HR_ENOENT : HR_EIO, "cannot watch '%s': %s",
-				dir, strerror(e));
+		return hr_error(e == ENOENT || e == ENOTDIR ? HR_ENOENT : HR_EIO,
+				"cannot watch '%s': %s", dir, strerror(e));
 	}
 	*out = w;
 	return 0;
@@ -1142,14 +1163,16 @@ int ckpt_watch_run(struct ckpt_watch *w, int stop_fd, ckpt_watch_fn fn, void *ct
 	_Alignas(struct inotify_event) char buf[64 * 1024];
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN},
+				      {.fd = stop_fd, .events = POLLIN}};
 		nfds_t np = stop_fd >= 0 ? 2 : 1;
 		ssize_t len;
 
 		if (poll(p, np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			return hr_error(HR_EIO, "cannot watch '%s': poll: %s", w->dir, strerror(errno));
+			return hr_error(HR_EIO, "cannot watch '%s': poll: %s", w->dir,
+					strerror(errno));
 		}
 		if (np == 2 && p[1].revents)
 			return 0;
@@ -1159,7 +1182,8 @@ int ckpt_watch_run(struct ckpt_watch *w, int stop_fd, ckpt_watch_fn fn, void *ct
 		if (len < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			return hr_error(HR_EIO, "cannot watch '%s': read: %s", w->dir, strerror(errno));
+			return hr_error(HR_EIO, "cannot watch '%s': read: %s", w->dir,
+					strerror(errno));
 		}
 		for (char *q = buf; q < buf + len;) {
 			const struct inotify_event *ev = (const struct inotify_event *)(void *)q;
@@ -1169,8 +1193,10 @@ int ckpt_watch_run(struct ckpt_watch *w, int stop_fd, ckpt_watch_fn fn, void *ct
 			if (ev->mask & IN_Q_OVERFLOW)
 				rc = rescan(w, fn, ctx);
 			else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
-				return hr_error(HR_ENOENT, "'%s' was removed or moved while watched", w->dir);
-			else if ((ev->mask & IN_MOVED_TO) && ev->len && parse_ckpt_name(ev->name, &step))
+				return hr_error(HR_ENOENT,
+						"'%s' was removed or moved while watched", w->dir);
+			else if ((ev->mask & IN_MOVED_TO) && ev->len &&
+				 parse_ckpt_name(ev->name, &step))
 				rc = announce(w, ev->name, step, fn, ctx);
 			if (rc)
 				return rc > 0 ? 0 : rc;

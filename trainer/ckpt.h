@@ -42,7 +42,7 @@
 
 /* One tensor to save: rows * cols floats, row-major, at data. */
 struct ckpt_tensor {
-	const char *name; /* UTF-8, non-empty, unique, not "__metadata__" */
+	const char *name;  /* UTF-8, non-empty, unique, not "__metadata__" */
 	const float *data; /* may be NULL only when rows * cols == 0 */
 	uint64_t rows, cols;
 };
@@ -125,8 +125,7 @@ const char *ckpt_tensor_name(const struct ckpt *c, int i);
  */
 const float *ckpt_tensor_at(const struct ckpt *c, int i, uint64_t *rows, uint64_t *cols);
 /* The tensor called name, or NULL (rows/cols untouched) if there is none. */
-const float *ckpt_tensor(const struct ckpt *c, const char *name, uint64_t *rows,
-			 uint64_t *cols);
+const float *ckpt_tensor(const struct ckpt *c, const char *name, uint64_t *rows, uint64_t *cols);
 /* Metadata; owned by c. */
 const struct ckpt_info *ckpt_get_info(const struct ckpt *c);
 /* The caller's JSON object text given to ckpt_save; owned by c. */

@@ -33,16 +33,16 @@ struct opt {
 	const char *key;  /* in the file: lr_sparse */
 	const char *flag; /* on the command line: lr-sparse (a test checks the pair) */
 	enum opt_type type;
-	double min, max;  /* inclusive, for numbers and list items; integers <= 1e18 */
-	const char *def;  /* the default as a file spells it; NULL: computed or none */
-	size_t off;       /* the field in struct train_opts */
-	int required;     /* T_STRING: config_check wants it set */
-	const char *const *choices;                   /* T_ENUM, NULL-terminated */
+	double min, max;            /* inclusive, for numbers and list items; integers <= 1e18 */
+	const char *def;            /* the default as a file spells it; NULL: computed or none */
+	size_t off;                 /* the field in struct train_opts */
+	int required;               /* T_STRING: config_check wants it set */
+	const char *const *choices; /* T_ENUM, NULL-terminated */
 	void (*set_enum)(struct train_opts *o, int k); /* T_ENUM */
 	int (*get_enum)(const struct train_opts *o);   /* T_ENUM */
-	int (*valid)(const char *s);                  /* T_STRING: extra check */
-	const char *expect;                           /* T_STRING: what it holds */
-	void (*after)(struct train_opts *o);          /* after a successful set */
+	int (*valid)(const char *s);                   /* T_STRING: extra check */
+	const char *expect;                            /* T_STRING: what it holds */
+	void (*after)(struct train_opts *o);           /* after a successful set */
 	const char *help;
 };
 
@@ -150,8 +150,7 @@ static const struct opt opts[] = {
 	{"progress", "progress", T_BOOL, 0, 1, "yes", OFF(progress),
 	 .help = "progress bar on stderr if it is a terminal"},
 	{"log_level", "log-level", T_ENUM, 0, 0, "info", 0, .choices = level_names,
-	 .set_enum = set_level, .get_enum = get_level,
-	 .help = "messages logged on stderr"},
+	 .set_enum = set_level, .get_enum = get_level, .help = "messages logged on stderr"},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -186,24 +185,17 @@ static void describe(const struct opt *d, char *buf, size_t size)
 	switch (d->type) {
 	case T_INT:
 	case T_U32:
-	case T_U64:
-		snprintf(buf, size, "an integer between %.0f and %.0f", d->min, d->max);
-		break;
+	case T_U64: snprintf(buf, size, "an integer between %.0f and %.0f", d->min, d->max); break;
 	case T_FLOAT:
-	case T_DOUBLE:
-		snprintf(buf, size, "a number between %g and %g", d->min, d->max);
-		break;
-	case T_BOOL:
-		snprintf(buf, size, "yes or no");
-		break;
+	case T_DOUBLE: snprintf(buf, size, "a number between %g and %g", d->min, d->max); break;
+	case T_BOOL: snprintf(buf, size, "yes or no"); break;
 	case T_ENUM:
 		n = (size_t)snprintf(buf, size, "one of");
 		for (int k = 0; d->choices[k] && n < size; k++)
-			n += (size_t)snprintf(buf + n, size - n, "%s %s", k ? "," : "", d->choices[k]);
+			n += (size_t)snprintf(buf + n, size - n, "%s %s", k ? "," : "",
+					      d->choices[k]);
 		break;
-	case T_STRING:
-		snprintf(buf, size, "%s", d->expect);
-		break;
+	case T_STRING: snprintf(buf, size, "%s", d->expect); break;
 	case T_LIST:
 		snprintf(buf, size, "up to %d integers between %.0f and %.0f, comma separated",
 			 MODEL_MAX_HIDDEN, d->min, d->max);
@@ -233,9 +225,7 @@ static int format_value(const struct train_opts *o, const struct opt *d, char *b
 	switch (d->type) {
 	case T_INT: snprintf(buf, size, "%d", *CFIELD(o, d, int)); break;
 	case T_U32: snprintf(buf, size, "%lu", (unsigned long)*CFIELD(o, d, uint32_t)); break;
-	case T_U64:
-		snprintf(buf, size, "%llu", (unsigned long long)*CFIELD(o, d, uint64_t));
-		break;
+	case T_U64: snprintf(buf, size, "%llu", (unsigned long long)*CFIELD(o, d, uint64_t)); break;
 	case T_FLOAT: format_real((double)*CFIELD(o, d, float), 1, buf, size); break;
 	case T_DOUBLE: format_real(*CFIELD(o, d, double), 0, buf, size); break;
 	case T_BOOL: snprintf(buf, size, "%s", *CFIELD(o, d, int) ? "yes" : "no"); break;
@@ -281,7 +271,8 @@ static int parse_uint(const char *s, uint64_t *out)
 
 static int parse_bool(const char *s)
 {
-	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
+	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false",
+										    "off", "0"};
 
 	for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++) {
 		if (!strcasecmp(s, yes[k]))
@@ -407,11 +398,13 @@ static int apply(struct train_opts *o, const struct opt *d, const char *text, co
 		break;
 	case T_STRING:
 		if (!string_ok(text))
-			return bad_value(d, text, where, "non-empty, without control characters, "
-							 "surrounding spaces or ' ;'");
+			return bad_value(d, text, where,
+					 "non-empty, without control characters, "
+					 "surrounding spaces or ' ;'");
 		if (d->valid && !d->valid(text)) /* "unknown model 'x'", as before the table */
-			return hr_error(HR_EINVAL, "%s: unknown %s '%s' (trainer --help lists them)",
-					where, d->key, text);
+			return hr_error(HR_EINVAL,
+					"%s: unknown %s '%s' (trainer --help lists them)", where,
+					d->key, text);
 		copy = strdup(text);
 		if (!copy)
 			return hr_error(HR_ENOMEM, "%s: out of memory", where);
@@ -473,11 +466,11 @@ struct ini_state {
 	struct train_opts *o;
 	const char *path;
 	FILE *f;
-	int line;             /* the line inih is on, from 1 */
-	int rc;               /* the first error (message set), 0 while none */
-	int seen[N_OPTS];     /* the line that set each option, 0 if none */
+	int line;              /* the line inih is on, from 1 */
+	int rc;                /* the first error (message set), 0 while none */
+	int seen[N_OPTS];      /* the line that set each option, 0 if none */
 	char text[LINE_SHOWN]; /* that line without its end, for messages */
-	char *where;          /* "path:line" for apply's messages */
+	char *where;           /* "path:line" for apply's messages */
 	size_t where_size;
 };
 
@@ -549,9 +542,11 @@ static int check_line(struct ini_state *st)
 	if (*p == '[') {
 		end = strchr(p, ']');
 		if (!end)
-			snprintf(what, sizeof(what), "expected '[%s]', not '%s'", CONFIG_SECTION, s);
+			snprintf(what, sizeof(what), "expected '[%s]', not '%s'", CONFIG_SECTION,
+				 s);
 		else if ((size_t)(end - p - 1) != n || strncmp(p + 1, CONFIG_SECTION, n))
-			snprintf(what, sizeof(what), "unknown section %.*s (the options go in [%s])",
+			snprintf(what, sizeof(what),
+				 "unknown section %.*s (the options go in [%s])",
 				 (int)(end - p + 1), p, CONFIG_SECTION);
 		else
 			return 0;
@@ -574,7 +569,8 @@ static char *read_line(char *buf, int size, void *stream)
 		return NULL;
 	if (!fgets(buf, size, st->f)) {
 		if (ferror(st->f))
-			st->rc = hr_error(HR_EIO, "cannot read '%s': %s", st->path, strerror(errno));
+			st->rc =
+				hr_error(HR_EIO, "cannot read '%s': %s", st->path, strerror(errno));
 		return NULL;
 	}
 	st->line++;
@@ -692,7 +688,9 @@ static int in_range(const struct train_opts *o, const struct opt *d)
 	case T_U32: x = *CFIELD(o, d, uint32_t); break;
 	case T_U64:
 		return *CFIELD(o, d, uint64_t) >= (uint64_t)d->min &&
-			       *CFIELD(o, d, uint64_t) <= (uint64_t)d->max ? 0 : -1;
+				       *CFIELD(o, d, uint64_t) <= (uint64_t)d->max ?
+			       0 :
+			       -1;
 	case T_FLOAT: x = *CFIELD(o, d, float); break;
 	case T_DOUBLE: x = *CFIELD(o, d, double); break;
 	case T_BOOL: k = *CFIELD(o, d, int); return k == 0 || k == 1 ? 0 : -1;
@@ -732,7 +730,8 @@ int config_check(const struct train_opts *o)
 		if (in_range(o, d)) {
 			char want[160];
 			describe(d, want, sizeof(want));
-			return hr_error(HR_EINVAL, "'%s' must be %s, not '%s'", d->key, want, value);
+			return hr_error(HR_EINVAL, "'%s' must be %s, not '%s'", d->key, want,
+					value);
 		}
 	}
 	if (!strcmp(o->data, o->out))
@@ -764,8 +763,10 @@ void config_print(FILE *out, const struct train_opts *o)
 {
 	char value[LINE_SHOWN], want[160];
 
-	fprintf(out, "; bin/trainer configuration: trainer --config FILE (deploy/trainer.ini)\n"
-		     "[%s]\n", CONFIG_SECTION);
+	fprintf(out,
+		"; bin/trainer configuration: trainer --config FILE (deploy/trainer.ini)\n"
+		"[%s]\n",
+		CONFIG_SECTION);
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *d = &opts[i];
 		describe(d, want, sizeof(want));
@@ -787,8 +788,11 @@ void config_usage(FILE *out)
 		const char *arg = "N";
 
 		switch (d->type) {
-		case T_INT: case T_U32: case T_U64: arg = "N"; break;
-		case T_FLOAT: case T_DOUBLE: arg = "X"; break;
+		case T_INT:
+		case T_U32:
+		case T_U64: arg = "N"; break;
+		case T_FLOAT:
+		case T_DOUBLE: arg = "X"; break;
 		case T_BOOL: arg = "yes|no"; break;
 		case T_STRING: arg = d->valid ? "NAME" : "PATH"; break;
 		case T_LIST: arg = "A,B,..."; break;

@@ -45,12 +45,15 @@ static int load_item_base(struct evaluator *e)
 			if (d->type == MSGPACK_OBJECT_ARRAY && d->via.array.size == 2 &&
 			    (d->via.array.ptr[1].type == MSGPACK_OBJECT_FLOAT32 ||
 			     d->via.array.ptr[1].type == MSGPACK_OBJECT_FLOAT64))
-				e->item_base[c] = lo + (float)d->via.array.ptr[1].via.f64 * (hi - lo);
+				e->item_base[c] =
+					lo + (float)d->via.array.ptr[1].via.f64 * (hi - lo);
 			else
-				rc = hr_error(HR_ESTORE, "store '%s': item %u has no dense features",
+				rc = hr_error(HR_ESTORE,
+					      "store '%s': item %u has no dense features",
 					      store_path(e->st), c);
 		} else {
-			rc = hr_error(HR_ESTORE, "store '%s': item %u is malformed", store_path(e->st), c);
+			rc = hr_error(HR_ESTORE, "store '%s': item %u is malformed",
+				      store_path(e->st), c);
 		}
 		msgpack_unpacked_destroy(&u);
 	}
@@ -132,8 +135,9 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 			if (!rc)
 				rc = batch_set_row(b, b->n, v, len);
 			if (rc)
-				hr_error_prefix(HR_ESTORE, "store '%s': %s record %llu", store_path(e->st),
-						store_db_name(db), (unsigned long long)n);
+				hr_error_prefix(HR_ESTORE, "store '%s': %s record %llu",
+						store_path(e->st), store_db_name(db),
+						(unsigned long long)n);
 			else
 				b->n++;
 		}
@@ -166,8 +170,8 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 		rc = metric_auc(e->score, e->label, total, &res->auc);
 		if (!rc)
 			rc = metric_auc(e->base, e->label, total, &res->base_auc);
-		if (!rc && metric_gauc(e->score, e->label, e->user, total, &res->gauc,
-				       &res->gauc_users))
+		if (!rc &&
+		    metric_gauc(e->score, e->label, e->user, total, &res->gauc, &res->gauc_users))
 			res->gauc = NAN;
 	}
 	res->logloss = metric_logloss(e->prob, e->label, total);

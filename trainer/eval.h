@@ -38,7 +38,7 @@ struct evaluator {
 	float *logits;
 	float *item_base; /* per encoded item: baseline probability */
 	uint32_t n_items;
-	uint64_t cap;     /* rows the score buffers hold */
+	uint64_t cap; /* rows the score buffers hold */
 	float *score, *prob, *label, *base;
 	uint32_t *user;
 };

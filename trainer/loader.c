@@ -23,8 +23,8 @@ void loader_permutation(uint64_t seed, int epoch, uint64_t *perm, uint64_t n)
 	}
 }
 
-int loader_init(struct loader *l, struct store *st, enum store_db db,
-		const struct store_index *ix, uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
+int loader_init(struct loader *l, struct store *st, enum store_db db, const struct store_index *ix,
+		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
 		struct ring *full_q, const _Atomic int *stop)
 {
 	memset(l, 0, sizeof(*l));
@@ -45,8 +45,9 @@ int loader_init(struct loader *l, struct store *st, enum store_db db,
 	l->stop = stop;
 	pthread_mutex_init(&l->mu, NULL);
 	l->perm = malloc((n ? n : 1) * sizeof(*l->perm));
-	return l->perm ? 0 : hr_error(HR_ENOMEM, "out of memory for a permutation of %llu keys",
-				      (unsigned long long)n);
+	return l->perm ? 0 :
+			 hr_error(HR_ENOMEM, "out of memory for a permutation of %llu keys",
+				  (unsigned long long)n);
 }
 
 void loader_set_range(struct loader *l, uint64_t base, uint64_t n)
@@ -149,7 +150,8 @@ int loader_start(struct loader *l, int epoch, uint64_t first, uint64_t end)
 		if (pthread_create(&l->thread[i], NULL, loader_main, l)) {
 			/* The threads already started see stop only via the rings; let
 			 * them run the epoch out, then report. */
-			atomic_fetch_sub_explicit(&l->running, l->threads - i, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&l->running, l->threads - i,
+						  memory_order_relaxed);
 			for (int k = 0; k < i; k++)
 				pthread_join(l->thread[k], NULL);
 			return hr_error(HR_EIO, "cannot start loader thread %d", i);

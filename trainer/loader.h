@@ -32,23 +32,23 @@ struct loader {
 	struct store *st;
 	enum store_db db;
 	const struct store_index *ix; /* db's records by key (store.h) */
-	uint64_t n;           /* records an epoch covers: keys base .. base + n - 1 */
-	uint64_t base;        /* first key (0 unless loader_set_range) */
-	uint32_t batch;       /* records per batch */
+	uint64_t n;                   /* records an epoch covers: keys base .. base + n - 1 */
+	uint64_t base;                /* first key (0 unless loader_set_range) */
+	uint32_t batch;               /* records per batch */
 	uint64_t seed;
 	struct ring *free_q, *full_q;
 	const _Atomic int *stop;
 	int threads;
 	int epoch;
-	uint64_t *perm;       /* n keys, allocated once */
+	uint64_t *perm; /* n keys, allocated once */
 	pthread_t thread[LOADER_MAX_THREADS];
 
-	_Atomic uint64_t next;     /* next batch index to claim */
-	uint64_t end;              /* one past the last batch index of the segment */
-	_Atomic uint64_t batches;  /* pushed this epoch; final once `finished` */
-	_Atomic int running;       /* threads still working on the epoch */
-	_Atomic int finished;      /* set (release) by the last thread to finish */
-	pthread_mutex_t mu;        /* guards rc and msg */
+	_Atomic uint64_t next;    /* next batch index to claim */
+	uint64_t end;             /* one past the last batch index of the segment */
+	_Atomic uint64_t batches; /* pushed this epoch; final once `finished` */
+	_Atomic int running;      /* threads still working on the epoch */
+	_Atomic int finished;     /* set (release) by the last thread to finish */
+	pthread_mutex_t mu;       /* guards rc and msg */
 	int rc;
 	char msg[512];
 };
@@ -57,8 +57,7 @@ struct loader {
  * Sets up `threads` loader threads over db of st, whose records ix indexes
  * (the index and its reader must outlive the loader).  HR_ENOMEM, HR_EINVAL.
  */
-int loader_init(struct loader *l, struct store *st, enum store_db db,
-		const struct store_index *ix,
+int loader_init(struct loader *l, struct store *st, enum store_db db, const struct store_index *ix,
 		uint32_t batch, int threads, uint64_t seed, struct ring *free_q,
 		struct ring *full_q, const _Atomic int *stop);
 void loader_release(struct loader *l);

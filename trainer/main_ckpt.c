@@ -148,8 +148,8 @@ static void print_text(const struct ckpt *c)
 	printf("samples      %" PRIu64 "\n", in->samples);
 	printf("created      %s (%" PRId64 ")\n", when, in->created);
 	printf("crc32        %08" PRIx32 "\n", in->crc32);
-	printf("bytes        %" PRIu64 " (header %" PRIu64 ", tensors %" PRIu64 ")\n", in->file_bytes,
-	       in->header_bytes, in->payload_bytes);
+	printf("bytes        %" PRIu64 " (header %" PRIu64 ", tensors %" PRIu64 ")\n",
+	       in->file_bytes, in->header_bytes, in->payload_bytes);
 	printf("hogrec       %s\n", ckpt_extra_json(c));
 	printf("tensors      %d\n", ckpt_ntensors(c));
 	for (int i = 0; i < ckpt_ntensors(c); i++) {
@@ -157,7 +157,8 @@ static void print_text(const struct ckpt *c)
 		char shape[48];
 		ckpt_tensor_at(c, i, &r, &k);
 		snprintf(shape, sizeof(shape), "%" PRIu64 " x %" PRIu64, r, k);
-		printf("  %-32s %-16s %12" PRIu64 " floats\n", ckpt_tensor_name(c, i), shape, r * k);
+		printf("  %-32s %-16s %12" PRIu64 " floats\n", ckpt_tensor_name(c, i), shape,
+		       r * k);
 	}
 }
 
@@ -185,8 +186,9 @@ static int print_json(const struct ckpt *c)
 	for (int i = 0; i < ckpt_ntensors(c); i++) {
 		uint64_t r, k;
 		ckpt_tensor_at(c, i, &r, &k);
-		json_array_append_new(ts, json_pack("{s:s, s:[I, I]}", "name", ckpt_tensor_name(c, i),
-						     "shape", (json_int_t)r, (json_int_t)k));
+		json_array_append_new(ts,
+				      json_pack("{s:s, s:[I, I]}", "name", ckpt_tensor_name(c, i),
+						"shape", (json_int_t)r, (json_int_t)k));
 	}
 	json_dumpf(o, stdout, JSON_COMPACT);
 	putchar('\n');
@@ -303,8 +305,8 @@ static int write_npy(const char *out, const float *data, uint64_t rows, uint64_t
 {
 	char head[128], tmp[PATH_MAX];
 	int dict = snprintf(head + 10, sizeof(head) - 10,
-			    "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRIu64 ", %" PRIu64
-			    "), }",
+			    "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRIu64
+			    ", %" PRIu64 "), }",
 			    rows, cols);
 	size_t len = 10 + (size_t)dict + 1, pad = (64 - len % 64) % 64, hlen;
 	FILE *f;
@@ -339,7 +341,8 @@ static int write_npy(const char *out, const float *data, uint64_t rows, uint64_t
 static int export_all(const struct ckpt *c, const char *outdir)
 {
 	if (mkdir(outdir, 0755) < 0 && !(errno == EEXIST && path_is_dir(outdir)))
-		return hr_error(HR_EIO, "cannot create directory '%s': %s", outdir, strerror(errno));
+		return hr_error(HR_EIO, "cannot create directory '%s': %s", outdir,
+				strerror(errno));
 	for (int i = 0; i < ckpt_ntensors(c); i++) {
 		char name[256], p[PATH_MAX];
 		uint64_t r, k;
@@ -449,7 +452,8 @@ static int run_cmd(struct watch_ctx *w, const char *path)
 	}
 	if (pid == 0) {
 		execvp(args[0], args);
-		dprintf(STDERR_FILENO, "ckpt: error: cannot run '%s': %s\n", args[0], strerror(errno));
+		dprintf(STDERR_FILENO, "ckpt: error: cannot run '%s': %s\n", args[0],
+			strerror(errno));
 		_exit(127);
 	}
 	free(args);
@@ -541,9 +545,9 @@ static const struct {
 	const char *name;
 	uint64_t rows, cols;
 } selftest_shapes[] = {
-	{"user_emb", 6041, 32}, {"item_emb", 3707, 32}, {"mlp.w0", 512, 640}, {"mlp.b0", 1, 512},
-	{"mlp.w1", 64, 512},    {"mlp.b1", 1, 64},      {"out.w", 1, 64},     {"out.b", 1, 1},
-	{"empty", 0, 8},
+	{"user_emb", 6041, 32}, {"item_emb", 3707, 32}, {"mlp.w0", 512, 640},
+	{"mlp.b0", 1, 512},     {"mlp.w1", 64, 512},    {"mlp.b1", 1, 64},
+	{"out.w", 1, 64},       {"out.b", 1, 1},        {"empty", 0, 8},
 };
 
 #define SELFTEST_N ((int)(sizeof(selftest_shapes) / sizeof(selftest_shapes[0])))
@@ -553,7 +557,8 @@ static int cmd_selftest_write(int argc, char **argv)
 	static const struct option lo[] = {{"step", required_argument, NULL, 's'},
 					   {NULL, 0, NULL, 0}};
 	struct ckpt_tensor t[SELFTEST_N];
-	struct ckpt_info info = {.model = "selftest", .schema_hash = "0123456789abcdef", .epoch = 3};
+	struct ckpt_info info = {
+		.model = "selftest", .schema_hash = "0123456789abcdef", .epoch = 3};
 	char path[PATH_MAX];
 	struct timespec t0, t1;
 	uint64_t floats = 0;
@@ -572,7 +577,8 @@ static int cmd_selftest_write(int argc, char **argv)
 		return usage_error(usage_text, "selftest-write takes one DIR");
 	info.samples = info.step * 256;
 	if (mkdir(argv[optind], 0755) < 0 && errno != EEXIST)
-		return die(hr_error(HR_EIO, "cannot create '%s': %s", argv[optind], strerror(errno)));
+		return die(
+			hr_error(HR_EIO, "cannot create '%s': %s", argv[optind], strerror(errno)));
 	for (int k = 0; k < SELFTEST_N; k++) {
 		uint64_t n = selftest_shapes[k].rows * selftest_shapes[k].cols;
 		float *d = malloc((n ? n : 1) * sizeof(float));
@@ -583,7 +589,8 @@ static int cmd_selftest_write(int argc, char **argv)
 			return die(rc);
 		}
 		for (uint64_t j = 0; j < n; j++)
-			d[j] = (float)((int64_t)((j * 7919 + (uint64_t)k * 104729) % 65536) - 32768) /
+			d[j] = (float)((int64_t)((j * 7919 + (uint64_t)k * 104729) % 65536) -
+				       32768) /
 			       4096.0f;
 		t[k] = (struct ckpt_tensor){selftest_shapes[k].name, d, selftest_shapes[k].rows,
 					    selftest_shapes[k].cols};

@@ -119,17 +119,23 @@ enum { O_CONFIG = 256, O_CHECK, O_LOADER, O_NORESUME, O_PREDICT, O_LIMIT, O_TABL
 static void build_longopts(struct option *lo)
 {
 	static const struct option actions[] = {
-		{"config", required_argument, 0, O_CONFIG}, {"check-config", no_argument, 0, O_CHECK},
-		{"bench-loader", no_argument, 0, O_LOADER}, {"no-resume", no_argument, 0, O_NORESUME},
-		{"predict", required_argument, 0, O_PREDICT}, {"limit", required_argument, 0, O_LIMIT},
-		{"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
-		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+		{"config", required_argument, 0, O_CONFIG},
+		{"check-config", no_argument, 0, O_CHECK},
+		{"bench-loader", no_argument, 0, O_LOADER},
+		{"no-resume", no_argument, 0, O_NORESUME},
+		{"predict", required_argument, 0, O_PREDICT},
+		{"limit", required_argument, 0, O_LIMIT},
+		{"quiet", no_argument, 0, 'q'},
+		{"verbose", no_argument, 0, 'v'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
 	};
 	size_t n = config_option_count();
 
 	HR_ASSERT(n + sizeof(actions) / sizeof(actions[0]) <= MAX_LONGOPTS);
 	for (size_t i = 0; i < n; i++)
-		lo[i] = (struct option){config_option_flag(i), required_argument, 0, O_TABLE + (int)i};
+		lo[i] = (struct option){config_option_flag(i), required_argument, 0,
+					O_TABLE + (int)i};
 	memcpy(lo + n, actions, sizeof(actions));
 }
 
@@ -169,15 +175,20 @@ static int parse_args(int argc, char **argv, struct train_opts *o, int *check,
 			rc = parse_num(optarg, "--limit", 1, 1e15, &v);
 			o->predict_n = (uint64_t)v;
 			break;
-		case 'q': o->progress = 0; log_set_level(LOG_WARN); break;
+		case 'q':
+			o->progress = 0;
+			log_set_level(LOG_WARN);
+			break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 1;
 		default:
 			if (c < O_TABLE || c >= O_TABLE + (int)config_option_count())
-				return hr_error(HR_EINVAL, "bad option (see --help)"); /* getopt said which */
-			snprintf(where, sizeof(where), "--%s", config_option_flag((size_t)(c - O_TABLE)));
-			rc = config_apply_option(o, config_option_key((size_t)(c - O_TABLE)), optarg,
-						 where);
+				return hr_error(HR_EINVAL,
+						"bad option (see --help)"); /* getopt said which */
+			snprintf(where, sizeof(where), "--%s",
+				 config_option_flag((size_t)(c - O_TABLE)));
+			rc = config_apply_option(o, config_option_key((size_t)(c - O_TABLE)),
+						 optarg, where);
 		}
 	}
 	if (!rc && optind != argc)

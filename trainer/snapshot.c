@@ -13,8 +13,7 @@
 #define SNAP_MAX_TENSORS (3 * PARAMS_MAX)
 
 /* The tensors of m: weights, then optimizer state; names in names[]. */
-static int collect(const struct model *m, struct ckpt_tensor *t,
-		   char names[][PARAM_NAME_MAX + 16])
+static int collect(const struct model *m, struct ckpt_tensor *t, char names[][PARAM_NAME_MAX + 16])
 {
 	const struct params *p = &m->params;
 	int n = 0;
@@ -104,19 +103,24 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
 	shape = shape_json(o, m);
 	if (!extra || !json_is_string(json_object_get(extra, "next_batch"))) {
-		rc = hr_error(HR_EFORMAT, "checkpoint '%s' was not written by this trainer "
-			      "(no resume position in its metadata)", path);
+		rc = hr_error(HR_EFORMAT,
+			      "checkpoint '%s' was not written by this trainer "
+			      "(no resume position in its metadata)",
+			      path);
 	} else if (strcmp(info->model, m->ops->name)) {
-		rc = hr_error(HR_EINVAL, "checkpoint '%s' is of model '%s', not '%s' (use another --out)",
+		rc = hr_error(HR_EINVAL,
+			      "checkpoint '%s' is of model '%s', not '%s' (use another --out)",
 			      path, info->model, m->ops->name);
 	} else if (strcmp(info->schema_hash, m->info.schema_hash)) {
-		rc = hr_error(HR_EINVAL, "checkpoint '%s' was trained on a store with schema %s; "
-			      "'%s' has schema %s", path, info->schema_hash, o->data,
-			      m->info.schema_hash);
+		rc = hr_error(HR_EINVAL,
+			      "checkpoint '%s' was trained on a store with schema %s; "
+			      "'%s' has schema %s",
+			      path, info->schema_hash, o->data, m->info.schema_hash);
 	} else if (!json_equal(json_object_get(extra, "shape"), shape)) {
 		char *want = json_dumps(shape, JSON_COMPACT);
 		char *have = json_dumps(json_object_get(extra, "shape"), JSON_COMPACT);
-		rc = hr_error(HR_EINVAL, "checkpoint '%s' has other model options (%s) than this run (%s)",
+		rc = hr_error(HR_EINVAL,
+			      "checkpoint '%s' has other model options (%s) than this run (%s)",
 			      path, have ? have : "none", want ? want : "?");
 		free(want);
 		free(have);
@@ -136,19 +140,23 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 				snprintf(name, sizeof(name), "optim.%s.s%d", x->name, k);
 			src = ckpt_tensor(c, name, &rows, &cols);
 			if (!src)
-				rc = hr_error(HR_EINVAL, "checkpoint '%s' lacks tensor '%s' (another "
-					      "optimizer?)", path, name);
+				rc = hr_error(HR_EINVAL,
+					      "checkpoint '%s' lacks tensor '%s' (another "
+					      "optimizer?)",
+					      path, name);
 			else if (rows != x->rows || cols != x->cols)
-				rc = hr_error(HR_EINVAL, "checkpoint '%s': tensor '%s' is %" PRIu64 "x%" PRIu64
-					      ", the model has %ux%u", path, name, rows, cols, x->rows, x->cols);
+				rc = hr_error(HR_EINVAL,
+					      "checkpoint '%s': tensor '%s' is %" PRIu64 "x%" PRIu64
+					      ", the model has %ux%u",
+					      path, name, rows, cols, x->rows, x->cols);
 			else
 				memcpy(dst[k], src, (size_t)rows * cols * sizeof(float));
 		}
 	}
 	if (!rc) {
 		st->epoch = (int)info->epoch;
-		st->next_batch = strtoull(json_string_value(json_object_get(extra, "next_batch")), NULL,
-					  10);
+		st->next_batch =
+			strtoull(json_string_value(json_object_get(extra, "next_batch")), NULL, 10);
 		st->step = info->step;
 		st->samples = info->samples;
 		*found = 1;

@@ -66,11 +66,11 @@ struct worker {
 	struct trainer *t;
 	int id;
 	pthread_t thread;
-	float *ws;                          /* model workspace */
-	float *logits, *dlogits;            /* (B) */
-	float *grad;                        /* dense gradient block */
-	struct sparse_grad sg[PARAMS_MAX];  /* per embedding tensor */
-	double loss_sum;                    /* this epoch, owned by the worker */
+	float *ws;                         /* model workspace */
+	float *logits, *dlogits;           /* (B) */
+	float *grad;                       /* dense gradient block */
+	struct sparse_grad sg[PARAMS_MAX]; /* per embedding tensor */
+	double loss_sum;                   /* this epoch, owned by the worker */
 	uint64_t samples;
 };
 
@@ -79,19 +79,19 @@ struct trainer {
 	struct store *st;
 	struct store_info info;
 	struct model model;
-	struct ring full, free;   /* batch pointers: loader -> workers -> loader */
+	struct ring full, free; /* batch pointers: loader -> workers -> loader */
 	struct batch *batches;
 	uint32_t n_batches;
 	struct worker *workers;
 
-	_Atomic uint64_t step;    /* global optimizer step (Adam bias correction) */
-	_Atomic uint64_t done;    /* batches finished in the current epoch */
-	_Atomic int failed;       /* first failure wins; workers then skip work */
-	_Atomic int halt;         /* tells the loader to end the segment early */
-	uint64_t samples;         /* training samples applied (main thread) */
-	double best_auc;          /* best validation AUC of this run, and the */
-	uint64_t best_step;       /* step of its checkpoint (kept by retention) */
-	pthread_mutex_t mu;       /* guards fail_* and the epoch-done wakeup */
+	_Atomic uint64_t step; /* global optimizer step (Adam bias correction) */
+	_Atomic uint64_t done; /* batches finished in the current epoch */
+	_Atomic int failed;    /* first failure wins; workers then skip work */
+	_Atomic int halt;      /* tells the loader to end the segment early */
+	uint64_t samples;      /* training samples applied (main thread) */
+	double best_auc;       /* best validation AUC of this run, and the */
+	uint64_t best_step;    /* step of its checkpoint (kept by retention) */
+	pthread_mutex_t mu;    /* guards fail_* and the epoch-done wakeup */
 	pthread_cond_t cv;
 	int fail_code;
 	char fail_msg[512];
@@ -166,9 +166,11 @@ static void *worker_main(void *arg)
 			   !atomic_load_explicit(&t->failed, memory_order_acquire) &&
 			   train_batch(w, b)) {
 			char msg[160];
-			snprintf(msg, sizeof(msg), "loss is not finite at step %llu (epoch %d); "
+			snprintf(msg, sizeof(msg),
+				 "loss is not finite at step %llu (epoch %d); "
 				 "try a lower --lr",
-				 (unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed),
+				 (unsigned long long)atomic_load_explicit(&t->step,
+									  memory_order_relaxed),
 				 b->epoch);
 			fail(t, HR_EFORMAT, msg);
 		}
@@ -205,11 +207,13 @@ static int workers_init(struct trainer *t)
 		w->grad = aligned_alloc(64, ((p->dense_n ? p->dense_n : 1) * sizeof(float) + 63) &
 						    ~(size_t)63);
 		if (!w->ws || !w->logits || !w->dlogits || !w->grad)
-			return hr_error(HR_ENOMEM, "out of memory for worker scratch (%zu floats)", ws);
+			return hr_error(HR_ENOMEM, "out of memory for worker scratch (%zu floats)",
+					ws);
 		for (int i = 0; i < p->n; i++) {
 			if (!p->t[i].sparse)
 				continue;
-			int rc = sparse_grad_init(&w->sg[i], B * (p->t[i].lookups ? p->t[i].lookups : 1),
+			int rc = sparse_grad_init(&w->sg[i],
+						  B * (p->t[i].lookups ? p->t[i].lookups : 1),
 						  p->t[i].cols);
 			if (rc)
 				return rc;
@@ -243,8 +247,8 @@ static void workers_release(struct trainer *t)
  * (ckpt_every_secs), a signal arrived or something failed; *next receives
  * where the epoch resumes.  *seconds accumulates the time spent.
  */
-static int run_segment(struct trainer *t, int epoch, uint64_t first, uint64_t end,
-		       uint64_t *next, double *seconds, double t_ckpt, struct progress *bar)
+static int run_segment(struct trainer *t, int epoch, uint64_t first, uint64_t end, uint64_t *next,
+		       double *seconds, double t_ckpt, struct progress *bar)
 {
 	uint64_t n = t->info.count[0], B = t->o->batch, base = first * B;
 	double t0 = now_seconds();
@@ -278,7 +282,8 @@ static int run_segment(struct trainer *t, int epoch, uint64_t first, uint64_t en
 		if (train_reload) {
 			train_reload = 0;
 			if (t->o->reload && t->o->reload(t->o->reload_ctx))
-				log_warn("reload failed, keeping the current settings: %s", hr_errmsg());
+				log_warn("reload failed, keeping the current settings: %s",
+					 hr_errmsg());
 			else if (t->o->reload)
 				log_info("reloaded: checkpoint every %llu steps / %g s, keep %d",
 					 (unsigned long long)t->o->ckpt_every_steps,
@@ -383,7 +388,8 @@ static int setup(struct trainer *t)
 	int rc;
 
 	if (o->threads < 1 || o->threads > 256)
-		return hr_error(HR_EINVAL, "--threads must be between 1 and 256, not %d", o->threads);
+		return hr_error(HR_EINVAL, "--threads must be between 1 and 256, not %d",
+				o->threads);
 	if (o->batch < 1 || o->batch > 65536)
 		return hr_error(HR_EINVAL, "--batch must be between 1 and 65536, not %u", o->batch);
 	if (o->epochs < 1)
@@ -428,8 +434,10 @@ static int setup(struct trainer *t)
 	if (!rc)
 		rc = records_place(o, &t->index);
 	if (!rc && t->index.n != t->info.count[0])
-		rc = hr_error(HR_ESTORE, "store '%s': meta counts %llu train records, the database "
-			      "holds %llu", o->data, (unsigned long long)t->info.count[0],
+		rc = hr_error(HR_ESTORE,
+			      "store '%s': meta counts %llu train records, the database "
+			      "holds %llu",
+			      o->data, (unsigned long long)t->info.count[0],
 			      (unsigned long long)t->index.n);
 	if (!rc)
 		rc = loader_init(&t->loader, t->st, STORE_TRAIN, &t->index, o->batch, o->loaders,
@@ -493,13 +501,13 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 static void metrics_json(char *buf, size_t cap, const struct eval_result *valid,
 			 const struct eval_result *test)
 {
-	snprintf(buf, cap, "{\"valid_auc\":%.6f,\"test_auc\":%.6f}", isfinite(valid->auc) ? valid->auc : 0,
-		 isfinite(test->auc) ? test->auc : 0);
+	snprintf(buf, cap, "{\"valid_auc\":%.6f,\"test_auc\":%.6f}",
+		 isfinite(valid->auc) ? valid->auc : 0, isfinite(test->auc) ? test->auc : 0);
 }
 
 /* One epoch from batch `first`, in segments between checkpoints. */
-static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *seconds,
-		       double *loss, int *stopped)
+static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *seconds, double *loss,
+		       int *stopped)
 {
 	uint64_t nb = loader_epoch_batches(&t->loader), steps = t->o->ckpt_every_steps;
 	uint64_t samples = 0;
@@ -543,8 +551,10 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 /* --predict: the logits of the first n records of a split, as JSON lines. */
 static int predict(struct trainer *t, struct evaluator *ev, const char *split, uint64_t n)
 {
-	enum store_db db = !strcmp(split, "valid") ? STORE_VALID : !strcmp(split, "test")
-		? STORE_TEST : !strcmp(split, "train") ? STORE_TRAIN : STORE_META;
+	enum store_db db = !strcmp(split, "valid") ? STORE_VALID :
+			   !strcmp(split, "test")  ? STORE_TEST :
+			   !strcmp(split, "train") ? STORE_TRAIN :
+						     STORE_META;
 	struct store_reader *r;
 	struct batch *b = &ev->b;
 	uint64_t total, k = 0;
@@ -569,9 +579,9 @@ static int predict(struct trainer *t, struct evaluator *ev, const char *split, u
 		t->model.ops->forward(&t->model, ev->ws, b, ev->logits, 0);
 		for (uint32_t i = 0; i < b->n; i++)
 			printf("{\"split\":\"%s\",\"key\":%llu,\"user_raw\":%u,\"item_raw\":%u,"
-			       "\"label\":%.0f,\"logit\":%.9g}\n", split,
-			       (unsigned long long)(first + i), b->user_raw[i], b->item_raw[i],
-			       (double)b->label[i], (double)ev->logits[i]);
+			       "\"label\":%.0f,\"logit\":%.9g}\n",
+			       split, (unsigned long long)(first + i), b->user_raw[i],
+			       b->item_raw[i], (double)b->label[i], (double)ev->logits[i]);
 	}
 	store_reader_end(r);
 	return rc;
@@ -620,12 +630,16 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		rc = train_epoch(t, epoch, first, &secs, &loss, stopped);
 		if (rc || *stopped)
 			break;
-		rate = secs > 0 ? (double)t->loader.n * (1.0 - (double)first /
-			(double)loader_epoch_batches(&t->loader)) / secs : 0;
+		rate = secs > 0 ? (double)t->loader.n *
+					  (1.0 - (double)first /
+							 (double)loader_epoch_batches(&t->loader)) /
+					  secs :
+				  0;
 		if (o->loader_only) {
 			printf("{\"bench\":\"loader\",\"epoch\":%d,\"records\":%llu,\"seconds\":%.3f,"
 			       "\"records_per_s\":%.0f,\"loaders\":%d,\"batch\":%u}\n",
-			       epoch, (unsigned long long)t->loader.n, secs, rate, o->loaders, o->batch);
+			       epoch, (unsigned long long)t->loader.n, secs, rate, o->loaders,
+			       o->batch);
 			continue;
 		}
 		if (t->info.count[1]) {
@@ -645,9 +659,10 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 			 epoch, loss, rate, t->info.count[1] ? valid.auc : NAN,
 			 t->info.count[1] ? valid.base_auc : NAN, t->info.count[2] ? test.auc : NAN,
 			 t->info.count[2] ? test.base_auc : NAN);
-		notify_status("epoch %d/%d done, step %llu, %.0f samples/s, valid auc %.4f", epoch, to,
-			      (unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed),
-			      rate, t->info.count[1] ? valid.auc : NAN);
+		notify_status(
+			"epoch %d/%d done, step %llu, %.0f samples/s, valid auc %.4f", epoch, to,
+			(unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed),
+			rate, t->info.count[1] ? valid.auc : NAN);
 		notify_watchdog();
 		metrics_json(mj, sizeof(mj), &valid, &test);
 		if (t->info.count[1] && valid.auc > t->best_auc) {
@@ -737,9 +752,9 @@ static int switch_store(struct trainer **tp, struct evaluator *ev)
 			      memory_order_relaxed);
 	t->samples = old->samples;
 	log_info("new store at '%s' (schema %s): %llu train records, %llu after %u; "
-		 "the model is carried over", old->o->data, t->info.schema_hash,
-		 (unsigned long long)t->index.n, (unsigned long long)(t->index.n - k0),
-		 old->info.train_end_ts);
+		 "the model is carried over",
+		 old->o->data, t->info.schema_hash, (unsigned long long)t->index.n,
+		 (unsigned long long)(t->index.n - k0), old->info.train_end_ts);
 	evaluator_release(ev);
 	trainer_close(old);
 	*tp = t;
@@ -773,8 +788,8 @@ int trainer_run(const struct train_opts *o)
 	if (!rc)
 		rc = evaluator_init(&ev, t->st, &t->model, o->batch);
 	if (!rc && o->predict) {
-		rc = found ? predict(t, &ev, o->predict, o->predict_n)
-			   : hr_error(HR_ENOENT, "--predict: '%s' holds no checkpoint", o->out);
+		rc = found ? predict(t, &ev, o->predict, o->predict_n) :
+			     hr_error(HR_ENOENT, "--predict: '%s' holds no checkpoint", o->out);
 		evaluator_release(&ev);
 		trainer_close(t);
 		return rc;
@@ -782,7 +797,8 @@ int trainer_run(const struct train_opts *o)
 	if (!rc) {
 		notify_ready();
 		notify_status("training %s from epoch %d, step %llu", o->model, st.epoch,
-			      (unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed));
+			      (unsigned long long)atomic_load_explicit(&t->step,
+								       memory_order_relaxed));
 		log_info("model %s: %zu parameters (%zu dense); %llu train, %llu valid, %llu test "
 			 "records; %d workers, batch %u, %s lr %g",
 			 o->model, params_count(&t->model.params), t->model.params.dense_n,
@@ -794,7 +810,8 @@ int trainer_run(const struct train_opts *o)
 	last = st.epoch > o->epochs ? st.epoch - 1 : o->epochs;
 	if (!rc && !stopped && found && st.epoch > o->epochs && !o->follow)
 		log_info("nothing to train: the checkpoint in '%s' has finished epoch %d of %d "
-			 "(raise --epochs to continue)", o->out, st.epoch - 1, o->epochs);
+			 "(raise --epochs to continue)",
+			 o->out, st.epoch - 1, o->epochs);
 	while (!rc && !stopped && o->follow && !o->loader_only) {
 		if (!wait_for_store(o, dev, ino)) {
 			stopped = 1; /* a signal while waiting: every epoch is checkpointed */

@@ -28,26 +28,30 @@
 #include "models/optim.h"
 
 struct train_opts {
-	const char *data;   /* store directory */
-	const char *out;    /* output directory (metrics.jsonl) */
-	const char *model;  /* model name */
+	const char *data;  /* store directory */
+	const char *out;   /* output directory (metrics.jsonl) */
+	const char *model; /* model name */
 	int epochs;
-	int threads;        /* workers */
-	int loaders;        /* loader threads */
-	enum train_records { RECORDS_AUTO, RECORDS_MAP, RECORDS_MEMORY } records; /* where
+	int threads; /* workers */
+	int loaders; /* loader threads */
+	enum train_records {
+		RECORDS_AUTO,
+		RECORDS_MAP,
+		RECORDS_MEMORY
+	} records; /* where
 			     the loader reads train records (auto: memory if it fits) */
 	uint32_t batch;
 	uint64_t seed;
 	struct optim optim;
 	struct model_config mcfg;
-	int progress;       /* progress bar on a TTY */
-	int loader_only;    /* benchmark: decode every epoch, train and evaluate nothing */
+	int progress;              /* progress bar on a TTY */
+	int loader_only;           /* benchmark: decode every epoch, train and evaluate nothing */
 	uint64_t ckpt_every_steps; /* checkpoint every N optimizer steps (0: off) */
 	double ckpt_every_secs;    /* checkpoint every T seconds (0: off) */
-	int keep;           /* checkpoints kept (the newest K) */
-	int resume;         /* continue from OUT's latest checkpoint if any */
-	int follow;         /* after the epochs, wait for a new store and train on it */
-	double follow_poll; /* seconds between checks of the store path */
+	int keep;                  /* checkpoints kept (the newest K) */
+	int resume;                /* continue from OUT's latest checkpoint if any */
+	int follow;                /* after the epochs, wait for a new store and train on it */
+	double follow_poll;        /* seconds between checks of the store path */
 	const char *predict; /* "valid"/"test": print the latest checkpoint's logits, train nothing */
 	uint64_t predict_n; /* how many records --predict scores */
 	/* SIGHUP: re-reads what can change while training (log level,

@@ -84,12 +84,9 @@ const char *nn_blas_pick(const char *corename, unsigned cpu, const char *env)
 const char *nn_blas_fallback(const char *corename, unsigned cpu)
 {
 	switch (core_class(corename)) {
-	case 2:
-		return cpu_class(cpu) >= 1 ? "Haswell" : "Prescott";
-	case 1:
-		return "Prescott";
-	default:
-		return NULL;
+	case 2: return cpu_class(cpu) >= 1 ? "Haswell" : "Prescott";
+	case 1: return "Prescott";
+	default: return NULL;
 	}
 }
 
@@ -100,8 +97,8 @@ static void fill_uniform(float *x, size_t n, struct rng *r)
 }
 
 /* One shape and transpose case; A, B, C hold random data of enough size. */
-static int verify_one(bool ta, bool tb, int M, int N, int K, const float *A,
-		      const float *B, const float *C0, float *C, float *R)
+static int verify_one(bool ta, bool tb, int M, int N, int K, const float *A, const float *B,
+		      const float *C0, float *C, float *R)
 {
 	const float alpha = 1.25f, beta = -0.5f;
 	int lda = ta ? M : K, ldb = tb ? K : N;
@@ -121,19 +118,20 @@ static int verify_one(bool ta, bool tb, int M, int N, int K, const float *A,
 			double c = C[(size_t)i * N + j], r = R[(size_t)i * N + j];
 			double bound = (K + 4) * (double)FLT_EPSILON * mag;
 			if (!isfinite(c) || fabs(c - r) > bound)
-				return hr_error(HR_EINVAL,
-						"openblas core '%s': sgemm%s%s %dx%dx%d gives %g at "
-						"(%d,%d), reference %g (bound %.3g)",
-						nn_blas_corename(), ta ? " A^T" : "", tb ? " B^T" : "",
-						M, N, K, c, i, j, r, bound);
+				return hr_error(
+					HR_EINVAL,
+					"openblas core '%s': sgemm%s%s %dx%dx%d gives %g at "
+					"(%d,%d), reference %g (bound %.3g)",
+					nn_blas_corename(), ta ? " A^T" : "", tb ? " B^T" : "", M,
+					N, K, c, i, j, r, bound);
 		}
 	return 0;
 }
 
 int nn_blas_verify(uint64_t seed)
 {
-	static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {16, 64, 64},
-					{67, 75, 301}};
+	static const int shapes[][3] = {
+		{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {16, 64, 64}, {67, 75, 301}};
 	enum { MAXD = 301 };
 	float *A = malloc(sizeof(float) * MAXD * MAXD), *B = malloc(sizeof(float) * MAXD * MAXD);
 	float *C0 = malloc(sizeof(float) * MAXD * MAXD), *C = malloc(sizeof(float) * MAXD * MAXD);
@@ -185,7 +183,7 @@ int nn_blas_choose_kernel(char **argv)
 	const char *marker = getenv(NN_BLAS_MARKER);
 	unsigned cpu = nn_cpu_features();
 	bool set = env && *env;
-	bool ours = set && marker;   /* our re-exec: the variable is hogrec's choice */
+	bool ours = set && marker;  /* our re-exec: the variable is hogrec's choice */
 	bool user = set && !marker; /* the user's choice: never overridden */
 	int rc;
 
@@ -193,18 +191,21 @@ int nn_blas_choose_kernel(char **argv)
 		const char *pick = nn_blas_pick(core, cpu, NULL);
 		if (pick && argv) {
 			log_info("openblas: core '%s' is a generic fallback on this cpu; "
-				 "re-executing with OPENBLAS_CORETYPE=%s", core, pick);
+				 "re-executing with OPENBLAS_CORETYPE=%s",
+				 core, pick);
 			reexec(argv, pick, "1");
 		} else if (pick) {
 			log_info("openblas: core '%s' is a generic fallback on this cpu; "
-				 "OPENBLAS_CORETYPE=%s would be faster", core, pick);
+				 "OPENBLAS_CORETYPE=%s would be faster",
+				 core, pick);
 		}
 	}
 	rc = nn_blas_verify(0x6e6e626c6173ULL);
 	if (rc == 0) {
 		log_info("openblas: core '%s' (%s), sgemm verified", core,
-			 ours ? "chosen by hogrec" : user ? "OPENBLAS_CORETYPE from the environment"
-							 : "openblas's own choice");
+			 ours ? "chosen by hogrec" :
+			 user ? "OPENBLAS_CORETYPE from the environment" :
+				"openblas's own choice");
 		return 0;
 	}
 	if (rc != HR_EINVAL)
@@ -213,7 +214,8 @@ int nn_blas_choose_kernel(char **argv)
 	const char *fb = nn_blas_fallback(core, cpu);
 	if (fb && argv && !user && !(ours && strcmp(marker, "2") == 0)) {
 		log_warn("openblas: core '%s' failed verification; re-executing with "
-			 "OPENBLAS_CORETYPE=%s", core, fb);
+			 "OPENBLAS_CORETYPE=%s",
+			 core, fb);
 		reexec(argv, fb, "2");
 	}
 	return rc;

@@ -38,8 +38,9 @@ enum nn_cpu_feature {
 };
 
 /* Everything the SkylakeX kernels use, and the Haswell ones. */
-#define NN_CPU_SKYLAKEX (NN_CPU_AVX2 | NN_CPU_FMA | NN_CPU_AVX512F | NN_CPU_AVX512BW | \
-			 NN_CPU_AVX512DQ | NN_CPU_AVX512VL | NN_CPU_AVX512CD)
+#define NN_CPU_SKYLAKEX                                                                  \
+	(NN_CPU_AVX2 | NN_CPU_FMA | NN_CPU_AVX512F | NN_CPU_AVX512BW | NN_CPU_AVX512DQ | \
+	 NN_CPU_AVX512VL | NN_CPU_AVX512CD)
 #define NN_CPU_HASWELL (NN_CPU_AVX2 | NN_CPU_FMA)
 
 /*

@@ -6,8 +6,7 @@
 
 #include "common/err.h"
 
-void nn_embedding_forward(float *out, const uint32_t *ids, const float *table,
-			  int B, int V, int D)
+void nn_embedding_forward(float *out, const uint32_t *ids, const float *table, int B, int V, int D)
 {
 	HR_ASSERT(B >= 0 && V >= 0 && D >= 0);
 	for (int b = 0; b < B; b++) {
@@ -16,8 +15,8 @@ void nn_embedding_forward(float *out, const uint32_t *ids, const float *table,
 	}
 }
 
-void nn_embedding_backward(float *dtable, const float *dout, const uint32_t *ids,
-			   int B, int V, int D)
+void nn_embedding_backward(float *dtable, const float *dout, const uint32_t *ids, int B, int V,
+			   int D)
 {
 	HR_ASSERT(B >= 0 && V >= 0 && D >= 0);
 	if (!dtable)
@@ -32,8 +31,8 @@ void nn_embedding_backward(float *dtable, const float *dout, const uint32_t *ids
 }
 
 /* One bag: out (D), argmax (D) or NULL, ids (n), table (V, D). */
-static void bag_one(float *out, int32_t *argmax, const uint32_t *ids, int n,
-		    const float *table, enum nn_pool mode, int V, int D)
+static void bag_one(float *out, int32_t *argmax, const uint32_t *ids, int n, const float *table,
+		    enum nn_pool mode, int V, int D)
 {
 	memset(out, 0, (size_t)D * sizeof(float));
 	if (mode == NN_POOL_MAX && argmax)
@@ -77,8 +76,8 @@ void nn_bag_forward(float *out, int32_t *argmax, const uint32_t *ids, const uint
 	}
 }
 
-void nn_bag_backward(float *dslots, const float *dout, const int32_t *argmax,
-		     const uint32_t *lens, enum nn_pool mode, int B, int L, int D)
+void nn_bag_backward(float *dslots, const float *dout, const int32_t *argmax, const uint32_t *lens,
+		     enum nn_pool mode, int B, int L, int D)
 {
 	HR_ASSERT(B >= 0 && L >= 0 && D >= 0);
 	HR_ASSERT(mode == NN_POOL_SUM || mode == NN_POOL_MEAN || mode == NN_POOL_MAX);
@@ -107,8 +106,8 @@ void nn_bag_backward(float *dslots, const float *dout, const int32_t *argmax,
 	}
 }
 
-void nn_bag_scatter(float *dtable, const float *dslots, const uint32_t *ids,
-		    const uint32_t *lens, int B, int L, int V, int D)
+void nn_bag_scatter(float *dtable, const float *dslots, const uint32_t *ids, const uint32_t *lens,
+		    int B, int L, int V, int D)
 {
 	HR_ASSERT(B >= 0 && L >= 0 && V >= 0 && D >= 0);
 	if (!dtable)

@@ -32,9 +32,8 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
 	}
 }
 
-void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha,
-	      const float *A, int lda, const float *B, int ldb,
-	      float beta, float *C, int ldc)
+void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+	      const float *B, int ldb, float beta, float *C, int ldc)
 {
 	sgemm_check(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 	if (M == 0 || N == 0)
@@ -44,14 +43,12 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha,
 		scale_c(M, N, beta, C, ldc);
 		return;
 	}
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-		    tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-		    beta, C, ldc);
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+		    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha,
-		  const float *A, int lda, const float *B, int ldb,
-		  float beta, float *C, int ldc)
+void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+		  const float *B, int ldb, float beta, float *C, int ldc)
 {
 	sgemm_check(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 	if (K == 0 || alpha == 0.0f) { /* BLAS reads neither A nor B then */
@@ -75,8 +72,8 @@ void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha,
 	}
 }
 
-void nn_linear_forward(float *out, const float *in, const float *W, const float *b,
-		       int B, int IC, int OC)
+void nn_linear_forward(float *out, const float *in, const float *W, const float *b, int B, int IC,
+		       int OC)
 {
 	HR_ASSERT(B >= 0 && IC >= 0 && OC >= 0);
 	if (b)
@@ -86,8 +83,8 @@ void nn_linear_forward(float *out, const float *in, const float *W, const float 
 	nn_sgemm(false, true, B, OC, IC, 1.0f, in, IC, W, IC, b ? 1.0f : 0.0f, out, OC);
 }
 
-void nn_linear_backward(float *dinp, float *dW, float *db, const float *dout,
-			const float *in, const float *W, int B, int IC, int OC)
+void nn_linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *in,
+			const float *W, int B, int IC, int OC)
 {
 	HR_ASSERT(B >= 0 && IC >= 0 && OC >= 0);
 	if (dinp) // dinp (B, IC) += dout (B, OC) . W (OC, IC)

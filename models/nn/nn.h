@@ -58,18 +58,16 @@
  * does not propagate).  K == 0 gives C = beta * C.  Leading dimensions of
  * 0 are accepted when the matrix is empty.
  */
-void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha,
-	      const float *A, int lda, const float *B, int ldb,
-	      float beta, float *C, int ldc);
+void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+	      const float *B, int ldb, float beta, float *C, int ldc);
 
 /*
  * The same contract as nn_sgemm, computed by a naive triple loop with
  * double accumulation, rounded to float once per element.  Slow; for tests
  * and for verifying the OpenBLAS kernel at start-up.
  */
-void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha,
-		  const float *A, int lda, const float *B, int ldb,
-		  float beta, float *C, int ldc);
+void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+		  const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---------------------------------------------------------------- Linear */
 
@@ -84,8 +82,8 @@ void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha,
  * (IC/OC, not I/O: <complex.h>, pulled in by cblas.h, defines I.)
  * Cache: nothing beyond in (the backward needs in and W).
  */
-void nn_linear_forward(float *out, const float *in, const float *W, const float *b,
-		       int B, int IC, int OC);
+void nn_linear_forward(float *out, const float *in, const float *W, const float *b, int B, int IC,
+		       int OC);
 
 /*
  *   dinp (B, IC)  += dout W         (NULL: skip)
@@ -93,8 +91,8 @@ void nn_linear_forward(float *out, const float *in, const float *W, const float 
  *   db   (OC)     += sum_b dout[b]  (NULL: skip, e.g. when there is no bias)
  *   dout (B, OC), in (B, IC), W (OC, IC) as in the forward
  */
-void nn_linear_backward(float *dinp, float *dW, float *db, const float *dout,
-			const float *in, const float *W, int B, int IC, int OC);
+void nn_linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *in,
+			const float *W, int B, int IC, int OC);
 
 /* ------------------------------------------------------------- Embedding */
 
@@ -109,8 +107,7 @@ void nn_linear_backward(float *dinp, float *dW, float *db, const float *dout,
  * there is nothing to compute, so the caller applies dout rows as the
  * sparse update of rows ids[].  nn_embedding_backward() is the dense form.
  */
-void nn_embedding_forward(float *out, const uint32_t *ids, const float *table,
-			  int B, int V, int D);
+void nn_embedding_forward(float *out, const uint32_t *ids, const float *table, int B, int V, int D);
 
 /*
  * Dense form of the embedding backward (tests, small tables):
@@ -118,8 +115,8 @@ void nn_embedding_forward(float *out, const uint32_t *ids, const float *table,
  *
  *   dtable (V, D), dout (B, D), ids (B)
  */
-void nn_embedding_backward(float *dtable, const float *dout, const uint32_t *ids,
-			   int B, int V, int D);
+void nn_embedding_backward(float *dtable, const float *dout, const uint32_t *ids, int B, int V,
+			   int D);
 
 /* Pooling of a bag of ids (multi-hot field, history sequence). */
 enum nn_pool {
@@ -159,8 +156,8 @@ void nn_bag_forward(float *out, int32_t *argmax, const uint32_t *ids, const uint
  * each b and l < lens[b], apply dslots[b][l] to table row ids[b][l] (a row
  * that appears in several slots gets each of them).
  */
-void nn_bag_backward(float *dslots, const float *dout, const int32_t *argmax,
-		     const uint32_t *lens, enum nn_pool mode, int B, int L, int D);
+void nn_bag_backward(float *dslots, const float *dout, const int32_t *argmax, const uint32_t *lens,
+		     enum nn_pool mode, int B, int L, int D);
 
 /*
  * Dense scatter of per-slot gradients (tests, small tables):
@@ -168,8 +165,8 @@ void nn_bag_backward(float *dslots, const float *dout, const int32_t *argmax,
  *
  *   dtable (V, D), dslots (B, L, D), ids (B, L), lens (B)
  */
-void nn_bag_scatter(float *dtable, const float *dslots, const uint32_t *ids,
-		    const uint32_t *lens, int B, int L, int V, int D);
+void nn_bag_scatter(float *dtable, const float *dslots, const uint32_t *ids, const uint32_t *lens,
+		    int B, int L, int V, int D);
 
 /* ----------------------------------------------------------- Activations */
 
@@ -226,9 +223,9 @@ void nn_tanh_backward(float *dinp, const float *dout, const float *out, int N);
  * version).  The forward never updates running statistics: call
  * nn_running_stats_update() with the cache, once, where that is safe.
  */
-void nn_dice_forward(float *out, float *mean, float *rstd, const float *in,
-		     const float *alpha, const float *run_mean, const float *run_var,
-		     float eps, bool training, int B, int D);
+void nn_dice_forward(float *out, float *mean, float *rstd, const float *in, const float *alpha,
+		     const float *run_mean, const float *run_var, float eps, bool training, int B,
+		     int D);
 
 /*
  *   dinp   (B, D) += d/d in, through the batch statistics when training
@@ -237,8 +234,8 @@ void nn_dice_forward(float *out, float *mean, float *rstd, const float *in,
  *   dout (B, D); in, mean, rstd, alpha and training as in the forward
  */
 void nn_dice_backward(float *dinp, float *dalpha, const float *dout, const float *in,
-		      const float *mean, const float *rstd, const float *alpha,
-		      bool training, int B, int D);
+		      const float *mean, const float *rstd, const float *alpha, bool training,
+		      int B, int D);
 
 /*
  * Inverted dropout.  Training: each element is dropped with probability p
@@ -295,8 +292,8 @@ void nn_softmax_backward(float *dinp, const float *dout, const float *out, int B
  *   dgamma (D)    += sum_b dout * xhat
  *   dbeta  (D)    += sum_b dout
  */
-void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
-			  const float *gamma, const float *beta, float eps, int B, int D);
+void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+			  const float *beta, float eps, int B, int D);
 void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
 			   const float *in, const float *mean, const float *rstd,
 			   const float *gamma, int B, int D);
@@ -320,9 +317,9 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
  * Backward (training: through the batch statistics; else plain affine):
  *   dinp (B, D), dgamma (D), dbeta (D) accumulated
  */
-void nn_batchnorm_forward(float *out, float *mean, float *rstd, const float *in,
-			  const float *gamma, const float *beta, const float *run_mean,
-			  const float *run_var, float eps, bool training, int B, int D);
+void nn_batchnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+			  const float *beta, const float *run_mean, const float *run_var, float eps,
+			  bool training, int B, int D);
 void nn_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
 			   const float *in, const float *mean, const float *rstd,
 			   const float *gamma, bool training, int B, int D);
@@ -339,8 +336,8 @@ void nn_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
  * This is the one place a normalisation layer writes shared state: with
  * Hogwild workers, call it from one thread or accept racy averages.
  */
-void nn_running_stats_update(float *run_mean, float *run_var, const float *mean,
-			     const float *rstd, float eps, float momentum, int B, int D);
+void nn_running_stats_update(float *run_mean, float *run_var, const float *mean, const float *rstd,
+			     float eps, float momentum, int B, int D);
 
 /* --------------------------------------------------------------- Scoring */
 
@@ -350,8 +347,8 @@ void nn_running_stats_update(float *run_mean, float *run_var, const float *mean,
  * Backward: da[b] += dout[b] * b[b];  db[b] += dout[b] * a[b]
  */
 void nn_dot_forward(float *out, const float *a, const float *b, int B, int D);
-void nn_dot_backward(float *da, float *db, const float *dout, const float *a,
-		     const float *b, int B, int D);
+void nn_dot_backward(float *da, float *db, const float *dout, const float *a, const float *b, int B,
+		     int D);
 
 /*
  * Cosine similarity with each norm clamped below at eps (as PyTorch's
@@ -366,11 +363,11 @@ void nn_dot_backward(float *da, float *db, const float *dout, const float *a,
  * constant (the gradient then has no radial term).  Needs the forward's
  * out, na, nb and the same eps.
  */
-void nn_cosine_forward(float *out, float *na, float *nb, const float *a, const float *b,
-		       float eps, int B, int D);
-void nn_cosine_backward(float *da, float *db, const float *dout, const float *a,
-			const float *b, const float *out, const float *na, const float *nb,
-			float eps, int B, int D);
+void nn_cosine_forward(float *out, float *na, float *nb, const float *a, const float *b, float eps,
+		       int B, int D);
+void nn_cosine_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+			const float *out, const float *na, const float *nb, float eps, int B,
+			int D);
 
 /* ------------------------------------------------------------------ Loss */
 
@@ -394,7 +391,7 @@ double nn_bce_logits_forward(float *losses, const float *logits, const float *la
  *
  *   dlogits (B) accumulated; logits (B), labels (B)
  */
-void nn_bce_logits_backward(float *dlogits, float dloss, const float *logits,
-			    const float *labels, int B);
+void nn_bce_logits_backward(float *dlogits, float dloss, const float *logits, const float *labels,
+			    int B);
 
 #endif

@@ -48,8 +48,8 @@ static void batch_stats(float *mean, float *rstd, const float *in, float eps, in
 }
 
 /* mean, rstd (D) from running statistics: the eval-mode cache. */
-static void running_cache(float *mean, float *rstd, const float *run_mean,
-			  const float *run_var, float eps, int D)
+static void running_cache(float *mean, float *rstd, const float *run_mean, const float *run_var,
+			  float eps, int D)
 {
 	HR_ASSERT(run_mean != NULL && run_var != NULL);
 	for (int d = 0; d < D; d++) {
@@ -69,8 +69,8 @@ static inline float bn_dx(float g, float xhat, float rstd, double sg, double sgx
 	return rstd * (g - (float)(sg / n) - xhat * (float)(sgx / n));
 }
 
-void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
-			  const float *gamma, const float *beta, float eps, int B, int D)
+void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+			  const float *beta, float eps, int B, int D)
 {
 	HR_ASSERT(B >= 0 && D > 0 && eps >= 0.0f);
 	for (int b = 0; b < B; b++) {
@@ -123,9 +123,9 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
 	}
 }
 
-void nn_batchnorm_forward(float *out, float *mean, float *rstd, const float *in,
-			  const float *gamma, const float *beta, const float *run_mean,
-			  const float *run_var, float eps, bool training, int B, int D)
+void nn_batchnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+			  const float *beta, const float *run_mean, const float *run_var, float eps,
+			  bool training, int B, int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0 && eps >= 0.0f);
 	if (training)
@@ -183,8 +183,8 @@ void nn_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
 	}
 }
 
-void nn_running_stats_update(float *run_mean, float *run_var, const float *mean,
-			     const float *rstd, float eps, float momentum, int B, int D)
+void nn_running_stats_update(float *run_mean, float *run_var, const float *mean, const float *rstd,
+			     float eps, float momentum, int B, int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0 && momentum >= 0.0f && momentum <= 1.0f);
 	for (int d = 0; d < D; d++) {
@@ -198,9 +198,9 @@ void nn_running_stats_update(float *run_mean, float *run_var, const float *mean,
 	}
 }
 
-void nn_dice_forward(float *out, float *mean, float *rstd, const float *in,
-		     const float *alpha, const float *run_mean, const float *run_var,
-		     float eps, bool training, int B, int D)
+void nn_dice_forward(float *out, float *mean, float *rstd, const float *in, const float *alpha,
+		     const float *run_mean, const float *run_var, float eps, bool training, int B,
+		     int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0 && eps >= 0.0f);
 	if (training)
@@ -219,8 +219,8 @@ void nn_dice_forward(float *out, float *mean, float *rstd, const float *in,
 }
 
 void nn_dice_backward(float *dinp, float *dalpha, const float *dout, const float *in,
-		      const float *mean, const float *rstd, const float *alpha,
-		      bool training, int B, int D)
+		      const float *mean, const float *rstd, const float *alpha, bool training,
+		      int B, int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0);
 	if (B == 0)
@@ -253,8 +253,8 @@ void nn_dice_backward(float *dinp, float *dalpha, const float *dout, const float
 				float p = nn_sigmoidf(z);
 				float gz = dout[i] * in[i] * (1.0f - alpha[d]) * p * (1.0f - p);
 				float direct = dout[i] * (alpha[d] + (1.0f - alpha[d]) * p);
-				float viaz = training ? bn_dx(gz, z, rstd[d], sg[j], sgz[j], B)
-						      : gz * rstd[d];
+				float viaz = training ? bn_dx(gz, z, rstd[d], sg[j], sgz[j], B) :
+							gz * rstd[d];
 				dinp[i] += direct + viaz;
 			}
 	}

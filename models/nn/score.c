@@ -19,8 +19,8 @@ void nn_dot_forward(float *out, const float *a, const float *b, int B, int D)
 	}
 }
 
-void nn_dot_backward(float *da, float *db, const float *dout, const float *a,
-		     const float *b, int B, int D)
+void nn_dot_backward(float *da, float *db, const float *dout, const float *a, const float *b, int B,
+		     int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0);
 	for (int r = 0; r < B; r++) {
@@ -35,8 +35,8 @@ void nn_dot_backward(float *da, float *db, const float *dout, const float *a,
 	}
 }
 
-void nn_cosine_forward(float *out, float *na, float *nb, const float *a, const float *b,
-		       float eps, int B, int D)
+void nn_cosine_forward(float *out, float *na, float *nb, const float *a, const float *b, float eps,
+		       int B, int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0 && eps > 0.0f);
 	for (int r = 0; r < B; r++) {
@@ -58,9 +58,8 @@ void nn_cosine_forward(float *out, float *na, float *nb, const float *a, const f
  * d out / d a = b / (ca cb) - [|a| > eps] out a / |a|^2 with ca, cb the
  * clamped norms; the radial term vanishes where the norm is clamped.
  */
-void nn_cosine_backward(float *da, float *db, const float *dout, const float *a,
-			const float *b, const float *out, const float *na, const float *nb,
-			float eps, int B, int D)
+void nn_cosine_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+			const float *out, const float *na, const float *nb, float eps, int B, int D)
 {
 	HR_ASSERT(B >= 0 && D >= 0 && eps > 0.0f);
 	for (int r = 0; r < B; r++) {
@@ -94,8 +93,8 @@ double nn_bce_logits_forward(float *losses, const float *logits, const float *la
 	return B > 0 ? sum / B : 0.0;
 }
 
-void nn_bce_logits_backward(float *dlogits, float dloss, const float *logits,
-			    const float *labels, int B)
+void nn_bce_logits_backward(float *dlogits, float dloss, const float *logits, const float *labels,
+			    int B)
 {
 	HR_ASSERT(B >= 0);
 	if (!dlogits || B == 0)

@@ -11,8 +11,8 @@ static const char movies[] = "movieId,title,genres\n"
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fuzz_reader fr = {
-		NULL, csv_parse_movies, csv_parse_ratings,
-		NULL, "movies.csv", "ratings.csv", NULL, movies,
+		NULL, csv_parse_movies, csv_parse_ratings, NULL, "movies.csv", "ratings.csv",
+		NULL, movies,
 	};
 
 	return fuzz_reader_run(&fr, data, size);

@@ -12,8 +12,14 @@ static const char items[] =
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fuzz_reader fr = {
-		ml100k_parse_users, ml100k_parse_items, ml100k_parse_ratings,
-		"u.user", "u.item", "u.data", users, items,
+		ml100k_parse_users,
+		ml100k_parse_items,
+		ml100k_parse_ratings,
+		"u.user",
+		"u.item",
+		"u.data",
+		users,
+		items,
 	};
 
 	return fuzz_reader_run(&fr, data, size);

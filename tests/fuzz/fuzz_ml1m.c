@@ -11,8 +11,14 @@ static const char movies[] = "1::Toy Story (1995)::Animation|Children's|Comedy\n
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fuzz_reader fr = {
-		ml1m_parse_users, ml1m_parse_movies, ml1m_parse_ratings,
-		"users.dat", "movies.dat", "ratings.dat", users, movies,
+		ml1m_parse_users,
+		ml1m_parse_movies,
+		ml1m_parse_ratings,
+		"users.dat",
+		"movies.dat",
+		"ratings.dat",
+		users,
+		movies,
 	};
 
 	return fuzz_reader_run(&fr, data, size);

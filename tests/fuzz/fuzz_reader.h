@@ -20,8 +20,8 @@
 #include "common/log.h"
 #include "ingest/readers.h"
 
-typedef int (*fuzz_parse_fn)(struct dataset *ds, const char *buf, size_t len,
-			     const char *fname, struct line_errors *le);
+typedef int (*fuzz_parse_fn)(struct dataset *ds, const char *buf, size_t len, const char *fname,
+			     struct line_errors *le);
 
 struct fuzz_reader {
 	fuzz_parse_fn users, movies, ratings; /* users may be NULL */

@@ -142,8 +142,8 @@ static void expect_bad(const char *path, int code, const char *want)
 	int rc = ckpt_open(&c, path);
 
 	if (rc != code || !strstr(hr_errmsg(), want) || !strstr(hr_errmsg(), path))
-		fail_msg("ckpt_open: rc %d (want %d), message '%s' (want '%s' and the path)", rc, code,
-			 hr_errmsg(), want);
+		fail_msg("ckpt_open: rc %d (want %d), message '%s' (want '%s' and the path)", rc,
+			 code, hr_errmsg(), want);
 	assert_null(c);
 }
 
@@ -295,7 +295,8 @@ static void test_truncated(void **state)
 	assert_int_equal(save_step(3, path, sizeof(path)), 0);
 	unsigned char *b = slurp(path, &len);
 	size_t h = (size_t)header_len(b);
-	size_t at[] = {0, 1, 7, 8, 9, 8 + h / 2, 8 + h - 1, 8 + h, 8 + h + 1, 8 + h + 60, len - 4, len - 1};
+	size_t at[] = {0,         1,     7,         8,          9,       8 + h / 2,
+		       8 + h - 1, 8 + h, 8 + h + 1, 8 + h + 60, len - 4, len - 1};
 	snprintf(cut, sizeof(cut), "%s/ckpt-000000000004.safetensors", dir);
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		spill(cut, b, at[i]);
@@ -304,7 +305,8 @@ static void test_truncated(void **state)
 	/* The message gives both sizes. */
 	spill(cut, b, 8 + h + 60);
 	char want[128];
-	snprintf(want, sizeof(want), "header says %zu bytes of tensor data, file has 60", len - 8 - h);
+	snprintf(want, sizeof(want), "header says %zu bytes of tensor data, file has 60",
+		 len - 8 - h);
 	expect_bad(cut, HR_EFORMAT, want);
 	spill(cut, b, 100);
 	snprintf(want, sizeof(want), "truncated: header says %zu bytes, file has 92", h);
@@ -371,7 +373,8 @@ static void test_flipped_header(void **state)
 		int code;
 	} cases[] = {
 		{"{\"__", "[\"__", "does not start with '{'", HR_EFORMAT},
-		{"\"dtype\":\"F32\"", "\"dtype\":\"F16\"", "dtype 'F16' is not supported", HR_EFORMAT},
+		{"\"dtype\":\"F32\"", "\"dtype\":\"F16\"", "dtype 'F16' is not supported",
+		 HR_EFORMAT},
 		{"\"dtype\":\"F32\"", "\"dtype\":\"I32\"", "dtype 'I32'", HR_EFORMAT},
 		{"\"dtype\":\"F32\"", "\"dtypf\":\"F32\"", "unexpected key 'dtypf'", HR_EFORMAT},
 		{"\"shape\":[3,5]", "\"shape\":[3,6]", "shape [3, 6] of F32 needs 72", HR_EFORMAT},
@@ -382,16 +385,20 @@ static void test_flipped_header(void **state)
 		{"[60,88]", "[56,84]", "overlap", HR_EFORMAT},
 		{"[60,88]", "[64,92]", "belong to no tensor", HR_EFORMAT},
 		{"[60,88]", "[88,60]", "end before they begin", HR_EFORMAT},
-		{"\"version\":\"1\"", "\"version\":\"2\"", "version '2' is not supported", HR_EVERSION},
-		{"\"format\":\"hogrec-ckpt\"", "\"format\":\"hogrec-ckpx\"", "not a hogrec checkpoint",
-		 HR_EFORMAT},
+		{"\"version\":\"1\"", "\"version\":\"2\"", "version '2' is not supported",
+		 HR_EVERSION},
+		{"\"format\":\"hogrec-ckpt\"", "\"format\":\"hogrec-ckpx\"",
+		 "not a hogrec checkpoint", HR_EFORMAT},
 		{"\"crc32\":\"", "\"crc33\":\"", "metadata has no 'crc32'", HR_EFORMAT},
-		{"\"epoch\":\"0\"", "\"epoch\":\"x\"", "'epoch' is not an unsigned integer", HR_EFORMAT},
+		{"\"epoch\":\"0\"", "\"epoch\":\"x\"", "'epoch' is not an unsigned integer",
+		 HR_EFORMAT},
 		{"\"epoch\":\"0\"", "\"epoch\": 0 ", "value 'epoch' is not a string", HR_EFORMAT},
 		{"\"__metadata__\"", "\"__metadata_x\"", "no __metadata__", HR_EFORMAT},
 		{"\"b\":{", "\"a\":{", "duplicate object key", HR_EFORMAT},
-		{"\"hogrec\":\"{}\"", "\"hogrec\":\"[]\"", "'hogrec' is not a JSON object", HR_EFORMAT},
-		{"\"hogrec\":\"{}\"", "\"hogrec\":\"{,\"", "'hogrec' is not valid JSON", HR_EFORMAT},
+		{"\"hogrec\":\"{}\"", "\"hogrec\":\"[]\"", "'hogrec' is not a JSON object",
+		 HR_EFORMAT},
+		{"\"hogrec\":\"{}\"", "\"hogrec\":\"{,\"", "'hogrec' is not valid JSON",
+		 HR_EFORMAT},
 	};
 	/* Extra JSON "{}" keeps the patches simple. */
 	struct ckpt_tensor t[NT];
@@ -451,8 +458,9 @@ static void test_flipped_header(void **state)
 				if (r0 * q0 == 0)
 					assert_true(r * q == 0);
 				else if (r != r0 || q != q0)
-					fail_msg("flip of byte %zu: tensor %d is now [%llu, %llu]", i, k,
-						 (unsigned long long)r, (unsigned long long)q);
+					fail_msg("flip of byte %zu: tensor %d is now [%llu, %llu]",
+						 i, k, (unsigned long long)r,
+						 (unsigned long long)q);
 				if (r0 * q0 != 0)
 					assert_memory_equal(d, t[k].data, r0 * q0 * 4);
 			}
@@ -470,11 +478,12 @@ static void craft(const char *path, const char *tensors_json, const void *payloa
 {
 	char head[2048];
 	unsigned char *b;
-	int n = snprintf(head, sizeof(head),
-			 "{\"__metadata__\":{\"format\":\"hogrec-ckpt\",\"version\":\"1\",\"model\":"
-			 "\"m\",\"schema_hash\":\"\",\"epoch\":\"0\",\"step\":\"1\",\"samples\":"
-			 "\"0\",\"created\":\"0\",\"crc32\":\"%08lx\",\"hogrec\":\"{}\"}%s%s}",
-			 crc32(0, payload, (uInt)plen), *tensors_json ? "," : "", tensors_json);
+	int n = snprintf(
+		head, sizeof(head),
+		"{\"__metadata__\":{\"format\":\"hogrec-ckpt\",\"version\":\"1\",\"model\":"
+		"\"m\",\"schema_hash\":\"\",\"epoch\":\"0\",\"step\":\"1\",\"samples\":"
+		"\"0\",\"created\":\"0\",\"crc32\":\"%08lx\",\"hogrec\":\"{}\"}%s%s}",
+		crc32(0, payload, (uInt)plen), *tensors_json ? "," : "", tensors_json);
 	size_t h = (size_t)n + pad;
 
 	assert_true(n > 0 && (size_t)n + pad < sizeof(head));
@@ -715,8 +724,8 @@ static void test_save_errors(void **state)
 	info_for(&in, 1);
 	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, p, 10), HR_EINVAL);
 	/* A uint64 beyond int64 in the extra JSON is valid JSON: accepted. */
-	assert_int_equal(ckpt_save(dir, &in, "{\"seed\": 18446744073709551615}", t, NT, p, sizeof(p)),
-			 0);
+	assert_int_equal(
+		ckpt_save(dir, &in, "{\"seed\": 18446744073709551615}", t, NT, p, sizeof(p)), 0);
 	assert_int_equal(count_prefix("ckpt-"), 1);
 	assert_int_equal(count_prefix(".ckpt"), 0);
 }
@@ -754,7 +763,7 @@ static void test_disk_full(void **state)
 	uint64_t h = header_len(b);
 	free(b);
 	/* Failures in the payload, in the header (written last), at the very end. */
-	uint64_t at[] = {0, 1, 100, 4096, 5000, len - 8 - h - 1, len - 8 - h, len - 8 - h + 5,
+	uint64_t at[] = {0,      1, 100, 4096, 5000, len - 8 - h - 1, len - 8 - h, len - 8 - h + 5,
 			 len - 1};
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		ckpt_fault_inject(CKPT_FAULT_WRITE, at[i]);

@@ -86,30 +86,29 @@ static void assert_opts_equal(const struct train_opts *a, const struct train_opt
 }
 
 /* Every key, none at its default. */
-static const char full_file[] =
-	"; a full configuration\n"
-	"# both comment styles\n"
-	"[trainer]\n"
-	"data = /srv/data/ml 1m.lmdb\n"
-	"model = ncf\n"
-	"out: runs/ncf ; inline comment\n"
-	"epochs = 7\n"
-	"threads = 3\n"
-	"loaders = 2\n"
-	"batch = 1024\n"
-	"optim = adagrad\n"
-	"lr = 0.05\n"
-	"lr_sparse = 0.2\n"
-	"l2 = 1e-5\n"
-	"emb_dim = 48\n"
-	"hidden = 128, 64,16\n"
-	"seed = 123456789012\n"
-	"ckpt_every_steps = 5000\n"
-	"ckpt_every_secs = 90.5\n"
-	"keep = 9\n"
-	"resume = No\n"
-	"progress = off\n"
-	"log_level = debug\n";
+static const char full_file[] = "; a full configuration\n"
+				"# both comment styles\n"
+				"[trainer]\n"
+				"data = /srv/data/ml 1m.lmdb\n"
+				"model = ncf\n"
+				"out: runs/ncf ; inline comment\n"
+				"epochs = 7\n"
+				"threads = 3\n"
+				"loaders = 2\n"
+				"batch = 1024\n"
+				"optim = adagrad\n"
+				"lr = 0.05\n"
+				"lr_sparse = 0.2\n"
+				"l2 = 1e-5\n"
+				"emb_dim = 48\n"
+				"hidden = 128, 64,16\n"
+				"seed = 123456789012\n"
+				"ckpt_every_steps = 5000\n"
+				"ckpt_every_secs = 90.5\n"
+				"keep = 9\n"
+				"resume = No\n"
+				"progress = off\n"
+				"log_level = debug\n";
 
 static void test_full_file(void **state)
 {
@@ -154,8 +153,10 @@ static void test_full_file(void **state)
 static void test_file_forms(void **state)
 {
 	static const char *const ok[] = {
-		"[trainer]\r\nbatch = 7\r\n", "\xEF\xBB\xBF[trainer]\nbatch = 7\n",
-		"\n\n[trainer]\n\n  ; indented comment\n\t\nbatch=7", "[trainer] ; x\nbatch = 7 ; y\n",
+		"[trainer]\r\nbatch = 7\r\n",
+		"\xEF\xBB\xBF[trainer]\nbatch = 7\n",
+		"\n\n[trainer]\n\n  ; indented comment\n\t\nbatch=7",
+		"[trainer] ; x\nbatch = 7 ; y\n",
 	};
 	struct train_opts o;
 	char *path;
@@ -343,10 +344,12 @@ static void test_overrides(void **state)
 
 	/* A bad flag leaves o alone and names the flag. */
 	assert_int_equal(config_apply_option(&o, "batch", "lots", "--batch"), HR_EINVAL);
-	assert_string_equal(hr_errmsg(), "--batch: must be an integer between 1 and 65536, not 'lots'");
+	assert_string_equal(hr_errmsg(),
+			    "--batch: must be an integer between 1 and 65536, not 'lots'");
 	assert_int_equal(o.batch, 64);
 	assert_int_equal(config_apply_option(&o, "model", "resnet", "--model"), HR_EINVAL);
-	assert_string_equal(hr_errmsg(), "--model: unknown model 'resnet' (trainer --help lists them)");
+	assert_string_equal(hr_errmsg(),
+			    "--model: unknown model 'resnet' (trainer --help lists them)");
 	assert_string_equal(o.model, "ncf");
 	assert_int_equal(config_apply_option(&o, "bogus", "1", "--bogus"), HR_EINVAL);
 	assert_string_equal(hr_errmsg(), "--bogus: unknown option 'bogus'");
@@ -473,7 +476,8 @@ static void test_table(void **state)
 			def[strcspn(def, "\n")] = '\0';
 			const char *value = eq[2] ? eq + 3 : "empty";
 			if (strcmp(def, value))
-				fail_msg("'%s': default '%s' announced, '%s' set", line, def, value);
+				fail_msg("'%s': default '%s' announced, '%s' set", line, def,
+					 value);
 			checked++;
 		}
 		snprintf(prev, sizeof(prev), "%s", line);
@@ -522,7 +526,7 @@ static void test_check(void **state)
 static void test_deploy_example(void **state)
 {
 	static const char *const where[] = {"deploy/trainer.ini", "../deploy/trainer.ini",
-					     "../../deploy/trainer.ini"};
+					    "../../deploy/trainer.ini"};
 	const char *path = NULL;
 	struct train_opts o;
 	char text[16384], key[64];

@@ -79,9 +79,8 @@ static void test_permutation(void **state)
 	assert_memory_not_equal(a, c, sizeof(a));
 }
 
-static size_t run_segment(struct store *st, const struct store_info *info, int epoch,
-			  uint64_t seed, int loaders, uint64_t first, uint64_t end, uint64_t *keys,
-			  size_t cap);
+static size_t run_segment(struct store *st, const struct store_info *info, int epoch, uint64_t seed,
+			  int loaders, uint64_t first, uint64_t end, uint64_t *keys, size_t cap);
 
 struct consumer {
 	struct ring *full, *free;
@@ -106,8 +105,8 @@ static void *consume(void *arg)
 	return NULL;
 }
 
-static size_t run_epoch(struct store *st, const struct store_info *info, int epoch,
-			uint64_t seed, int loaders, uint64_t *keys, size_t cap)
+static size_t run_epoch(struct store *st, const struct store_info *info, int epoch, uint64_t seed,
+			int loaders, uint64_t *keys, size_t cap)
 {
 	return run_segment(st, info, epoch, seed, loaders, 0, UINT64_MAX, keys, cap);
 }
@@ -119,9 +118,8 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Runs one epoch through two consumer threads; returns the keys in arrival order. */
-static size_t run_segment(struct store *st, const struct store_info *info, int epoch,
-			  uint64_t seed, int loaders, uint64_t first, uint64_t end, uint64_t *keys,
-			  size_t cap)
+static size_t run_segment(struct store *st, const struct store_info *info, int epoch, uint64_t seed,
+			  int loaders, uint64_t first, uint64_t end, uint64_t *keys, size_t cap)
 {
 	struct ring full, free_q;
 	struct batch batches[6];
@@ -147,8 +145,8 @@ static size_t run_segment(struct store *st, const struct store_info *info, int e
 		store_reader_end(r); /* the copy does not need the reader */
 		r = NULL;
 	}
-	assert_int_equal(loader_init(&l, st, STORE_TRAIN, &ix, 37, loaders, seed, &free_q, &full,
-				     &stop), 0);
+	assert_int_equal(
+		loader_init(&l, st, STORE_TRAIN, &ix, 37, loaders, seed, &free_q, &full, &stop), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, consume, &c);
 	assert_int_equal(loader_start(&l, epoch, first, end), 0);
@@ -252,7 +250,8 @@ static void test_corrupt_record(void **state)
 		if (k == 3)
 			assert_int_equal(store_put(st, STORE_TRAIN, key, 8, "\xc1junk", 5, 1), 0);
 		else
-			assert_int_equal(store_put(st, STORE_TRAIN, key, 8, buf.data, buf.size, 1), 0);
+			assert_int_equal(store_put(st, STORE_TRAIN, key, 8, buf.data, buf.size, 1),
+					 0);
 	}
 	msgpack_sbuffer_destroy(&buf);
 	assert_int_equal(store_put(st, STORE_META, "meta", 4, "\x80", 1, 0), 0);

@@ -92,8 +92,7 @@ static int setup(void **state)
 
 	if (!fx)
 		return -1;
-	snprintf(fx->root, sizeof(fx->root), "%s/test_mlgen.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
+	snprintf(fx->root, sizeof(fx->root), "%s/test_mlgen.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(fx->root))
 		return -1;
 	snprintf(fx->ml1m, sizeof(fx->ml1m), "%s/ml1m", fx->root);
@@ -194,8 +193,8 @@ static void test_truth_matches(void **state)
 		double pr[5], sum = 0.0;
 		int ru = 0, tused = 0;
 		assert_int_equal(sscanf(rp, "%u::%u::%u::%u\n%n", &u, &m, &r, &t, &ru), 4);
-		assert_int_equal(sscanf(tp, "%u::%u::%u::%lf::%lf::%lf::%lf::%lf\n%n", &tu,
-					&tm, &tt, &pr[0], &pr[1], &pr[2], &pr[3], &pr[4], &tused),
+		assert_int_equal(sscanf(tp, "%u::%u::%u::%lf::%lf::%lf::%lf::%lf\n%n", &tu, &tm,
+					&tt, &pr[0], &pr[1], &pr[2], &pr[3], &pr[4], &tused),
 				 8);
 		rp += ru;
 		tp += tused;
@@ -269,8 +268,8 @@ static void test_deterministic(void **state)
 static void test_formats(void **state)
 {
 	struct fixture *fx = *state;
-	static const char *const k100[] = {"u.data", "u.user", "u.item", "u.genre",
-					   "u.occupation", "truth.dat"};
+	static const char *const k100[] = {"u.data",  "u.user",       "u.item",
+					   "u.genre", "u.occupation", "truth.dat"};
 	static const char *const csv[] = {"ratings.csv", "movies.csv", "truth.dat"};
 	char d100[300], dcsv[300], path[512];
 	struct mlgen_opts o = small_opts(SEED, MLGEN_ML100K);
@@ -418,7 +417,8 @@ static void test_oracle_errors(void **state)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("1::10::978300760::0.1::0.1::0.2::0.3::0.3\n"
-	      "1::11::978300761::0.1::x::0.2::0.3::0.3\n", f);
+	      "1::11::978300761::0.1::x::0.2::0.3::0.3\n",
+	      f);
 	fclose(f);
 	assert_int_equal(mlgen_oracle(dir, 4, 2, &auc, &rows, &pr), HR_EPARSE);
 	assert_non_null(strstr(hr_errmsg(), "truth.dat:2"));
@@ -426,14 +426,16 @@ static void test_oracle_errors(void **state)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("1::10::978300760::0.1::0.1::0.2::0.3::0.3\n"
-	      "1::12::978300761::0.5::0.2::0.1::0.1::0.1\n", f);
+	      "1::12::978300761::0.5::0.2::0.1::0.1::0.1\n",
+	      f);
 	fclose(f);
 	assert_int_equal(mlgen_oracle(dir, 4, 2, &auc, &rows, &pr), HR_EFORMAT);
 
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("1::10::978300760::0.1::0.1::0.2::0.3::0.3\n"
-	      "1::11::978300761::0.5::0.2::0.1::0.1::0.1\n", f);
+	      "1::11::978300761::0.5::0.2::0.1::0.1::0.1\n",
+	      f);
 	fclose(f);
 	assert_int_equal(mlgen_oracle(dir, 4, 2, &auc, &rows, &pr), 0);
 	assert_true(auc == 1.0);
@@ -444,14 +446,10 @@ static void test_oracle_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_counts),
-		cmocka_unit_test(test_ratings_invariants),
-		cmocka_unit_test(test_truth_matches),
-		cmocka_unit_test(test_oracle_band),
-		cmocka_unit_test(test_deterministic),
-		cmocka_unit_test(test_formats),
-		cmocka_unit_test(test_bad_options),
-		cmocka_unit_test(test_dense_extreme),
+		cmocka_unit_test(test_line_counts),   cmocka_unit_test(test_ratings_invariants),
+		cmocka_unit_test(test_truth_matches), cmocka_unit_test(test_oracle_band),
+		cmocka_unit_test(test_deterministic), cmocka_unit_test(test_formats),
+		cmocka_unit_test(test_bad_options),   cmocka_unit_test(test_dense_extreme),
 		cmocka_unit_test(test_oracle_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

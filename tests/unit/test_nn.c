@@ -194,8 +194,8 @@ static void gc_check_forward(struct gc *g)
 		}
 	}
 	if (worst > GC_TOL_FWD)
-		fail_msg("%s: forward out[%d] = %.9g, reference %.9g", g->name, wi,
-			 g->out[wi], g->outd[wi]);
+		fail_msg("%s: forward out[%d] = %.9g, reference %.9g", g->name, wi, g->out[wi],
+			 g->outd[wi]);
 	if (verbose())
 		print_message("gc %-22s forward  %.2e\n", g->name, worst);
 }
@@ -220,13 +220,14 @@ static void gc_check_accumulate(struct gc *g, float *const *g1)
 			g->bwd(g);
 		for (int t = 0; t < g->nt; t++)
 			for (int i = 0; i < g->t[t].n; i++) {
-				double want = pass == 0 ? (double)g0[t][i] + g1[t][i] : 2.0 * g1[t][i];
+				double want = pass == 0 ? (double)g0[t][i] + g1[t][i] :
+							  2.0 * g1[t][i];
 				double scale = 1.0 + fabs(g0[t][i]) + 2.0 * fabs(g1[t][i]);
 				if (fabs(g->t[t].g[i] - want) > GC_TOL_ACC * scale)
 					fail_msg("%s: d%s[%d] %s: %.9g, want %.9g", g->name,
 						 g->t[t].name, i,
-						 pass == 0 ? "does not accumulate onto G0"
-							   : "after two backward calls",
+						 pass == 0 ? "does not accumulate onto G0" :
+							     "after two backward calls",
 						 g->t[t].g[i], want);
 			}
 	}
@@ -349,8 +350,8 @@ static void lin_bwd(struct gc *g)
 {
 	struct lin_ctx *c = g->ctx;
 	lin_fwd(g);
-	nn_linear_backward(GR(0), GR(1), c->bias ? GR(2) : NULL, g->R, X(0), X(1), c->B,
-			   c->IC, c->OC);
+	nn_linear_backward(GR(0), GR(1), c->bias ? GR(2) : NULL, g->R, X(0), X(1), c->B, c->IC,
+			   c->OC);
 }
 
 static void check_linear(int B, int IC, int OC, bool bias)
@@ -531,8 +532,8 @@ static void check_bag(enum nn_pool mode, const char *name)
 	/* Bag 1 is empty; bag 2 repeats row 3; padding holds ids far outside
 	 * the table, which must never be read (ASan would see it). */
 	static const uint32_t P = 0xfffffff0u;
-	static const uint32_t ids[BAG_B * BAG_L] = {1, 4, 6, P, P, P, P, P, 3, 0, 3, 5,
-						    2, P, P, P, 6, 1, P, P};
+	static const uint32_t ids[BAG_B * BAG_L] = {1, 4, 6, P, P, P, P, P, 3, 0,
+						    3, 5, 2, P, P, P, 6, 1, P, P};
 	static const uint32_t lens[BAG_B] = {3, 0, 4, 1, 2};
 	static struct bag_ctx c;
 	struct gc g;
@@ -931,8 +932,7 @@ static void ln_bwd(struct gc *g)
 {
 	struct ln_ctx *c = g->ctx;
 	ln_fwd(g);
-	nn_layernorm_backward(GR(0), GR(1), GR(2), g->R, X(0), c->mean, c->rstd, X(1), c->B,
-			      c->D);
+	nn_layernorm_backward(GR(0), GR(1), GR(2), g->R, X(0), c->mean, c->rstd, X(1), c->B, c->D);
 }
 
 static void check_layernorm(int B, int D)

@@ -38,8 +38,8 @@ static void fill(float *x, size_t n, struct rng *r)
  * twice the classic rounding bound of a length-K float dot product, and the
  * padding columns of C are untouched.
  */
-static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float beta,
-		       int pad, struct rng *r)
+static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float beta, int pad,
+		       struct rng *r)
 {
 	int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
 	size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
@@ -91,9 +91,9 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float
 
 static void test_sgemm_matches_reference(void **state)
 {
-	static const int sizes[][3] = {{1, 1, 1}, {1, 7, 3},    {5, 1, 9},    {3, 4, 1},
-				       {7, 5, 3}, {17, 16, 33}, {33, 65, 17}, {64, 31, 128},
-				       {2, 300, 300}};
+	static const int sizes[][3] = {{1, 1, 1},    {1, 7, 3},     {5, 1, 9},
+				       {3, 4, 1},    {7, 5, 3},     {17, 16, 33},
+				       {33, 65, 17}, {64, 31, 128}, {2, 300, 300}};
 	static const float ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0.25f}};
 	struct rng r;
 

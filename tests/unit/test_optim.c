@@ -132,7 +132,7 @@ static void test_sparse_update_rows_only(void **state)
 	assert_float_equal(w[2 * 2], 0.5f, 1e-5);
 	assert_float_equal(w[4 * 2 + 1], 1.5f, 1e-5);
 	assert_true(w[1 * 2] == 1.0f && w[3 * 2] == 1.0f && w[5 * 2] == 1.0f); /* untouched */
-	assert_true(p.t[0].s1[3 * 2] == 0.0f);                                /* lazy state */
+	assert_true(p.t[0].s1[3 * 2] == 0.0f);                                 /* lazy state */
 	params_release(&p);
 }
 

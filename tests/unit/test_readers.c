@@ -21,12 +21,12 @@
 #include "common/log.h"
 #include "ingest/readers.h"
 
-typedef int (*parse_fn)(struct dataset *ds, const char *buf, size_t len,
-			const char *fname, struct line_errors *le);
+typedef int (*parse_fn)(struct dataset *ds, const char *buf, size_t len, const char *fname,
+			struct line_errors *le);
 
 /* Runs fn on an exact-length heap copy of [text, text + len). */
-static int run_n(parse_fn fn, struct dataset *ds, const char *fname, const char *text,
-		 size_t len, struct line_errors *le)
+static int run_n(parse_fn fn, struct dataset *ds, const char *fname, const char *text, size_t len,
+		 struct line_errors *le)
 {
 	char *b = NULL;
 	int rc;
@@ -147,8 +147,8 @@ static void t_ml1m_valid(void **state)
 	assert_string_equal(dataset_title(&ds, 0), "Toy Story (1995)");
 	assert_int_equal(ds.items[0].year, 1995);
 	assert_int_equal(ds.items[0].genres, genre_bit(&ds, "Animation") |
-						   genre_bit(&ds, "Children's") |
-						   genre_bit(&ds, "Comedy"));
+						     genre_bit(&ds, "Children's") |
+						     genre_bit(&ds, "Comedy"));
 	assert_string_equal(dataset_title(&ds, 1), "Mis\xC3\xA9rables, Les (1995)");
 	assert_int_equal(ds.items[1].genres, genre_bit(&ds, "Drama") | genre_bit(&ds, "Musical"));
 	assert_string_equal(dataset_title(&ds, 2), "Star Wars: Episode IV - A New Hope (1977)");
@@ -181,11 +181,14 @@ static void t_ml1m_line_ends(void **state)
 	assert_int_equal(dataset_init(&ds), 0);
 	/* CRLF, blank lines (also "\r\n" alone) anywhere, no final newline. */
 	assert_int_equal(run(ml1m_parse_users, &ds, "users.dat",
-			     "\r\n1::F::1::10::48067\r\n\n2::M::56::16::70072", NULL), 0);
+			     "\r\n1::F::1::10::48067\r\n\n2::M::56::16::70072", NULL),
+			 0);
 	assert_int_equal(run(ml1m_parse_movies, &ds, "movies.dat",
-			     "1::Toy Story (1995)::Comedy\r\n2::Heat (1995)::Action|Crime", NULL), 0);
+			     "1::Toy Story (1995)::Comedy\r\n2::Heat (1995)::Action|Crime", NULL),
+			 0);
 	assert_int_equal(run(ml1m_parse_ratings, &ds, "ratings.dat",
-			     "1::1::5::978300760\r\n\r\n2::2::3::978302109\r\n\n", NULL), 0);
+			     "1::1::5::978300760\r\n\r\n2::2::3::978302109\r\n\n", NULL),
+			 0);
 	assert_int_equal(ds.n_users, 2);
 	assert_string_equal(ds.users[0].zip, "48067");
 	assert_string_equal(ds.users[1].zip, "70072");
@@ -220,8 +223,8 @@ static void check_bad(const struct bad_case *c, size_t n)
 		rc = run_n(c[i].fn, &ds, c[i].fname, c[i].text,
 			   c[i].len ? c[i].len : strlen(c[i].text), NULL);
 		if (rc != c[i].code || strcmp(hr_errmsg(), c[i].msg))
-			fail_msg("case %zu: got %d '%s', want %d '%s'", i, rc, hr_errmsg(), c[i].code,
-				 c[i].msg);
+			fail_msg("case %zu: got %d '%s', want %d '%s'", i, rc, hr_errmsg(),
+				 c[i].code, c[i].msg);
 		dataset_release(&ds);
 	}
 }
@@ -232,7 +235,8 @@ static void t_ml1m_bad(void **state)
 {
 	static const struct bad_case cases[] = {
 		/* users.dat */
-		{ml1m_parse_users, "users.dat", NULL, "", 0, HR_EFORMAT, "'users.dat' holds no users"},
+		{ml1m_parse_users, "users.dat", NULL, "", 0, HR_EFORMAT,
+		 "'users.dat' holds no users"},
 		{ml1m_parse_users, "users.dat", NULL, "\n\r\n", 0, HR_EFORMAT,
 		 "'users.dat' holds no users"},
 		{ml1m_parse_users, "users.dat", NULL, "1::F::1::10::48067\n2::F::1::10\n\n3::", 0,
@@ -255,8 +259,10 @@ static void t_ml1m_bad(void **state)
 		 "users.dat:1: zip code '48 67' is not printable ASCII without blanks"},
 		{ml1m_parse_users, "users.dat", NULL, "1::F::1::10::48067\r\n1::M::1::10::48067", 0,
 		 HR_EPARSE, "users.dat:2: duplicate user id 1"},
-		{ml1m_parse_users, "users.dat", NULL, "1::F::1::10::480\0" "7", 18, HR_EPARSE,
-		 "users.dat:1: line contains a NUL byte"},
+		{ml1m_parse_users, "users.dat", NULL,
+		 "1::F::1::10::480\0"
+		 "7",
+		 18, HR_EPARSE, "users.dat:1: line contains a NUL byte"},
 		{ml1m_parse_users, "users.dat", NULL, "4294967296::F::1::10::48067", 0, HR_EPARSE,
 		 "users.dat:1: user id '4294967296' out of range (0..4294967295)"},
 		/* movies.dat */
@@ -276,8 +282,8 @@ static void t_ml1m_bad(void **state)
 		 "movies.dat:1: genres field is empty"},
 		{ml1m_parse_movies, "movies.dat", NULL, "1::T::Action||Drama", 0, HR_EPARSE,
 		 "movies.dat:1: empty genre name in 'Action||Drama'"},
-		{ml1m_parse_movies, "movies.dat", NULL, "1::T::Action|0123456789012345678901234567890X",
-		 0, HR_EPARSE,
+		{ml1m_parse_movies, "movies.dat", NULL,
+		 "1::T::Action|0123456789012345678901234567890X", 0, HR_EPARSE,
 		 "movies.dat:1: genre name '0123456789012345678901234567890X' longer than 31 bytes"},
 		{ml1m_parse_movies, "movies.dat", NULL, "1::T\0::Drama", 12, HR_EPARSE,
 		 "movies.dat:1: line contains a NUL byte"},
@@ -393,8 +399,8 @@ static void t_ml100k_valid(void **state)
 	assert_string_equal(dataset_title(&ds, 0), "Toy Story (1995)");
 	assert_int_equal(ds.items[0].year, 1995);
 	assert_int_equal(ds.items[0].genres, genre_bit(&ds, "Animation") |
-						   genre_bit(&ds, "Children's") |
-						   genre_bit(&ds, "Comedy"));
+						     genre_bit(&ds, "Children's") |
+						     genre_bit(&ds, "Comedy"));
 	assert_string_equal(dataset_title(&ds, 1), "Mis\xC3\xA9rables");
 	assert_int_equal(ds.items[1].year, 1998); /* from the release date */
 	assert_int_equal(ds.items[1].genres, genre_bit(&ds, "Drama"));
@@ -418,10 +424,11 @@ static void t_ml100k_line_ends(void **state)
 	(void)state;
 
 	assert_int_equal(dataset_init(&ds), 0);
-	assert_int_equal(run(ml100k_parse_users, &ds, "u.user", "1|24|M|technician|85711\r\n",
-			     NULL), 0);
+	assert_int_equal(
+		run(ml100k_parse_users, &ds, "u.user", "1|24|M|technician|85711\r\n", NULL), 0);
 	assert_int_equal(run(ml100k_parse_items, &ds, "u.item",
-			     "1|T (1995)|||u|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|1\r\n", NULL), 0);
+			     "1|T (1995)|||u|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|1\r\n", NULL),
+			 0);
 	assert_int_equal(run(ml100k_parse_ratings, &ds, "u.data", "\r\n1\t1\t3\t5", NULL), 0);
 	assert_string_equal(ds.users[0].zip, "85711");
 	assert_int_equal(ds.items[0].genres, genre_bit(&ds, "Action") | genre_bit(&ds, "Western"));
@@ -497,7 +504,7 @@ static void t_csv_valid(void **state)
 	assert_string_equal(dataset_title(&ds, 1), "American President, The (1995)");
 	assert_int_equal(ds.items[1].year, 1995);
 	assert_int_equal(ds.items[1].genres, genre_bit(&ds, "Comedy") | genre_bit(&ds, "Drama") |
-						   genre_bit(&ds, "Romance"));
+						     genre_bit(&ds, "Romance"));
 	assert_string_equal(dataset_title(&ds, 2),
 			    "Dracula: Dead and Loving It \"Mel Brooks\" (1995)");
 	assert_string_equal(dataset_title(&ds, 3), "Am\xC3\xA9lie (2001) ");
@@ -537,9 +544,11 @@ static void t_csv_line_ends(void **state)
 	assert_int_equal(run(csv_parse_movies, &ds, "movies.csv",
 			     "\xEF\xBB\xBFmovieId,title,genres\r\n\r\n"
 			     "1,\"Heat, The (1995)\",Action\r\n2,B,Drama",
-			     NULL), 0);
+			     NULL),
+			 0);
 	assert_int_equal(run(csv_parse_ratings, &ds, "ratings.csv",
-			     "userId,movieId,rating,timestamp\r\n1,2,2.5,7\r\n\n1,1,3.0,8", NULL), 0);
+			     "userId,movieId,rating,timestamp\r\n1,2,2.5,7\r\n\n1,1,3.0,8", NULL),
+			 0);
 	assert_string_equal(dataset_title(&ds, 0), "Heat, The (1995)");
 	assert_string_equal(dataset_title(&ds, 1), "B");
 	assert_int_equal(ds.n_ratings, 2);
@@ -568,16 +577,18 @@ static void t_csv_bad(void **state)
 		 "must be quoted)"},
 		{csv_parse_movies, "movies.csv", NULL, "movieId,title,genres\n1,T", 0, HR_EPARSE,
 		 "movies.csv:2: expected 3 fields separated by ',', found 2"},
-		{csv_parse_movies, "movies.csv", NULL, "movieId,title,genres\n1,Caf\xE9 (1995),Drama",
-		 0, HR_EPARSE, "movies.csv:2: title 'Caf\\xE9 (1995)' is not valid UTF-8"},
-		{csv_parse_movies, "movies.csv", NULL, "movieId,title,genres\n1,A,Drama\n\n1,B,Drama",
-		 0, HR_EPARSE, "movies.csv:4: duplicate movie id 1"},
+		{csv_parse_movies, "movies.csv", NULL,
+		 "movieId,title,genres\n1,Caf\xE9 (1995),Drama", 0, HR_EPARSE,
+		 "movies.csv:2: title 'Caf\\xE9 (1995)' is not valid UTF-8"},
+		{csv_parse_movies, "movies.csv", NULL,
+		 "movieId,title,genres\n1,A,Drama\n\n1,B,Drama", 0, HR_EPARSE,
+		 "movies.csv:4: duplicate movie id 1"},
 		{csv_parse_movies, "movies.csv", NULL, "movieId,title,genres\n-1,A,Drama", 0,
 		 HR_EPARSE, "movies.csv:2: movie id '-1' is not a valid number"},
 		{csv_parse_ratings, "ratings.csv", csv_base, "", 0, HR_EFORMAT,
 		 "'ratings.csv' holds no ratings"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\r\n", 0,
-		 HR_EFORMAT, "'ratings.csv' holds no ratings"},
+		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\r\n",
+		 0, HR_EFORMAT, "'ratings.csv' holds no ratings"},
 		{csv_parse_ratings, "ratings.csv", csv_base,
 		 "\r\nuserId,movieId,rating,timestamp\n1,1,4.0,9\n\n1,1,4.5.,9", 0, HR_EPARSE,
 		 "ratings.csv:5: rating '4.5.' is not a valid number"},
@@ -589,18 +600,24 @@ static void t_csv_bad(void **state)
 		{csv_parse_ratings, "ratings.csv", csv_base,
 		 "userId,movieId,rating,timestamp\n1,1,3.7,964982703", 0, HR_EPARSE,
 		 "ratings.csv:2: rating '3.7' is not a multiple of 0.5"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\n1,1,5.5,9",
-		 0, HR_EPARSE, "ratings.csv:2: rating '5.5' out of range (0.5..5.0)"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\n1,1,0,9",
-		 0, HR_EPARSE, "ratings.csv:2: rating '0' out of range (0.5..5.0)"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\n1,1,4.,9",
-		 0, HR_EPARSE, "ratings.csv:2: rating '4.' is not a valid number"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\n1,1,,9",
-		 0, HR_EPARSE, "ratings.csv:2: rating '' is not a valid number"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\n1,1,-4,9",
-		 0, HR_EPARSE, "ratings.csv:2: rating '-4' is not a valid number"},
-		{csv_parse_ratings, "ratings.csv", csv_base, "userId,movieId,rating,timestamp\n1,1,4.0",
-		 0, HR_EPARSE, "ratings.csv:2: expected 4 fields separated by ',', found 3"},
+		{csv_parse_ratings, "ratings.csv", csv_base,
+		 "userId,movieId,rating,timestamp\n1,1,5.5,9", 0, HR_EPARSE,
+		 "ratings.csv:2: rating '5.5' out of range (0.5..5.0)"},
+		{csv_parse_ratings, "ratings.csv", csv_base,
+		 "userId,movieId,rating,timestamp\n1,1,0,9", 0, HR_EPARSE,
+		 "ratings.csv:2: rating '0' out of range (0.5..5.0)"},
+		{csv_parse_ratings, "ratings.csv", csv_base,
+		 "userId,movieId,rating,timestamp\n1,1,4.,9", 0, HR_EPARSE,
+		 "ratings.csv:2: rating '4.' is not a valid number"},
+		{csv_parse_ratings, "ratings.csv", csv_base,
+		 "userId,movieId,rating,timestamp\n1,1,,9", 0, HR_EPARSE,
+		 "ratings.csv:2: rating '' is not a valid number"},
+		{csv_parse_ratings, "ratings.csv", csv_base,
+		 "userId,movieId,rating,timestamp\n1,1,-4,9", 0, HR_EPARSE,
+		 "ratings.csv:2: rating '-4' is not a valid number"},
+		{csv_parse_ratings, "ratings.csv", csv_base,
+		 "userId,movieId,rating,timestamp\n1,1,4.0", 0, HR_EPARSE,
+		 "ratings.csv:2: expected 4 fields separated by ',', found 3"},
 		{csv_parse_ratings, "ratings.csv", csv_base,
 		 "userId,movieId,rating,timestamp\n1,77,4.0,9", 0, HR_EPARSE,
 		 "ratings.csv:2: unknown movie 77 (not in movies.csv)"},
@@ -660,8 +677,8 @@ static void t_util_text(void **state)
 	assert_memory_equal(out, "caf\xC3\xA9\xC3\xBF!", 8);
 	assert_true(rd_utf8_valid(out, 8));
 	assert_false(rd_utf8_valid("\xC3", 1));
-	assert_false(rd_utf8_valid("\xC0\x80", 2));       /* overlong */
-	assert_false(rd_utf8_valid("\xED\xA0\x80", 3));   /* surrogate */
+	assert_false(rd_utf8_valid("\xC0\x80", 2));        /* overlong */
+	assert_false(rd_utf8_valid("\xED\xA0\x80", 3));    /* surrogate */
 	assert_true(rd_utf8_valid("\xF0\x9F\x8E\xAC", 4)); /* U+1F3AC */
 
 	assert_int_equal(rd_title_year("Heat (1995)", 11), 1995);
@@ -731,9 +748,10 @@ static void t_detect(void **state)
 	(void)state;
 
 	assert_int_equal(ds_detect_format(d, &fmt), HR_EFORMAT);
-	snprintf(msg, sizeof(msg),
-		 "'%s' holds no MovieLens ratings file (looked for ratings.dat, u.data, ratings.csv)",
-		 d);
+	snprintf(
+		msg, sizeof(msg),
+		"'%s' holds no MovieLens ratings file (looked for ratings.dat, u.data, ratings.csv)",
+		d);
 	assert_string_equal(hr_errmsg(), msg);
 	assert_int_equal(fmt, DS_FMT_UNKNOWN);
 
@@ -773,18 +791,20 @@ static void t_read_dir_ml1m(void **state)
 	assert_int_equal(dataset_init(&ds), 0);
 	assert_int_equal(ds_read_dir(&ds, d, NULL), HR_ENOENT);
 	snprintf(msg, sizeof(msg),
-		 "missing '%s/movies.dat' (ml-1m needs ratings.dat, users.dat and movies.dat)",
-		 d);
+		 "missing '%s/movies.dat' (ml-1m needs ratings.dat, users.dat and movies.dat)", d);
 	assert_string_equal(hr_errmsg(), msg);
 	dataset_release(&ds);
 
 	/* One bad line in each file: skipped within a budget of 3 for the load. */
-	write_file(d, "users.dat", "9::F::2::1::1\n1::F::1::10::48067\n2::M::56::16::70072\n"
-				   "3::M::25::7::55117\n");
-	write_file(d, "movies.dat", "x::T::Drama\n1::A (2000)::Drama\n2::B::Drama\n"
-				    "4::C::Drama\n10::D::Drama\n");
-	write_file(d, "ratings.dat", "1::1::5::978300760\n1::2::3::978302109\n"
-				     "2::10::1::978301968\n3::4::4::4294967295\n5::1::1::1\n");
+	write_file(d, "users.dat",
+		   "9::F::2::1::1\n1::F::1::10::48067\n2::M::56::16::70072\n"
+		   "3::M::25::7::55117\n");
+	write_file(d, "movies.dat",
+		   "x::T::Drama\n1::A (2000)::Drama\n2::B::Drama\n"
+		   "4::C::Drama\n10::D::Drama\n");
+	write_file(d, "ratings.dat",
+		   "1::1::5::978300760\n1::2::3::978302109\n"
+		   "2::10::1::978301968\n3::4::4::4294967295\n5::1::1::1\n");
 	assert_int_equal(dataset_init(&ds), 0);
 	assert_int_equal(ds_read_dir(&ds, d, &opts), 0);
 	assert_int_equal(ds.format, DS_FMT_ML1M);
@@ -816,8 +836,8 @@ static void t_read_dir_ml100k(void **state)
 	write_file(d, "u.item", k_items);
 	assert_int_equal(dataset_init(&ds), 0);
 	assert_int_equal(ds_read_dir(&ds, d, NULL), HR_ENOENT);
-	snprintf(msg, sizeof(msg),
-		 "missing '%s/u.user' (ml-100k needs u.data, u.user and u.item)", d);
+	snprintf(msg, sizeof(msg), "missing '%s/u.user' (ml-100k needs u.data, u.user and u.item)",
+		 d);
 	assert_string_equal(hr_errmsg(), msg);
 	dataset_release(&ds);
 
@@ -845,8 +865,8 @@ static void t_read_dir_csv(void **state)
 	write_file(d, "ratings.csv", csv_ratings);
 	assert_int_equal(dataset_init(&ds), 0);
 	assert_int_equal(ds_read_dir(&ds, d, NULL), HR_ENOENT);
-	snprintf(msg, sizeof(msg),
-		 "missing '%s/movies.csv' (csv needs ratings.csv and movies.csv)", d);
+	snprintf(msg, sizeof(msg), "missing '%s/movies.csv' (csv needs ratings.csv and movies.csv)",
+		 d);
 	assert_string_equal(hr_errmsg(), msg);
 	dataset_release(&ds);
 

@@ -101,8 +101,7 @@ static int wait_sleepers(struct ring_wait *w, uint32_t n)
 
 static void test_init_rejects_bad_capacity(void **state)
 {
-	const uint32_t bad[] = {0, 1, 3, 6, 12, 1000, (1u << 31) + 1,
-				UINT32_MAX};
+	const uint32_t bad[] = {0, 1, 3, 6, 12, 1000, (1u << 31) + 1, UINT32_MAX};
 	struct ring r;
 
 	(void)state;
@@ -159,16 +158,15 @@ static void test_fill_drain_fifo(void **state)
 		for (uint32_t i = 0; i < CAP; i++) {
 			assert_int_equal(ring_count_approx(&r), i);
 			/* Blocking push on a non-full ring returns at once. */
-			int rc = (i & 1) ? ring_push(&r, enc(round, i))
-					 : ring_try_push(&r, enc(round, i));
+			int rc = (i & 1) ? ring_push(&r, enc(round, i)) :
+					   ring_try_push(&r, enc(round, i));
 			assert_int_equal(rc, 0);
 		}
 		assert_int_equal(ring_try_push(&r, NULL), RING_FULL);
 		assert_int_equal(ring_count_approx(&r), CAP);
 		assert_int_equal(ring_check(&r), 0);
 		for (uint32_t i = 0; i < CAP; i++) {
-			int rc = (i & 1) ? ring_pop(&r, &out)
-					 : ring_try_pop(&r, &out);
+			int rc = (i & 1) ? ring_pop(&r, &out) : ring_try_pop(&r, &out);
 			assert_int_equal(rc, 0);
 			assert_ptr_equal(out, enc(round, i));
 		}
@@ -281,13 +279,13 @@ struct stress {
 	uint32_t producers, consumers, items;
 	enum stress_mode mode;
 	int flags;
-	_Atomic unsigned char *seen;  /* [producer * items + seq] deliveries */
-	_Atomic uint32_t pushed[8];   /* per producer: pushes that returned 0 */
-	_Atomic uint64_t progress;    /* deliveries so far */
+	_Atomic unsigned char *seen; /* [producer * items + seq] deliveries */
+	_Atomic uint32_t pushed[8];  /* per producer: pushes that returned 0 */
+	_Atomic uint64_t progress;   /* deliveries so far */
 	_Atomic uint64_t delivered;
-	_Atomic uint64_t bad_rc;      /* unexpected return codes */
-	_Atomic uint64_t bad_item;    /* out-of-range producer or seq */
-	_Atomic uint64_t bad_order;   /* a producer's seq went backwards */
+	_Atomic uint64_t bad_rc;    /* unexpected return codes */
+	_Atomic uint64_t bad_item;  /* out-of-range producer or seq */
+	_Atomic uint64_t bad_order; /* a producer's seq went backwards */
 };
 
 struct stress_thread {
@@ -313,8 +311,7 @@ static void *stress_producer(void *arg)
 			rc = ring_push(&st->ring, enc(t->id, s));
 		} else {
 			unsigned n = 0;
-			while ((rc = ring_try_push(&st->ring, enc(t->id, s))) ==
-			       RING_FULL)
+			while ((rc = ring_try_push(&st->ring, enc(t->id, s))) == RING_FULL)
 				backoff(&n);
 		}
 		if (rc == RING_CLOSED && (st->flags & CLOSE_EARLY))
@@ -350,8 +347,7 @@ static void *stress_consumer(void *arg)
 			rc = ring_pop(&st->ring, &item);
 		} else {
 			unsigned k = 0;
-			while ((rc = ring_try_pop(&st->ring, &item)) ==
-			       RING_EMPTY)
+			while ((rc = ring_try_pop(&st->ring, &item)) == RING_EMPTY)
 				backoff(&k);
 		}
 		if (rc != 0)
@@ -364,10 +360,9 @@ static void *stress_consumer(void *arg)
 		if (s + 1 <= last[p])
 			atomic_fetch_add(&st->bad_order, 1);
 		last[p] = s + 1;
-		atomic_fetch_add_explicit(&st->seen[(size_t)p * st->items + s],
-					  1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&st->progress, 1,
+		atomic_fetch_add_explicit(&st->seen[(size_t)p * st->items + s], 1,
 					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->progress, 1, memory_order_relaxed);
 		n++;
 	}
 	if (rc != RING_CLOSED)
@@ -383,8 +378,8 @@ static void *stress_consumer(void *arg)
  * once, no other item was, and each consumer saw each producer's items in
  * increasing order.  With CLOSE_EARLY the close races with the pushes.
  */
-static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
-		       enum stress_mode mode, int flags)
+static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap, enum stress_mode mode,
+		       int flags)
 {
 	struct stress st;
 	struct stress_thread pt[8], ct[8];
@@ -405,13 +400,11 @@ static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
 
 	for (uint32_t i = 0; i < consumers; i++) {
 		ct[i] = (struct stress_thread){.st = &st, .id = i};
-		assert_int_equal(pthread_create(&ct[i].tid, NULL,
-						stress_consumer, &ct[i]), 0);
+		assert_int_equal(pthread_create(&ct[i].tid, NULL, stress_consumer, &ct[i]), 0);
 	}
 	for (uint32_t i = 0; i < producers; i++) {
 		pt[i] = (struct stress_thread){.st = &st, .id = i};
-		assert_int_equal(pthread_create(&pt[i].tid, NULL,
-						stress_producer, &pt[i]), 0);
+		assert_int_equal(pthread_create(&pt[i].tid, NULL, stress_producer, &pt[i]), 0);
 	}
 	if (flags & CLOSE_EARLY) {
 		/* Close a quarter of the way in (or when all is pushed). */
@@ -435,12 +428,12 @@ static void run_stress(uint32_t producers, uint32_t consumers, uint32_t cap,
 			assert_int_equal(k, STRESS_ITEMS);
 		pushed += k;
 		for (uint32_t s = 0; s < STRESS_ITEMS; s++) {
-			unsigned got = atomic_load_explicit(
-				&st.seen[(size_t)p * STRESS_ITEMS + s],
-				memory_order_relaxed);
+			unsigned got = atomic_load_explicit(&st.seen[(size_t)p * STRESS_ITEMS + s],
+							    memory_order_relaxed);
 			if (got != (s < k))
 				fail_msg("producer %u item %u (of %u pushed) "
-					 "delivered %u times", p, s, k, got);
+					 "delivered %u times",
+					 p, s, k, got);
 		}
 	}
 	assert_int_equal(atomic_load(&st.delivered), pushed);
@@ -510,7 +503,7 @@ static void test_stress_close_races_pushes(void **state)
 struct blocked {
 	struct ring *ring;
 	pthread_t tid;
-	void *item; /* pushed, or last popped */
+	void *item;     /* pushed, or last popped */
 	uint32_t count; /* items popped */
 	int rc;         /* final return code */
 	double wall, cpu;
@@ -589,8 +582,7 @@ static void test_close_wakes_consumers(void **state)
 	assert_int_equal(ring_init(&r, 8), 0);
 	for (int i = 0; i < C; i++) {
 		c[i] = (struct blocked){.ring = &r, .rc = -1};
-		assert_int_equal(pthread_create(&c[i].tid, NULL,
-						pop_until_closed, &c[i]), 0);
+		assert_int_equal(pthread_create(&c[i].tid, NULL, pop_until_closed, &c[i]), 0);
 	}
 	assert_int_equal(wait_sleepers(&r.not_empty, C), 0);
 	ring_close(&r);
@@ -615,8 +607,7 @@ static void test_close_drains_to_sleepers(void **state)
 	assert_int_equal(ring_init(&r, 8), 0);
 	for (int i = 0; i < C; i++) {
 		c[i] = (struct blocked){.ring = &r, .rc = -1};
-		assert_int_equal(pthread_create(&c[i].tid, NULL,
-						pop_until_closed, &c[i]), 0);
+		assert_int_equal(pthread_create(&c[i].tid, NULL, pop_until_closed, &c[i]), 0);
 	}
 	assert_int_equal(wait_sleepers(&r.not_empty, C), 0);
 	for (uint32_t i = 0; i < N; i++)
@@ -645,10 +636,8 @@ static void test_close_wakes_producers(void **state)
 	for (uint32_t i = 0; i < CAP; i++)
 		assert_int_equal(ring_push(&r, enc(6, i)), 0);
 	for (int i = 0; i < P; i++) {
-		p[i] = (struct blocked){.ring = &r, .rc = -1,
-					.item = enc(7, (uint32_t)i)};
-		assert_int_equal(pthread_create(&p[i].tid, NULL, push_one,
-						&p[i]), 0);
+		p[i] = (struct blocked){.ring = &r, .rc = -1, .item = enc(7, (uint32_t)i)};
+		assert_int_equal(pthread_create(&p[i].tid, NULL, push_one, &p[i]), 0);
 	}
 	assert_int_equal(wait_sleepers(&r.not_full, P), 0);
 	ring_close(&r);
@@ -685,8 +674,7 @@ static void test_blocked_consumer_idles(void **state)
 	assert_ptr_equal(c.item, enc(8, 0));
 	assert_true(c.wall >= 0.4);
 	if (c.cpu >= 0.2 * c.wall)
-		fail_msg("blocked consumer used %.3f s CPU in %.3f s",
-			 c.cpu, c.wall);
+		fail_msg("blocked consumer used %.3f s CPU in %.3f s", c.cpu, c.wall);
 	ring_release(&r);
 }
 

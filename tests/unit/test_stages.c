@@ -31,7 +31,8 @@ static void make_ds(struct dataset *ds)
 	int g_drama = dataset_genre(ds, "Drama", 5), g_com = dataset_genre(ds, "Comedy", 6);
 	int g_war = dataset_genre(ds, "War", 3);
 	assert_int_equal(dataset_add_item(ds, 103, "D (2000)", 8, 2000, 1u << g_war, &idx), 1);
-	assert_int_equal(dataset_add_item(ds, 101, "B", 1, 0, (1u << g_drama) | (1u << g_com), &idx), 1);
+	assert_int_equal(
+		dataset_add_item(ds, 101, "B", 1, 0, (1u << g_drama) | (1u << g_com), &idx), 1);
 	assert_int_equal(dataset_add_item(ds, 100, "A", 1, 0, 1u << g_drama, &idx), 1);
 	assert_int_equal(dataset_add_item(ds, 102, "C", 1, 0, 1u << g_com, &idx), 1);
 }
@@ -76,8 +77,8 @@ static void test_sort_stable_by_ts_user_item(void **state)
 	add(&ds, 0, 0, 500, 10);
 	add(&ds, 1, 0, 500, 10);
 	add(&ds, 0, 2, 500, 10);
-	add(&ds, 1, 1, 70000, 2);     /* ts > 65535 exercises the high digit */
-	add(&ds, 1, 1, 100, 6);       /* duplicate pair keeps input order */
+	add(&ds, 1, 1, 70000, 2); /* ts > 65535 exercises the high digit */
+	add(&ds, 1, 1, 100, 6);   /* duplicate pair keeps input order */
 	add(&ds, 1, 1, 100, 8);
 	assert_int_equal(label_rule_init(&rule, LABEL_EXPLICIT, 4, 2), 0);
 	assert_int_equal(label_events(&ds, &rule, &ev, &dropped), 0);

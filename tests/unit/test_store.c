@@ -122,7 +122,8 @@ static void test_codec_rejects_bad_bytes(void **state)
 		free(copy);
 	}
 	/* A map instead of an array; a string where an int belongs. */
-	const char map[] = "\x81\xa1" "a\x01";
+	const char map[] = "\x81\xa1"
+			   "a\x01";
 	assert_int_equal(record_unpack(map, sizeof(map) - 1, &back), HR_EFORMAT);
 	buf.data[1] = (char)0xa1; /* user_raw becomes a 1-byte string */
 	assert_int_equal(record_unpack(buf.data, buf.size, &back), HR_EFORMAT);
