@@ -1,9 +1,14 @@
 # hogrec - one entry point.  `make help` lists the targets.
 #
-# Layout: library code in common/ store/ ingest/ (later trainer/ models/) is
-# archived into $(BUILD)/libhogrec.a; every file named main_<prog>.c becomes
-# $(BIN)/<prog>; tests/unit/test_<x>.c becomes $(BUILD)/tests/test_<x>.
-# Sanitizer builds use their own BUILD and BIN directories.
+# Layout: library code in common/ store/ ingest/ models/ models/nn/ trainer/
+# is archived into $(BUILD)/libhogrec.a; every file named main_<prog>.c
+# becomes $(BIN)/<prog>; tests/unit/test_<x>.c becomes $(BUILD)/tests/test_<x>.
+# Sanitizer and fuzz builds use their own BUILD and BIN directories.
+#
+# Debian packages come in three sets, each installed by its own target and
+# only when missing: deps (build, run, test), deps-dev (clang, sanitizer
+# runtimes, clang-format: asan, tsan, fuzz, format-check), deps-bench
+# (PyTorch and the timing tool for make bench).
 
 CC      ?= cc
 BUILD   ?= build
@@ -29,19 +34,25 @@ TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  ?= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
 
-.PHONY: all run test check bench asan tsan fuzz deps clean help unit format format-check
+.PHONY: all run test check bench asan tsan fuzz deps deps-dev deps-bench clean help unit \
+        format format-check
 
 all: $(PROGS) $(TESTS)
 
 help:
-	@echo "make deps    install the Debian packages hogrec needs (as root)"
-	@echo "make         build programs into $(BIN)/ and tests into $(BUILD)/"
-	@echo "make run     the main job: synthetic ml-1m (or DATA=dir) -> store -> model -> metrics"
-	@echo "make test    run every test (unit, integration, interop, fuzz smoke)"
-	@echo "make bench   benchmarks, JSON lines on stdout"
-	@echo "make asan    build and test under AddressSanitizer + UBSan (clang)"
-	@echo "make tsan    build and test under ThreadSanitizer (clang)"
-	@echo "make fuzz    run each libFuzzer target for FUZZ_TIME seconds (clang)"
+	@echo "make deps         install what build, run and test need (Debian packages, as root)"
+	@echo "make              build programs into $(BIN)/ and tests into $(BUILD)/"
+	@echo "make run          the main job: synthetic ml-1m (or DATA=dir) -> store -> model -> metrics"
+	@echo "                  (one run directory per data set under build/run/; MODEL=, EPOCHS=)"
+	@echo "make test         every test: unit (cmocka), integration and interop scripts"
+	@echo "make deps-dev     install clang, sanitizer runtimes and clang-format (for the next four)"
+	@echo "make asan         build and test under AddressSanitizer + UBSan (clang)"
+	@echo "make tsan         build and test under ThreadSanitizer (clang)"
+	@echo "make fuzz         run each libFuzzer target for FUZZ_TIME seconds (clang)"
+	@echo "make format       apply .clang-format; make format-check lists files that differ"
+	@echo "make deps-bench   install PyTorch and the timing tool make bench needs"
+	@echo "make bench        benchmarks beside pandas and PyTorch references, JSON lines on stdout"
+	@echo "make clean        remove build/ and bin/ (build/run too: stores and models of make run)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,19 +75,29 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # The main job end to end: data -> store -> trained model -> test metrics.
 # DATA=path/to/ml-1m uses a real download; without it the synthetic
-# generator writes an ml-1m-shaped data set (once) and prints its oracle AUC.
-# MODEL (dssm) and EPOCHS (2) choose the training run; metrics are JSON
-# lines on stdout and in $(RUN_DIR)/model/metrics.jsonl.
+# generator writes an ml-1m-shaped data set (again only when bin/mlgen is
+# newer) and prints its oracle AUC.  Each data set has its own run
+# directory, build/run/<name of DATA> (build/run/synthetic without DATA):
+# store.lmdb and model/ there are replaced by the next run on the same data
+# (it says so), never by a run on other data.  MODEL (dssm) and EPOCHS (2)
+# choose the training run; metrics are JSON lines on stdout and in
+# RUN_DIR/model/metrics.jsonl.
 DATA ?=
-RUN_DIR ?= build/run
+RUN_NAME = $(if $(DATA),$(notdir $(patsubst %/,%,$(DATA))),synthetic)
+RUN_DIR ?= build/run/$(RUN_NAME)
 MODEL ?= dssm
 EPOCHS ?= 2
 run: all
-	@set -e; mkdir -p $(RUN_DIR); data="$(DATA)"; \
+	@set -e; data="$(DATA)"; \
+	if [ -n "$$data" ] && [ ! -d "$$data" ]; then \
+	  echo "make run: DATA='$$data' is not a directory" >&2; exit 66; fi; \
+	mkdir -p $(RUN_DIR); \
 	if [ -z "$$data" ]; then data=$(RUN_DIR)/ml-1m; \
 	  if [ ! -f $$data/ratings.dat ] || [ $(BIN)/mlgen -nt $$data/ratings.dat ]; then \
 	    rm -rf $$data; $(BIN)/mlgen -o $$data; fi; \
 	  $(BIN)/mlgen --oracle $$data; fi; \
+	if [ -e $(RUN_DIR)/store.lmdb ] || [ -e $(RUN_DIR)/model ]; then \
+	  echo "make run: replacing the previous run's store and model in $(RUN_DIR)" >&2; fi; \
 	$(BIN)/ingest --force --split user -o $(RUN_DIR)/store.lmdb $$data; \
 	rm -rf $(RUN_DIR)/model; \
 	$(BIN)/trainer --data $(RUN_DIR)/store.lmdb --model $(MODEL) --epochs $(EPOCHS) \
@@ -128,17 +149,32 @@ fuzz:
 	  tail -1 $(FUZZ_BUILD)/$$t.log; \
 	done
 
-# Debian packages; installs only what is missing.
-DEB_PKGS = build-essential clang llvm pkg-config time liblmdb-dev lmdb-utils \
-           libmsgpack-dev libopenblas-dev libcmocka-dev libjansson-dev zlib1g-dev \
-           libinih-dev libsystemd-dev python3 python3-lmdb python3-msgpack \
-           python3-numpy python3-pandas python3-torch
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Debian packages, installed without recommends and only when missing.
+# deps: compiler, the libraries hogrec links, and the Python modules the
+# interop tests read stores and checkpoints with (pandas: the test that
+# compares the store with bench/ingest_pandas.py's record for record).
+DEB_PKGS       = build-essential liblmdb-dev libmsgpack-dev libopenblas-dev libcmocka-dev \
+                 libjansson-dev zlib1g-dev libinih-dev libsystemd-dev \
+                 python3 python3-lmdb python3-msgpack python3-numpy python3-pandas
+# deps-dev: clang with its sanitizer and libFuzzer runtimes (a recommend of
+# clang's, so named here), llvm-symbolizer for readable reports, clang-format.
+DEB_PKGS_DEV   = clang libclang-rt-dev llvm clang-format
+# deps-bench: the PyTorch references and /usr/bin/time for peak memory.
+DEB_PKGS_BENCH = python3-torch time
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "deps: all present"; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "$(2): all present"; fi
+endef
+deps:
+	$(call apt_install,$(DEB_PKGS),deps)
+deps-dev:
+	$(call apt_install,$(DEB_PKGS_DEV),deps-dev)
+deps-bench:
+	$(call apt_install,$(DEB_PKGS_BENCH),deps-bench)
 
 # One code format (.clang-format): `make format` applies it to every C file
 # git tracks; `make format-check` (run by CI) lists the files that differ.

@@ -17,6 +17,22 @@ RATINGS=${BENCH_RATINGS:-1000209}
 REPEAT=${BENCH_REPEAT:-3}
 PANDAS=${BENCH_PANDAS:-1}
 W="$ROOT/build/bench"
+
+# What the references need comes from `make deps-bench` (not from `make
+# deps`, which installs only what building, running and testing need).
+missing=""
+[ -x /usr/bin/time ] || missing="$missing /usr/bin/time (package time)"
+if [ "$PANDAS" = 1 ] && ! /usr/bin/python3 -c 'import pandas' 2>/dev/null; then
+	missing="$missing pandas (BENCH_PANDAS=0 skips it)"
+fi
+if [ "${BENCH_TORCH:-1}" = 1 ] && [ "${BENCH_TRAIN:-1}" = 1 ] &&
+	! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+	missing="$missing PyTorch (BENCH_TORCH=0 skips it)"
+fi
+if [ -n "$missing" ]; then
+	echo "bench: missing:$missing; install them with 'make deps-bench' (as root)" >&2
+	exit 69
+fi
 mkdir -p "$W"
 DATA="$W/ml-1m-$RATINGS"
 
