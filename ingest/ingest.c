@@ -122,6 +122,7 @@ int ingest_run(const struct ingest_opts *o, struct ingest_report *rep)
 	struct publish pub;
 	struct dataset ds;
 	struct event *ev = NULL;
+	enum ds_format fmt;
 	double t0 = now_seconds(), t = t0;
 	int rc;
 
@@ -134,7 +135,11 @@ int ingest_run(const struct ingest_opts *o, struct ingest_report *rep)
 	rc = split_opts_check(&o->split);
 	if (rc)
 		return rc;
-	/* Claim the output first: a bad target fails before minutes of work. */
+	/* A missing or unrecognised input is reported before the output is touched. */
+	rc = ds_check_dir(o->in_dir, &fmt);
+	if (rc)
+		return rc;
+	/* Claim the output next: a bad target fails before minutes of work. */
 	rc = publish_begin(&pub, o->out_path, o->force);
 	if (rc)
 		return rc;

@@ -70,6 +70,15 @@ extern volatile sig_atomic_t ingest_cancel;
 /* Fills the defaults: explicit 4/2 labels, global 80/10/10, L = 50, seed 1, zip 3. */
 void ingest_opts_defaults(struct ingest_opts *o);
 
+/*
+ * Runs the pipeline from o->in_dir to o->out_path and fills rep.  Checks,
+ * in this order and before anything is written: the options (HR_EINVAL),
+ * the input directory and its files (ds_check_dir(): HR_ENOENT, HR_EFORMAT,
+ * HR_EINVAL), then claims the output (publish.h: HR_EEXIST, HR_EINVAL for a
+ * directory that is not a store, HR_EIO).  Later failures are those of the
+ * readers and stages, HR_EIO, or HR_ECANCEL once ingest_cancel is set; none
+ * leaves a store or a temporary directory behind.
+ */
 int ingest_run(const struct ingest_opts *o, struct ingest_report *rep);
 
 /* Prints the human summary (several lines) to out. */

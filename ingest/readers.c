@@ -90,29 +90,52 @@ static int read_file(struct dataset *ds, const char *dir, const char *name, pars
 	return rc;
 }
 
-int ds_read_dir(struct dataset *ds, const char *dir, const struct read_opts *opts)
+static const struct format_desc *format_desc_of(enum ds_format fmt)
 {
-	struct line_errors le = {opts ? opts->max_errors : 0, 0};
 	const struct format_desc *d = NULL;
-	enum ds_format fmt;
-	int rc = ds_detect_format(dir, &fmt);
 
-	if (rc)
-		return rc;
 	for (size_t i = 0; i < N_FORMATS; i++)
 		if (formats[i].fmt == fmt)
 			d = &formats[i];
 	HR_ASSERT(d != NULL);
+	return d;
+}
+
+int ds_check_dir(const char *dir, enum ds_format *fmt)
+{
+	const struct format_desc *d;
+	int rc = ds_detect_format(dir, fmt);
+
+	if (rc)
+		return rc;
+	d = format_desc_of(*fmt);
 	for (int i = 0; i < 3; i++) {
 		char path[PATH_MAX];
 		if (!d->files[i])
 			continue;
 		if ((rc = path_join(path, sizeof(path), dir, d->files[i])))
-			return rc;
-		if (!path_exists(path))
-			return hr_error(HR_ENOENT, "missing '%s' (%s needs %s)", path,
-					ds_format_name(fmt), d->holds);
+			break;
+		if (!path_exists(path)) {
+			rc = hr_error(HR_ENOENT, "missing '%s' (%s needs %s)", path,
+				      ds_format_name(*fmt), d->holds);
+			break;
+		}
 	}
+	if (rc)
+		*fmt = DS_FMT_UNKNOWN;
+	return rc;
+}
+
+int ds_read_dir(struct dataset *ds, const char *dir, const struct read_opts *opts)
+{
+	struct line_errors le = {opts ? opts->max_errors : 0, 0};
+	const struct format_desc *d;
+	enum ds_format fmt;
+	int rc = ds_check_dir(dir, &fmt);
+
+	if (rc)
+		return rc;
+	d = format_desc_of(fmt);
 	ds->format = fmt;
 	ds->has_demographics = d->files[0] != NULL;
 	for (int i = 0; i < 3; i++) {

@@ -76,10 +76,20 @@ struct read_opts {
 int ds_detect_format(const char *dir, enum ds_format *fmt);
 
 /*
+ * ds_detect_format(), then checks that every file of that format exists
+ * (HR_ENOENT "missing 'DIR/users.dat' (ml-1m needs ratings.dat, ...)").
+ * Reads no file: cheap enough to call before claiming an output, so that a
+ * missing or unrecognised input is reported before anything is written.
+ *
+ * Errors: those of ds_detect_format(), HR_ENOENT for a missing companion
+ * file.  *fmt is DS_FMT_UNKNOWN on failure.
+ */
+int ds_check_dir(const char *dir, enum ds_format *fmt);
+
+/*
  * Reads the MovieLens download in dir into ds, which must come fresh from
- * dataset_init().  Detects the format, checks that every file of it exists
- * (HR_ENOENT "missing 'DIR/users.dat' (ml-1m needs ratings.dat, ...)"),
- * then reads users, items and ratings (each file memory-mapped), and sets
+ * dataset_init().  Checks it with ds_check_dir(), then reads users, items
+ * and ratings (each file memory-mapped), and sets
  * ds->format, ds->has_demographics (1 for ml-1m and ml-100k) and
  * ds->n_skipped (lines skipped over the whole load).  opts may be NULL
  * (strict).  Files other than those of the format (tags, links, genome-*,

@@ -30,15 +30,31 @@ expect_err "not a hogrec store"
 [ -f "$T/home/notes" ] || fail "--force deleted a foreign directory"
 ok "--force refuses foreign directories"
 
-# Missing input, empty dir, unknown format.
+# Missing input, empty dir, unknown format: reported before the output is
+# touched (no store, no temporary directory, no output parent created).
 expect_exit 66 "$BIN/ingest" -q -o "$T/x.lmdb" "$T/nope"
-expect_err "nope"
-mkdir -p "$T/empty"
+expect_err "cannot open '$T/nope'"
+expect_exit 66 "$BIN/ingest" "$T/gone/ml-1m"
+expect_err "cannot open '$T/gone/ml-1m'"
+[ ! -e "$T/gone" ] || fail "a missing input created '$T/gone'"
+mkdir -p "$T/empty" "$T/outdir"
 expect_exit 65 "$BIN/ingest" -q -o "$T/x.lmdb" "$T/empty"
-expect_err "ratings.dat"
+expect_err "'$T/empty' holds no MovieLens ratings file"
+expect_exit 65 "$BIN/ingest" "$T/empty"
+[ ! -e "$T/empty.lmdb" ] || fail "store written for an empty input"
+# An output that could not be created is not what gets reported.
+expect_exit 65 "$BIN/ingest" -o "$T/nodir/x.lmdb" "$T/empty"
+expect_err "holds no MovieLens ratings file"
+# A missing companion file is reported before the output is claimed too.
+mkdir -p "$T/half"; cp "$T/ml/ratings.dat" "$T/ml/movies.dat" "$T/half/"
+expect_exit 66 "$BIN/ingest" -o "$T/outdir/half.lmdb" "$T/half"
+expect_err "missing '$T/half/users.dat'"
+# Output checks still come next: an existing store is named as before.
+expect_exit 73 "$BIN/ingest" -q -o "$T/ml.lmdb" "$T/ml"
 [ ! -e "$T/x.lmdb" ] || fail "store written for bad input"
+[ -z "$(ls -A "$T/outdir")" ] || fail "bad input left something in the output directory"
 no_leftovers "$T"
-ok "missing and unknown input"
+ok "missing and unknown input, reported before the output is touched"
 
 # A malformed line: file:line message, no store; --max-errors skips it.
 cp -r "$T/ml" "$T/bad"
