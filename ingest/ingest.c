@@ -127,9 +127,9 @@ int ingest_run(const struct ingest_opts *o, struct ingest_report *rep)
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
-	if (o->hist_len == 0 || o->hist_len > 4096)
-		return hr_error(HR_EINVAL, "--hist-len must be between 1 and 4096, not %u",
-				o->hist_len);
+	if (o->hist_len == 0 || o->hist_len > INGEST_HIST_MAX)
+		return hr_error(HR_EINVAL, "--hist-len must be between 1 and %d, not %u",
+				INGEST_HIST_MAX, o->hist_len);
 	if (o->zip_prefix < 1 || o->zip_prefix >= DS_ZIP_MAX)
 		return hr_error(HR_EINVAL, "--zip-prefix must be between 1 and %d", DS_ZIP_MAX - 1);
 	rc = split_opts_check(&o->split);

@@ -22,13 +22,16 @@
 #include "label.h"
 #include "split.h"
 
+/* The longest history (--hist-len) a store may hold. */
+#define INGEST_HIST_MAX 4096
+
 struct ingest_opts {
 	const char *in_dir;
 	const char *out_path;
 	int force; /* replace an existing store at out_path */
 	struct label_rule label;
 	struct split_opts split;
-	uint32_t hist_len; /* L */
+	uint32_t hist_len; /* L, 1..INGEST_HIST_MAX */
 	uint64_t seed;
 	int zip_prefix;
 	size_t max_errors;  /* malformed lines that may be skipped */

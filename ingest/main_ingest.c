@@ -69,6 +69,13 @@ static int die(int rc)
 	return hr_exit_code(rc);
 }
 
+/* A bad command line: the message and a pointer to --help, not the help itself. */
+static int usage_error(int rc)
+{
+	log_error("%s (see --help)", hr_errmsg());
+	return hr_exit_code(rc);
+}
+
 static int parse_double(const char *s, const char *opt, double *out)
 {
 	char *end;
@@ -167,10 +174,10 @@ static void print_record(const struct record *r)
 
 static int cmd_dump(const char *path, const char *split, const char *count)
 {
-	static uint32_t hist[4096], neg[4096];
+	static uint32_t hist[INGEST_HIST_MAX], neg[INGEST_HIST_MAX];
 	struct store *st;
 	struct store_reader *r = NULL;
-	struct record rec = {.hist = hist, .neg = neg, .hist_cap = 4096};
+	struct record rec = {.hist = hist, .neg = neg, .hist_cap = INGEST_HIST_MAX};
 	uint64_t n = 10, total = 0;
 	int db = -1, rc;
 
@@ -178,9 +185,10 @@ static int cmd_dump(const char *path, const char *split, const char *count)
 		if (!strcmp(split, store_db_name(s)))
 			db = s;
 	if (db < 0)
-		return die(hr_error(HR_EINVAL, "unknown split '%s' (train, valid or test)", split));
+		return usage_error(
+			hr_error(HR_EINVAL, "--dump: '%s' is not train, valid or test", split));
 	if (count && (rc = parse_u64(count, "--dump", &n)))
-		return die(rc);
+		return usage_error(rc);
 	rc = store_open(&st, path);
 	if (rc)
 		return die(rc);
@@ -288,7 +296,11 @@ int main(int argc, char **argv)
 		case OPT_TEST: rc = parse_double(optarg, "--test-frac", &o.split.test_frac); break;
 		case OPT_HIST:
 			rc = parse_u64(optarg, "--hist-len", &u);
-			o.hist_len = u > 1u << 20 ? 1u << 20 : (uint32_t)u;
+			if (!rc && (u == 0 || u > INGEST_HIST_MAX))
+				rc = hr_error(HR_EINVAL,
+					      "--hist-len must be between 1 and %d, not '%s'",
+					      INGEST_HIST_MAX, optarg);
+			o.hist_len = (uint32_t)u;
 			break;
 		case OPT_SEED: rc = parse_u64(optarg, "--seed", &o.seed); break;
 		case OPT_ZIP:
@@ -302,26 +314,27 @@ int main(int argc, char **argv)
 		case OPT_JSON: json = 1; break;
 		case OPT_INSPECT: inspect = 1; break;
 		case OPT_DUMP: dump = 1; break;
-		default: usage(stderr); return 64;
+		default: /* getopt has said which option and why */
+			return usage_error(hr_error(HR_EINVAL, "bad option"));
 		}
 		if (rc)
-			return die(rc);
+			return usage_error(rc);
 	}
 	if (inspect) {
 		if (argc - optind != 1)
-			return die(hr_error(HR_EINVAL, "--inspect takes one STORE (see --help)"));
+			return usage_error(hr_error(HR_EINVAL, "--inspect takes one STORE"));
 		return cmd_inspect(argv[optind], json);
 	}
 	if (dump) {
 		if (argc - optind < 2 || argc - optind > 3)
-			return die(
-				hr_error(HR_EINVAL, "--dump takes STORE SPLIT [N] (see --help)"));
+			return usage_error(hr_error(HR_EINVAL, "--dump takes STORE SPLIT [N]"));
 		return cmd_dump(argv[optind], argv[optind + 1], argv[optind + 2]);
 	}
-	if (argc - optind != 1) {
-		usage(stderr);
-		return 64;
-	}
+	if (argc - optind == 0)
+		return usage_error(hr_error(HR_EINVAL, "no input DIR given"));
+	if (argc - optind > 1)
+		return usage_error(
+			hr_error(HR_EINVAL, "unexpected argument '%s'", argv[optind + 1]));
 	o.in_dir = argv[optind];
 	rc = label_rule_init(&o.label, mode, pos_min, neg_max);
 	if (rc)

@@ -74,9 +74,37 @@ expect_exit 65 "$BIN/ingest" -q -o "$T/unk.lmdb" "$T/unk"
 expect_err "99999"
 ok "unknown user"
 
-# Bad options.
+# Bad options: the error and a pointer to --help, not the whole help text.
+expect_short_usage_error() { # TEXT: exit 64 was checked; stderr is at most 2 lines
+	expect_err "$1"
+	expect_err "(see --help)"
+	[ "$(wc -l <"$T/err")" -le 2 ] || { cat "$T/err" >&2; fail "usage error is not short"; }
+	! grep -q "^usage:" "$T/err" || fail "usage error prints the help"
+}
 expect_exit 64 "$BIN/ingest" --split weekly "$T/ml"
-expect_err "--split"
+expect_short_usage_error "--split: 'weekly' is not global, user or loo"
+expect_exit 64 "$BIN/ingest" --split users
+expect_short_usage_error "--split: 'users'"
+expect_exit 64 "$BIN/ingest" --hist-len abc "$T/ml"
+expect_short_usage_error "--hist-len: 'abc'"
+expect_exit 64 "$BIN/ingest" --hist-len 99999999999999999999 "$T/ml"
+expect_short_usage_error "not '99999999999999999999'"
+expect_exit 64 "$BIN/ingest" --max-errors -5 "$T/ml"
+expect_short_usage_error "--max-errors: '-5'"
+expect_exit 64 "$BIN/ingest" --label maybe "$T/ml"
+expect_short_usage_error "--label: 'maybe'"
+expect_exit 64 "$BIN/ingest" "$T/ml" --hist-len
+expect_short_usage_error "'--hist-len' requires an argument"
+expect_exit 64 "$BIN/ingest" --no-such-option "$T/ml"
+expect_short_usage_error "'--no-such-option'"
+expect_exit 64 "$BIN/ingest"
+expect_short_usage_error "no input DIR"
+expect_exit 64 "$BIN/ingest" "$T/ml" "$T/ml2"
+expect_short_usage_error "unexpected argument '$T/ml2'"
+expect_exit 64 "$BIN/ingest" --inspect
+expect_short_usage_error "--inspect takes one STORE"
+expect_exit 0 "$BIN/ingest" --help
+grep -q "^usage: ingest" "$T/out" || fail "--help prints no usage on stdout"
 expect_exit 64 "$BIN/ingest" --pos-min 3 --neg-max 3 "$T/ml"
 expect_exit 64 "$BIN/ingest" --hist-len 0 -o "$T/h0.lmdb" "$T/ml"
 expect_exit 64 "$BIN/ingest" --valid-frac 0.7 --test-frac 0.5 -o "$T/h0.lmdb" "$T/ml"
@@ -89,6 +117,7 @@ expect_exit 66 "$BIN/ingest" --inspect "$T/none.lmdb"
 expect_exit 65 "$BIN/ingest" --inspect "$T/ml"
 expect_err "not a hogrec store"
 expect_exit 64 "$BIN/ingest" --dump "$T/ml.lmdb" everything 3
+expect_short_usage_error "--dump: 'everything' is not train, valid or test"
 ok "inspect of non-stores"
 
 # Implicit mode keeps every rating; other splits work.
