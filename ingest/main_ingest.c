@@ -113,6 +113,47 @@ static int read_meta(struct store_reader *r, msgpack_unpacked *u)
 	return 0;
 }
 
+/*
+ * Whether --inspect shows the meta entry kv.  meta.split holds the largest
+ * train and valid timestamps; only under the global split are they the
+ * time cuts between the splits.  Under a per-user split (user, loo) they
+ * would read as cuts that do not exist, so --inspect leaves them out (the
+ * store keeps them: --follow uses train_end_ts whatever the split).
+ */
+static int meta_entry_shown(const msgpack_object *meta, const msgpack_object_kv *kv)
+{
+	const msgpack_object *kind = msgpack_map_get(msgpack_map_get(meta, "options"), "split");
+
+	if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 5 ||
+	    memcmp(kv->key.via.str.ptr, "split", 5))
+		return 1;
+	return !kind || kind->type != MSGPACK_OBJECT_STR ||
+	       (kind->via.str.size == 6 && !memcmp(kind->via.str.ptr, "global", 6));
+}
+
+static void print_meta_json(const msgpack_object *m)
+{
+	int n = 0;
+
+	if (m->type != MSGPACK_OBJECT_MAP) {
+		msgpack_to_json(stdout, m);
+		fputc('\n', stdout);
+		return;
+	}
+	fputc('{', stdout);
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object_kv *kv = &m->via.map.ptr[i];
+		if (!meta_entry_shown(m, kv))
+			continue;
+		if (n++)
+			fputc(',', stdout);
+		msgpack_to_json(stdout, &kv->key);
+		fputc(':', stdout);
+		msgpack_to_json(stdout, &kv->val);
+	}
+	fputs("}\n", stdout);
+}
+
 static int cmd_inspect(const char *path, int json)
 {
 	struct store *st;
@@ -127,13 +168,14 @@ static int cmd_inspect(const char *path, int json)
 	if (!rc)
 		rc = read_meta(r, &u);
 	if (!rc && json) {
-		msgpack_to_json(stdout, &u.data);
-		fputc('\n', stdout);
+		print_meta_json(&u.data);
 	} else if (!rc) {
 		const msgpack_object *m = &u.data;
 		printf("store %s\n", path);
 		for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++) {
 			const msgpack_object_kv *kv = &m->via.map.ptr[i];
+			if (!meta_entry_shown(m, kv))
+				continue;
 			printf("  %.*s: ", (int)kv->key.via.str.size, kv->key.via.str.ptr);
 			msgpack_to_json(stdout, &kv->val);
 			fputc('\n', stdout);

@@ -124,3 +124,36 @@ ok "inspect of non-stores"
 expect_exit 0 "$BIN/ingest" --json --label implicit --split loo -o "$T/imp.lmdb" "$T/ml"
 grep -q '"dropped":0' "$T/out" || fail "implicit mode dropped ratings"
 ok "implicit labels, loo split"
+
+# --inspect shows meta.split (the time cuts) only for the global split; the
+# store itself keeps it under every split (--follow reads train_end_ts).
+expect_exit 0 "$BIN/ingest" -q --split user -o "$T/user.lmdb" "$T/ml"
+for s in user imp; do # imp.lmdb is the loo store above
+	expect_exit 0 "$BIN/ingest" --inspect "$T/$s.lmdb"
+	! grep -qE "train_end_ts|valid_end_ts|^  split:" "$T/out" || fail "$s: --inspect shows the cuts"
+	grep -q "^  counts:" "$T/out" || fail "$s: --inspect lost other entries"
+	expect_exit 0 "$BIN/ingest" --inspect --json "$T/$s.lmdb"
+	/usr/bin/python3 - "$T/out" <<'PY' || fail "$s: --inspect --json shows the cuts or is not JSON"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert "split" not in m and m["options"]["split"] in ("user", "loo") and "counts" in m, m
+PY
+	/usr/bin/python3 - "$T/$s.lmdb" <<'PY' || fail "$s: the store's meta lost split"
+import lmdb, msgpack, sys
+env = lmdb.open(sys.argv[1], readonly=True, lock=False, max_dbs=8, subdir=True)
+with env.begin() as txn:
+    db = env.open_db(b"meta", txn=txn, create=False)
+    m = msgpack.unpackb(txn.get(b"meta", db=db), raw=False)
+assert set(m["split"]) == {"train_end_ts", "valid_end_ts"}, m["split"]
+PY
+done
+expect_exit 0 "$BIN/ingest" --inspect "$T/ml.lmdb"
+grep -q '^  split: {"train_end_ts":[0-9]*,"valid_end_ts":[0-9]*}$' "$T/out" ||
+	fail "global: --inspect does not show the cuts"
+expect_exit 0 "$BIN/ingest" --inspect --json "$T/ml.lmdb"
+/usr/bin/python3 - "$T/out" <<'PY' || fail "global: --inspect --json does not show the cuts"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["options"]["split"] == "global" and set(m["split"]) == {"train_end_ts", "valid_end_ts"}, m
+PY
+ok "--inspect shows the split cuts only for the global split"
