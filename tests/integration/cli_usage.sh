@@ -1,0 +1,49 @@
+# bin/blasbench on the command line: --help prints usage and exits 0 at
+# once; a bad option or value is exit 64 with the error and a pointer to
+# --help (at most two lines), never the help text itself.
+source "$(dirname "$0")/_lib.sh"
+
+# expect_short_usage_error TEXT : after an exit-64 run, stderr names the
+# problem, points at --help and is at most two lines
+expect_short_usage_error() {
+	expect_err "$1"
+	expect_err "--help"
+	[ "$(wc -l <"$T/err")" -le 2 ] || { cat "$T/err" >&2; fail "usage error is not short"; }
+	! grep -q "^usage:" "$T/err" || fail "usage error prints the help"
+}
+
+# --help answers without running the benchmark (which takes 2 s by default).
+start=$(date +%s%N)
+expect_exit 0 timeout 10 "$BIN/blasbench" --help
+[ $(($(date +%s%N) - start)) -lt 1000000000 ] || fail "blasbench --help took a second or more"
+grep -q "^usage: blasbench" "$T/out" || fail "blasbench --help prints no usage"
+for w in "sgemm" "--seconds" "gflops_512" "exit status"; do
+	grep -qF -- "$w" "$T/out" || fail "blasbench --help does not mention '$w'"
+done
+[ ! -s "$T/err" ] || fail "blasbench --help writes to stderr"
+expect_exit 0 timeout 10 "$BIN/blasbench" -h
+grep -q "^usage: blasbench" "$T/out" || fail "blasbench -h prints no usage"
+ok "blasbench --help"
+
+expect_exit 64 timeout 10 "$BIN/blasbench" --no-such-option
+expect_short_usage_error "'--no-such-option'"
+expect_exit 64 timeout 10 "$BIN/blasbench" --seconds
+expect_short_usage_error "seconds"
+expect_exit 64 timeout 10 "$BIN/blasbench" --seconds abc
+expect_short_usage_error "not 'abc'"
+expect_exit 64 timeout 10 "$BIN/blasbench" 0
+expect_short_usage_error "not '0'"
+expect_exit 64 timeout 10 "$BIN/blasbench" 1 2
+expect_short_usage_error "unexpected argument '2'"
+[ ! -s "$T/out" ] || fail "blasbench printed a result after a usage error"
+ok "blasbench usage errors"
+
+# A short run still gives its JSON line (bench/run.sh passes the seconds bare).
+for args in "0.05" "--seconds 0.05"; do
+	# shellcheck disable=SC2086
+	expect_exit 0 timeout 60 "$BIN/blasbench" $args
+	grep -qE '^\{"bench":"sgemm","core":"[^"]*","threads":1,"gflops_512":[0-9.]+,"gflops_256x300x300":[0-9.]+\}$' \
+		"$T/out" || { cat "$T/out" >&2; fail "blasbench $args: no result line"; }
+done
+ok "blasbench result line"
+
