@@ -60,7 +60,7 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs(" (see 'mlgen --help')\n", stderr);
+	fputs(" (see --help)\n", stderr);
 	return EXIT_USAGE;
 }
 
@@ -118,8 +118,7 @@ int main(int argc, char **argv)
 
 	log_init("mlgen", LOG_INFO);
 	mlgen_defaults(&o);
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': out_dir = optarg; break;
 		case OPT_USERS:
@@ -152,7 +151,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_FORMAT:
 			if (mlgen_parse_format(optarg, &o.format))
-				return usage_error("%s", hr_errmsg());
+				return usage_error("--format: '%s' is not ml-1m, ml-100k or csv",
+						   optarg);
 			gen_opts = 1;
 			break;
 		case OPT_FORCE:
@@ -174,8 +174,8 @@ int main(int argc, char **argv)
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
-		case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-		default: return usage_error("unknown option '%s'", argv[optind - 1]);
+		default: /* getopt has said which option and why */
+			return usage_error("%s", "bad option");
 		}
 	}
 	if (optind < argc)
@@ -186,6 +186,11 @@ int main(int argc, char **argv)
 		return usage_error("%s", "--oracle takes only --pos-min and --neg-max");
 	if (out_dir && oracle_opts)
 		return usage_error("%s", "--pos-min and --neg-max go with --oracle");
+	if (oracle_dir && !(1 <= neg_max && neg_max < pos_min && pos_min <= 5))
+		return usage_error("need 1 <= --neg-max < --pos-min <= 5, got %d and %d",
+				   (int)neg_max, (int)pos_min);
+	if (out_dir && mlgen_check(&o))
+		return usage_error("%s", hr_errmsg());
 
 	if (oracle_dir) {
 		double auc, pos_rate;

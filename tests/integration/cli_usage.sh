@@ -1,6 +1,6 @@
-# bin/blasbench on the command line: --help prints usage and exits 0 at
-# once; a bad option or value is exit 64 with the error and a pointer to
-# --help (at most two lines), never the help text itself.
+# bin/blasbench and bin/mlgen on the command line: --help prints usage and
+# exits 0 at once; a bad option or value is exit 64 with the error and a
+# pointer to --help (at most two lines), never the help text itself.
 source "$(dirname "$0")/_lib.sh"
 
 # expect_short_usage_error TEXT : after an exit-64 run, stderr names the
@@ -47,3 +47,25 @@ for args in "0.05" "--seconds 0.05"; do
 done
 ok "blasbench result line"
 
+expect_exit 0 "$BIN/mlgen" --help
+grep -q "^usage: mlgen" "$T/out" || fail "mlgen --help prints no usage"
+expect_exit 64 "$BIN/mlgen" --users -5 -o "$T/m"
+expect_short_usage_error "--users wants a positive integer, not '-5'"
+expect_exit 64 "$BIN/mlgen" --users abc -o "$T/m"
+expect_short_usage_error "not 'abc'"
+expect_exit 64 "$BIN/mlgen" -o "$T/m" --users
+expect_short_usage_error "'--users' requires an argument"
+expect_exit 64 "$BIN/mlgen" --no-such-option
+expect_short_usage_error "'--no-such-option'"
+expect_exit 64 "$BIN/mlgen" -qx -o "$T/m"
+expect_short_usage_error "-- 'x'"
+expect_exit 64 "$BIN/mlgen" --format tsv -o "$T/m"
+expect_short_usage_error "--format: 'tsv' is not ml-1m, ml-100k or csv"
+expect_exit 64 "$BIN/mlgen" --users 0 -o "$T/m"
+expect_short_usage_error "--users must be between"
+expect_exit 64 "$BIN/mlgen"
+expect_short_usage_error "give exactly one of -o DIR or --oracle DIR"
+expect_exit 64 "$BIN/mlgen" --oracle "$T" --pos-min 3 --neg-max 3
+expect_short_usage_error "need 1 <= --neg-max < --pos-min <= 5"
+[ ! -e "$T/m" ] || fail "mlgen wrote output after a usage error"
+ok "mlgen usage errors"
