@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/fspub.h"
 #include "common/log.h"
+#include "ingest.h"
 
 int publish_is_store(const char *dir)
 {
@@ -77,6 +78,7 @@ static void clean_stale(const char *target)
 int publish_begin(struct publish *p, const char *target, int force)
 {
 	size_t n = strlen(target);
+	int rc;
 
 	memset(p, 0, sizeof(*p));
 	while (n > 1 && target[n - 1] == '/')
@@ -96,77 +98,29 @@ int publish_begin(struct publish *p, const char *target, int force)
 					p->target);
 	}
 	clean_stale(p->target);
-	snprintf(p->tmp, sizeof(p->tmp), "%s.tmp-%ld", p->target, (long)getpid());
-	if (mkdir(p->tmp, 0755) < 0)
-		return hr_error(HR_EIO, "cannot create '%s': %s", p->tmp, strerror(errno));
+	rc = fspub_begin_dir(&p->fs, p->target, NULL);
+	if (rc)
+		return rc;
+	snprintf(p->tmp, sizeof(p->tmp), "%s", p->fs.tmp);
 	p->active = 1;
 	return 0;
 }
 
-static int exchange(const char *a, const char *b)
-{
-#ifdef SYS_renameat2
-	return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
-#else
-	(void)a;
-	(void)b;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
 int publish_commit(struct publish *p)
 {
-	char parent[PATH_MAX], data[PATH_MAX + 16];
 	int rc;
 
 	HR_ASSERT(p->active);
-	rc = path_join(data, sizeof(data), p->tmp, "data.mdb");
-	if (!rc)
-		rc = fsync_path(data);
-	if (!rc)
-		rc = fsync_path(p->tmp);
-	if (rc)
-		return rc;
-	if (path_exists(p->target)) {
-		if (exchange(p->tmp, p->target) == 0) {
-			/* p->tmp now holds the old store. */
-			rc = remove_tree(p->tmp);
-			p->active = 0;
-		} else if (errno == EINVAL || errno == ENOSYS) {
-			/* No RENAME_EXCHANGE here: move the old store aside first. */
-			char old[PATH_MAX + 16];
-			snprintf(old, sizeof(old), "%s.old-%ld", p->target, (long)getpid());
-			if (rename(p->target, old) < 0)
-				return hr_error(HR_EIO, "cannot move '%s' aside: %s", p->target,
-						strerror(errno));
-			if (rename(p->tmp, p->target) < 0) {
-				int e = errno;
-				rename(old, p->target);
-				return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", p->tmp,
-						p->target, strerror(e));
-			}
-			p->active = 0;
-			rc = remove_tree(old);
-		} else {
-			return hr_error(HR_EIO, "cannot replace '%s': %s", p->target,
-					strerror(errno));
-		}
-	} else {
-		if (rename(p->tmp, p->target) < 0)
-			return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", p->tmp, p->target,
-					strerror(errno));
-		p->active = 0;
-	}
-	parent_of(p->target, parent, sizeof(parent));
-	if (!rc)
-		rc = fsync_path(parent);
+	/* A SIGTERM that arrives before the rename keeps the old store. */
+	p->fs.cancel = &ingest_cancel;
+	rc = fspub_commit(&p->fs, FSPUB_REPLACE);
+	p->active = 0; /* published, or removed by the failed commit */
 	return rc;
 }
 
 void publish_abort(struct publish *p)
 {
 	if (p->active)
-		remove_tree(p->tmp);
+		fspub_abort(&p->fs);
 	p->active = 0;
 }
