@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +26,8 @@
 #include <zlib.h>
 
 #include "common/err.h"
+#include "common/faultpoint.h"
+#include "common/fspub.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 
@@ -98,8 +99,7 @@ static int parse_ckpt_name(const char *name, uint64_t *step)
 /* ---- writing ---- */
 
 struct writer {
-	char tmp[PATH_MAX];
-	int fd;
+	struct fspub pub; /* the temporary file: pub.tmp, open in pub.fd */
 	uint64_t written; /* file bytes written so far (fault injection) */
 };
 
@@ -119,7 +119,7 @@ static int write_at(struct writer *w, const void *buf, size_t len, uint64_t off)
 			if (k > lim - w->written)
 				k = (size_t)(lim - w->written);
 		}
-		got = pwrite(w->fd, p, k, (off_t)off);
+		got = pwrite(w->pub.fd, p, k, (off_t)off);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0) {
@@ -134,7 +134,7 @@ static int write_at(struct writer *w, const void *buf, size_t len, uint64_t off)
 	}
 	return 0;
 fail:
-	return hr_error(HR_EIO, "cannot write '%s': %s", w->tmp, strerror(errno));
+	return hr_error(HR_EIO, "cannot write '%s': %s", w->pub.tmp, strerror(errno));
 }
 
 static int tensor_bytes(const struct ckpt_tensor *t, uint64_t *bytes)
@@ -275,7 +275,7 @@ static int write_payload(struct writer *w, const struct ckpt_tensor *t, int n, u
 	int rc = 0;
 
 	if (!buf)
-		return hr_error(HR_ENOMEM, "out of memory writing '%s'", w->tmp);
+		return hr_error(HR_ENOMEM, "out of memory writing '%s'", w->pub.tmp);
 	for (int i = 0; i < n && !rc; i++) {
 		const unsigned char *src = (const unsigned char *)t[i].data;
 		uint64_t bytes, done = 0;
@@ -329,49 +329,31 @@ static void sync_dir_quiet(const char *dir)
 	}
 }
 
-static int sync_dir(const char *dir, enum ckpt_fault fault)
-{
-	if (fault_at(fault))
-		return hr_error(HR_EIO, "cannot sync '%s': %s (injected)", dir, strerror(EIO));
-	return fsync_path(dir);
-}
-
-static int rename_noreplace(const char *from, const char *to)
-{
-#ifdef SYS_renameat2
-	return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */);
-#else
-	(void)from;
-	(void)to;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
 /*
  * Points dir/latest at target (a name in dir) through a temporary symlink
- * and a rename; target NULL removes latest.  Returns 0 or an errno value;
- * sets no message (also used to roll back).
+ * published over it (common/fspub.h); target NULL removes latest.  inject
+ * is a test's failure (FSPUB_INJECT_*).  Sets the message on failure:
+ * latest then still names what it named before, except after a failed
+ * directory sync (see fspub_commit), which the caller undoes.
  */
-static int point_latest(const char *dir, const char *target, int inject)
+static int point_latest(const char *dir, const char *target, enum fspub_inject inject)
 {
 	char tmp[PATH_MAX], latest[PATH_MAX];
-	int e = 0;
+	struct fspub pub;
+	int rc;
 
 	snprintf(latest, sizeof(latest), "%s/" LATEST, dir);
-	if (!target)
-		return unlink(latest) < 0 && errno != ENOENT ? errno : 0;
+	if (!target) {
+		if (unlink(latest) < 0 && errno != ENOENT)
+			return hr_error(HR_EIO, "cannot remove '%s': %s", latest, strerror(errno));
+		return 0;
+	}
 	snprintf(tmp, sizeof(tmp), "%s/.latest.tmp-%ld", dir, (long)getpid());
-	unlink(tmp);
-	if (symlink(target, tmp) < 0)
-		return errno;
-	if (inject)
-		e = EIO;
-	else if (rename(tmp, latest) < 0)
-		e = errno;
-	if (e)
-		unlink(tmp);
-	return e;
+	rc = fspub_begin_symlink(&pub, latest, tmp, target);
+	if (rc)
+		return rc;
+	pub.inject = inject;
+	return fspub_commit(&pub, FSPUB_REPLACE);
 }
 
 /* latest's target into out (a name); 0 if latest is missing or no symlink. */
@@ -388,17 +370,50 @@ static int read_latest(const char *dir, char *out, size_t n)
 	return 1;
 }
 
+/* The failure a test injected into the publishing of the file or `latest`. */
+static enum fspub_inject file_fault(void)
+{
+	return fault_at(CKPT_FAULT_PUBLISH) ? FSPUB_INJECT_DIRSYNC : FSPUB_INJECT_NONE;
+}
+
+static enum fspub_inject latest_fault(void)
+{
+	if (fault_at(CKPT_FAULT_LATEST))
+		return FSPUB_INJECT_RENAME;
+	return fault_at(CKPT_FAULT_FINAL) ? FSPUB_INJECT_DIRSYNC : FSPUB_INJECT_NONE;
+}
+
+/*
+ * Undoes a published checkpoint after a later failure: `latest` back to
+ * old (had_old 0: removed) if it names the new file, the new file removed
+ * if it did not exist before.  Keeps the thread's message.
+ */
+static void unpublish(int rc, const char *dir, const char *name, const char *final, int created,
+		      int had_old, const char *old)
+{
+	char msg[1024], cur[PATH_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", hr_errmsg());
+	if (read_latest(dir, cur, sizeof(cur)) && !strcmp(cur, name) &&
+	    !(had_old && !strcmp(old, name)))
+		point_latest(dir, had_old ? old : NULL, FSPUB_INJECT_NONE);
+	if (created)
+		unlink(final);
+	sync_dir_quiet(dir);
+	hr_error(rc, "%s", msg);
+}
+
 int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_json,
 	      const struct ckpt_tensor *t, int n, char *path_out, size_t cap)
 {
-	struct writer w = {.fd = -1};
-	char name[48], final[PATH_MAX], old[PATH_MAX];
+	struct writer w = {.pub = {.fd = -1}};
+	char name[48], final[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX];
 	json_t *hdr = NULL;
 	char *head = NULL;
 	size_t head_len = 0, head_len2 = 0;
 	uint64_t payload = 0;
 	uint32_t crc = 0;
-	int created = 0, had_old = 0, latest_set = 0, e, rc;
+	int had_old = 0, rc;
 	int64_t now = (int64_t)time(NULL);
 	struct timespec t0, t1;
 
@@ -408,8 +423,8 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 		return rc;
 	ckpt_file_name(name, sizeof(name), info->step);
 	if ((size_t)snprintf(final, sizeof(final), "%s/%s", dir, name) >= sizeof(final) ||
-	    (size_t)snprintf(w.tmp, sizeof(w.tmp), "%s/.ckpt-%012" PRIu64 ".tmp-%ld", dir,
-			     info->step, (long)getpid()) >= sizeof(w.tmp))
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.ckpt-%012" PRIu64 ".tmp-%ld", dir, info->step,
+			     (long)getpid()) >= sizeof(tmp))
 		return hr_error(HR_EINVAL, "checkpoint directory path too long: '%s'", dir);
 	if (path_out && strlen(final) >= cap)
 		return hr_error(HR_EINVAL, "checkpoint path does not fit %zu bytes: '%s'", cap,
@@ -427,11 +442,9 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 	free(head);
 	head = NULL;
 
-	w.fd = open(w.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (w.fd < 0) {
-		rc = hr_error(HR_EIO, "cannot create '%s': %s", w.tmp, strerror(errno));
+	rc = fspub_begin_file(&w.pub, final, tmp);
+	if (rc)
 		goto fail;
-	}
 	rc = write_payload(&w, t, n, head_len, &crc);
 	if (rc)
 		goto fail;
@@ -447,46 +460,20 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 	rc = write_at(&w, head, head_len, 0);
 	if (rc)
 		goto fail;
-	if (fsync(w.fd) < 0) {
-		rc = hr_error(HR_EIO, "cannot sync '%s': %s", w.tmp, strerror(errno));
-		goto fail;
-	}
-	e = close(w.fd);
-	w.fd = -1;
-	if (e < 0) {
-		rc = hr_error(HR_EIO, "cannot close '%s': %s", w.tmp, strerror(errno));
-		goto fail;
-	}
 
 	/* Publish: the final name appears complete, or not at all. */
-	if (rename_noreplace(w.tmp, final) == 0) {
-		created = 1;
-	} else if (errno == EEXIST || errno == EINVAL || errno == ENOSYS) {
-		created = errno != EEXIST && !path_exists(final);
-		if (rename(w.tmp, final) < 0) {
-			rc = hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w.tmp, final,
-				      strerror(errno));
-			goto fail;
-		}
-	} else {
-		rc = hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w.tmp, final,
-			      strerror(errno));
-		goto fail;
-	}
-	rc = sync_dir(dir, CKPT_FAULT_PUBLISH);
+	w.pub.inject = file_fault();
+	rc = fspub_commit(&w.pub, FSPUB_REPLACE);
 	if (rc)
 		goto fail;
+	fault_point("ckpt.published");
 	had_old = read_latest(dir, old, sizeof(old));
-	e = point_latest(dir, name, fault_at(CKPT_FAULT_LATEST));
-	if (e) {
-		rc = hr_error(HR_EIO, "cannot point '%s/" LATEST "' at '%s': %s%s", dir, name,
-			      strerror(e), fault_at(CKPT_FAULT_LATEST) ? " (injected)" : "");
+	rc = point_latest(dir, name, latest_fault());
+	if (rc) {
+		hr_error_prefix(rc, "cannot point '%s/" LATEST "' at '%s'", dir, name);
+		unpublish(rc, dir, name, final, w.pub.created, had_old, old);
 		goto fail;
 	}
-	latest_set = 1;
-	rc = sync_dir(dir, CKPT_FAULT_FINAL);
-	if (rc)
-		goto fail;
 
 	json_decref(hdr);
 	free(head);
@@ -499,16 +486,8 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 	return 0;
 
 fail:
-	/* Undo in reverse; the message of the first failure stays. */
-	if (latest_set)
-		point_latest(dir, had_old ? old : NULL, 0);
-	if (created)
-		unlink(final);
-	if (w.fd >= 0)
-		close(w.fd);
-	unlink(w.tmp);
-	if (created || latest_set)
-		sync_dir_quiet(dir);
+	/* The temporary (if any) goes; the message of the first failure stays. */
+	fspub_abort(&w.pub);
 	json_decref(hdr);
 	free(head);
 	return rc;
@@ -1043,6 +1022,7 @@ int ckpt_retain(const char *dir, int keep_last, uint64_t best_step)
 	if (rc)
 		return rc;
 	have = read_latest(dir, latest, sizeof(latest));
+	fault_point("ckpt.retention");
 	base = have ? strrchr(latest, '/') : NULL;
 	base = base ? base + 1 : latest;
 	for (size_t i = 0; i < n; i++) {
