@@ -6,6 +6,7 @@
 #include "mlgen_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fspub.h"
 #include "common/fsutil.h"
 #include "common/rng.h"
 
@@ -49,44 +51,43 @@ static const char *const occ_names[NOCC] = {
 
 const char *const mlgen_ratings_names[3] = {"ratings.dat", "u.data", "ratings.csv"};
 
-/* A file written as "name.tmp" and renamed into place on commit. */
+/*
+ * A file written as "name.tmp" through stdio and published on commit
+ * (common/fspub.h: synced, renamed into place, the directory synced).
+ */
 struct wfile {
-	FILE *f;
+	FILE *f; /* over pub.fd */
 	char *buf;
-	char path[4096];
-	char tmp[4112];
+	struct fspub pub;
 };
 
 static int wfile_open(struct wfile *w, const char *dir, const char *name)
 {
-	int rc = path_join(w->path, sizeof(w->path), dir, name);
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int rc = path_join(path, sizeof(path), dir, name);
 
 	w->f = NULL;
 	w->buf = NULL;
+	if (!rc && (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		rc = hr_error(HR_EINVAL, "path too long: '%s'", path);
+	if (!rc)
+		rc = fspub_begin_file(&w->pub, path, tmp);
 	if (rc)
 		return rc;
-	snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->path);
-	w->f = fopen(w->tmp, "wb");
-	if (!w->f)
-		return hr_error(HR_EIO, "cannot create '%s': %s", w->tmp, strerror(errno));
+	w->f = fdopen(w->pub.fd, "wb");
+	if (!w->f) {
+		rc = hr_error(HR_EIO, "cannot open '%s': %s", w->pub.tmp, strerror(errno));
+		fspub_abort(&w->pub);
+		return rc;
+	}
 	w->buf = malloc(1 << 20);
 	if (w->buf)
 		setvbuf(w->f, w->buf, _IOFBF, 1 << 20);
 	return 0;
 }
 
-static void wfile_abort(struct wfile *w)
-{
-	if (w->f) {
-		fclose(w->f);
-		unlink(w->tmp);
-	}
-	free(w->buf);
-	w->f = NULL;
-	w->buf = NULL;
-}
-
-static int wfile_commit(struct wfile *w)
+/* Closes the stream (and with it pub.fd, which the stream owns). */
+static int wfile_close(struct wfile *w)
 {
 	int bad = ferror(w->f) || fflush(w->f) != 0;
 	int e = errno;
@@ -96,19 +97,28 @@ static int wfile_commit(struct wfile *w)
 		e = errno;
 	}
 	w->f = NULL;
+	w->pub.fd = -1;
 	free(w->buf);
 	w->buf = NULL;
-	if (bad) {
-		unlink(w->tmp);
-		return hr_error(HR_EIO, "cannot write '%s': %s", w->tmp, strerror(e));
+	return bad ? hr_error(HR_EIO, "cannot write '%s': %s", w->pub.tmp, strerror(e)) : 0;
+}
+
+static void wfile_abort(struct wfile *w)
+{
+	if (w->f)
+		wfile_close(w);
+	fspub_abort(&w->pub);
+}
+
+static int wfile_commit(struct wfile *w)
+{
+	int rc = wfile_close(w);
+
+	if (rc) {
+		fspub_abort(&w->pub);
+		return rc;
 	}
-	if (rename(w->tmp, w->path) != 0) {
-		e = errno;
-		unlink(w->tmp);
-		return hr_error(HR_EIO, "cannot rename '%s' to '%s': %s", w->tmp, w->path,
-				strerror(e));
-	}
-	return 0;
+	return fspub_commit(&w->pub, FSPUB_REPLACE);
 }
 
 static char *put_u64(char *p, uint64_t v)
