@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/faultpoint.h"
 #include "common/log.h"
 #include "common/progress.h"
 #include "ingest/ingest.h"
@@ -59,6 +60,7 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	ingest_cancel = 1;
+	fault_point_release();
 	if (++signals_seen > 1)
 		_exit(130); /* second signal: stop now; the temporary dir is cleaned next run */
 }

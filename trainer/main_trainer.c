@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/faultpoint.h"
 #include "common/log.h"
 #include "common/progress.h"
 #include "models/nn/blas.h"
@@ -74,6 +75,7 @@ static int parse_num(const char *s, const char *opt, double lo, double hi, doubl
 
 static void on_signal(int sig)
 {
+	fault_point_release();
 	if (sig == SIGHUP) {
 		train_reload = 1;
 		return;
