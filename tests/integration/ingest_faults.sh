@@ -1,10 +1,48 @@
 # Failure injection: an ingest that fails, is interrupted or is killed
-# leaves no store and never damages the store already in place.
+# leaves no store and never damages the store already in place.  Signals
+# are sent while the process is paused at a named phase (HOGREC_PAUSE_AT,
+# common/faultpoint.h), never after a guessed delay.
 source "$(dirname "$0")/_lib.sh"
+
+WAIT_SECS=${HOGREC_WAIT_SECS:-120}
+# The phases (fault points) a signal is sent in.  publish.begun: the
+# temporary store directory exists and the input is being read (the record
+# loop has no point of its own yet); publish.synced: the temporary store is
+# complete and synced, not renamed; publish.renamed: renamed over the old
+# store, the parent directory not yet synced.
+MID=publish.begun
+
+# start_paused POINT CMD... : runs CMD in the background with
+# HOGREC_PAUSE_AT=POINT (stderr in $T/run.err, pid in $pid) and waits until
+# it reports the pause; fails if it exits first or the wait times out.
+start_paused() {
+	local point=$1 i; shift
+	HOGREC_PAUSE_AT=$point "$@" 2>"$T/run.err" & pid=$!
+	for ((i = 0; i < WAIT_SECS * 10; i++)); do
+		grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$T/run.err" && return 0
+		if ! kill -0 "$pid" 2>/dev/null; then
+			grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$T/run.err" && return 0
+			cat "$T/run.err" >&2
+			fail "phase missed: '$*' exited before pausing at $point"
+		fi
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	fail "no pause at $point within ${WAIT_SECS} s"
+}
+
+# has_tmp DIR : DIR holds a temporary store directory
+has_tmp() { ls "$1" | grep -q '\.tmp-'; }
 
 "$BIN/mlgen" -o "$T/ml" --users 600 --items 800 --ratings 120000 --seed 5 2>/dev/null
 "$BIN/ingest" -q -o "$T/ok.lmdb" "$T/ml"
 good=$(tree_sum "$T/ok.lmdb")
+# A replacement that differs from the old store (another negative-history
+# seed), so that the kill rounds can tell which of the two is in place.
+"$BIN/ingest" -q --seed 2 -o "$T/new.lmdb" "$T/ml"
+new=$(tree_sum "$T/new.lmdb")
+rm -rf "$T/new.lmdb"
+[ "$new" != "$good" ] || fail "--seed 2 gave the same store as seed 1"
 
 # An I/O failure mid-way (injected after N records): exit 74, nothing left.
 HOGREC_FAULT_AFTER=5000 expect_exit 74 "$BIN/ingest" -q -o "$T/new.lmdb" "$T/ml"
@@ -16,25 +54,37 @@ HOGREC_FAULT_AFTER=5000 expect_exit 74 "$BIN/ingest" -q --force -o "$T/ok.lmdb" 
 no_leftovers "$T"
 ok "injected I/O failure"
 
-# SIGTERM: clean up and exit 130.
-"$BIN/ingest" -q --force -o "$T/ok.lmdb" "$T/ml" & pid=$!
-sleep 0.05; kill -TERM $pid 2>/dev/null || true
-rc=0; wait $pid || rc=$?
-[ "$rc" -eq 130 ] || [ "$rc" -eq 0 ] || fail "SIGTERM exit status $rc"
-[ "$rc" -eq 0 ] || [ "$(tree_sum "$T/ok.lmdb")" = "$good" ] || fail "interrupted run damaged the store"
-no_leftovers "$T"
-ok "SIGTERM (exit $rc)"
-
-# kill -9 at spread-out moments: the target is always the old store or a
-# complete new one; a leftover temporary dir is removed by the next run.
-for i in 1 2 3 4 5 6 7 8; do
-	"$BIN/ingest" -q --force -o "$T/ok.lmdb" "$T/ml" & pid=$!
-	sleep "0.0$((i * 11 % 97))"; kill -KILL $pid 2>/dev/null || true
-	wait $pid 2>/dev/null || true
-	[ -f "$T/ok.lmdb/data.mdb" ] || fail "kill -9 round $i left no store at the target"
-	"$BIN/ingest" --inspect "$T/ok.lmdb" >/dev/null 2>&1 || fail "kill -9 round $i left a broken store"
+# SIGTERM while the temporary store is being built, and once it is complete
+# but not yet renamed: exit 130, the old store untouched, nothing left.
+for point in $MID publish.synced; do
+	start_paused $point "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
+	has_tmp "$T" || fail "SIGTERM at $point: no temporary store while paused"
+	kill -TERM $pid
+	rc=0; wait $pid || rc=$?
+	[ "$rc" -eq 130 ] || { cat "$T/run.err" >&2; fail "SIGTERM at $point: exit status $rc, expected 130"; }
+	[ "$(tree_sum "$T/ok.lmdb")" = "$good" ] || fail "SIGTERM at $point damaged the store"
+	no_leftovers "$T"
+	ok "SIGTERM at $point: exit 130, old store intact, nothing left"
 done
-"$BIN/ingest" -q --force -o "$T/ok.lmdb" "$T/ml"
-no_leftovers "$T"
-[ "$(tree_sum "$T/ok.lmdb")" = "$good" ] || fail "same input and seed gave a different store"
-ok "kill -9 in a loop; deterministic output"
+
+# kill -9 in each phase: the target is the old store or the complete new
+# one, never anything else; the killed run's temporary directory is left
+# behind and the next run removes it.
+for point in $MID publish.synced publish.renamed; do
+	start_paused $point "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
+	kill -KILL $pid
+	wait $pid 2>/dev/null || true
+	[ -f "$T/ok.lmdb/data.mdb" ] || fail "kill -9 at $point left no store at the target"
+	"$BIN/ingest" --inspect "$T/ok.lmdb" >/dev/null 2>&1 || fail "kill -9 at $point left a broken store"
+	case $point in
+	publish.renamed) want=$new what="the new store" ;;
+	*) want=$good what="the old store" ;;
+	esac
+	[ "$(tree_sum "$T/ok.lmdb")" = "$want" ] || fail "kill -9 at $point: the target is not $what"
+	has_tmp "$T" || fail "kill -9 at $point: the temporary directory is gone (wrong phase?)"
+	"$BIN/ingest" --force -o "$T/ok.lmdb" "$T/ml" >/dev/null 2>"$T/err"
+	expect_err "left by an interrupted run"
+	no_leftovers "$T"
+	[ "$(tree_sum "$T/ok.lmdb")" = "$good" ] || fail "same input and seed gave a different store"
+	ok "kill -9 at $point: $what in place, leftover removed by the next run"
+done
