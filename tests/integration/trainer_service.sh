@@ -1,8 +1,40 @@
 # The trainer's checkpoints: published after every epoch and on SIGTERM
 # (exit 0), resumed exactly (one worker, fixed seed), refused when they do
 # not match, and never corrupt under a final name even when the trainer is
-# killed with SIGKILL at random moments.
+# killed with SIGKILL in any phase of a save.  Signals are sent while the
+# trainer is paused at a named phase (HOGREC_PAUSE_AT), never after a
+# guessed delay; every wait is bounded and fails loudly.
 source "$(dirname "$0")/_lib.sh"
+
+WAIT_SECS=${HOGREC_WAIT_SECS:-120}
+
+# wait_for WHAT CMD... : polls CMD (every 0.1 s, up to WAIT_SECS) until it
+# succeeds; fails naming WHAT on timeout, or when $pid has exited first
+# (printing the trainer's stderr, $errf).
+wait_for() {
+	local what=$1 i; shift
+	for ((i = 0; i < WAIT_SECS * 10; i++)); do
+		"$@" && return 0
+		if ! kill -0 "$pid" 2>/dev/null; then
+			"$@" && return 0
+			cat "$errf" >&2
+			fail "phase missed: the trainer exited before $what"
+		fi
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	cat "$errf" >&2
+	fail "timed out after ${WAIT_SECS} s waiting for $what"
+}
+
+# start_paused POINT ERRFILE ARGS... : runs the trainer with ARGS in the
+# background with HOGREC_PAUSE_AT=POINT (pid in $pid, stderr in ERRFILE) and
+# waits until it reports the pause (common/faultpoint.h).
+start_paused() {
+	local point=$1; errf=$2; shift 2
+	HOGREC_PAUSE_AT=$point "$BIN/trainer" "$@" >/dev/null 2>"$errf" & pid=$!
+	wait_for "pausing at $point" grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$errf"
+}
 
 if [ -n "${HOGREC_SANITIZER:-}" ]; then ratings=4000 users=60 items=80; else ratings=20000 users=200 items=250; fi
 "$BIN/mlgen" -q -o "$T/ml" --users $users --items $items --ratings $ratings --seed 21
@@ -29,12 +61,11 @@ ok "checkpoints every N steps, retention keeps 3"
 # SIGTERM: final checkpoint, exit 0; the resumed run ends where an
 # uninterrupted one does.
 train --model dssm --hidden 64,32 --out "$T/d" --epochs 30 >/dev/null 2>&1
-# (the binary itself in the background, so that the signal reaches it)
-"$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 --model dssm --hidden 64,32 \
-	--out "$T/e" --epochs 30 >/dev/null 2>"$T/err" & pid=$!
-# Signal as soon as the first epoch's checkpoint appears: 29 epochs remain.
-for _ in $(seq 3000); do [ -L "$T/e/latest" ] && break; sleep 0.01; done
-kill -TERM $pid 2>/dev/null || true
+# Signal while the first epoch's checkpoint is being published (paused in
+# its retention step): 29 epochs remain.
+start_paused ckpt.retention "$T/err" --data "$T/ml.lmdb" --threads 1 --batch 32 --model dssm \
+	--hidden 64,32 --out "$T/e" --epochs 30
+kill -TERM $pid
 rc=0; wait $pid || rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM: exit status $rc"
 grep -q "stopped by a signal" "$T/err" || fail "the trainer finished before the signal (test too slow?)"
@@ -58,11 +89,13 @@ ok "retention keeps the newest and the best by valid AUC"
 # SIGHUP re-reads the config file's log level and checkpoint cadence.
 printf '[trainer]\ndata = %s\nmodel = ncf\nout = %s\nepochs = 200\nthreads = 1\nbatch = 32\n' \
 	"$T/ml.lmdb" "$T/h" >"$T/h.ini"
-"$BIN/trainer" --config "$T/h.ini" >/dev/null 2>"$T/h.err" & pid=$!
-for _ in $(seq 3000); do [ -L "$T/h/latest" ] && break; sleep 0.01; done
+# Paused after the first checkpoint; SIGHUP itself ends the pause.
+HOGREC_PAUSE_AT=ckpt.retention "$BIN/trainer" --config "$T/h.ini" >/dev/null 2>"$T/h.err" & pid=$!
+errf=$T/h.err
+wait_for "the first checkpoint" grep -q "hogrec: paused at ckpt.retention (pid $pid)" "$T/h.err"
 printf 'ckpt_every_steps = 10\n' >>"$T/h.ini"
 kill -HUP $pid
-for _ in $(seq 3000); do grep -q "batch 10, " "$T/h.err" && break; sleep 0.01; done
+wait_for "a checkpoint at the new cadence" grep -q "batch 10, " "$T/h.err"
 kill -TERM $pid; wait $pid || fail "SIGTERM after SIGHUP: non-zero exit"
 grep -q "reloaded: checkpoint every 10 steps" "$T/h.err" || { cat "$T/h.err"; fail "no reload"; }
 grep -q "batch 10, " "$T/h.err" || fail "the new cadence was not applied"
@@ -96,15 +129,44 @@ grep -q "resuming from .*ckpt-0*$(( $(basename "$newest" .safetensors | sed 's/c
 	|| { cat "$T/err"; fail "did not resume from the previous checkpoint"; }
 ok "a truncated latest checkpoint falls back to the previous one"
 
-# kill -9 at spread-out moments: every file under a final name verifies.
-for i in 1 2 3 4 5 6; do
-	"$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 --model ncf --out "$T/k" \
-		--epochs 50 --ckpt-every-steps 10 --no-resume >/dev/null 2>&1 & pid=$!
-	sleep "0.$((i * 17 % 9 + 1))"; kill -KILL $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+# kill -9 in each phase of publishing the 4th checkpoint (3 complete ones
+# exist): temporary written and synced, not renamed (publish.synced);
+# renamed, directory not synced (publish.renamed); renamed and synced,
+# `latest` not yet re-pointed (ckpt.published); during retention
+# (ckpt.retention).  Every file under a final name verifies, `latest`
+# verifies, and a restart resumes and removes the killed run's temporaries.
+kargs=(--data "$T/ml.lmdb" --threads 1 --batch 32 --model ncf --epochs 50 --ckpt-every-steps 10)
+for point in publish.synced@4 publish.renamed@4 ckpt.published@4 ckpt.retention@4; do
+	rm -rf "$T/k"
+	start_paused $point "$T/k.err" "${kargs[@]}" --out "$T/k" --no-resume
+	kill -KILL $pid; wait $pid 2>/dev/null || true
+	n=0
 	for f in "$T/k"/ckpt-*.safetensors; do
 		[ -e "$f" ] || continue
-		"$BIN/ckpt" verify "$f" >/dev/null || fail "kill -9 round $i: corrupt $f"
+		"$BIN/ckpt" verify "$f" >/dev/null || fail "kill -9 at $point: corrupt $f"
+		n=$((n + 1))
 	done
-	[ ! -e "$T/k/latest" ] || "$BIN/ckpt" verify "$T/k/latest" >/dev/null || fail "latest broken"
+	[ "$n" -ge 3 ] || fail "kill -9 at $point: $n checkpoints, expected at least 3"
+	[ -L "$T/k/latest" ] || fail "kill -9 at $point: no latest"
+	"$BIN/ckpt" verify "$T/k/latest" >/dev/null || fail "kill -9 at $point: latest broken"
+	newest=$(ls "$T/k" | grep '^ckpt-' | tail -1)
+	case $point in
+	publish.synced*)
+		ls -a "$T/k" | grep -q '^\.ckpt-.*\.tmp-' || fail "kill -9 at $point: no temporary left (wrong phase?)"
+		[ "$(readlink "$T/k/latest")" = "$newest" ] || fail "kill -9 at $point: latest is not the newest" ;;
+	publish.renamed* | ckpt.published*)
+		[ "$(readlink "$T/k/latest")" != "$newest" ] || fail "kill -9 at $point: latest already re-pointed" ;;
+	ckpt.retention*)
+		[ "$(readlink "$T/k/latest")" = "$newest" ] || fail "kill -9 at $point: latest not re-pointed" ;;
+	esac
+	# Restart: resumes; its first save's retention removes the temporaries
+	# of the dead run; stopped (SIGTERM, exit 0) once that is done.
+	start_paused ckpt.published@2 "$T/k.err" "${kargs[@]}" --out "$T/k"
+	kill -TERM $pid
+	rc=0; wait $pid || rc=$?
+	[ "$rc" -eq 0 ] || { cat "$T/k.err" >&2; fail "restart after kill -9 at $point: exit $rc"; }
+	grep -q "resuming from" "$T/k.err" || fail "restart after kill -9 at $point did not resume"
+	if ls -a "$T/k" | grep -q '\.tmp-'; then ls -la "$T/k" >&2; fail "temporaries left after the restart ($point)"; fi
+	"$BIN/ckpt" verify "$T/k" >/dev/null || fail "restart after kill -9 at $point: checkpoints do not verify"
+	ok "kill -9 at $point: every checkpoint verifies; restart resumes and cleans up"
 done
-ok "kill -9 never leaves a corrupt checkpoint under a final name"
