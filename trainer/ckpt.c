@@ -541,9 +541,12 @@ static int parse_layout(struct ckpt *c)
 	if (nh == 0)
 		return bad(c, "header length is 0");
 	if (nh > len - 8) {
+		/* Not a cut-off checkpoint: 8 arbitrary bytes make a huge length. */
 		if (nh > HEADER_MAX)
-			return bad(c, "header length %" PRIu64 " is over the %llu-byte limit", nh,
-				   HEADER_MAX);
+			return bad(c,
+				   "not a safetensors file: its header length %" PRIu64
+				   " is larger than the file (%zu bytes)",
+				   nh, len);
 		return bad(c,
 			   "truncated: header says %" PRIu64
 			   " bytes, file has %zu after the length",

@@ -291,8 +291,8 @@ static int cmd_verify(int argc, char **argv)
 		return usage_error(verify_help, "verify takes one FILE or DIR");
 	if (path_is_dir(argv[optind]))
 		rc = verify_dir(argv[optind]);
-	else
-		rc = verify_one(argv[optind], argv[optind]);
+	else if ((rc = verify_one(argv[optind], argv[optind])) != 0)
+		return hr_exit_code(rc); /* verify_one printed the reason */
 	if (rc)
 		return die(rc);
 	return 0;

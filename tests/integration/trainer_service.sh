@@ -120,6 +120,13 @@ HOGREC_CKPT_FAULT=4096 expect_exit 74 "$BIN/trainer" -q --data "$T/ml.lmdb" --mo
 "$BIN/ckpt" verify "$T/a" >/dev/null || fail "checkpoints damaged by a failed save"
 ok "unwritable output and full disk: clear error, nothing lost"
 
+# A file that is not a checkpoint at all: one line saying so, not two.
+printf 'hello world, this is not a checkpoint\n' >"$T/noise"
+expect_exit 65 "$BIN/ckpt" verify "$T/noise"
+n=$(cat "$T/out" "$T/err" | grep -c "'$T/noise': not a safetensors file: its header length .* is larger than the file (38 bytes)" || true)
+[ "$n" -eq 1 ] || { cat "$T/out" "$T/err"; fail "ckpt verify of a non-checkpoint: $n messages, expected 1"; }
+ok "ckpt verify names a non-checkpoint once"
+
 # A damaged newest checkpoint: resume falls back to the previous good one.
 train --model ncf --out "$T/f" --epochs 2 >/dev/null 2>&1
 newest=$(ls "$T/f"/ckpt-*.safetensors | tail -1)
