@@ -14,10 +14,18 @@
  *     .ckpt-<step>.tmp-<pid>               being written (or left by a crash)
  *     .latest.tmp-<pid>                    the next `latest`, for a moment
  *
- * Publishing is atomic: a file appears under a final name (rename, seen by
- * inotify as IN_MOVED_TO) only once it is complete and fsync()ed, so a
- * reader or watcher never sees a partial checkpoint, and a crash at any
- * point leaves the previous checkpoints and `latest` intact.  One process
+ * Publishing is atomic (common/fspub.h): a file appears under a final name
+ * (rename, seen by inotify as IN_MOVED_TO) only once it is complete and
+ * fsync()ed, so a reader or watcher never sees a partial checkpoint, and a
+ * crash at any point leaves the previous checkpoints and `latest` intact.
+ *
+ * Fault points (common/faultpoint.h), in the order a save reaches them:
+ * fspub's publish.begun, publish.synced and publish.renamed (the file; the
+ * `latest` symlink hits none), then
+ *     ckpt.published   the file is published, `latest` not yet re-pointed
+ *     ckpt.retention   in ckpt_retain, before anything is deleted
+ * (snapshot_save calls ckpt_retain after each save), so "NAME@N" pauses in
+ * the N-th save of a process.  One process
  * writes a given directory at a time (temporary names carry only the pid);
  * any number may read and watch it.
  *
@@ -71,6 +79,7 @@ struct ckpt_info {
  *   2. rename to dir/ckpt-<step>.safetensors, fsync(dir)
  *   3. symlink dir/.latest.tmp-<pid> -> the file's name, rename over
  *      dir/latest, fsync(dir)
+ * (steps 1-2 and 3 are each one fspub publish).
  * extra_json is a JSON object (text) kept verbatim as the "hogrec"
  * metadata string (hyper-parameters, rng state, metrics); NULL means "{}".
  * Integers above 2^53 lose precision in most JSON readers: write 64-bit
