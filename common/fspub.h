@@ -108,11 +108,14 @@ int fspub_begin_symlink(struct fspub *p, const char *target, const char *tmp, co
  *
  * Errors: HR_EEXIST (FSPUB_NOREPLACE and the target exists), HR_ECANCEL
  * (*p->cancel was set), HR_EIO (a sync, the rename or the parent's sync
- * failed).  On any failure the temporary is removed and the target is left
+ * failed; fspub_rename's codes for the rename).  On any failure the
+ * temporary is removed and the target is left
  * as it was, with one exception: when the parent's sync fails after a
  * file or symlink replaced an existing target, the old one cannot be
  * brought back and the new one stays (p->created is then 0; the caller may
- * restore what it knew).  A failed removal of a replaced old directory
+ * restore what it knew), and likewise when undoing the rename fails in turn
+ * (an exchanged-back directory: the old one is then left under the
+ * temporary name).  A failed removal of a replaced old directory
  * only logs a warning: the new one is published; the old one is left under
  * the temporary name, for the caller's leftover cleanup.
  */
