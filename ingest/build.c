@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/faultpoint.h"
 #include "common/progress.h"
 #include "seq.h"
 #include "store/codec.h"
 
 #define COMMIT_EVERY 131072 /* records per write transaction */
+#define CHECK_EVERY 4096    /* records between two looks at the stop flag */
 
 volatile sig_atomic_t ingest_cancel;
 
@@ -149,15 +151,18 @@ int build_records(const struct build_input *in, struct store *st, struct ingest_
 			if (rc)
 				break;
 			count_record(rep, &r, sp, in->opts->hist_len, &hist_sum);
-			if (++written % COMMIT_EVERY == 0) {
-				rc = store_commit(st, 0);
-				if (rc)
-					break;
-				progress_update(&bar, written);
+			if (++written % CHECK_EVERY == 0) {
+				fault_point("ingest.records"); /* mid-write, for signal tests */
 				if (ingest_cancel) {
 					rc = hr_error(HR_ECANCEL, "interrupted");
 					break;
 				}
+			}
+			if (written % COMMIT_EVERY == 0) {
+				rc = store_commit(st, 0);
+				if (rc)
+					break;
+				progress_update(&bar, written);
 			}
 			if (in->opts->fault_after && written >= in->opts->fault_after) {
 				rc = hr_error(HR_EIO, "injected fault after %zu records", written);

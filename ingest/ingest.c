@@ -41,8 +41,8 @@ const char *ingest_stage_name(enum ingest_stage s)
 	return names[s];
 }
 
-/* Marks the end of stage s: records its duration and checks for a signal. */
-static int stage_done(struct ingest_report *rep, enum ingest_stage s, double *t)
+/* Marks the end of stage s: records its duration. */
+static void stage_time(struct ingest_report *rep, enum ingest_stage s, double *t)
 {
 	double now = now_seconds();
 
@@ -51,6 +51,12 @@ static int stage_done(struct ingest_report *rep, enum ingest_stage s, double *t)
 	log_debug("stage %s: %.3f s", ingest_stage_name(s), rep->seconds[s]);
 	if (s != STAGE_BUILD) /* the record scan draws its own live bar */
 		progress_done(ingest_stage_name(s), rep->ratings, rep->seconds[s]);
+}
+
+/* stage_time(), then HR_ECANCEL when a signal asked to stop. */
+static int stage_done(struct ingest_report *rep, enum ingest_stage s, double *t)
+{
+	stage_time(rep, s, t);
 	return ingest_cancel ? hr_error(HR_ECANCEL, "interrupted") : 0;
 }
 
@@ -163,8 +169,9 @@ int ingest_run(const struct ingest_opts *o, struct ingest_report *rep)
 		rc = build_store(o, &ds, ev, rep, &pub, &t);
 	if (!rc)
 		rc = publish_commit(&pub);
+	/* Once published, a late signal changes nothing: success, not 130. */
 	if (!rc)
-		rc = stage_done(rep, STAGE_PUBLISH, &t);
+		stage_time(rep, STAGE_PUBLISH, &t);
 	rep->seconds_total = now_seconds() - t0;
 out:
 	free(ev);

@@ -28,3 +28,37 @@ no_leftovers() {
 }
 
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
+
+# Signals in a proven phase (common/faultpoint.h): a test starts a program
+# with HOGREC_PAUSE_AT=POINT, waits for its "paused at" line, then signals
+# it.  Every wait is bounded (HOGREC_WAIT_SECS, default 120: room for the
+# sanitizer builds) and fails loudly.
+WAIT_SECS=${HOGREC_WAIT_SECS:-120}
+
+# wait_for WHAT CMD... : polls CMD every 0.1 s until it succeeds; fails
+# naming WHAT when $pid exits first ("phase missed", printing $errf) or on
+# timeout (killing $pid).
+wait_for() {
+	local what=$1 i; shift
+	for ((i = 0; i < WAIT_SECS * 10; i++)); do
+		"$@" && return 0
+		if ! kill -0 "$pid" 2>/dev/null; then
+			"$@" && return 0
+			cat "$errf" >&2
+			fail "phase missed: the process exited before $what"
+		fi
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	cat "$errf" >&2
+	fail "timed out after ${WAIT_SECS} s waiting for $what"
+}
+
+# start_paused POINT ERRFILE CMD... : runs CMD in the background with
+# HOGREC_PAUSE_AT=POINT (pid in $pid, stdout discarded, stderr in ERRFILE,
+# also $errf) and waits until it reports the pause.
+start_paused() {
+	local point=$1; errf=$2; shift 2
+	HOGREC_PAUSE_AT=$point "$@" >/dev/null 2>"$errf" & pid=$!
+	wait_for "pausing at $point" grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$errf"
+}

@@ -4,32 +4,12 @@
 # common/faultpoint.h), never after a guessed delay.
 source "$(dirname "$0")/_lib.sh"
 
-WAIT_SECS=${HOGREC_WAIT_SECS:-120}
-# The phases (fault points) a signal is sent in.  publish.begun: the
-# temporary store directory exists and the input is being read (the record
-# loop has no point of its own yet); publish.synced: the temporary store is
-# complete and synced, not renamed; publish.renamed: renamed over the old
-# store, the parent directory not yet synced.
-MID=publish.begun
-
-# start_paused POINT CMD... : runs CMD in the background with
-# HOGREC_PAUSE_AT=POINT (stderr in $T/run.err, pid in $pid) and waits until
-# it reports the pause; fails if it exits first or the wait times out.
-start_paused() {
-	local point=$1 i; shift
-	HOGREC_PAUSE_AT=$point "$@" 2>"$T/run.err" & pid=$!
-	for ((i = 0; i < WAIT_SECS * 10; i++)); do
-		grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$T/run.err" && return 0
-		if ! kill -0 "$pid" 2>/dev/null; then
-			grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$T/run.err" && return 0
-			cat "$T/run.err" >&2
-			fail "phase missed: '$*' exited before pausing at $point"
-		fi
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	fail "no pause at $point within ${WAIT_SECS} s"
-}
+# The phases (fault points) a signal is sent in.  ingest.records@2: the
+# temporary store is being written (the second check, after 8192 records);
+# publish.synced: the temporary store is complete and synced, not renamed;
+# publish.renamed: renamed over the old store, the parent directory not yet
+# synced.
+MID=ingest.records@2
 
 # has_tmp DIR : DIR holds a temporary store directory
 has_tmp() { ls "$1" | grep -q '\.tmp-'; }
@@ -57,7 +37,7 @@ ok "injected I/O failure"
 # SIGTERM while the temporary store is being built, and once it is complete
 # but not yet renamed: exit 130, the old store untouched, nothing left.
 for point in $MID publish.synced; do
-	start_paused $point "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
+	start_paused $point "$T/run.err" "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
 	has_tmp "$T" || fail "SIGTERM at $point: no temporary store while paused"
 	kill -TERM $pid
 	rc=0; wait $pid || rc=$?
@@ -67,11 +47,24 @@ for point in $MID publish.synced; do
 	ok "SIGTERM at $point: exit 130, old store intact, nothing left"
 done
 
+# SIGTERM once the new store is renamed into place: it is published, so
+# the run succeeds (exit 0) with the new store; 130 always means "old store
+# kept".
+start_paused publish.renamed "$T/run.err" "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+[ "$rc" -eq 0 ] || { cat "$T/run.err" >&2; fail "SIGTERM at publish.renamed: exit status $rc, expected 0"; }
+[ "$(tree_sum "$T/ok.lmdb")" = "$new" ] || fail "SIGTERM at publish.renamed: not the new store"
+no_leftovers "$T"
+"$BIN/ingest" -q --force -o "$T/ok.lmdb" "$T/ml"
+[ "$(tree_sum "$T/ok.lmdb")" = "$good" ] || fail "same input and seed gave a different store"
+ok "SIGTERM at publish.renamed: exit 0, the new store published"
+
 # kill -9 in each phase: the target is the old store or the complete new
 # one, never anything else; the killed run's temporary directory is left
 # behind and the next run removes it.
 for point in $MID publish.synced publish.renamed; do
-	start_paused $point "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
+	start_paused $point "$T/run.err" "$BIN/ingest" -q --seed 2 --force -o "$T/ok.lmdb" "$T/ml"
 	kill -KILL $pid
 	wait $pid 2>/dev/null || true
 	[ -f "$T/ok.lmdb/data.mdb" ] || fail "kill -9 at $point left no store at the target"

@@ -6,36 +6,6 @@
 # guessed delay; every wait is bounded and fails loudly.
 source "$(dirname "$0")/_lib.sh"
 
-WAIT_SECS=${HOGREC_WAIT_SECS:-120}
-
-# wait_for WHAT CMD... : polls CMD (every 0.1 s, up to WAIT_SECS) until it
-# succeeds; fails naming WHAT on timeout, or when $pid has exited first
-# (printing the trainer's stderr, $errf).
-wait_for() {
-	local what=$1 i; shift
-	for ((i = 0; i < WAIT_SECS * 10; i++)); do
-		"$@" && return 0
-		if ! kill -0 "$pid" 2>/dev/null; then
-			"$@" && return 0
-			cat "$errf" >&2
-			fail "phase missed: the trainer exited before $what"
-		fi
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	cat "$errf" >&2
-	fail "timed out after ${WAIT_SECS} s waiting for $what"
-}
-
-# start_paused POINT ERRFILE ARGS... : runs the trainer with ARGS in the
-# background with HOGREC_PAUSE_AT=POINT (pid in $pid, stderr in ERRFILE) and
-# waits until it reports the pause (common/faultpoint.h).
-start_paused() {
-	local point=$1; errf=$2; shift 2
-	HOGREC_PAUSE_AT=$point "$BIN/trainer" "$@" >/dev/null 2>"$errf" & pid=$!
-	wait_for "pausing at $point" grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$errf"
-}
-
 if [ -n "${HOGREC_SANITIZER:-}" ]; then ratings=4000 users=60 items=80; else ratings=20000 users=200 items=250; fi
 "$BIN/mlgen" -q -o "$T/ml" --users $users --items $items --ratings $ratings --seed 21
 "$BIN/ingest" -q --split user -o "$T/ml.lmdb" "$T/ml"
@@ -63,7 +33,7 @@ ok "checkpoints every N steps, retention keeps 3"
 train --model dssm --hidden 64,32 --out "$T/d" --epochs 30 >/dev/null 2>&1
 # Signal while the first epoch's checkpoint is being published (paused in
 # its retention step): 29 epochs remain.
-start_paused ckpt.retention "$T/err" --data "$T/ml.lmdb" --threads 1 --batch 32 --model dssm \
+start_paused ckpt.retention "$T/err" "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 --batch 32 --model dssm \
 	--hidden 64,32 --out "$T/e" --epochs 30
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
@@ -145,7 +115,7 @@ ok "a truncated latest checkpoint falls back to the previous one"
 kargs=(--data "$T/ml.lmdb" --threads 1 --batch 32 --model ncf --epochs 50 --ckpt-every-steps 10)
 for point in publish.synced@4 publish.renamed@4 ckpt.published@4 ckpt.retention@4; do
 	rm -rf "$T/k"
-	start_paused $point "$T/k.err" "${kargs[@]}" --out "$T/k" --no-resume
+	start_paused $point "$T/k.err" "$BIN/trainer" "${kargs[@]}" --out "$T/k" --no-resume
 	kill -KILL $pid; wait $pid 2>/dev/null || true
 	n=0
 	for f in "$T/k"/ckpt-*.safetensors; do
@@ -168,7 +138,7 @@ for point in publish.synced@4 publish.renamed@4 ckpt.published@4 ckpt.retention@
 	esac
 	# Restart: resumes; its first save's retention removes the temporaries
 	# of the dead run; stopped (SIGTERM, exit 0) once that is done.
-	start_paused ckpt.published@2 "$T/k.err" "${kargs[@]}" --out "$T/k"
+	start_paused ckpt.published@2 "$T/k.err" "$BIN/trainer" "${kargs[@]}" --out "$T/k"
 	kill -TERM $pid
 	rc=0; wait $pid || rc=$?
 	[ "$rc" -eq 0 ] || { cat "$T/k.err" >&2; fail "restart after kill -9 at $point: exit $rc"; }
