@@ -77,6 +77,7 @@ static void clean_stale(const char *target)
 
 int publish_begin(struct publish *p, const char *target, int force)
 {
+	char parent[PATH_MAX];
 	size_t n = strlen(target);
 	int rc;
 
@@ -97,6 +98,10 @@ int publish_begin(struct publish *p, const char *target, int force)
 					"refusing to replace '%s': it is not a hogrec store",
 					p->target);
 	}
+	parent_of(p->target, parent, sizeof(parent));
+	if (!path_is_dir(parent))
+		return hr_error(HR_EIO, "cannot create '%s': '%s' is not a directory%s", p->target,
+				parent, path_exists(parent) ? "" : " (it does not exist)");
 	clean_stale(p->target);
 	rc = fspub_begin_dir(&p->fs, p->target, NULL);
 	if (rc)

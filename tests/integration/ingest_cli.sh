@@ -56,6 +56,14 @@ expect_exit 73 "$BIN/ingest" -q -o "$T/ml.lmdb" "$T/ml"
 no_leftovers "$T"
 ok "missing and unknown input, reported before the output is touched"
 
+# An output whose directory does not exist (or is a file) is named as such.
+expect_exit 74 "$BIN/ingest" -q -o "$T/nodir/x.lmdb" "$T/ml"
+expect_err "cannot create '$T/nodir/x.lmdb': '$T/nodir' is not a directory (it does not exist)"
+expect_exit 74 "$BIN/ingest" -q -o "$T/ml/ratings.dat/x.lmdb" "$T/ml"
+expect_err "'$T/ml/ratings.dat' is not a directory"
+[ ! -e "$T/nodir" ] || fail "a missing output directory was created"
+ok "output in a missing directory: named, exit 74"
+
 # A malformed line: file:line message, no store; --max-errors skips it.
 cp -r "$T/ml" "$T/bad"
 sed -i '17s/.*/12::x::4::978300760/' "$T/bad/ratings.dat"
