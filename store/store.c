@@ -91,6 +91,29 @@ int store_create(struct store **out, const char *dir, size_t mapsize)
 	return 0;
 }
 
+/*
+ * The message for a directory without data.mdb; the ratings file of a raw
+ * MovieLens download (the names bin/ingest reads) earns a hint, since
+ * passing the download itself is the usual first-run mistake.
+ */
+static int not_a_store(const char *dir)
+{
+	static const char *const raw[] = {"ratings.dat", "u.data", "ratings.csv"};
+	char path[4096];
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/') /* as bin/ingest names its default output */
+		n--;
+	for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++)
+		if (path_join(path, sizeof(path), dir, raw[i]) == 0 && path_exists(path))
+			return hr_error(HR_ESTORE,
+					"'%s' is a raw MovieLens directory (%s), not a hogrec "
+					"store: make one with 'bin/ingest %s', which writes "
+					"'%.*s.lmdb'",
+					dir, raw[i], dir, (int)n, dir);
+	return hr_error(HR_ESTORE, "'%s' is not a hogrec store (no data.mdb)", dir);
+}
+
 int store_open(struct store **out, const char *dir)
 {
 	struct store *s;
@@ -107,7 +130,7 @@ int store_open(struct store **out, const char *dir)
 	{
 		char data[4096];
 		if (path_join(data, sizeof(data), dir, "data.mdb") == 0 && !path_exists(data))
-			return hr_error(HR_ESTORE, "'%s' is not a hogrec store (no data.mdb)", dir);
+			return not_a_store(dir);
 	}
 	rc = env_new(&s, dir, 0, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD);
 	if (rc)

@@ -47,7 +47,9 @@ int store_create(struct store **out, const char *dir, size_t mapsize);
 /*
  * Opens an existing store read-only and checks its meta: HR_ENOENT if dir
  * does not exist, HR_ESTORE if it is not an LMDB environment or has no
- * hogrec meta, HR_EVERSION if its format version is not STORE_VERSION.
+ * hogrec meta (for a raw MovieLens directory the message says so and names
+ * the bin/ingest command that makes a store of it), HR_EVERSION if its
+ * format version is not STORE_VERSION.
  */
 int store_open(struct store **out, const char *dir);
 

@@ -61,7 +61,10 @@ ok "train records copied for training only"
 expect_exit 66 "$BIN/trainer" --data "$T/none.lmdb" --model ncf --out "$T/x"
 expect_err "none.lmdb"
 expect_exit 65 "$BIN/trainer" --data "$T/ml" --model ncf --out "$T/x"
-expect_err "not a hogrec store"
+expect_err "'$T/ml' is a raw MovieLens directory (ratings.dat), not a hogrec store: make one with 'bin/ingest $T/ml', which writes '$T/ml.lmdb'"
+mkdir "$T/empty"
+expect_exit 65 "$BIN/trainer" --data "$T/empty" --model ncf --out "$T/x"
+expect_err "'$T/empty' is not a hogrec store (no data.mdb)"
 expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model nope --out "$T/x"
 expect_err "unknown model 'nope'"
 expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model ncf
@@ -70,6 +73,13 @@ expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model ncf --out "$T/x" --bat
 expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model ncf --out "$T/x" --optim rmsprop
 "$BIN/mlgen" -q -o "$T/csv" --users 60 --items 80 --ratings 3000 --format csv
 "$BIN/ingest" -q -o "$T/csv.lmdb" "$T/csv"
+expect_exit 65 "$BIN/trainer" --data "$T/csv/" --model ncf --out "$T/x"
+expect_err "is a raw MovieLens directory (ratings.csv)"
+expect_err "which writes '$T/csv.lmdb'"
+"$BIN/mlgen" -q -o "$T/m100k" --users 30 --items 40 --ratings 1000 --format ml-100k
+expect_exit 65 "$BIN/trainer" --data "$T/m100k" --model ncf --out "$T/x"
+expect_err "is a raw MovieLens directory (u.data)"
+[ ! -e "$T/x" ] || fail "a refused store left '$T/x' behind"
 expect_exit 64 "$BIN/trainer" --data "$T/csv.lmdb" --model dssm --out "$T/x"
 expect_err "demographics"
 # A store of another format version.
@@ -85,7 +95,7 @@ with env.begin(write=True) as t:
 PY
 expect_exit 65 "$BIN/trainer" --data "$T/v2.lmdb" --model ncf --out "$T/x"
 expect_err "format version 2"
-ok "bad input: missing store, not a store, other version, unknown model, bad options, missing fields"
+ok "bad input: missing store, not a store (a raw MovieLens directory named as such), other version, unknown model, bad options, missing fields"
 
 # A NaN in the input (one train record's dense feature): the non-finite loss
 # is reported with its step, and training stops with a non-zero exit.
