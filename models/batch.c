@@ -111,3 +111,30 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 	b->ts[row] = r.ts;
 	return 0;
 }
+
+int batch_fill(struct batch *b, const struct batch_source *src, uint64_t first, uint32_t count)
+{
+	/* Locals: batch_set_row's stores could alias *src, so the compiler
+	 * would reload every field each row. */
+	const struct store_ref *rec = src->ix->rec;
+	const uint64_t *order = src->order;
+	uint64_t n = src->n, base = src->base, end = first + count;
+
+	HR_ASSERT(count <= b->cap && first <= n && count <= n - first);
+	HR_ASSERT(order || base + n <= src->ix->n);
+	b->n = 0;
+	for (uint64_t p = first; p < end; p++) {
+		uint64_t key = base + (order ? order[p] : p);
+		/* Two steps ahead: the index entry, then the record it points to. */
+		if (p + 16 < n)
+			__builtin_prefetch(&rec[base + (order ? order[p + 16] : p + 16)]);
+		if (p + 8 < n)
+			__builtin_prefetch(rec[base + (order ? order[p + 8] : p + 8)].data);
+		int rc = batch_set_row(b, b->n, rec[key].data, rec[key].len);
+		if (rc)
+			return hr_error_prefix(rc, "store '%s': %s record %llu", src->store,
+					       src->db, (unsigned long long)key);
+		b->n++;
+	}
+	return 0;
+}

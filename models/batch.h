@@ -1,8 +1,10 @@
 /*
  * batch.h - a minibatch as models read it: struct of arrays, one block.
  *
- * The loader decodes store records (docs/FORMAT.md) straight into a batch
- * row with batch_set_row(); nothing is allocated after batch_alloc().
+ * Store records (docs/FORMAT.md) are decoded straight into batch rows:
+ * batch_fill() fills a batch from a split's index (the loader, evaluation
+ * and --predict all read records that way), batch_set_row() decodes one
+ * row; nothing is allocated after batch_alloc().
  * Variable-length fields are padded: genres to BATCH_GENRES, histories to
  * hist_cap, with their lengths alongside; padding ids are 0.
  */
@@ -11,6 +13,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store/store.h"
 
 #define BATCH_GENRES 32
 
@@ -56,5 +60,33 @@ void batch_set_decode(struct batch *b, unsigned flags);
  * not fit (longer history than hist_cap, more dense values than n_dense).
  */
 int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len);
+
+/*
+ * Where batch_fill() reads records: a record database's index (store.h),
+ * walked through positions 0..n-1.  The record at position p has key
+ * base + order[p] - a shuffled epoch - or, with order NULL, base + p:
+ * the split in key order.  store and db only name the records in messages.
+ */
+struct batch_source {
+	const struct store_index *ix; /* the records by key; outlives the fills */
+	const uint64_t *order;        /* (n) keys relative to base, or NULL */
+	uint64_t n;                   /* positions */
+	uint64_t base;                /* key of position 0 (order NULL) / added to order[p] */
+	const char *store;            /* the store's path */
+	const char *db;               /* the database's name: "train", "valid", "test" */
+};
+
+/*
+ * Fills b with the records of positions [first, first + count) of src,
+ * rows 0..count-1 in position order; b->n is the rows filled (count on
+ * success).  Records are read in the order's random pattern from a large
+ * map, each a cache and often TLB miss: the index entry 16 positions ahead
+ * and the record 8 ahead are prefetched, across the end of this batch into
+ * the next.  count <= b->cap and first + count <= src->n (asserted); every
+ * key must be below src->ix->n (the caller's order guarantees it).
+ * HR_EFORMAT from batch_set_row(), the message prefixed with
+ * "store 'STORE': DB record KEY".  Thread-safe for distinct batches.
+ */
+int batch_fill(struct batch *b, const struct batch_source *src, uint64_t first, uint32_t count);
 
 #endif

@@ -113,38 +113,33 @@ void evaluator_release(struct evaluator *e)
 int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 {
 	struct store_reader *r;
-	uint64_t n = 0, total;
+	struct store_index ix = {0};
+	struct batch *b = &e->b;
+	uint64_t total = 0;
 	double t0 = now_seconds(), pos = 0;
 	int rc = store_reader_begin(e->st, &r);
 
 	memset(res, 0, sizeof(*res));
 	if (!rc)
-		rc = store_count(r, db, &total);
+		rc = store_index_build(r, db, &ix);
+	total = ix.n;
 	if (!rc && total == 0)
 		rc = hr_error(HR_EINVAL, "the %s split is empty", store_db_name(db));
 	if (!rc && total > e->cap)
 		rc = hr_error(HR_ESTORE, "store '%s': %s holds more records than its meta says",
 			      store_path(e->st), store_db_name(db));
-	while (!rc && n < total) {
-		struct batch *b = &e->b;
-		b->n = 0;
-		for (; n < total && b->n < b->cap && !rc; n++) {
-			const void *v;
-			size_t len;
-			rc = store_get_u64(r, db, n, &v, &len);
-			if (!rc)
-				rc = batch_set_row(b, b->n, v, len);
-			if (rc)
-				hr_error_prefix(HR_ESTORE, "store '%s': %s record %llu",
-						store_path(e->st), store_db_name(db),
-						(unsigned long long)n);
-			else
-				b->n++;
-		}
+	const struct batch_source src = {
+		.ix = &ix,
+		.n = total,
+		.store = store_path(e->st),
+		.db = store_db_name(db),
+	};
+	for (uint64_t first = 0; !rc && first < total; first += b->n) {
+		uint64_t left = total - first;
+		rc = batch_fill(b, &src, first, left < b->cap ? (uint32_t)left : b->cap);
 		if (rc)
 			break;
 		e->m->ops->forward(e->m, e->ws, b, e->logits, 0);
-		uint64_t first = n - b->n;
 		for (uint32_t i = 0; i < b->n; i++) {
 			uint64_t k = first + i;
 			e->score[k] = e->logits[i];
@@ -155,6 +150,7 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 			pos += b->label[i];
 		}
 	}
+	store_index_release(&ix);
 	store_reader_end(r);
 	if (rc)
 		return rc;

@@ -67,28 +67,19 @@ void loader_release(struct loader *l)
 /* Fills b with the records of batch index idx. */
 static int fill(struct loader *l, struct batch *b, uint64_t idx)
 {
-	uint64_t k = idx * l->batch, end = k + l->batch < l->n ? k + l->batch : l->n;
+	const struct batch_source src = {
+		.ix = l->ix,
+		.order = l->perm,
+		.n = l->n,
+		.base = l->base,
+		.store = store_path(l->st),
+		.db = store_db_name(l->db),
+	};
+	uint64_t first = idx * l->batch, end = first + l->batch < l->n ? first + l->batch : l->n;
 
-	b->n = 0;
 	b->seq = idx;
 	b->epoch = l->epoch;
-	for (; k < end; k++) {
-		uint64_t key = l->base + l->perm[k];
-		const struct store_ref *rec = l->ix->rec;
-		/* Records are read in random order from a large map: each one is a
-		 * cache (and often TLB) miss.  Prefetch a few ahead, in two steps:
-		 * the index entry, then the record it points to. */
-		if (k + 16 < l->n)
-			__builtin_prefetch(&rec[l->base + l->perm[k + 16]]);
-		if (k + 8 < l->n)
-			__builtin_prefetch(rec[l->base + l->perm[k + 8]].data);
-		int rc = batch_set_row(b, b->n, rec[key].data, rec[key].len);
-		if (rc)
-			return hr_error_prefix(rc, "store '%s': %s record %llu", store_path(l->st),
-					       store_db_name(l->db), (unsigned long long)key);
-		b->n++;
-	}
-	return 0;
+	return batch_fill(b, &src, first, (uint32_t)(end - first));
 }
 
 static void *loader_main(void *arg)

@@ -6,7 +6,7 @@
  * The epoch is cut into batches of `batch` consecutive permutation entries;
  * each of the loader's threads claims the next batch index, pops an empty
  * batch from `free`, decodes its records into it (straight from the memory
- * map, found through the store's key index) and
+ * map, found through the store's key index: batch_fill(), models/batch.h) and
  * pushes it to `full`.  The last batch may be short.  Nothing is allocated
  * per batch.  With several threads, batches reach `full` in roughly, not
  * exactly, their index order; batch->seq is the index.

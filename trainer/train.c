@@ -556,24 +556,26 @@ static int predict(struct trainer *t, struct evaluator *ev, const char *split, u
 			   !strcmp(split, "train") ? STORE_TRAIN :
 						     STORE_META;
 	struct store_reader *r;
+	struct store_index ix = {0};
 	struct batch *b = &ev->b;
-	uint64_t total, k = 0;
 	int rc;
 
 	if (db == STORE_META)
 		return hr_error(HR_EINVAL, "--predict: '%s' is not train, valid or test", split);
 	rc = store_reader_begin(t->st, &r);
 	if (!rc)
-		rc = store_count(r, db, &total);
-	while (!rc && k < n && k < total) {
-		uint64_t first = k;
-		for (b->n = 0; !rc && k < n && k < total && b->n < b->cap; k++) {
-			const void *v;
-			size_t len;
-			rc = store_get_u64(r, db, k, &v, &len);
-			if (!rc)
-				rc = batch_set_row(b, b->n++, v, len);
-		}
+		rc = store_index_build(r, db, &ix);
+	if (n > ix.n)
+		n = ix.n;
+	const struct batch_source src = {
+		.ix = &ix,
+		.n = n,
+		.store = store_path(t->st),
+		.db = store_db_name(db),
+	};
+	for (uint64_t first = 0; !rc && first < n; first += b->n) {
+		uint64_t left = n - first;
+		rc = batch_fill(b, &src, first, left < b->cap ? (uint32_t)left : b->cap);
 		if (rc)
 			break;
 		t->model.ops->forward(&t->model, ev->ws, b, ev->logits, 0);
@@ -583,6 +585,7 @@ static int predict(struct trainer *t, struct evaluator *ev, const char *split, u
 			       split, (unsigned long long)(first + i), b->user_raw[i],
 			       b->item_raw[i], (double)b->label[i], (double)ev->logits[i]);
 	}
+	store_index_release(&ix);
 	store_reader_end(r);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * The loader and the rings: every train record exactly once per epoch, a
  * different order each epoch, the same order for the same seed, and a
- * corrupt record reported with its key.
+ * corrupt record reported with its key; batch_fill() in key order and in
+ * a given order.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -281,11 +282,71 @@ static void test_corrupt_record(void **state)
 	assert_int_equal(ring_try_pop(&full, &item), RING_EMPTY);
 	assert_int_equal(ring_try_pop(&free_q, &item), 0);
 	loader_release(&l);
+	/* batch_fill in key order (evaluation, --predict) names the record too,
+	 * and leaves the rows before it filled. */
+	const struct batch_source src = {.ix = &ix, .n = ix.n, .store = path, .db = "train"};
+	assert_int_equal(batch_fill(&b, &src, 0, 5), HR_EFORMAT);
+	assert_int_equal(b.n, 3);
+	assert_non_null(strstr(hr_errmsg(), "train record 3"));
+	assert_int_equal(batch_fill(&b, &src, 1, 2), 0);
+	assert_int_equal(b.n, 2);
 	store_index_release(&ix);
 	store_reader_end(r);
 	batch_release(&b);
 	ring_release(&full);
 	ring_release(&free_q);
+	store_close(st);
+}
+
+/* The record of key k as (user_raw << 32 | item_raw), decoded on its own. */
+static uint64_t record_id(struct store_reader *r, enum store_db db, uint64_t k)
+{
+	uint32_t hist[512], neg[512];
+	struct record rec = {.hist = hist, .neg = neg, .hist_cap = 512};
+	const void *v;
+	size_t len;
+
+	assert_int_equal(store_get_u64(r, db, k, &v, &len), 0);
+	assert_int_equal(record_unpack(v, len, &rec), 0);
+	return (uint64_t)rec.user_raw << 32 | rec.item_raw;
+}
+
+/* batch_fill: key order from a position, and an order with a base. */
+static void test_batch_fill(void **state)
+{
+	struct store *st;
+	struct store_info info;
+	struct store_reader *r;
+	struct store_index ix;
+	struct batch b;
+	uint64_t order[10];
+	(void)state;
+	assert_int_equal(store_open(&st, storep), 0);
+	assert_int_equal(store_info_load(st, &info), 0);
+	assert_int_equal(store_reader_begin(st, &r), 0);
+	assert_int_equal(store_index_build(r, STORE_VALID, &ix), 0);
+	assert_true(ix.n > 40);
+	assert_int_equal(batch_alloc(&b, 16, info.hist_len, info.n_dense), 0);
+	/* Key order, a short last batch as evaluation makes it. */
+	struct batch_source src = {.ix = &ix, .n = ix.n, .store = storep, .db = "valid"};
+	assert_int_equal(batch_fill(&b, &src, ix.n - 5, 5), 0);
+	assert_int_equal(b.n, 5);
+	for (uint32_t i = 0; i < b.n; i++)
+		assert_int_equal((uint64_t)b.user_raw[i] << 32 | b.item_raw[i],
+				 record_id(r, STORE_VALID, ix.n - 5 + i));
+	/* A shuffled order over keys base..base+9, read from position 3. */
+	for (int p = 0; p < 10; p++)
+		order[p] = (uint64_t)(7 * p + 3) % 10;
+	src = (struct batch_source){
+		.ix = &ix, .order = order, .n = 10, .base = 20, .store = storep, .db = "valid"};
+	assert_int_equal(batch_fill(&b, &src, 3, 7), 0);
+	assert_int_equal(b.n, 7);
+	for (uint32_t i = 0; i < b.n; i++)
+		assert_int_equal((uint64_t)b.user_raw[i] << 32 | b.item_raw[i],
+				 record_id(r, STORE_VALID, 20 + order[3 + i]));
+	batch_release(&b);
+	store_index_release(&ix);
+	store_reader_end(r);
 	store_close(st);
 }
 
@@ -371,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_permutation),
 		cmocka_unit_test(test_each_record_once_per_epoch),
 		cmocka_unit_test(test_corrupt_record),
+		cmocka_unit_test(test_batch_fill),
 		cmocka_unit_test(test_decode_modes),
 		cmocka_unit_test(test_index_copy),
 	};
