@@ -722,7 +722,8 @@ int config_check(const struct train_opts *o)
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *d = &opts[i];
 		if (format_value(o, d, value, sizeof(value)) < 0) {
-			if (d->required)
+			/* --predict takes the model from the checkpoint */
+			if (d->required && !(o->predict && d->off == OFF(model)))
 				return hr_error(HR_EINVAL, "'%s' is not set (--%s, or %s in [%s])",
 						d->key, d->flag, d->key, CONFIG_SECTION);
 			continue;
@@ -736,6 +737,10 @@ int config_check(const struct train_opts *o)
 	}
 	if (!strcmp(o->data, o->out))
 		return hr_error(HR_EINVAL, "'data' and 'out' are the same directory '%s'", o->data);
+	if (o->predict && strcmp(o->predict, "train") && strcmp(o->predict, "valid") &&
+	    strcmp(o->predict, "test"))
+		return hr_error(HR_EINVAL, "--predict: '%s' is not train, valid or test",
+				o->predict);
 	return 0;
 }
 
@@ -752,7 +757,7 @@ int config_finish(struct train_opts *o)
 	}
 	if (o->optim.lr_sparse == 0.0f)
 		o->optim.lr_sparse = o->optim.lr;
-	if (o->mcfg.n_hidden == 0) /* as model_create would */
+	if (o->mcfg.n_hidden == 0 && o->model) /* as model_create would */
 		for (const uint32_t *h = model_find(o->model)->default_hidden;
 		     *h && o->mcfg.n_hidden < MODEL_MAX_HIDDEN; h++)
 			o->mcfg.hidden[o->mcfg.n_hidden++] = *h;

@@ -99,17 +99,19 @@ int config_load(struct train_opts *o, const char *path);
 
 /*
  * Cross-field validation, for --check-config and before training: data,
- * model and out are set, the model exists, data and out differ, every
- * option is within its table range (for opts built by hand).  Returns 0 or
- * HR_EINVAL naming the option.
+ * model and out are set (model may be unset with predict: the checkpoint
+ * names it), the model exists, data and out differ, every option is
+ * within its table range (for opts built by hand), predict (when set) is
+ * "train", "valid" or "test".  Returns 0 or HR_EINVAL naming the option.
  */
 int config_check(const struct train_opts *o);
 
 /*
- * Resolves what depends on other options: lr 0 becomes the optimizer's
- * default, lr_sparse 0 becomes lr, an empty hidden list the model's
- * default widths; then config_check().  Call once after the file and the
- * flags, before trainer_run.  Returns config_check's status.
+ * Runs config_check(), then resolves what depends on other options: lr 0
+ * becomes the optimizer's default, lr_sparse 0 becomes lr, an empty hidden
+ * list the model's default widths (when a model is set).  Call once after
+ * the file and the flags, before trainer_run.  Returns config_check's
+ * status.
  */
 int config_finish(struct train_opts *o);
 

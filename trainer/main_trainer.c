@@ -18,6 +18,7 @@ static void usage(FILE *out)
 {
 	fputs("usage: trainer --data STORE --model NAME --out DIR [options]\n"
 	      "       trainer --config FILE [options]\n"
+	      "       trainer --data STORE --out DIR --predict SPLIT [--limit N]\n"
 	      "\n"
 	      "Trains NAME on the train split of STORE (written by bin/ingest) with\n"
 	      "Hogwild worker threads, evaluates on valid and test after every epoch,\n"
@@ -38,8 +39,10 @@ static void usage(FILE *out)
 	fputs("  --config FILE          read options from FILE; flags override it\n"
 	      "  --check-config         check the options, print them as a config file, exit\n"
 	      "  --no-resume            --resume no\n"
-	      "  --predict SPLIT        print the latest checkpoint's logits for the records of\n"
-	      "                         SPLIT (train, valid, test) as JSON lines; no training\n"
+	      "  --predict SPLIT        print the logits of DIR's latest checkpoint for the\n"
+	      "                         records of SPLIT (train, valid, test) as JSON lines;\n"
+	      "                         the checkpoint names the model and its shape (--model\n"
+	      "                         may be left out); trains and writes nothing\n"
 	      "  --limit N              --predict: the first N records (default 10)\n"
 	      "  --bench-loader         measure the loader alone: decode every epoch, train\n"
 	      "                         nothing, print records/s as JSON\n"
@@ -52,8 +55,9 @@ static void usage(FILE *out)
 	      "  trainer --config /etc/hogrec/trainer.ini --epochs 5\n"
 	      "\n"
 	      "exit status: 0 ok, 64 bad option, 65 bad store or non-finite loss,\n"
-	      "66 store missing, 74 I/O error; a signal stops training cleanly with the\n"
-	      "final checkpoint and exit 0, a second signal exits 130 at once.\n",
+	      "66 store missing (--predict: DIR or its checkpoint missing), 74 I/O error;\n"
+	      "a signal stops training cleanly with the final checkpoint and exit 0, a\n"
+	      "second signal exits 130 at once.\n",
 	      out);
 }
 

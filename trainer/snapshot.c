@@ -81,6 +81,46 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 	return rc;
 }
 
+/*
+ * Copies the checkpoint's tensors into m's weights and whichever optimizer
+ * state m has (none for --predict).  HR_EINVAL naming a missing tensor or
+ * a shape that differs.
+ */
+static int load_tensors(const struct ckpt *c, struct model *m, const char *path)
+{
+	int rc = 0;
+
+	for (int i = 0; !rc && i < m->params.n; i++) {
+		struct tensor *x = &m->params.t[i];
+		float *dst[3] = {x->w, x->s1, x->s2};
+		for (int k = 0; k < 3 && !rc; k++) {
+			char name[PARAM_NAME_MAX + 16];
+			uint64_t rows, cols;
+			const float *src;
+			if (!dst[k])
+				continue;
+			if (k == 0)
+				snprintf(name, sizeof(name), "%s", x->name);
+			else
+				snprintf(name, sizeof(name), "optim.%s.s%d", x->name, k);
+			src = ckpt_tensor(c, name, &rows, &cols);
+			if (!src)
+				rc = hr_error(HR_EINVAL,
+					      "checkpoint '%s' lacks tensor '%s' (another "
+					      "optimizer?)",
+					      path, name);
+			else if (rows != x->rows || cols != x->cols)
+				rc = hr_error(HR_EINVAL,
+					      "checkpoint '%s': tensor '%s' is %" PRIu64 "x%" PRIu64
+					      ", the model has %ux%u",
+					      path, name, rows, cols, x->rows, x->cols);
+			else
+				memcpy(dst[k], src, (size_t)rows * cols * sizeof(float));
+		}
+	}
+	return rc;
+}
+
 int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
 		    int *found, char *path, size_t cap)
 {
@@ -125,34 +165,8 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		free(want);
 		free(have);
 	}
-	for (int i = 0; !rc && i < m->params.n; i++) {
-		struct tensor *x = &m->params.t[i];
-		float *dst[3] = {x->w, x->s1, x->s2};
-		for (int k = 0; k < 3 && !rc; k++) {
-			char name[PARAM_NAME_MAX + 16];
-			uint64_t rows, cols;
-			const float *src;
-			if (!dst[k])
-				continue;
-			if (k == 0)
-				snprintf(name, sizeof(name), "%s", x->name);
-			else
-				snprintf(name, sizeof(name), "optim.%s.s%d", x->name, k);
-			src = ckpt_tensor(c, name, &rows, &cols);
-			if (!src)
-				rc = hr_error(HR_EINVAL,
-					      "checkpoint '%s' lacks tensor '%s' (another "
-					      "optimizer?)",
-					      path, name);
-			else if (rows != x->rows || cols != x->cols)
-				rc = hr_error(HR_EINVAL,
-					      "checkpoint '%s': tensor '%s' is %" PRIu64 "x%" PRIu64
-					      ", the model has %ux%u",
-					      path, name, rows, cols, x->rows, x->cols);
-			else
-				memcpy(dst[k], src, (size_t)rows * cols * sizeof(float));
-		}
-	}
+	if (!rc)
+		rc = load_tensors(c, m, path);
 	if (!rc) {
 		st->epoch = (int)info->epoch;
 		st->next_batch =
@@ -163,6 +177,77 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 	}
 	json_decref(extra);
 	json_decref(shape);
+	ckpt_close(c);
+	return rc;
+}
+
+/*
+ * The model configuration a checkpoint's "shape" metadata (shape_json)
+ * describes, within the option table's ranges (config.c): a checkpoint
+ * names no absurd allocation.
+ */
+static int shape_config(const json_t *shape, const char *path, struct model_config *cfg)
+{
+	const json_t *emb = json_object_get(shape, "emb_dim"),
+		     *hidden = json_object_get(shape, "hidden");
+	size_t i;
+	const json_t *h;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!json_is_integer(emb) || json_integer_value(emb) < 1 ||
+	    json_integer_value(emb) > 4096 || !json_is_array(hidden) ||
+	    json_array_size(hidden) < 1 || json_array_size(hidden) > MODEL_MAX_HIDDEN)
+		return hr_error(HR_EFORMAT, "checkpoint '%s': no valid model shape in its metadata",
+				path);
+	cfg->emb_dim = (uint32_t)json_integer_value(emb);
+	json_array_foreach(hidden, i, h)
+	{
+		if (!json_is_integer(h) || json_integer_value(h) < 1 ||
+		    json_integer_value(h) > 65536)
+			return hr_error(HR_EFORMAT,
+					"checkpoint '%s': no valid model shape in its metadata",
+					path);
+		cfg->hidden[cfg->n_hidden++] = (uint32_t)json_integer_value(h);
+	}
+	return 0;
+}
+
+int snapshot_load_model(const struct train_opts *o, const struct store_info *info, const char *path,
+			struct model *m)
+{
+	struct ckpt *c;
+	const struct ckpt_info *ci;
+	struct model_config cfg;
+	json_t *extra;
+	int rc = ckpt_open(&c, path);
+
+	memset(m, 0, sizeof(*m));
+	if (rc)
+		return rc;
+	ci = ckpt_get_info(c);
+	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
+	if (o->model && strcmp(ci->model, o->model))
+		rc = hr_error(HR_EINVAL,
+			      "checkpoint '%s' is of model '%s', not '%s' (--predict takes the "
+			      "model from the checkpoint: --model is not needed)",
+			      path, ci->model, o->model);
+	else if (strcmp(ci->schema_hash, info->schema_hash))
+		rc = hr_error(HR_EINVAL,
+			      "checkpoint '%s' was trained on a store with schema %s; "
+			      "'%s' has schema %s",
+			      path, ci->schema_hash, o->data, info->schema_hash);
+	else
+		rc = shape_config(extra ? json_object_get(extra, "shape") : NULL, path, &cfg);
+	if (!rc) {
+		cfg.seed = o->seed; /* the weights are all overwritten */
+		rc = model_create(m, ci->model, &cfg, info, 0);
+	}
+	if (!rc) {
+		rc = load_tensors(c, m, path);
+		if (rc)
+			model_release(m);
+	}
+	json_decref(extra);
 	ckpt_close(c);
 	return rc;
 }

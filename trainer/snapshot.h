@@ -47,4 +47,18 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
 		    int *found, char *path, size_t cap);
 
+/*
+ * For --predict: builds in m the model of the checkpoint at path for the
+ * store described by info - the model name, emb_dim and hidden widths come
+ * from the checkpoint's metadata, not from o - and loads its weights (no
+ * optimizer state: m has none).  o->model, when set, must name the
+ * checkpoint's model; o->data names the store in messages.
+ * Errors: HR_EINVAL when o->model differs ("checkpoint 'P' is of model
+ * 'X', not 'Y'"), the store's schema differs, or the store cannot feed the
+ * model (model_create); HR_EFORMAT for metadata without a valid shape;
+ * ckpt_open's errors.  On failure m holds nothing to release.
+ */
+int snapshot_load_model(const struct train_opts *o, const struct store_info *info, const char *path,
+			struct model *m);
+
 #endif

@@ -13,6 +13,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "ckpt.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/progress.h"
@@ -360,7 +361,7 @@ static int open_outputs(struct trainer *t)
 /*
  * --records: copy the train records out of the map when asked, or (auto)
  * when they take under 1/8 of physical memory; a failed auto copy keeps
- * reading the map.  --predict loads no train records: nothing to copy.
+ * reading the map.
  */
 static int records_place(const struct train_opts *o, struct store_index *ix)
 {
@@ -368,7 +369,7 @@ static int records_place(const struct train_opts *o, struct store_index *ix)
 	double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 	int rc;
 
-	if (o->predict || o->records == RECORDS_MAP ||
+	if (o->records == RECORDS_MAP ||
 	    (o->records == RECORDS_AUTO && (double)ix->bytes > ram / 8))
 		return 0;
 	rc = store_index_copy(ix);
@@ -548,21 +549,38 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 	return rc;
 }
 
-/* --predict: the logits of the first n records of a split, as JSON lines. */
-static int predict(struct trainer *t, struct evaluator *ev, const char *split, uint64_t n)
+/* --predict's checkpoint: the newest valid one of o->out, which must exist. */
+static int predict_checkpoint(const struct train_opts *o, char *path, size_t cap)
 {
-	enum store_db db = !strcmp(split, "valid") ? STORE_VALID :
-			   !strcmp(split, "test")  ? STORE_TEST :
-			   !strcmp(split, "train") ? STORE_TRAIN :
-						     STORE_META;
-	struct store_reader *r;
-	struct store_index ix = {0};
-	struct batch *b = &ev->b;
+	static const char hint[] = "--out names the directory of a training run";
+	char msg[512];
+	struct stat st;
 	int rc;
 
-	if (db == STORE_META)
-		return hr_error(HR_EINVAL, "--predict: '%s' is not train, valid or test", split);
-	rc = store_reader_begin(t->st, &r);
+	if (stat(o->out, &st) < 0) {
+		if (errno == ENOENT)
+			return hr_error(HR_ENOENT, "--predict: '%s' does not exist (%s)", o->out,
+					hint);
+		return hr_error(HR_EIO, "--predict: cannot read '%s': %s", o->out, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return hr_error(HR_ENOENT, "--predict: '%s' is not a directory (%s)", o->out, hint);
+	rc = ckpt_latest(o->out, path, cap);
+	if (rc == HR_ENOENT) { /* "no valid checkpoint in 'DIR'" */
+		snprintf(msg, sizeof(msg), "%s", hr_errmsg());
+		return hr_error(rc, "--predict: %s (%s)", msg, hint);
+	}
+	return rc;
+}
+
+/* Prints the logits of the first n records of db as JSON lines. */
+static int predict_print(const struct model *m, struct store *st, enum store_db db, uint64_t n,
+			 struct batch *b, float *ws, float *logits)
+{
+	struct store_reader *r;
+	struct store_index ix = {0};
+	int rc = store_reader_begin(st, &r);
+
 	if (!rc)
 		rc = store_index_build(r, db, &ix);
 	if (n > ix.n)
@@ -570,7 +588,7 @@ static int predict(struct trainer *t, struct evaluator *ev, const char *split, u
 	const struct batch_source src = {
 		.ix = &ix,
 		.n = n,
-		.store = store_path(t->st),
+		.store = store_path(st),
 		.db = store_db_name(db),
 	};
 	for (uint64_t first = 0; !rc && first < n; first += b->n) {
@@ -578,15 +596,64 @@ static int predict(struct trainer *t, struct evaluator *ev, const char *split, u
 		rc = batch_fill(b, &src, first, left < b->cap ? (uint32_t)left : b->cap);
 		if (rc)
 			break;
-		t->model.ops->forward(&t->model, ev->ws, b, ev->logits, 0);
+		m->ops->forward(m, ws, b, logits, 0);
 		for (uint32_t i = 0; i < b->n; i++)
 			printf("{\"split\":\"%s\",\"key\":%llu,\"user_raw\":%u,\"item_raw\":%u,"
 			       "\"label\":%.0f,\"logit\":%.9g}\n",
-			       split, (unsigned long long)(first + i), b->user_raw[i],
-			       b->item_raw[i], (double)b->label[i], (double)ev->logits[i]);
+			       store_db_name(db), (unsigned long long)(first + i), b->user_raw[i],
+			       b->item_raw[i], (double)b->label[i], (double)logits[i]);
 	}
 	store_index_release(&ix);
 	store_reader_end(r);
+	return rc;
+}
+
+/*
+ * --predict: the logits of the latest checkpoint of o->out for the first
+ * o->predict_n records of a split.  The checkpoint names the model and its
+ * shape; nothing is trained or written (no directory, metrics, checkpoint).
+ */
+static int predict(const struct train_opts *o)
+{
+	enum store_db db = !strcmp(o->predict, "valid") ? STORE_VALID :
+			   !strcmp(o->predict, "test")  ? STORE_TEST :
+							  STORE_TRAIN; /* config_check'ed */
+	struct store *st = NULL;
+	struct store_info info;
+	struct model m = {0};
+	struct batch b = {0};
+	float *ws = NULL, *logits = NULL;
+	char path[4096];
+	int rc = predict_checkpoint(o, path, sizeof(path));
+
+	if (!rc)
+		rc = store_open(&st, o->data);
+	if (!rc)
+		rc = store_info_load(st, &info);
+	if (!rc)
+		rc = snapshot_load_model(o, &info, path, &m);
+	if (rc)
+		goto fail;
+	log_info("predicting with %s (model %s)", path, m.ops->name);
+	size_t wsn = m.ops->workspace_floats(&m, o->batch);
+	rc = batch_alloc(&b, o->batch, info.hist_len, info.n_dense);
+	if (rc)
+		goto fail;
+	batch_set_decode(&b, model_decode_flags(&m));
+	ws = aligned_alloc(64, ((wsn ? wsn : 1) * sizeof(float) + 63) & ~(size_t)63);
+	logits = malloc(o->batch * sizeof(float));
+	if (!ws || !logits) {
+		rc = hr_error(HR_ENOMEM, "out of memory for a batch of %u", o->batch);
+		goto fail;
+	}
+	rc = predict_print(&m, st, db, o->predict_n, &b, ws, logits);
+fail:
+	free(logits);
+	free(ws);
+	batch_release(&b);
+	if (m.ops)
+		model_release(&m);
+	store_close(st);
 	return rc;
 }
 
@@ -774,6 +841,8 @@ int trainer_run(const struct train_opts *o)
 	dev_t dev = 0;
 	ino_t ino = 0;
 
+	if (o->predict)
+		return predict(o);
 	store_identity(o->data, &dev, &ino);
 	rc = trainer_open(o, &t);
 	if (!rc && o->resume && !o->loader_only)
@@ -790,13 +859,6 @@ int trainer_run(const struct train_opts *o)
 	}
 	if (!rc)
 		rc = evaluator_init(&ev, t->st, &t->model, o->batch);
-	if (!rc && o->predict) {
-		rc = found ? predict(t, &ev, o->predict, o->predict_n) :
-			     hr_error(HR_ENOENT, "--predict: '%s' holds no checkpoint", o->out);
-		evaluator_release(&ev);
-		trainer_close(t);
-		return rc;
-	}
 	if (!rc) {
 		notify_ready();
 		notify_status("training %s from epoch %d, step %llu", o->model, st.epoch,

@@ -17,6 +17,13 @@
  * trainer_run() returns 0 (also after a clean stop on a signal, with the
  * final checkpoint written) or a negative HR_E* code with the message set;
  * a non-finite loss stops training with HR_EFORMAT naming the step.
+ *
+ * With `predict` set it trains nothing and writes nothing: it loads the
+ * model that out's latest checkpoint names (with the checkpoint's shape)
+ * and prints the logits of the split's first predict_n records on stdout.
+ * HR_ENOENT when out does not exist or holds no valid checkpoint (checked
+ * before the store is opened); HR_EINVAL when `model` is set and the
+ * checkpoint is of another model, or its store schema differs.
  */
 #ifndef HR_TRAIN_H
 #define HR_TRAIN_H
@@ -52,8 +59,9 @@ struct train_opts {
 	int resume;                /* continue from OUT's latest checkpoint if any */
 	int follow;                /* after the epochs, wait for a new store and train on it */
 	double follow_poll;        /* seconds between checks of the store path */
-	const char *predict; /* "valid"/"test": print the latest checkpoint's logits, train nothing */
-	uint64_t predict_n; /* how many records --predict scores */
+	const char *predict;       /* "train"/"valid"/"test": print the logits of out's latest
+			      * checkpoint (its model: `model` may be NULL); train nothing */
+	uint64_t predict_n;        /* how many records --predict scores */
 	/* SIGHUP: re-reads what can change while training (log level,
 	 * checkpoint cadence and retention) into the options; main thread. */
 	int (*reload)(void *ctx);

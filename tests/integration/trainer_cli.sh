@@ -57,6 +57,48 @@ grep -q "copied to memory" "$T/err" || fail "--records memory made no copy"
 grep -q "copied to memory" "$T/err" && fail "--predict copied the train records"
 ok "train records copied for training only"
 
+# --predict: the checkpoint names the model and its shape; nothing is written.
+"$BIN/trainer" -q --data "$T/ml.lmdb" --model ncf --out "$T/pred" --threads 1 --batch 64 \
+	--emb-dim 8 --hidden 16,4 >/dev/null
+ls -lA --full-time "$T/pred" >"$T/ls-before"
+sum_before=$(tree_sum "$T/pred")
+expect_exit 0 "$BIN/trainer" --data "$T/ml.lmdb" --out "$T/pred" --predict test --limit 20
+expect_err "predicting with $T/pred/ckpt-"
+grep -q "resuming" "$T/err" && fail "--predict logs 'resuming'"
+[ "$(wc -l <"$T/out")" -eq 20 ] || fail "--predict --limit 20 printed $(wc -l <"$T/out") lines"
+cp "$T/out" "$T/pred-auto"
+expect_exit 0 "$BIN/trainer" --data "$T/ml.lmdb" --model ncf --out "$T/pred" --predict test \
+	--limit 20
+cmp -s "$T/out" "$T/pred-auto" || fail "--predict without --model differs from --model ncf"
+/usr/bin/python3 - "$T/pred-auto" <<'PY' || fail "--predict output"
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["key"] for r in rows] == list(range(20)), rows
+assert all(r["split"] == "test" and math.isfinite(r["logit"]) for r in rows), rows
+PY
+expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model dssm --out "$T/pred" --predict test
+expect_err "is of model 'ncf', not 'dssm'"
+grep -q "another --out" "$T/err" && fail "--predict advises another --out"
+ls -lA --full-time "$T/pred" | cmp -s - "$T/ls-before" || fail "--predict changed '$T/pred'"
+[ "$(tree_sum "$T/pred")" = "$sum_before" ] || fail "--predict changed a file in '$T/pred'"
+ok "--predict: model and shape from the checkpoint, logged as predicting, writes nothing"
+
+# --predict checks its arguments before it loads anything, and creates nothing.
+expect_exit 64 "$BIN/trainer" --data "$T/none.lmdb" --out "$T/none" --predict tset
+expect_err "--predict: 'tset' is not train, valid or test"
+expect_exit 64 "$BIN/trainer" --data "$T/ml.lmdb" --model ncf --out "$T/pred" --predict tset
+expect_err "'tset' is not train, valid or test"
+expect_exit 66 "$BIN/trainer" --data "$T/ml.lmdb" --out "$T/none" --predict test
+expect_err "--predict: '$T/none' does not exist"
+[ ! -e "$T/none" ] || fail "--predict created '$T/none'"
+mkdir "$T/nockpt"
+expect_exit 66 "$BIN/trainer" --data "$T/ml.lmdb" --out "$T/nockpt" --predict test
+expect_err "no valid checkpoint in '$T/nockpt'"
+[ -z "$(ls -A "$T/nockpt")" ] || fail "--predict wrote into '$T/nockpt'"
+expect_exit 66 "$BIN/trainer" --data "$T/none.lmdb" --out "$T/pred" --predict test
+expect_err "none.lmdb"
+ok "--predict: bad split, missing or empty --out and missing store refused; nothing created"
+
 # Bad input.
 expect_exit 66 "$BIN/trainer" --data "$T/none.lmdb" --model ncf --out "$T/x"
 expect_err "none.lmdb"

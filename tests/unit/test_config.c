@@ -522,6 +522,35 @@ static void test_check(void **state)
 	config_release(&o);
 }
 
+/* --predict: the checkpoint names the model, so none is required; the
+ * split is checked with the options, before anything loads. */
+static void test_check_predict(void **state)
+{
+	struct train_opts o;
+	(void)state;
+	config_defaults(&o);
+	assert_int_equal(config_apply_option(&o, "data", "d", "--data"), 0);
+	assert_int_equal(config_apply_option(&o, "out", "o", "--out"), 0);
+	o.predict = "test";
+	assert_int_equal(config_finish(&o), 0);
+	assert_null(o.model);
+	assert_int_equal(o.mcfg.n_hidden, 0); /* no model: no default widths */
+	o.predict = "train";
+	assert_int_equal(config_check(&o), 0);
+	o.predict = "tset";
+	assert_int_equal(config_check(&o), HR_EINVAL);
+	assert_string_equal(hr_errmsg(), "--predict: 'tset' is not train, valid or test");
+	assert_int_equal(config_apply_option(&o, "model", "ncf", "--model"), 0);
+	assert_int_equal(config_check(&o), HR_EINVAL); /* a model does not excuse the split */
+	o.predict = NULL;
+	assert_int_equal(config_check(&o), 0);
+	assert_int_equal(config_apply_option(&o, "model", "dssm", "--model"), 0);
+	o.predict = "valid";
+	assert_int_equal(config_finish(&o), 0);
+	assert_true(o.mcfg.n_hidden > 0); /* a model given with --predict: its widths */
+	config_release(&o);
+}
+
 /* deploy/trainer.ini parses, passes the checks and mentions every key. */
 static void test_deploy_example(void **state)
 {
@@ -572,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_check_predict),
 		cmocka_unit_test(test_deploy_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
