@@ -1,6 +1,7 @@
 #include "faultpoint.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,16 @@ static unsigned long armed_hit = 1; /* pause on this hit (1-based) */
 static atomic_ulong hits;
 static atomic_int released;
 
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	fault_point_release();
+}
+
 static void arm(void)
 {
+	struct sigaction sa;
+
 	const char *env = getenv("HOGREC_PAUSE_AT");
 	const char *at;
 	size_t n;
@@ -42,6 +51,11 @@ static void arm(void)
 		}
 		armed_hit = k;
 	}
+	/* Armed: SIGUSR1 resumes the pause without stopping the program. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
 }
 
 void fault_point(const char *name)

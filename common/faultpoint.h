@@ -16,11 +16,14 @@
  * and waits.  The test waits for that line and then signals the process, so
  * the signal provably arrives in that phase.  The wait ends when the
  * program's signal handler calls fault_point_release() (after a SIGTERM,
- * say, the phase then sees the stop flag the handler set), or after 60 s (a
- * line "hogrec: pause at name timed out" says a test forgot its signal).
+ * say, the phase then sees the stop flag the handler set), on SIGUSR1
+ * (installed only while a point is armed: the program goes on as if it had
+ * never paused, e.g. after the test ran a competing process), or after 60 s
+ * (a line "hogrec: pause at name timed out" says a test forgot its signal).
  *
  * Without HOGREC_PAUSE_AT (production) a fault point costs one load of a
- * cached flag.  Only one point is armed per process.
+ * cached flag and no signal disposition changes.  Only one point is armed
+ * per process; the environment is read at the first fault_point() call.
  *
  * Thread-safety: fault_point() may be called from any thread;
  * fault_point_release() is async-signal-safe.

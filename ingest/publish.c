@@ -108,6 +108,7 @@ int publish_begin(struct publish *p, const char *target, int force)
 		return rc;
 	snprintf(p->tmp, sizeof(p->tmp), "%s", p->fs.tmp);
 	p->active = 1;
+	p->force = force;
 	return 0;
 }
 
@@ -118,8 +119,18 @@ int publish_commit(struct publish *p)
 	HR_ASSERT(p->active);
 	/* A SIGTERM that arrives before the rename keeps the old store. */
 	p->fs.cancel = &ingest_cancel;
-	rc = fspub_commit(&p->fs, FSPUB_REPLACE);
+	/*
+	 * Without --force, a target that appeared while this run built its
+	 * store (another ingest to the same output) is not replaced: the
+	 * check in publish_begin was minutes ago.
+	 */
+	rc = fspub_commit(&p->fs, p->force ? FSPUB_REPLACE : FSPUB_NOREPLACE);
 	p->active = 0; /* published, or removed by the failed commit */
+	if (rc == HR_EEXIST)
+		rc = hr_error(HR_EEXIST,
+			      "'%s' appeared while this run was building it (another ingest to the "
+			      "same output?): not replaced without --force",
+			      p->target);
 	return rc;
 }
 

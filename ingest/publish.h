@@ -26,6 +26,7 @@ struct publish {
 	char target[PATH_MAX];
 	char tmp[PATH_MAX]; /* where the caller builds the store */
 	int active;         /* tmp exists and is ours */
+	int force;          /* a store found at the target on commit may be replaced */
 	struct fspub fs;
 };
 
@@ -40,9 +41,11 @@ int publish_begin(struct publish *p, const char *target, int force);
 
 /*
  * Syncs the temporary store and moves it to the target (see above).
- * HR_ECANCEL when ingest_cancel was set before the rename, HR_EIO when a
- * sync or the rename failed: the temporary is then removed and the old
- * store (if any) is in place.  After return p holds nothing to release.
+ * HR_ECANCEL when ingest_cancel was set before the rename, HR_EEXIST when
+ * the target appeared since publish_begin and force is not set (another
+ * run published there meanwhile: its store stays), HR_EIO when a sync or
+ * the rename failed: the temporary is then removed and the store in place
+ * (if any) is untouched.  After return p holds nothing to release.
  */
 int publish_commit(struct publish *p);
 

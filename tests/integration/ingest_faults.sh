@@ -81,3 +81,18 @@ for point in $MID publish.synced publish.renamed; do
 	[ "$(tree_sum "$T/ok.lmdb")" = "$good" ] || fail "same input and seed gave a different store"
 	ok "kill -9 at $point: $what in place, leftover removed by the next run"
 done
+
+# Two runs to one new output without --force: the first to publish wins,
+# the other refuses when it finds the target at its own publish (exit 73),
+# never replacing it.  A is held after building its store (fault point),
+# B runs to the end, then SIGUSR1 lets A go on.
+rm -rf "$T/race.lmdb"
+start_paused publish.synced "$T/a.err" "$BIN/ingest" -q --seed 2 -o "$T/race.lmdb" "$T/ml"
+"$BIN/ingest" -q -o "$T/race.lmdb" "$T/ml" || fail "the second ingest failed"
+kill -USR1 $pid
+rc=0; wait $pid || rc=$?
+[ "$rc" -eq 73 ] || { cat "$T/a.err" >&2; fail "racing ingest: exit $rc, expected 73"; }
+grep -q "appeared while this run was building it" "$T/a.err" || { cat "$T/a.err" >&2; fail "no message"; }
+[ "$(tree_sum "$T/race.lmdb")" = "$good" ] || fail "the racing ingest replaced the published store"
+no_leftovers "$T"
+ok "two ingests to one output: the second to publish refuses (73), the first's store kept"
