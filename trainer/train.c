@@ -1,11 +1,13 @@
 #include "train.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -745,6 +747,48 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 	return rc;
 }
 
+/*
+ * One trainer per output directory: an exclusive flock(2) on OUT/lock,
+ * held until the process exits (the kernel drops it even after kill -9),
+ * with the holder's pid in the file for the message.  Readers (bin/ckpt,
+ * --predict) take no lock.  Returns the descriptor to keep open, or a
+ * negative HR_E* code: HR_EEXIST when another process holds the lock.
+ */
+static int lock_out(const char *out)
+{
+	char path[4096], holder[32] = "";
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/lock", out) >= (int)sizeof(path))
+		return hr_error(HR_EINVAL, "output path too long: '%s'", out);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+	if (fd < 0)
+		return hr_error(HR_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return hr_error(HR_EIO, "'%s' is not a regular file", path);
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		n = pread(fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return hr_error(HR_EEXIST,
+					"'%s' is in use by another trainer (pid %s): one trainer "
+					"per --out; stop that one or choose another --out",
+					out, holder[0] ? holder : "unknown");
+		return hr_error(HR_EIO, "cannot lock '%s': %s", path, strerror(e));
+	}
+	n = snprintf(holder, sizeof(holder), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, holder, (size_t)n, 0) != n)
+		log_warn("cannot write the pid into '%s': %s", path, strerror(errno));
+	return fd;
+}
+
 /* Device and inode of the store directory: a new ingest renames a new one in. */
 static int store_identity(const char *path, dev_t *dev, ino_t *ino)
 {
@@ -837,7 +881,7 @@ int trainer_run(const struct train_opts *o)
 	struct evaluator ev = {0};
 	struct snapshot_state st = {.epoch = 1};
 	char path[4096];
-	int rc, found = 0, stopped = 0, last;
+	int rc, found = 0, stopped = 0, last, lock = -1;
 	dev_t dev = 0;
 	ino_t ino = 0;
 
@@ -845,6 +889,11 @@ int trainer_run(const struct train_opts *o)
 		return predict(o);
 	store_identity(o->data, &dev, &ino);
 	rc = trainer_open(o, &t);
+	/* Before anything in OUT is read or written (trainer_open made it). */
+	if (!rc) {
+		lock = lock_out(o->out);
+		rc = lock < 0 ? lock : 0;
+	}
 	if (!rc && o->resume && !o->loader_only)
 		rc = snapshot_resume(o, &t->model, &st, &found, path, sizeof(path));
 	if (!rc && found) {
@@ -895,5 +944,7 @@ int trainer_run(const struct train_opts *o)
 		log_info("stopped by a signal; the final checkpoint is written");
 	evaluator_release(&ev);
 	trainer_close(t);
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }

@@ -60,5 +60,5 @@ wait_for() {
 start_paused() {
 	local point=$1; errf=$2; shift 2
 	HOGREC_PAUSE_AT=$point "$@" >/dev/null 2>"$errf" & pid=$!
-	wait_for "pausing at $point" grep -q "hogrec: paused at ${point%@*} (pid $pid)" "$errf"
+	wait_for "pausing at $point" grep -qs "hogrec: paused at ${point%@*} (pid $pid)" "$errf"
 }

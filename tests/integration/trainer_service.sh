@@ -147,3 +147,23 @@ for point in publish.synced@4 publish.renamed@4 ckpt.published@4 ckpt.retention@
 	"$BIN/ckpt" verify "$T/k" >/dev/null || fail "restart after kill -9 at $point: checkpoints do not verify"
 	ok "kill -9 at $point: every checkpoint verifies; restart resumes and cleans up"
 done
+
+# One trainer per --out: a second one is refused (exit 73, naming the first
+# one's pid) and changes nothing there; the first goes on; after a kill -9
+# the kernel has dropped the lock and a new trainer may start.
+start_paused ckpt.retention@1 "$T/l.err" "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 \
+	--batch 32 --model ncf --out "$T/l" --epochs 2
+before=$(ls -l --full-time "$T/l"; cat "$T/l/metrics.jsonl")
+expect_exit 73 "$BIN/trainer" -q --data "$T/ml.lmdb" --threads 1 --batch 32 --model ncf \
+	--out "$T/l" --epochs 2
+expect_err "is in use by another trainer (pid $pid)"
+[ "$(ls -l --full-time "$T/l"; cat "$T/l/metrics.jsonl")" = "$before" ] ||
+	fail "the refused trainer changed the output directory"
+kill -USR1 $pid
+wait $pid || { cat "$T/l.err" >&2; fail "the first trainer failed after the refusal"; }
+[ "$(grep -c '"split":"test"' "$T/l/metrics.jsonl")" -eq 2 ] || fail "the first trainer's metrics are not complete"
+start_paused ckpt.retention@1 "$T/l.err" "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 \
+	--batch 32 --model ncf --out "$T/l" --epochs 3
+kill -KILL $pid; wait $pid 2>/dev/null || true
+train --model ncf --out "$T/l" --epochs 3 >/dev/null 2>"$T/err" || { cat "$T/err"; fail "no start after kill -9"; }
+ok "one trainer per --out: the second refused (73), the lock gone with a killed holder"
