@@ -24,6 +24,7 @@
 #include "loader.h"
 #include "models/carry.h"
 #include "notify.h"
+#include "runlog.h"
 #include "snapshot.h"
 #include "models/nn/blas.h"
 #include "models/nn/nn.h"
@@ -355,6 +356,29 @@ static int open_outputs(struct trainer *t)
 	if (snprintf(path, sizeof(path), "%s/metrics.jsonl", t->o->out) >= (int)sizeof(path))
 		return hr_error(HR_EINVAL, "output path too long");
 	t->metrics = fopen(path, "a");
+	if (!t->metrics)
+		return hr_error(HR_EIO, "cannot open '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * Before training from `epoch`: drop metrics.jsonl's lines of that epoch and
+ * later (written by a run killed before its checkpoint; this run re-does
+ * them) and reopen the file.
+ */
+static int metrics_restart(struct trainer *t, int epoch)
+{
+	char path[4096];
+	size_t dropped;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/metrics.jsonl", t->o->out); /* fit in open_outputs */
+	rc = runlog_keep_before(path, epoch, &dropped);
+	if (rc || dropped == 0)
+		return rc;
+	log_info("'%s': dropped %zu lines of epoch %d and later, which this run does again", path,
+		 dropped, epoch);
+	t->metrics = freopen(path, "a", t->metrics);
 	if (!t->metrics)
 		return hr_error(HR_EIO, "cannot open '%s': %s", path, strerror(errno));
 	return 0;
@@ -906,6 +930,8 @@ int trainer_run(const struct train_opts *o)
 		log_info("resuming from %s: epoch %d, batch %llu, step %llu", path, st.epoch,
 			 (unsigned long long)st.next_batch, (unsigned long long)st.step);
 	}
+	if (!rc && !o->loader_only)
+		rc = metrics_restart(t, st.epoch);
 	if (!rc)
 		rc = evaluator_init(&ev, t->st, &t->model, o->batch);
 	if (!rc) {

@@ -167,3 +167,19 @@ start_paused ckpt.retention@1 "$T/l.err" "$BIN/trainer" --data "$T/ml.lmdb" --th
 kill -KILL $pid; wait $pid 2>/dev/null || true
 train --model ncf --out "$T/l" --epochs 3 >/dev/null 2>"$T/err" || { cat "$T/err"; fail "no start after kill -9"; }
 ok "one trainer per --out: the second refused (73), the lock gone with a killed holder"
+
+# Killed after writing an epoch's metrics, before its checkpoint (paused as
+# the epoch-2 checkpoint file is begun): the restart re-does epoch 2 and
+# first drops its lines (and a torn line), so metrics.jsonl holds each split
+# and epoch once, with the numbers of an uninterrupted run.
+train --model ncf --out "$T/m1" --epochs 3 >/dev/null 2>&1
+start_paused publish.begun@2 "$T/m.err" "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 \
+	--batch 32 --model ncf --out "$T/m2" --epochs 3
+kill -KILL $pid; wait $pid 2>/dev/null || true
+[ "$(grep -c '"epoch":2' "$T/m2/metrics.jsonl")" -eq 2 ] || fail "epoch 2's lines were not written before the kill"
+printf '{"split":"valid","epoch":3,"au' >>"$T/m2/metrics.jsonl"
+train --model ncf --out "$T/m2" --epochs 3 >/dev/null 2>"$T/err" || { cat "$T/err"; fail "restart failed"; }
+grep -q "dropped 3 lines of epoch 2 and later" "$T/err" || { cat "$T/err"; fail "no drop reported"; }
+strip() { sed 's/,"samples_per_s".*//' "$1/metrics.jsonl"; }
+[ "$(strip "$T/m1")" = "$(strip "$T/m2")" ] || { diff <(strip "$T/m1") <(strip "$T/m2"); fail "metrics after the restart differ"; }
+ok "a restart drops the metrics lines of the epochs it re-does: one line per split and epoch"
