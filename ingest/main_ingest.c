@@ -8,7 +8,9 @@
 #include "common/err.h"
 #include "common/faultpoint.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/progress.h"
+#include "ingest/dataset.h"
 #include "ingest/ingest.h"
 #include "store/codec.h"
 #include "store/store.h"
@@ -76,28 +78,6 @@ static int usage_error(int rc)
 {
 	log_error("%s (see --help)", hr_errmsg());
 	return hr_exit_code(rc);
-}
-
-static int parse_double(const char *s, const char *opt, double *out)
-{
-	char *end;
-
-	*out = strtod(s, &end);
-	if (end == s || *end)
-		return hr_error(HR_EINVAL, "%s: '%s' is not a number", opt, s);
-	return 0;
-}
-
-static int parse_u64(const char *s, const char *opt, uint64_t *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return hr_error(HR_EINVAL, "%s: '%s' is not a non-negative integer", opt, s);
-	*out = strtoull(s, &end, 10);
-	if (*end)
-		return hr_error(HR_EINVAL, "%s: '%s' is not a non-negative integer", opt, s);
-	return 0;
 }
 
 static int read_meta(struct store_reader *r, msgpack_unpacked *u)
@@ -231,7 +211,7 @@ static int cmd_dump(const char *path, const char *split, const char *count)
 	if (db < 0)
 		return usage_error(
 			hr_error(HR_EINVAL, "--dump: '%s' is not train, valid or test", split));
-	if (count && (rc = parse_u64(count, "--dump", &n)))
+	if (count && (rc = parse_u64(count, "--dump COUNT", 0, UINT64_MAX, &n)))
 		return usage_error(rc);
 	rc = store_open(&st, path);
 	if (rc)
@@ -323,8 +303,8 @@ int main(int argc, char **argv)
 				rc = hr_error(HR_EINVAL,
 					      "--label: '%s' is not explicit or implicit", optarg);
 			break;
-		case OPT_POS: rc = parse_double(optarg, "--pos-min", &pos_min); break;
-		case OPT_NEG: rc = parse_double(optarg, "--neg-max", &neg_max); break;
+		case OPT_POS: rc = parse_f64(optarg, "--pos-min", 0, 10, &pos_min); break;
+		case OPT_NEG: rc = parse_f64(optarg, "--neg-max", 0, 10, &neg_max); break;
 		case OPT_SPLIT: {
 			int k = split_kind_parse(optarg);
 			if (k < 0)
@@ -335,25 +315,23 @@ int main(int argc, char **argv)
 			break;
 		}
 		case OPT_VALID:
-			rc = parse_double(optarg, "--valid-frac", &o.split.valid_frac);
+			rc = parse_f64(optarg, "--valid-frac", 0, 1, &o.split.valid_frac);
 			break;
-		case OPT_TEST: rc = parse_double(optarg, "--test-frac", &o.split.test_frac); break;
+		case OPT_TEST:
+			rc = parse_f64(optarg, "--test-frac", 0, 1, &o.split.test_frac);
+			break;
 		case OPT_HIST:
-			rc = parse_u64(optarg, "--hist-len", &u);
-			if (!rc && (u == 0 || u > INGEST_HIST_MAX))
-				rc = hr_error(HR_EINVAL,
-					      "--hist-len must be between 1 and %d, not '%s'",
-					      INGEST_HIST_MAX, optarg);
-			o.hist_len = (uint32_t)u;
+			rc = parse_u64(optarg, "--hist-len", 1, INGEST_HIST_MAX, &u);
+			o.hist_len = rc ? o.hist_len : (uint32_t)u;
 			break;
-		case OPT_SEED: rc = parse_u64(optarg, "--seed", &o.seed); break;
+		case OPT_SEED: rc = parse_u64(optarg, "--seed", 0, UINT64_MAX, &o.seed); break;
 		case OPT_ZIP:
-			rc = parse_u64(optarg, "--zip-prefix", &u);
-			o.zip_prefix = u > 64 ? 64 : (int)u;
+			rc = parse_u64(optarg, "--zip-prefix", 1, DS_ZIP_MAX - 1, &u);
+			o.zip_prefix = rc ? o.zip_prefix : (int)u;
 			break;
 		case OPT_MAXERR:
-			rc = parse_u64(optarg, "--max-errors", &u);
-			o.max_errors = (size_t)u;
+			rc = parse_u64(optarg, "--max-errors", 0, SIZE_MAX, &u);
+			o.max_errors = rc ? o.max_errors : (size_t)u;
 			break;
 		case OPT_JSON: json = 1; break;
 		case OPT_INSPECT: inspect = 1; break;
@@ -395,7 +373,7 @@ int main(int argc, char **argv)
 	{
 		/* Fault injection for the failure tests; never set in normal use. */
 		const char *f = getenv("HOGREC_FAULT_AFTER");
-		if (f && parse_u64(f, "HOGREC_FAULT_AFTER", &u) == 0)
+		if (f && parse_u64_quiet(f, &u) == 0)
 			o.fault_after = (size_t)u;
 	}
 	progress_enable(!quiet);

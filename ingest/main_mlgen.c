@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/progress.h"
 #include "ingest/mlgen.h"
 
@@ -64,24 +65,6 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Strict unsigned decimal in [0, max]; -1 on anything else. */
-static int parse_count(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		if (v > (max - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 enum {
 	OPT_USERS = 256,
 	OPT_ITEMS,
@@ -122,30 +105,26 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'o': out_dir = optarg; break;
 		case OPT_USERS:
-			if (parse_count(optarg, UINT32_MAX, &v))
-				return usage_error("--users wants a positive integer, not '%s'",
-						   optarg);
+			if (parse_u64(optarg, "--users", 1, UINT32_MAX, &v))
+				return usage_error("%s", hr_errmsg());
 			o.users = (uint32_t)v;
 			gen_opts = 1;
 			break;
 		case OPT_ITEMS:
-			if (parse_count(optarg, UINT32_MAX, &v))
-				return usage_error("--items wants a positive integer, not '%s'",
-						   optarg);
+			if (parse_u64(optarg, "--items", 1, UINT32_MAX, &v))
+				return usage_error("%s", hr_errmsg());
 			o.items = (uint32_t)v;
 			gen_opts = 1;
 			break;
 		case OPT_RATINGS:
-			if (parse_count(optarg, UINT64_MAX, &v))
-				return usage_error("--ratings wants a positive integer, not '%s'",
-						   optarg);
+			if (parse_u64(optarg, "--ratings", 1, UINT64_MAX, &v))
+				return usage_error("%s", hr_errmsg());
 			o.ratings = v;
 			gen_opts = 1;
 			break;
 		case OPT_SEED:
-			if (parse_count(optarg, UINT64_MAX, &v))
-				return usage_error("--seed wants a non-negative integer, not '%s'",
-						   optarg);
+			if (parse_u64(optarg, "--seed", 0, UINT64_MAX, &v))
+				return usage_error("%s", hr_errmsg());
 			o.seed = v;
 			gen_opts = 1;
 			break;
@@ -161,15 +140,13 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ORACLE: oracle_dir = optarg; break;
 		case OPT_POS_MIN:
-			if (parse_count(optarg, 5, &pos_min))
-				return usage_error("--pos-min wants a rating 1..5, not '%s'",
-						   optarg);
+			if (parse_u64(optarg, "--pos-min", 1, 5, &pos_min))
+				return usage_error("%s", hr_errmsg());
 			oracle_opts = 1;
 			break;
 		case OPT_NEG_MAX:
-			if (parse_count(optarg, 5, &neg_max))
-				return usage_error("--neg-max wants a rating 1..5, not '%s'",
-						   optarg);
+			if (parse_u64(optarg, "--neg-max", 1, 5, &neg_max))
+				return usage_error("%s", hr_errmsg());
 			oracle_opts = 1;
 			break;
 		case 'q': quiet = 1; break;

@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "models/model.h"
 #include "models/optim.h"
 
@@ -254,21 +255,6 @@ static int format_value(const struct train_opts *o, const struct opt *d, char *b
 
 /* ---- parsing one value ------------------------------------------------- */
 
-/* Decimal digits only (no sign, no spaces), at most UINT64_MAX. */
-static int parse_uint(const char *s, uint64_t *out)
-{
-	char *end;
-
-	if (!isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end || errno == ERANGE)
-		return -1;
-	*out = (uint64_t)v;
-	return 0;
-}
-
 static int parse_bool(const char *s)
 {
 	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false",
@@ -321,7 +307,7 @@ static int parse_list(const char *s, const struct opt *d, struct model_config *c
 			return -1;
 		memcpy(item, s, len);
 		item[len] = '\0';
-		if (parse_uint(item, &v) || v < (uint64_t)d->min || v > (uint64_t)d->max)
+		if (parse_u64_quiet(item, &v) || v < (uint64_t)d->min || v > (uint64_t)d->max)
 			return -1;
 		w[n++] = (uint32_t)v;
 		s += strcspn(s, ",");
@@ -357,14 +343,14 @@ static int apply(struct train_opts *o, const struct opt *d, const char *text, co
 {
 	uint64_t u = 0;
 	double x = 0;
-	char *end, *copy;
+	char *copy;
 	int k = 0;
 
 	switch (d->type) {
 	case T_INT:
 	case T_U32:
 	case T_U64:
-		if (parse_uint(text, &u) || u < (uint64_t)d->min || u > (uint64_t)d->max)
+		if (parse_u64_quiet(text, &u) || u < (uint64_t)d->min || u > (uint64_t)d->max)
 			return bad_value(d, text, where, NULL);
 		if (d->type == T_INT)
 			*FIELD(o, d, int) = (int)u;
@@ -375,8 +361,7 @@ static int apply(struct train_opts *o, const struct opt *d, const char *text, co
 		break;
 	case T_FLOAT:
 	case T_DOUBLE:
-		x = strtod(text, &end);
-		if (end == text || *end || !(x >= d->min && x <= d->max)) /* NaN fails too */
+		if (parse_f64_quiet(text, &x) || !(x >= d->min && x <= d->max))
 			return bad_value(d, text, where, NULL);
 		if (d->type == T_FLOAT)
 			*FIELD(o, d, float) = (float)x;

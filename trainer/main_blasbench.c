@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "models/nn/blas.h"
 
 #define EXIT_USAGE 64
@@ -50,10 +51,9 @@ static int usage_error(const char *what, const char *arg)
 
 static int parse_seconds(const char *s, double *out)
 {
-	char *end;
-	double v = strtod(s, &end);
+	double v;
 
-	if (end == s || *end || !isfinite(v) || v <= 0 || v > SECONDS_MAX)
+	if (parse_f64_quiet(s, &v) || v <= 0 || v > SECONDS_MAX)
 		return -1;
 	*out = v;
 	return 0;

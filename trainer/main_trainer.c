@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/faultpoint.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/progress.h"
 #include "models/nn/blas.h"
 #include "models/nn/nn.h"
@@ -65,16 +66,6 @@ static int die(int rc)
 {
 	log_error("%s", hr_errmsg());
 	return hr_exit_code(rc);
-}
-
-static int parse_num(const char *s, const char *opt, double lo, double hi, double *out)
-{
-	char *end;
-
-	*out = strtod(s, &end);
-	if (end == s || *end || !(*out >= lo && *out <= hi))
-		return hr_error(HR_EINVAL, "%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
-	return 0;
 }
 
 static void on_signal(int sig)
@@ -157,7 +148,6 @@ static int parse_args(int argc, char **argv, struct train_opts *o, int *check,
 	struct option lo[MAX_LONGOPTS];
 	const char *config = NULL;
 	char where[64];
-	double v;
 	int c, rc = 0;
 
 	build_longopts(lo);
@@ -178,8 +168,7 @@ static int parse_args(int argc, char **argv, struct train_opts *o, int *check,
 		case O_NORESUME: o->resume = 0; break;
 		case O_PREDICT: o->predict = optarg; break; /* argv: not a config string */
 		case O_LIMIT:
-			rc = parse_num(optarg, "--limit", 1, 1e15, &v);
-			o->predict_n = (uint64_t)v;
+			rc = parse_u64(optarg, "--limit", 1, UINT64_MAX, &o->predict_n);
 			break;
 		case 'q':
 			o->progress = 0;

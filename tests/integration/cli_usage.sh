@@ -50,9 +50,9 @@ ok "blasbench result line"
 expect_exit 0 "$BIN/mlgen" --help
 grep -q "^usage: mlgen" "$T/out" || fail "mlgen --help prints no usage"
 expect_exit 64 "$BIN/mlgen" --users -5 -o "$T/m"
-expect_short_usage_error "--users wants a positive integer, not '-5'"
+expect_short_usage_error "--users: '-5' is not an integer between 1 and 4294967295"
 expect_exit 64 "$BIN/mlgen" --users abc -o "$T/m"
-expect_short_usage_error "not 'abc'"
+expect_short_usage_error "'abc' is not an integer"
 expect_exit 64 "$BIN/mlgen" -o "$T/m" --users
 expect_short_usage_error "'--users' requires an argument"
 expect_exit 64 "$BIN/mlgen" --no-such-option
@@ -62,7 +62,7 @@ expect_short_usage_error "-- 'x'"
 expect_exit 64 "$BIN/mlgen" --format tsv -o "$T/m"
 expect_short_usage_error "--format: 'tsv' is not ml-1m, ml-100k or csv"
 expect_exit 64 "$BIN/mlgen" --users 0 -o "$T/m"
-expect_short_usage_error "--users must be between"
+expect_short_usage_error "--users: '0' is not an integer between 1"
 expect_exit 64 "$BIN/mlgen"
 expect_short_usage_error "give exactly one of -o DIR or --oracle DIR"
 expect_exit 64 "$BIN/mlgen" --oracle "$T" --pos-min 3 --neg-max 3
