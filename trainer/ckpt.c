@@ -6,10 +6,12 @@
 #include "ckpt.h"
 
 #include <dirent.h>
+#include <float.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +44,11 @@
 #define CHUNK ((size_t)1 << 20)
 #define META "__metadata__"
 #define LATEST "latest"
+/* Version 2 checksums the file with these bytes' 8 hex digits as "00000000". */
+#define CRC_KEY "\"crc32\":\""
+#define CRC_ZERO "00000000"
+
+_Static_assert(sizeof(z_off_t) >= 8, "crc32_combine must take 64-bit lengths");
 
 /* ---- fault injection (tests) ---- */
 
@@ -94,6 +102,190 @@ static int parse_ckpt_name(const char *name, uint64_t *step)
 	if (strcmp(name + len - (sizeof(suffix) - 1), suffix))
 		return 0;
 	return parse_dec(name + 5, len - 5 - (sizeof(suffix) - 1), step) == 0;
+}
+
+/* ---- metadata rules, shared by writing and reading ---- */
+
+/* Writes why a value breaks the rules into why (cap bytes); returns -1. */
+static int whyf(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int whyf(char *why, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, cap, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* 1 if v is a JSON number (integer or real) in [lo, hi], integral if asked. */
+static int num_in(const json_t *v, double lo, double hi, int integral)
+{
+	double x;
+
+	if (json_is_integer(v))
+		x = (double)json_integer_value(v);
+	else if (json_is_real(v))
+		x = json_real_value(v);
+	else
+		return 0;
+	if (!isfinite(x) || x < lo || x > hi)
+		return 0;
+	return !integral || x == (double)(int64_t)x;
+}
+
+/* A JSON string holding a strict decimal integer <= max, into *out. */
+static int dec_str(const json_t *v, uint64_t max, uint64_t *out)
+{
+	const char *s = json_string_value(v);
+
+	return s && !parse_dec(s, json_string_length(v), out) && *out <= max;
+}
+
+/* 1 if v is a string of 1 to max bytes, none of them a control character. */
+static int short_text(const json_t *v, size_t max)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+
+	if (!s || n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The "shape" object: what must match to resume. */
+static int check_shape(const json_t *shape, char *why, size_t cap)
+{
+	const json_t *hidden = json_object_get(shape, "hidden"), *v;
+	size_t i;
+
+	if (!json_is_object(shape))
+		return whyf(why, cap, "'shape' is not an object");
+	if (!num_in(json_object_get(shape, "emb_dim"), 1, 4096, 1))
+		return whyf(why, cap, "'shape.emb_dim' is not an integer from 1 to 4096");
+	if (!json_is_array(hidden) || json_array_size(hidden) > 8)
+		return whyf(why, cap, "'shape.hidden' is not a list of at most 8 widths");
+	json_array_foreach(hidden, i, v) if (!num_in(v, 1, 65536, 1)) return whyf(
+		why, cap, "'shape.hidden[%zu]' is not an integer from 1 to 65536", i);
+	if (!short_text(json_object_get(shape, "optimizer"), 15))
+		return whyf(why, cap, "'shape.optimizer' is not a name of 1 to 15 characters");
+	return 0;
+}
+
+/* "metrics": null, or an object of null or finite numbers (AUCs in [0, 1]). */
+static int check_metrics(const json_t *m, char *why, size_t cap)
+{
+	const char *key;
+	json_t *v;
+
+	if (json_is_null(m))
+		return 0;
+	if (!json_is_object(m))
+		return whyf(why, cap, "'metrics' is neither null nor an object");
+	json_object_foreach((json_t *)m, key, v)
+	{
+		int auc = strstr(key, "auc") != NULL;
+		if (!json_is_null(v) && !num_in(v, auc ? 0 : -DBL_MAX, auc ? 1 : DBL_MAX, 0))
+			return whyf(why, cap, "'metrics.%.64s' is not null or a %s", key,
+				    auc ? "number from 0 to 1" : "finite number");
+	}
+	return 0;
+}
+
+/*
+ * The keys of the "hogrec" document that the trainer reads, each checked
+ * for its type and range when present (other keys are the writer's own);
+ * next_batch and seed go into in.  -1 with the reason in why if one fails.
+ */
+static int check_hogrec(const json_t *doc, struct ckpt_info *in, char *why, size_t cap)
+{
+	static const struct {
+		const char *key;
+		double max;
+	} rates[] = {{"lr", 100}, {"lr_sparse", 100}, {"l2", 10}};
+	const json_t *v;
+
+	if (!json_is_object(doc))
+		return whyf(why, cap, "is not a JSON object");
+	if ((v = json_object_get(doc, "next_batch"))) {
+		if (!dec_str(v, CKPT_COUNT_MAX, &in->next_batch))
+			return whyf(why, cap,
+				    "'next_batch' is not a decimal string from 0 to %" PRIu64,
+				    CKPT_COUNT_MAX);
+		in->has_next_batch = 1;
+	}
+	if ((v = json_object_get(doc, "seed"))) {
+		if (!dec_str(v, UINT64_MAX, &in->seed))
+			return whyf(why, cap, "'seed' is not a decimal string from 0 to 2^64-1");
+		in->has_seed = 1;
+	}
+	if ((v = json_object_get(doc, "batch")) && !num_in(v, 1, 65536, 1))
+		return whyf(why, cap, "'batch' is not an integer from 1 to 65536");
+	if ((v = json_object_get(doc, "shape")) && check_shape(v, why, cap))
+		return -1;
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		if ((v = json_object_get(doc, rates[i].key)) && !num_in(v, 0, rates[i].max, 0))
+			return whyf(why, cap, "'%s' is not a number from 0 to %g", rates[i].key,
+				    rates[i].max);
+	if ((v = json_object_get(doc, "metrics")) && check_metrics(v, why, cap))
+		return -1;
+	return 0;
+}
+
+/*
+ * The offset in hdr (n bytes) of the crc32's 8 digits just after CRC_KEY,
+ * and the number of times CRC_KEY occurs (version 2 wants exactly one).
+ */
+static size_t crc_digits(const char *hdr, size_t n, size_t *at)
+{
+	const size_t k = sizeof(CRC_KEY) - 1;
+	size_t count = 0;
+
+	for (const char *p = hdr; (p = memmem(p, n - (size_t)(p - hdr), CRC_KEY, k)) != NULL; p++) {
+		*at = (size_t)(p - hdr) + k;
+		count++;
+	}
+	return count;
+}
+
+/* Index of the first NaN or infinity of the n floats at p (any alignment), or n. */
+static uint64_t first_nonfinite(const unsigned char *p, uint64_t n)
+{
+	const uint32_t exp = 0x7f800000u;
+
+	for (uint64_t i = 0; i < n;) {
+		uint64_t m = n - i < 4096 ? n - i : 4096;
+		unsigned any = 0;
+		for (uint64_t k = 0; k < m; k++) { /* a branch-free pass the compiler vectorises */
+			uint32_t w;
+			memcpy(&w, p + 4 * (i + k), 4);
+			any |= (w & exp) == exp;
+		}
+		if (any)
+			for (uint64_t k = 0; k < m; k++) {
+				uint32_t w;
+				memcpy(&w, p + 4 * (i + k), 4);
+				if ((w & exp) == exp)
+					return i + k;
+			}
+		i += m;
+	}
+	return n;
+}
+
+/* "nan" or "inf" / "-inf" for the float at p. */
+static const char *nonfinite_name(const unsigned char *p)
+{
+	uint32_t w;
+
+	memcpy(&w, p, 4);
+	if (w & 0x007fffffu)
+		return "nan";
+	return w >> 31 ? "-inf" : "inf";
 }
 
 /* ---- writing ---- */
@@ -176,8 +368,12 @@ static int check_args(const char *dir, const struct ckpt_info *info, const char 
 	if (!info->model[0] || strnlen(info->model, CKPT_MODEL_MAX) == CKPT_MODEL_MAX)
 		return hr_error(HR_EINVAL, "checkpoint model name is empty or longer than %d bytes",
 				CKPT_MODEL_MAX - 1);
-	if (strnlen(info->schema_hash, CKPT_HASH_MAX) == CKPT_HASH_MAX)
-		return hr_error(HR_EINVAL, "checkpoint schema hash is longer than %d bytes",
+	for (const char *m = info->model; *m; m++)
+		if ((unsigned char)*m < 0x20 || *m == 0x7f)
+			return hr_error(HR_EINVAL, "checkpoint model name has a control character");
+	if (strnlen(info->schema_hash, CKPT_HASH_MAX) == CKPT_HASH_MAX ||
+	    strspn(info->schema_hash, "0123456789abcdefABCDEF") != strlen(info->schema_hash))
+		return hr_error(HR_EINVAL, "checkpoint schema hash is not at most %d hex digits",
 				CKPT_HASH_MAX - 1);
 	if (!(s = json_string(info->model)))
 		return hr_error(HR_EINVAL, "checkpoint model name is not valid UTF-8");
@@ -185,16 +381,25 @@ static int check_args(const char *dir, const struct ckpt_info *info, const char 
 	if (!(s = json_string(info->schema_hash)))
 		return hr_error(HR_EINVAL, "checkpoint schema hash is not valid UTF-8");
 	json_decref(s);
+	if (info->epoch > CKPT_EPOCH_MAX || info->step > CKPT_COUNT_MAX ||
+	    info->samples > CKPT_COUNT_MAX)
+		return hr_error(HR_EINVAL,
+				"checkpoint epoch %" PRIu64 ", step %" PRIu64 " or samples %" PRIu64
+				" is out of range (epoch <= %d, the others <= %" PRIu64 ")",
+				info->epoch, info->step, info->samples, CKPT_EPOCH_MAX,
+				CKPT_COUNT_MAX);
 	if (extra) {
+		struct ckpt_info scratch;
+		char why[256];
 		/* Integers as reals: a uint64 above INT64_MAX is still valid JSON. */
 		j = json_loads(extra, JSON_DECODE_INT_AS_REAL, &je);
 		if (!j)
 			return hr_error(HR_EINVAL, "checkpoint extra JSON is invalid: %s (byte %d)",
 					je.text, je.position);
-		int obj = json_is_object(j);
+		int rc = check_hogrec(j, &scratch, why, sizeof(why));
 		json_decref(j);
-		if (!obj)
-			return hr_error(HR_EINVAL, "checkpoint extra JSON is not an object");
+		if (rc)
+			return hr_error(HR_EINVAL, "checkpoint extra JSON: %s", why);
 	}
 	for (int i = 0; i < n; i++) {
 		uint64_t bytes;
@@ -282,7 +487,20 @@ static int write_payload(struct writer *w, const struct ckpt_tensor *t, int n, u
 		tensor_bytes(&t[i], &bytes);
 		while (done < bytes && !rc) {
 			size_t k = bytes - done < CHUNK ? (size_t)(bytes - done) : CHUNK;
+			uint64_t bad;
 			memcpy(buf, src + done, k); /* the one read of these bytes */
+			/* CHUNK and every tensor are whole floats: k / 4 of them. */
+			bad = first_nonfinite(buf, k / 4);
+			if (bad < k / 4) {
+				uint64_t at = done / 4 + bad;
+				rc = hr_error(
+					HR_EFORMAT,
+					"tensor '%s' holds a non-finite value (%s) at index %" PRIu64
+					" (row %" PRIu64 ", col %" PRIu64 "): not saving '%s'",
+					t[i].name, nonfinite_name(buf + 4 * bad), at,
+					at / t[i].cols, at % t[i].cols, w->pub.target);
+				break;
+			}
 			crc = crc32_z(crc, buf, k);
 			rc = write_at(w, buf, k, off);
 			off += k;
@@ -409,8 +627,8 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 	struct writer w = {.pub = {.fd = -1}};
 	char name[48], final[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX];
 	json_t *hdr = NULL;
-	char *head = NULL;
-	size_t head_len = 0, head_len2 = 0;
+	char *head = NULL, *zero = NULL;
+	size_t head_len = 0, head_len2 = 0, at = 0;
 	uint64_t payload = 0;
 	uint32_t crc = 0;
 	int had_old = 0, rc;
@@ -430,17 +648,20 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 		return hr_error(HR_EINVAL, "checkpoint path does not fit %zu bytes: '%s'", cap,
 				final);
 
-	/* Layout with a placeholder crc (same length), then the payload. */
+	/*
+	 * Layout with the crc digits "00000000" (same length): exactly the
+	 * bytes the version 2 crc covers in their place.  Then the payload,
+	 * whose crc is combined with the header's.
+	 */
 	rc = build_header(&hdr, info, extra_json, now, 0, t, n, &payload);
 	if (rc)
 		return rc;
-	head = header_bytes(hdr, &head_len);
+	zero = header_bytes(hdr, &head_len);
 	json_decref(hdr);
 	hdr = NULL;
-	if (!head)
+	if (!zero)
 		return hr_error(HR_ENOMEM, "out of memory building a checkpoint header");
-	free(head);
-	head = NULL;
+	HR_ASSERT(crc_digits(zero, head_len, &at) == 1 && !memcmp(zero + at, CRC_ZERO, 8));
 
 	rc = fspub_begin_file(&w.pub, final, tmp);
 	if (rc)
@@ -448,6 +669,8 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 	rc = write_payload(&w, t, n, head_len, &crc);
 	if (rc)
 		goto fail;
+	crc = (uint32_t)crc32_combine(crc32_z(crc32_z(0, Z_NULL, 0), (const Bytef *)zero, head_len),
+				      crc, (z_off_t)payload);
 	rc = build_header(&hdr, info, extra_json, now, crc, t, n, &payload);
 	if (rc)
 		goto fail;
@@ -456,7 +679,9 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 		rc = hr_error(HR_ENOMEM, "out of memory building a checkpoint header");
 		goto fail;
 	}
-	HR_ASSERT(head_len2 == head_len);
+	/* Only the 8 digits differ from what the crc covered. */
+	HR_ASSERT(head_len2 == head_len && !memcmp(head, zero, at) &&
+		  !memcmp(head + at + 8, zero + at + 8, head_len - at - 8));
 	rc = write_at(&w, head, head_len, 0);
 	if (rc)
 		goto fail;
@@ -477,6 +702,7 @@ int ckpt_save(const char *dir, const struct ckpt_info *info, const char *extra_j
 
 	json_decref(hdr);
 	free(head);
+	free(zero);
 	if (path_out)
 		snprintf(path_out, cap, "%s", final);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -490,6 +716,7 @@ fail:
 	fspub_abort(&w.pub);
 	json_decref(hdr);
 	free(head);
+	free(zero);
 	return rc;
 }
 
@@ -525,6 +752,50 @@ static int bad(const struct ckpt *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	return hr_error(HR_EFORMAT, "'%s': %s", c->path, msg);
+}
+
+/*
+ * Maps c->path read-only.  The open does not block (O_NONBLOCK: a FIFO
+ * would wait for a writer), and anything but a regular file is refused
+ * before it is read.
+ */
+static int map_file(struct ckpt *c)
+{
+	struct stat st;
+	int fd = open(c->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e;
+	void *p;
+
+	if (fd < 0)
+		return hr_error(errno == ENOENT || errno == ENOTDIR ? HR_ENOENT : HR_EIO,
+				"cannot open '%s': %s", c->path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		e = errno;
+		close(fd);
+		return hr_error(HR_EIO, "cannot read '%s': %s", c->path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return hr_error(HR_EIO, "cannot read '%s': not a regular file (%s)", c->path,
+				S_ISDIR(st.st_mode)  ? "a directory" :
+				S_ISFIFO(st.st_mode) ? "a FIFO" :
+				S_ISSOCK(st.st_mode) ? "a socket" :
+				S_ISCHR(st.st_mode)  ? "a character device" :
+				S_ISBLK(st.st_mode)  ? "a block device" :
+						       "not a file");
+	}
+	if (st.st_size > 0) {
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			e = errno;
+			close(fd);
+			return hr_error(HR_EIO, "cannot map '%s': %s", c->path, strerror(e));
+		}
+		madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+		c->map.data = p;
+		c->map.len = (size_t)st.st_size;
+	}
+	close(fd);
+	return 0;
 }
 
 static int parse_layout(struct ckpt *c)
@@ -572,14 +843,19 @@ static int parse_layout(struct ckpt *c)
 
 static const char *meta_str(const struct ckpt *c, const json_t *meta, const char *key, int *rc)
 {
-	const char *s = json_string_value(json_object_get(meta, key));
+	const json_t *v = json_object_get(meta, key);
+	const char *s = json_string_value(v);
 
 	if (!s && !*rc)
 		*rc = bad(c, "metadata has no '%s'", key);
-	return s;
+	else if (s && strlen(s) != json_string_length(v) && !*rc)
+		*rc = bad(c, "metadata '%s' holds a NUL character", key);
+	return *rc ? NULL : s;
 }
 
-static int meta_u64(const struct ckpt *c, const json_t *meta, const char *key, uint64_t *out)
+/* A decimal string from 0 to max. */
+static int meta_u64(const struct ckpt *c, const json_t *meta, const char *key, uint64_t max,
+		    uint64_t *out)
 {
 	int rc = 0;
 	const char *s = meta_str(c, meta, key, &rc);
@@ -587,7 +863,33 @@ static int meta_u64(const struct ckpt *c, const json_t *meta, const char *key, u
 	if (rc)
 		return rc;
 	if (parse_dec(s, strlen(s), out))
-		return bad(c, "metadata '%s' is not an unsigned integer: '%s'", key, s);
+		return bad(c, "metadata '%s' is not an unsigned integer: '%.40s'", key, s);
+	if (*out > max)
+		return bad(c, "metadata '%s' is %" PRIu64 ", above its limit %" PRIu64, key, *out,
+			   max);
+	return 0;
+}
+
+/* The model name and schema hash: bounded, no control characters. */
+static int meta_names(struct ckpt *c, const json_t *meta)
+{
+	const char *s;
+	int rc = 0;
+
+	if (!short_text(json_object_get(meta, "model"), CKPT_MODEL_MAX - 1))
+		return bad(c,
+			   "metadata 'model' is not a name of 1 to %d bytes without control "
+			   "characters",
+			   CKPT_MODEL_MAX - 1);
+	memcpy(c->info.model, json_string_value(json_object_get(meta, "model")),
+	       json_string_length(json_object_get(meta, "model")) + 1);
+	s = meta_str(c, meta, "schema_hash", &rc);
+	if (rc)
+		return rc;
+	if (strlen(s) >= CKPT_HASH_MAX || strspn(s, "0123456789abcdefABCDEF") != strlen(s))
+		return bad(c, "metadata 'schema_hash' is not at most %d hex digits",
+			   CKPT_HASH_MAX - 1);
+	memcpy(c->info.schema_hash, s, strlen(s) + 1);
 	return 0;
 }
 
@@ -597,6 +899,7 @@ static int parse_meta(struct ckpt *c)
 	const char *key, *s;
 	json_t *v;
 	json_error_t je;
+	char why[256];
 	uint64_t u;
 	int rc = 0;
 
@@ -610,42 +913,30 @@ static int parse_meta(struct ckpt *c)
 	if (rc)
 		return rc;
 	if (strcmp(s, CKPT_FORMAT))
-		return bad(c, "not a hogrec checkpoint (format '%s')", s);
+		return bad(c, "not a hogrec checkpoint (format '%.40s')", s);
 	s = meta_str(c, meta, "version", &rc);
 	if (rc)
 		return rc;
-	if (strcmp(s, CKPT_VERSION))
+	if (strcmp(s, "1") && strcmp(s, "2"))
 		return hr_error(
 			HR_EVERSION,
-			"'%s': checkpoint format version '%s' is not supported (this build reads "
-			"version " CKPT_VERSION ")",
+			"'%s': checkpoint format version '%.40s' is not supported (this build reads "
+			"versions 1 and 2)",
 			c->path, s);
-	s = meta_str(c, meta, "model", &rc);
-	if (rc)
+	c->info.version = (unsigned)(s[0] - '0');
+	if ((rc = meta_names(c, meta)) != 0)
 		return rc;
-	if (!*s || strlen(s) >= CKPT_MODEL_MAX)
-		return bad(c, "metadata 'model' is empty or longer than %d bytes",
-			   CKPT_MODEL_MAX - 1);
-	memcpy(c->info.model, s, strlen(s) + 1);
-	s = meta_str(c, meta, "schema_hash", &rc);
-	if (rc)
+	if ((rc = meta_u64(c, meta, "epoch", CKPT_EPOCH_MAX, &c->info.epoch)) ||
+	    (rc = meta_u64(c, meta, "step", CKPT_COUNT_MAX, &c->info.step)) ||
+	    (rc = meta_u64(c, meta, "samples", CKPT_COUNT_MAX, &c->info.samples)) ||
+	    (rc = meta_u64(c, meta, "created", (uint64_t)CKPT_CREATED_MAX, &u)))
 		return rc;
-	if (strlen(s) >= CKPT_HASH_MAX)
-		return bad(c, "metadata 'schema_hash' is longer than %d bytes", CKPT_HASH_MAX - 1);
-	memcpy(c->info.schema_hash, s, strlen(s) + 1);
-	if ((rc = meta_u64(c, meta, "epoch", &c->info.epoch)) ||
-	    (rc = meta_u64(c, meta, "step", &c->info.step)) ||
-	    (rc = meta_u64(c, meta, "samples", &c->info.samples)) ||
-	    (rc = meta_u64(c, meta, "created", &u)))
-		return rc;
-	if (u > INT64_MAX)
-		return bad(c, "metadata 'created' is out of range");
 	c->info.created = (int64_t)u;
 	s = meta_str(c, meta, "crc32", &rc);
 	if (rc)
 		return rc;
 	if (strlen(s) != 8 || strspn(s, "0123456789abcdefABCDEF") != 8)
-		return bad(c, "metadata 'crc32' is not 8 hex digits: '%s'", s);
+		return bad(c, "metadata 'crc32' is not 8 hex digits: '%.40s'", s);
 	c->info.crc32 = (uint32_t)strtoul(s, NULL, 16);
 	c->extra = meta_str(c, meta, "hogrec", &rc);
 	if (rc)
@@ -654,10 +945,17 @@ static int parse_meta(struct ckpt *c)
 	if (!v)
 		return bad(c, "metadata 'hogrec' is not valid JSON: %s (byte %d)", je.text,
 			   je.position);
-	int obj = json_is_object(v);
-	json_decref(v);
-	if (!obj)
+	if (!json_is_object(v)) {
+		json_decref(v);
 		return bad(c, "metadata 'hogrec' is not a JSON object");
+	}
+	rc = check_hogrec(v, &c->info, why, sizeof(why));
+	json_decref(v);
+	if (rc)
+		return bad(c, "metadata 'hogrec': %s", why);
+	/* A trainer's checkpoint (it has a resume position) counts epochs from 1. */
+	if (c->info.has_next_batch && c->info.epoch == 0)
+		return bad(c, "metadata 'epoch' is 0, but a trainer's epochs start at 1");
 	return 0;
 }
 
@@ -769,10 +1067,56 @@ static int parse_tensors(struct ckpt *c)
 	return 0;
 }
 
+/*
+ * Version 1: the crc32 of the payload.  Version 2: of the whole file with
+ * the crc's own 8 digits (after the one CRC_KEY of the header) read as
+ * CRC_ZERO.
+ */
+static int check_crc(struct ckpt *c)
+{
+	const Bytef *b = (const Bytef *)c->map.data;
+	uLong crc = crc32_z(0, Z_NULL, 0);
+	size_t at = 0, nh = (size_t)c->info.header_bytes;
+
+	if (c->info.version == 1) {
+		crc = crc32_z(crc, c->payload, c->payload_len);
+	} else {
+		if (crc_digits(c->map.data + 8, nh, &at) != 1 || at + 9 > nh ||
+		    c->map.data[8 + at + 8] != '"')
+			return bad(c, "the header does not hold '" CRC_KEY
+				      "' exactly once, followed by the 8 digits "
+				      "(version 2 checksums the file with those as " CRC_ZERO ")");
+		at += 8;
+		crc = crc32_z(crc, b, at);
+		crc = crc32_z(crc, (const Bytef *)CRC_ZERO, 8);
+		crc = crc32_z(crc, b + at + 8, c->map.len - at - 8);
+	}
+	if ((uint32_t)crc != c->info.crc32)
+		return bad(c, "checksum mismatch: header says %08" PRIx32 ", %s has %08" PRIx32,
+			   c->info.crc32, c->info.version == 1 ? "tensor data" : "the file",
+			   (uint32_t)crc);
+	return 0;
+}
+
+/* Every float of every tensor is finite. */
+static int check_finite(const struct ckpt *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		const struct view *t = &c->t[i];
+		const unsigned char *p = c->payload + t->begin;
+		uint64_t n = t->rows * t->cols, k = first_nonfinite(p, n);
+		if (k < n)
+			return bad(c,
+				   "tensor '%s' holds a non-finite value (%s) at index %" PRIu64
+				   " (row %" PRIu64 ", col %" PRIu64 ")",
+				   t->name, nonfinite_name(p + 4 * k), k, k / t->cols, k % t->cols);
+	}
+	return 0;
+}
+
 int ckpt_open(struct ckpt **out, const char *path)
 {
 	struct ckpt *c = calloc(1, sizeof(*c));
-	uint32_t crc;
 	int rc;
 
 	*out = NULL;
@@ -780,22 +1124,17 @@ int ckpt_open(struct ckpt **out, const char *path)
 		free(c);
 		return hr_error(HR_ENOMEM, "out of memory opening '%s'", path);
 	}
-	rc = mapped_file_open(&c->map, path);
+	rc = map_file(c);
 	if (!rc)
 		rc = parse_layout(c);
 	if (!rc)
 		rc = parse_meta(c);
 	if (!rc)
 		rc = parse_tensors(c);
+	if (!rc)
+		rc = check_crc(c);
 	if (rc)
 		goto fail;
-	crc = (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), c->payload, c->payload_len);
-	if (crc != c->info.crc32) {
-		rc = bad(c,
-			 "checksum mismatch: header says %08" PRIx32 ", tensor data has %08" PRIx32,
-			 c->info.crc32, crc);
-		goto fail;
-	}
 	if ((uintptr_t)c->payload % _Alignof(float)) {
 		/* Another writer's unpadded header: give floats their alignment. */
 		c->copy = malloc(c->payload_len ? c->payload_len : 1);
@@ -806,6 +1145,13 @@ int ckpt_open(struct ckpt **out, const char *path)
 		memcpy(c->copy, c->payload, c->payload_len);
 		c->payload = c->copy;
 	}
+	rc = check_finite(c);
+	if (rc)
+		goto fail;
+	if (c->info.version == 1)
+		log_info("'%s' is a version 1 checkpoint: its metadata is not covered by its "
+			 "checksum (only range-checked)",
+			 path);
 	*out = c;
 	return 0;
 fail:
@@ -820,7 +1166,8 @@ void ckpt_close(struct ckpt *c)
 	free(c->t);
 	free(c->copy);
 	json_decref(c->root);
-	mapped_file_release(&c->map);
+	if (c->map.data)
+		munmap((void *)c->map.data, c->map.len);
 	free(c->path);
 	free(c);
 }
@@ -929,29 +1276,65 @@ static int validate(const char *path)
 	return rc;
 }
 
-static int put_path(char *out, size_t cap, const char *dir, const char *name)
+int ckpt_read_latest(const char *dir, char *name, size_t cap)
 {
-	if (name[0] == '/') {
-		if ((size_t)snprintf(out, cap, "%s", name) >= cap)
-			return hr_error(HR_EINVAL, "path too long: '%s'", name);
-		return 0;
-	}
-	return path_join(out, cap, dir, name);
+	char link[PATH_MAX];
+	struct stat st;
+	ssize_t k;
+	int rc = path_join(link, sizeof(link), dir, LATEST);
+
+	if (rc)
+		return rc;
+	if (lstat(link, &st) < 0)
+		return hr_error(errno == ENOENT || errno == ENOTDIR ? HR_ENOENT : HR_EIO,
+				"cannot read '%s': %s", link, strerror(errno));
+	if (!S_ISLNK(st.st_mode))
+		return hr_error(HR_EFORMAT, "'%s' is not a symbolic link", link);
+	k = readlink(link, name, cap);
+	if (k < 0)
+		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO, "cannot read '%s': %s", link,
+				strerror(errno));
+	if ((size_t)k >= cap)
+		return hr_error(HR_EFORMAT, "'%s' points to a name longer than %zu bytes", link,
+				cap - 1);
+	name[k] = '\0';
+	if (k == 0 || memchr(name, '/', (size_t)k) || name[0] == '.')
+		return hr_error(HR_EFORMAT,
+				"'%s' points to '%s', not to a file name in '%s' (refused: a "
+				"checkpoint's latest is a bare name, no '/', no leading '.')",
+				link, name, dir);
+	return 0;
+}
+
+/* Keeps the first damage message (up to cap bytes) of a failed directory scan. */
+static void note_damage(char *first, size_t cap, int *damaged)
+{
+	if (!(*damaged)++)
+		snprintf(first, cap, "%s", hr_errmsg());
 }
 
 int ckpt_latest(const char *dir, char *path, size_t cap)
 {
-	char target[PATH_MAX], p[PATH_MAX];
+	char target[256], p[PATH_MAX], first[1024] = "";
 	struct ckpt_entry *v;
 	size_t n;
-	int have = read_latest(dir, target, sizeof(target)), rc;
+	int damaged = 0, rc = ckpt_read_latest(dir, target, sizeof(target));
+	int have = rc == 0;
 
+	if (rc == HR_EFORMAT) {
+		note_damage(first, sizeof(first), &damaged);
+		log_warn("%s; looking for the newest valid checkpoint", hr_errmsg());
+	} else if (rc == HR_EIO || rc == HR_EINVAL) {
+		return rc;
+	}
 	if (have) {
-		rc = put_path(p, sizeof(p), dir, target);
+		rc = path_join(p, sizeof(p), dir, target);
 		if (!rc && (rc = validate(p)) == 0)
-			return put_path(path, cap, dir, target);
-		if (rc == HR_ENOMEM)
+			return path_join(path, cap, dir, target);
+		if (rc == HR_ENOMEM || rc == HR_EINVAL)
 			return rc;
+		if (rc != HR_ENOENT)
+			note_damage(first, sizeof(first), &damaged);
 		log_warn("%s; looking for an older checkpoint", hr_errmsg());
 	}
 	rc = ckpt_list(dir, &v, &n);
@@ -962,11 +1345,11 @@ int ckpt_latest(const char *dir, char *path, size_t cap)
 			continue; /* already tried */
 		rc = path_join(p, sizeof(p), dir, v[i].name);
 		if (!rc && (rc = validate(p)) == 0) {
-			if (have)
+			if (have || damaged)
 				log_warn("using the older checkpoint '%s'", p);
 			else
 				log_warn("'%s/" LATEST "' is missing; using '%s'", dir, p);
-			rc = put_path(path, cap, dir, v[i].name);
+			rc = path_join(path, cap, dir, v[i].name);
 			free(v);
 			return rc;
 		}
@@ -974,10 +1357,14 @@ int ckpt_latest(const char *dir, char *path, size_t cap)
 			free(v);
 			return rc;
 		}
+		if (rc != HR_ENOENT) /* removed meanwhile: not damage */
+			note_damage(first, sizeof(first), &damaged);
 		log_warn("%s; skipping it", hr_errmsg());
 	}
 	free(v);
-	return hr_error(HR_ENOENT, "no valid checkpoint in '%s'", dir);
+	if (damaged)
+		return hr_error(HR_EFORMAT, "'%s' holds no valid checkpoint: %s", dir, first);
+	return hr_error(HR_ENOENT, "no checkpoint in '%s'", dir);
 }
 
 /* "<prefix><anything>.tmp-<pid>" or ".latest.tmp-<pid>" whose pid is gone. */
@@ -1011,34 +1398,97 @@ static void remove_stale(const char *dir)
 	closedir(d);
 }
 
+/*
+ * 0 if retention may count (and delete) dir's entry e: a canonical name, a
+ * file that validates, its step in the name, of ref's model and schema
+ * (ref NULL: any).  Otherwise the code, with the message set.
+ */
+static int retention_counts(const char *p, const struct ckpt_entry *e, const struct ckpt_info *ref)
+{
+	char canon[48];
+	struct ckpt *c;
+	const struct ckpt_info *in;
+	int rc;
+
+	ckpt_file_name(canon, sizeof(canon), e->step);
+	if (strcmp(canon, e->name))
+		return hr_error(HR_EFORMAT, "'%s' is not a name a save writes ('%s')", p, canon);
+	rc = ckpt_open(&c, p);
+	if (rc)
+		return rc;
+	in = ckpt_get_info(c);
+	if (in->step != e->step)
+		rc = hr_error(HR_EFORMAT, "'%s': its metadata says step %" PRIu64, p, in->step);
+	else if (ref &&
+		 (strcmp(in->model, ref->model) || strcmp(in->schema_hash, ref->schema_hash)))
+		rc = hr_error(HR_EFORMAT,
+			      "'%s' is of model '%s' and schema '%s', not this run's '%s' and '%s'",
+			      p, in->model, in->schema_hash, ref->model, ref->schema_hash);
+	ckpt_close(c);
+	return rc;
+}
+
+/* The validated info of dir/latest's target into ref; 0 if there is none. */
+static int retention_reference(const char *dir, const char *latest, struct ckpt_info *ref)
+{
+	char p[PATH_MAX];
+	struct ckpt *c;
+
+	if (path_join(p, sizeof(p), dir, latest) || ckpt_open(&c, p))
+		return 0;
+	*ref = *ckpt_get_info(c);
+	ckpt_close(c);
+	return 1;
+}
+
 int ckpt_retain(const char *dir, int keep_last, uint64_t best_step)
 {
-	char latest[PATH_MAX];
-	const char *base;
+	char latest[256], err[PATH_MAX + 256] = "";
 	struct ckpt_entry *v;
-	size_t n, removed = 0;
-	int have, rc;
+	struct ckpt_info ref;
+	size_t n, removed = 0, counted = 0, keep;
+	int have, has_ref = 0, rc, lrc;
 
 	if (keep_last < 0)
 		return hr_error(HR_EINVAL, "retention: keep_last must be >= 0 (got %d)", keep_last);
+	keep = keep_last > 0 ? (size_t)keep_last : 1; /* never the newest valid one */
 	rc = ckpt_list(dir, &v, &n);
 	if (rc)
 		return rc;
-	have = read_latest(dir, latest, sizeof(latest));
+	lrc = ckpt_read_latest(dir, latest, sizeof(latest));
+	have = lrc == 0;
+	if (lrc == HR_EFORMAT)
+		log_warn("%s; it protects no checkpoint from retention", hr_errmsg());
+	if (have)
+		has_ref = retention_reference(dir, latest, &ref);
 	fault_point("ckpt.retention");
-	base = have ? strrchr(latest, '/') : NULL;
-	base = base ? base + 1 : latest;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = n; i-- > 0;) {
 		char p[PATH_MAX];
-		if (n - i <= (size_t)keep_last || (best_step && v[i].step == best_step))
-			continue;
-		if (have && !strcmp(base, v[i].name))
-			continue; /* never the one latest names */
+		int why;
 		if (path_join(p, sizeof(p), dir, v[i].name))
 			continue;
+		why = retention_counts(p, &v[i], has_ref ? &ref : NULL);
+		if (why == HR_ENOMEM) {
+			rc = why;
+			snprintf(err, sizeof(err), "%s", hr_errmsg());
+			break;
+		}
+		if (why == HR_ENOENT)
+			continue; /* removed meanwhile */
+		if (why) {
+			log_warn("%s; retention leaves it alone", hr_errmsg());
+			continue;
+		}
+		if (++counted <= keep || (best_step && v[i].step == best_step))
+			continue;
+		if (have && !strcmp(latest, v[i].name))
+			continue; /* never the one latest names */
 		if (unlink(p) < 0 && errno != ENOENT) {
-			if (!rc)
-				rc = hr_error(HR_EIO, "cannot remove '%s': %s", p, strerror(errno));
+			if (!rc) {
+				rc = HR_EIO;
+				snprintf(err, sizeof(err), "cannot remove '%s': %s", p,
+					 strerror(errno));
+			}
 			continue;
 		}
 		removed++;
@@ -1048,7 +1498,7 @@ int ckpt_retain(const char *dir, int keep_last, uint64_t best_step)
 	remove_stale(dir);
 	if (removed)
 		sync_dir_quiet(dir);
-	return rc;
+	return rc ? hr_error(rc, "%s", err) : 0;
 }
 
 /* ---- watching ---- */

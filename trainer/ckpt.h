@@ -5,7 +5,14 @@
  * 8-byte little-endian header length, a JSON header naming every tensor
  * (float32, 2-D) and carrying hogrec's metadata as strings, then the raw
  * tensor bytes.  Any safetensors reader can load the weights; hogrec adds a
- * crc32 of the tensor bytes and refuses a file that fails any check.
+ * crc32 of the whole file (version 2: header and tensor bytes; version 1,
+ * still read: tensor bytes only) and refuses a file that fails any check.
+ *
+ * A checkpoint may come from another machine: reading one never trusts it.
+ * Every metadata value is type- and range-checked (the limits below), every
+ * float must be finite, a `latest` that is not a bare file name and a
+ * non-regular file (a FIFO, a device) are refused without blocking, and
+ * retention deletes only checkpoints that validate.
  *
  * A checkpoint directory holds
  *
@@ -46,7 +53,17 @@
 #define CKPT_MODEL_MAX 64
 #define CKPT_HASH_MAX 17
 #define CKPT_FORMAT "hogrec-ckpt"
-#define CKPT_VERSION "1"
+#define CKPT_VERSION "2"
+
+/*
+ * Bounds ckpt_open enforces on the metadata (and ckpt_save on what it is
+ * given), so that a reader can add to them without wrapping: epoch, step,
+ * samples and the hogrec "next_batch" stay below 2^53 (exact in every JSON
+ * reader), created is at most 9999-12-31T23:59:59Z.
+ */
+#define CKPT_EPOCH_MAX 1000000
+#define CKPT_COUNT_MAX ((UINT64_C(1) << 53) - 1)
+#define CKPT_CREATED_MAX INT64_C(253402300799)
 
 /* One tensor to save: rows * cols floats, row-major, at data. */
 struct ckpt_tensor {
@@ -62,13 +79,24 @@ struct ckpt_tensor {
 struct ckpt_info {
 	char model[CKPT_MODEL_MAX];      /* model name, non-empty */
 	char schema_hash[CKPT_HASH_MAX]; /* the store's schema_hash (may be empty) */
-	uint64_t epoch, step, samples;   /* step names the file */
+	uint64_t epoch;                  /* <= CKPT_EPOCH_MAX */
+	uint64_t step, samples;          /* <= CKPT_COUNT_MAX; step names the file */
 
-	int64_t created;        /* unix seconds at save */
-	uint32_t crc32;         /* zlib crc32 of the tensor bytes */
+	unsigned version;       /* format version: 1 or 2 */
+	int64_t created;        /* unix seconds at save, 0 ... CKPT_CREATED_MAX */
+	uint32_t crc32;         /* zlib crc32 (docs/FORMAT.md says of what) */
 	uint64_t header_bytes;  /* JSON header length N (padding included) */
 	uint64_t payload_bytes; /* tensor bytes after the header */
 	uint64_t file_bytes;    /* 8 + N + payload_bytes */
+
+	/*
+	 * The resume position and seed of the "hogrec" document, when it has
+	 * them (has_* 1; checked: strict decimal strings, next_batch <=
+	 * CKPT_COUNT_MAX).  Whether next_batch fits the epoch is the caller's
+	 * to check: only it knows the epoch's batch count.
+	 */
+	int has_next_batch, has_seed;
+	uint64_t next_batch, seed;
 };
 
 /*
@@ -83,7 +111,9 @@ struct ckpt_info {
  * extra_json is a JSON object (text) kept verbatim as the "hogrec"
  * metadata string (hyper-parameters, rng state, metrics); NULL means "{}".
  * Integers above 2^53 lose precision in most JSON readers: write 64-bit
- * values such as rng state as strings.  If path_out is not NULL the final
+ * values such as rng state as strings.  The keys the trainer uses must
+ * have the types and ranges ckpt_open checks (docs/FORMAT.md): a
+ * checkpoint that would be refused on reading is not written.  If path_out is not NULL the final
  * path is written there (cap bytes).
  *
  * The tensor memory may be modified by other threads while it is saved
@@ -93,8 +123,12 @@ struct ckpt_info {
  *
  * A checkpoint of the same step replaces the existing file atomically.
  *
- * Errors: HR_EINVAL bad arguments (message says which; nothing written);
- * HR_ENOMEM; HR_EIO naming the path and the system's reason (dir missing
+ * Every float is checked while it is copied: a NaN or an infinity fails the
+ * save with HR_EFORMAT naming the tensor and the index.
+ *
+ * Errors: HR_EINVAL bad arguments, including metadata out of the ranges
+ * above (message says which; nothing written); HR_EFORMAT a non-finite
+ * float; HR_ENOMEM; HR_EIO naming the path and the system's reason (dir missing
  * or not a directory, not writable, disk full, fsync failure).  On any
  * failure the temporary file is removed, no new file is left under a final
  * name, and `latest` still names what it named before.
@@ -109,13 +143,18 @@ struct ckpt;
  * Maps path and validates all of it: file length against the header
  * length, the header as JSON, every tensor entry (dtype F32, shape [rows,
  * cols], data_offsets in bounds, contiguous, non-overlapping, covering the
- * payload, size rows * cols * 4), the metadata (format, version, every
- * hogrec key) and the crc32 of the payload.
+ * payload, size rows * cols * 4), the metadata (format, version, the type
+ * and range of every value, and of the keys of the "hogrec" document the
+ * trainer reads), the crc32, and that every float is finite.  A version 1
+ * file is read, with a log_info that its metadata is not checksummed.
+ * path is opened without blocking: a FIFO or device is refused, not read.
  *
- * Errors: HR_ENOENT (no such file), HR_EIO (cannot read), HR_EFORMAT (any
- * check failed: the message names the file and the problem, e.g.
- * "'d/ckpt-000000000012.safetensors': checksum mismatch: ..."),
- * HR_EVERSION (a hogrec checkpoint of another version), HR_ENOMEM.
+ * Errors: HR_ENOENT (no such file), HR_EIO (cannot read, or not a regular
+ * file), HR_EFORMAT (any check failed: the message names the file and the
+ * problem, e.g. "'d/ckpt-000000000012.safetensors': checksum mismatch:
+ * ...", "...: tensor 'w' holds a non-finite value (nan) at index 7 (row
+ * 1, col 2)"), HR_EVERSION (a hogrec checkpoint of another version),
+ * HR_ENOMEM.
  * Ownership: *out is the caller's; release with ckpt_close().
  */
 int ckpt_open(struct ckpt **out, const char *path);
@@ -141,21 +180,43 @@ const struct ckpt_info *ckpt_get_info(const struct ckpt *c);
 const char *ckpt_extra_json(const struct ckpt *c);
 
 /*
+ * The file name dir/latest points to, into name (cap bytes), after checking
+ * that it is a bare name in dir: not empty, no '/', not starting with '.'
+ * (so neither "..", an absolute path nor a temporary file).  Does not open
+ * the target.
+ * Errors: HR_ENOENT (no latest), HR_EFORMAT (latest is not a symbolic
+ * link, or its target is not a bare name or does not fit cap: the message
+ * names the link and the target), HR_EIO.
+ */
+int ckpt_read_latest(const char *dir, char *name, size_t cap);
+
+/*
  * The newest usable checkpoint of dir, written into path (cap bytes):
- * dir/latest's target if it validates; otherwise (latest missing, dangling
- * or pointing at a bad file) the highest-step ckpt-*.safetensors that
- * validates, with a log_warn naming each bad file skipped.
- * Errors: HR_ENOENT (dir missing, or no valid checkpoint in it), HR_EIO,
- * HR_EINVAL (path does not fit cap).
+ * dir/latest's target if it validates; otherwise (latest missing, dangling,
+ * not a bare name, or naming a bad file) the highest-step
+ * ckpt-*.safetensors that validates, with a log_warn naming each bad file
+ * skipped.
+ * Errors: HR_ENOENT (dir missing, or it holds no checkpoint at all),
+ * HR_EFORMAT (it holds some, none valid: "'DIR' holds no valid checkpoint:
+ * " and the newest one's problem, e.g. "'DIR/ckpt-000000000012.safetensors':
+ * checksum mismatch: ..."), HR_EIO, HR_ENOMEM, HR_EINVAL (path does not
+ * fit cap).
  */
 int ckpt_latest(const char *dir, char *path, size_t cap);
 
 /*
- * Deletes ckpt-*.safetensors in dir except the keep_last highest steps, the
- * one of step best_step (0: none) and the one `latest` points to; also
- * removes .ckpt-*.tmp-<pid> and .latest.tmp-<pid> entries left by processes
- * that no longer run.  Errors: HR_EINVAL (keep_last < 0), HR_ENOENT (no
- * dir), HR_EIO (a file could not be removed: the others still are).
+ * Deletes old checkpoints of dir.  Only files it can verify count or go:
+ * a ckpt-<12 digits>.safetensors that validates completely (ckpt_open),
+ * whose metadata step is the one in its name and, when `latest` validates,
+ * of the same model and schema hash as that one.  Any other ckpt-* file is
+ * left alone with a log_warn naming it and why.  Of the ones that count, it
+ * keeps the max(keep_last, 1) highest steps (so never the newest valid
+ * one), the one of step best_step (0: none) and the one `latest` names,
+ * and deletes the rest.  Also removes .ckpt-*.tmp-<pid> and
+ * .latest.tmp-<pid> entries left by processes that no longer run.
+ * Cost: every listed checkpoint is read once (crc and finiteness).
+ * Errors: HR_EINVAL (keep_last < 0), HR_ENOENT (no dir), HR_ENOMEM,
+ * HR_EIO (a file could not be removed: the others still are).
  */
 int ckpt_retain(const char *dir, int keep_last, uint64_t best_step);
 

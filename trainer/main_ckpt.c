@@ -33,8 +33,13 @@ static const char usage_text[] =
 	"checkpoint DIR/latest names (or, if that one is missing or bad, the newest\n"
 	"valid one).  -q (warnings only) and -v (debug) go before or after COMMAND.\n"
 	"\n"
-	"exit status: 0 ok, 64 bad usage, 65 bad checkpoint, 66 missing file or\n"
-	"tensor, 74 I/O error, 70 other.\n";
+	"A checkpoint may come from anywhere: every value is range-checked, a NaN or\n"
+	"infinity, a 'latest' that is not a bare name in DIR and a file that is not\n"
+	"a regular file (a FIFO) are refused.\n"
+	"\n"
+	"exit status: 0 ok, 64 bad usage, 65 bad checkpoint (or a DIR whose\n"
+	"checkpoints are all bad), 66 missing file or tensor, 74 I/O error or not a\n"
+	"regular file, 70 other.\n";
 
 static const char inspect_help[] =
 	"usage: ckpt inspect [--json] FILE|DIR\n"
@@ -49,9 +54,12 @@ static const char verify_help[] =
 	"usage: ckpt verify FILE|DIR\n"
 	"\n"
 	"Validates a checkpoint completely (layout, header, every tensor entry,\n"
-	"metadata, crc32 of the tensor bytes).  For a DIR, validates every\n"
-	"ckpt-*.safetensors in it and what 'latest' points to, and lists the bad\n"
-	"ones.  Exit 0 when everything is valid, 65 otherwise (66: nothing to verify).\n";
+	"the type and range of every metadata value, the crc32 of the file, every\n"
+	"float finite: a NaN or infinity is reported with its tensor and first\n"
+	"index).  For a DIR, validates every ckpt-*.safetensors in it and what\n"
+	"'latest' points to (which must be a bare file name in DIR), and lists the\n"
+	"bad ones.  Exit 0 when everything is valid, 65 otherwise (66: nothing to\n"
+	"verify; 74: FILE is not a regular file).\n";
 
 static const char export_help[] =
 	"usage: ckpt export FILE|DIR --tensor NAME -o OUT.npy\n"
@@ -140,7 +148,8 @@ static void print_text(const struct ckpt *c)
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	printf("path         %s\n", ckpt_path(c));
-	printf("format       " CKPT_FORMAT " version " CKPT_VERSION "\n");
+	printf("format       " CKPT_FORMAT " version %u%s\n", in->version,
+	       in->version == 1 ? " (metadata not covered by the crc32)" : "");
 	printf("model        %s\n", in->model);
 	printf("schema_hash  %s\n", in->schema_hash);
 	printf("epoch        %" PRIu64 "\n", in->epoch);
@@ -166,15 +175,16 @@ static int print_json(const struct ckpt *c)
 {
 	const struct ckpt_info *in = ckpt_get_info(c);
 	json_t *o, *ts = json_array(), *extra;
-	char crc[9];
+	char crc[9], version[4];
 
 	/* Large integers in the trainer's JSON become reals rather than fail. */
 	extra = json_loads(ckpt_extra_json(c), 0, NULL);
 	if (!extra)
 		extra = json_loads(ckpt_extra_json(c), JSON_DECODE_INT_AS_REAL, NULL);
 	snprintf(crc, sizeof(crc), "%08" PRIx32, in->crc32);
+	snprintf(version, sizeof(version), "%u", in->version);
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:o, s:o}",
-		      "path", ckpt_path(c), "format", CKPT_FORMAT, "version", CKPT_VERSION, "model",
+		      "path", ckpt_path(c), "format", CKPT_FORMAT, "version", version, "model",
 		      in->model, "schema_hash", in->schema_hash, "epoch", (json_int_t)in->epoch,
 		      "step", (json_int_t)in->step, "samples", (json_int_t)in->samples, "created",
 		      (json_int_t)in->created, "crc32", crc, "file_bytes",
@@ -236,8 +246,9 @@ static int verify_one(const char *path, const char *label)
 		printf("bad  %s\n", hr_errmsg());
 		return rc;
 	}
-	printf("ok   %s (step %" PRIu64 ", %d tensors)\n", label, ckpt_get_info(c)->step,
-	       ckpt_ntensors(c));
+	printf("ok   %s (step %" PRIu64 ", %d tensors%s)\n", label, ckpt_get_info(c)->step,
+	       ckpt_ntensors(c),
+	       ckpt_get_info(c)->version == 1 ? ", version 1: metadata not checksummed" : "");
 	ckpt_close(c);
 	return 0;
 }
@@ -246,8 +257,7 @@ static int verify_dir(const char *dir)
 {
 	struct ckpt_entry *v;
 	size_t n, nbad = 0;
-	char p[PATH_MAX], target[PATH_MAX];
-	ssize_t k;
+	char p[PATH_MAX], target[256];
 	int rc = ckpt_list(dir, &v, &n);
 
 	if (rc)
@@ -257,23 +267,27 @@ static int verify_dir(const char *dir)
 			nbad++;
 	}
 	free(v);
-	/* latest: a dangling or bad target is a problem even if every file is fine. */
-	path_join(p, sizeof(p), dir, "latest");
-	k = readlink(p, target, sizeof(target) - 1);
-	if (k > 0) {
-		target[k] = '\0';
+	/*
+	 * latest: a dangling or bad target, or one outside dir (never followed),
+	 * is a problem even if every file is fine.
+	 */
+	rc = ckpt_read_latest(dir, target, sizeof(target));
+	if (rc == 0) {
 		char label[PATH_MAX + 16];
 		snprintf(label, sizeof(label), "latest -> %s", target);
-		if (verify_one(p, label))
+		if (path_join(p, sizeof(p), dir, target) || verify_one(p, label))
 			nbad++;
+	} else if (rc == HR_EFORMAT || rc == HR_EIO) {
+		printf("bad  %s\n", hr_errmsg());
+		nbad++;
 	} else if (n > 0) {
-		printf("note '%s' is missing\n", p);
+		printf("note '%s/latest' is missing\n", dir);
 	}
-	if (n == 0)
+	if (n == 0 && !nbad)
 		return hr_error(HR_ENOENT, "no checkpoints in '%s'", dir);
 	if (nbad)
-		return hr_error(HR_EFORMAT, "%zu of %zu checked in '%s' are bad", nbad, n + (k > 0),
-				dir);
+		return hr_error(HR_EFORMAT, "%zu of %zu checked in '%s' are bad", nbad,
+				n + (rc != HR_ENOENT), dir);
 	return 0;
 }
 

@@ -40,6 +40,25 @@ def ok(what):
     print("ok", what, flush=True)
 
 
+def file_crc(data, n, version):
+    """Version 2: the whole file, its crc's 8 digits read as "00000000"."""
+    if version == "1":
+        return zlib.crc32(data[8 + n:])  # version 1: the tensor bytes only
+    key = b'"crc32":"'
+    i = data.find(key, 8, 8 + n)
+    if i < 0 or data.find(key, i + 1, 8 + n) >= 0:
+        raise ValueError('the header must hold "crc32":" exactly once')
+    at = i + len(key)
+    return zlib.crc32(data[at + 8:], zlib.crc32(b"00000000", zlib.crc32(data[:at])))
+
+
+def reseal(data):
+    """data (bytes) with its version 2 crc32 recomputed: what a writer does last."""
+    (n,) = struct.unpack("<Q", data[:8])
+    at = data.find(b'"crc32":"', 8, 8 + n) + 9
+    return data[:at] + b"%08x" % file_crc(data, n, "2") + data[at + 8:]
+
+
 def read_checkpoint(path):
     """The reader of docs/FORMAT.md, "Checkpoints", reading a file."""
     with open(path, "rb") as f:
@@ -47,10 +66,10 @@ def read_checkpoint(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n].decode("utf-8"))
     meta = header.pop("__metadata__")
-    if meta["format"] != "hogrec-ckpt" or meta["version"] != "1":
-        raise ValueError("not a version 1 hogrec checkpoint")
+    if meta["format"] != "hogrec-ckpt" or meta["version"] not in ("1", "2"):
+        raise ValueError("not a version 1 or 2 hogrec checkpoint")
     payload = data[8 + n:]
-    if zlib.crc32(payload) != int(meta["crc32"], 16):
+    if file_crc(data, n, meta["version"]) != int(meta["crc32"], 16):
         raise ValueError("checksum mismatch")
     tensors = {}
     for name, e in header.items():
@@ -131,7 +150,24 @@ def main():
         check("mlp.w0" in run(["inspect", path]).stdout, "inspect text")
         run(["verify", d])
         run(["verify", path])
+        check(meta["version"] == "2" and info["version"] == "2", "version 2")
         ok("inspect, verify")
+
+        # The crc covers the metadata: Python edits a value, bin/ckpt refuses
+        # it until Python reseals it the way FORMAT.md says.
+        with open(path, "rb") as f:
+            data = f.read()
+        edited = data.replace(b'"step":"12345"', b'"step":"12346"', 1)
+        check(edited != data, "step in the header")
+        other = os.path.join(tmp, "edited.safetensors")
+        with open(other, "wb") as f:
+            f.write(edited)
+        check("checksum mismatch" in run(["verify", other], want=65).stdout, "edit caught")
+        with open(other, "wb") as f:
+            f.write(reseal(edited))
+        run(["verify", other])
+        check(json.loads(run(["inspect", "--json", other]).stdout)["step"] == 12346, "resealed")
+        ok("python reseals an edited header; bin/ckpt verifies it")
 
         with open(path, "rb") as f:
             data = bytearray(f.read())

@@ -33,7 +33,10 @@ def load_safetensors(path):
     header = json.loads(raw[8:8 + n])
     meta = header.pop("__metadata__")
     payload = raw[8 + n:]
-    assert "%08x" % (zlib.crc32(payload) & 0xffffffff) == meta["crc32"], "checksum"
+    # Version 2: the crc32 of the whole file with its own 8 digits as zeros.
+    at = raw.index(b'"crc32":"', 8, 8 + n) + 9
+    crc = zlib.crc32(raw[at + 8:], zlib.crc32(b"00000000", zlib.crc32(raw[:at])))
+    assert meta["version"] == "2" and "%08x" % crc == meta["crc32"], "checksum"
     tensors = {}
     for name, h in header.items():
         assert h["dtype"] == "F32"

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <math.h>
 #include <zlib.h>
 
 #include "common/err.h"
@@ -135,6 +137,68 @@ static uint64_t header_len(const unsigned char *b)
 	return n;
 }
 
+/* Offset of the crc32's 8 hex digits in the file image b. */
+static size_t crc_at(const unsigned char *b)
+{
+	const unsigned char *k = memmem(b + 8, (size_t)header_len(b), "\"crc32\":\"", 9);
+
+	assert_non_null(k);
+	return (size_t)(k - b) + 9;
+}
+
+/* The version 2 crc32 of the file image b: its crc digits read as zeros. */
+static uint32_t file_crc(const unsigned char *b, size_t len)
+{
+	size_t at = crc_at(b);
+	uLong crc = crc32(0, b, (uInt)at);
+
+	crc = crc32(crc, (const Bytef *)"00000000", 8);
+	return (uint32_t)crc32(crc, b + at + 8, (uInt)(len - at - 8));
+}
+
+/* Writes the right version 2 crc into the file image b after a patch. */
+static void reseal(unsigned char *b, size_t len)
+{
+	char hex[9];
+
+	snprintf(hex, sizeof(hex), "%08lx", (unsigned long)file_crc(b, len));
+	memcpy(b + crc_at(b), hex, 8);
+}
+
+/*
+ * Copies the checkpoint src to dst with metadata key set to the string val
+ * (the header re-laid out as ckpt_save does, the crc recomputed): a file
+ * that differs from a valid one only in that value.
+ */
+static void remeta(const char *src, const char *dst, const char *key, const char *val)
+{
+	size_t len, hl, pad;
+	unsigned char *b = slurp(src, &len), *o;
+	uint64_t h = header_len(b);
+	json_t *root = json_loadb((const char *)b + 8, (size_t)h, 0, NULL);
+	char *text;
+
+	assert_non_null(root);
+	json_object_set_new(json_object_get(root, "__metadata__"), key, json_string(val));
+	text = json_dumps(root, JSON_COMPACT);
+	assert_non_null(text);
+	hl = strlen(text);
+	pad = (8 - hl % 8) % 8;
+	o = malloc(8 + hl + pad + len - 8 - h);
+	assert_non_null(o);
+	for (int i = 0; i < 8; i++)
+		o[i] = (unsigned char)((hl + pad) >> (8 * i));
+	memcpy(o + 8, text, hl);
+	memset(o + 8 + hl, ' ', pad);
+	memcpy(o + 8 + hl + pad, b + 8 + h, len - 8 - h);
+	reseal(o, 8 + hl + pad + len - 8 - h);
+	spill(dst, o, 8 + hl + pad + len - 8 - h);
+	free(o);
+	free(text);
+	json_decref(root);
+	free(b);
+}
+
 /* ckpt_open(path) must fail with code and a message containing want. */
 static void expect_bad(const char *path, int code, const char *want)
 {
@@ -241,7 +305,9 @@ static void test_roundtrip(void **state)
 	assert_memory_equal(p, buf_a, sizeof(buf_a));
 	assert_memory_equal(p + sizeof(buf_a), buf_b, sizeof(buf_b));
 	assert_memory_equal(p + sizeof(buf_a) + sizeof(buf_b), buf_emb, sizeof(buf_emb));
-	assert_true(crc32(0, p, (uInt)(b + len - p)) == crc);
+	/* Version 2: the crc of the whole file with its own 8 digits as zeros. */
+	assert_true(file_crc(b, len) == crc);
+	assert_int_equal(in->version, 2);
 	free(b);
 
 	/* DIR/latest opens the same file; NULL extra JSON is "{}". */
@@ -385,7 +451,7 @@ static void test_flipped_header(void **state)
 		{"[60,88]", "[56,84]", "overlap", HR_EFORMAT},
 		{"[60,88]", "[64,92]", "belong to no tensor", HR_EFORMAT},
 		{"[60,88]", "[88,60]", "end before they begin", HR_EFORMAT},
-		{"\"version\":\"1\"", "\"version\":\"2\"", "version '2' is not supported",
+		{"\"version\":\"2\"", "\"version\":\"3\"", "version '3' is not supported",
 		 HR_EVERSION},
 		{"\"format\":\"hogrec-ckpt\"", "\"format\":\"hogrec-ckpx\"",
 		 "not a hogrec checkpoint", HR_EFORMAT},
@@ -433,12 +499,20 @@ static void test_flipped_header(void **state)
 	spill(bad, w, len);
 	expect_bad(bad, HR_EFORMAT, "header length is 0");
 
+	/* A metadata digit or a name's letter: caught by the version 2 crc. */
+	memcpy(w, b, len);
+	patch(w, "\"step\":\"6\"", "\"step\":\"7\"");
+	spill(bad, w, len);
+	expect_bad(bad, HR_EFORMAT, "checksum mismatch");
+	memcpy(w, b, len);
+	patch(w, "\"emb.user\"", "\"emb.usex\"");
+	spill(bad, w, len);
+	expect_bad(bad, HR_EFORMAT, "checksum mismatch");
+
 	/*
 	 * Every single-bit and whole-byte flip anywhere in the header: never a
-	 * crash or an out-of-bounds read (the asan build checks that), and a
-	 * file that still opens has the same tensor layout and bytes (the flip
-	 * hit free text such as a name's letter or a metadata digit: the crc
-	 * covers the tensor bytes only, as FORMAT.md says).
+	 * crash or an out-of-bounds read (the asan build checks that), and
+	 * never a file that opens (the crc covers the header too).
 	 */
 	for (size_t i = 0; i < 8 + h; i++) {
 		for (int f = 0; f < 2; f++) {
@@ -447,25 +521,8 @@ static void test_flipped_header(void **state)
 			w[i] ^= f ? 0xff : 0x01;
 			spill(bad, w, len);
 			int rc = ckpt_open(&c, bad);
-			if (rc) {
-				assert_true(rc == HR_EFORMAT || rc == HR_EVERSION);
-				continue;
-			}
-			assert_int_equal(ckpt_ntensors(c), NT);
-			for (int k = 0; k < NT; k++) {
-				uint64_t r, q, r0 = t[k].rows, q0 = t[k].cols;
-				const float *d = ckpt_tensor_at(c, k, &r, &q);
-				/* An empty tensor's other dimension is not covered by anything. */
-				if (r0 * q0 == 0)
-					assert_true(r * q == 0);
-				else if (r != r0 || q != q0)
-					fail_msg("flip of byte %zu: tensor %d is now [%llu, %llu]",
-						 i, k, (unsigned long long)r,
-						 (unsigned long long)q);
-				if (r0 * q0 != 0)
-					assert_memory_equal(d, t[k].data, r0 * q0 * 4);
-			}
-			ckpt_close(c);
+			if (rc != HR_EFORMAT && rc != HR_EVERSION)
+				fail_msg("flip of byte %zu: rc %d", i, rc);
 		}
 	}
 	free(w);
@@ -613,13 +670,23 @@ static void test_latest(void **state)
 	file_of(want, sizeof(want), 1);
 	assert_string_equal(got, want);
 
-	/* Nothing valid left: HR_ENOENT. */
+	/* Nothing valid left: HR_EFORMAT, saying so and why (the newest one's problem). */
 	for (uint64_t s = 1; s <= 2; s++) {
 		file_of(p, sizeof(p), s);
 		spill(p, "xx", 2);
 	}
+	assert_int_equal(ckpt_latest(dir, got, sizeof(got)), HR_EFORMAT);
+	snprintf(want, sizeof(want), "'%s' holds no valid checkpoint: '%s/ckpt-000000000001", dir,
+		 dir);
+	if (!strstr(hr_errmsg(), want) || !strstr(hr_errmsg(), "truncated"))
+		fail_msg("message '%s'", hr_errmsg());
+	/* Only a dangling latest, no file: no checkpoint at all. */
+	for (uint64_t s = 1; s <= 3; s++) {
+		file_of(p, sizeof(p), s);
+		unlink(p);
+	}
 	assert_int_equal(ckpt_latest(dir, got, sizeof(got)), HR_ENOENT);
-	assert_non_null(strstr(hr_errmsg(), "no valid checkpoint"));
+	assert_non_null(strstr(hr_errmsg(), "no checkpoint in"));
 	/* A buffer too small. */
 	assert_int_equal(save_step(4, p, sizeof(p)), 0);
 	assert_int_equal(ckpt_latest(dir, got, 8), HR_EINVAL);
@@ -672,16 +739,341 @@ static void test_retain(void **state)
 	assert_true(path_exists(other));
 	latest_is(300);
 
-	/* keep_last 0, no best: only what latest names survives. */
+	/* keep_last 0, no best: what latest names and the newest valid one survive. */
 	assert_int_equal(ckpt_retain(dir, 0, 0), 0);
 	assert_int_equal(ckpt_list(dir, &v, &n), 0);
-	assert_int_equal(n, 1);
-	assert_true(v[0].step == 300);
+	assert_int_equal(n, 2);
+	assert_true(v[0].step == 300 && v[1].step == 1000);
 	free(v);
 	struct ckpt *c;
 	assert_int_equal(ckpt_open(&c, p), 0);
 	ckpt_close(c);
 	assert_int_equal(ckpt_retain("/nonexistent/hogrec", 1, 0), HR_ENOENT);
+}
+
+/* ---- hostile files: metadata ranges, non-finite floats, latest, FIFOs ---- */
+
+static const char *trainer_doc =
+	"{\"next_batch\":\"3\",\"seed\":\"18446744073709551615\",\"batch\":64,"
+	"\"shape\":{\"emb_dim\":32,\"hidden\":[64,32],\"optimizer\":\"adam\"},\"lr\":0.001,"
+	"\"lr_sparse\":0.01,\"l2\":0,\"metrics\":{\"valid_auc\":0.7,\"test_auc\":null}}";
+
+static void test_metadata_ranges(void **state)
+{
+	char path[PATH_MAX], bad[PATH_MAX];
+	struct ckpt *c;
+	(void)state;
+
+	static const struct {
+		const char *key, *val, *want;
+	} cases[] = {
+		{"step", "18446744073709551615", "'step' is 18446744073709551615, above its limit"},
+		{"step", "9007199254740992", "above its limit 9007199254740991"},
+		{"epoch", "18446744073709551615", "'epoch' is 18446744073709551615, above"},
+		{"epoch", "1000001", "'epoch' is 1000001, above its limit 1000000"},
+		{"samples", "9007199254740992", "'samples' is 9007199254740992, above"},
+		{"created", "253402300800", "'created' is 253402300800, above"},
+		{"step", "99999999999999999999999", "'step' is not an unsigned integer"},
+		{"step", "+5", "'step' is not an unsigned integer"},
+		{"step", " 5", "'step' is not an unsigned integer"},
+		{"step", "5x", "'step' is not an unsigned integer"},
+		{"step", "", "'step' is not an unsigned integer"},
+		{"epoch", "-1", "'epoch' is not an unsigned integer"},
+		{"model", "", "'model' is not a name"},
+		{"model", "a\033[2Jb", "'model' is not a name"},
+		{"schema_hash", "../../etc", "'schema_hash' is not at most 16 hex digits"},
+		{"version", "3", "version '3' is not supported"},
+		{"hogrec", "{\"next_batch\":\"abc\"}", "'next_batch' is not a decimal string"},
+		{"hogrec", "{\"next_batch\":5}", "'next_batch' is not a decimal string"},
+		{"hogrec", "{\"next_batch\":\"9007199254740992\"}",
+		 "'next_batch' is not a decimal"},
+		{"hogrec", "{\"seed\":\"-1\"}", "'seed' is not a decimal string"},
+		{"hogrec", "{\"seed\":\"18446744073709551616\"}", "'seed' is not a decimal string"},
+		{"hogrec", "{\"batch\":0}", "'batch' is not an integer from 1 to 65536"},
+		{"hogrec", "{\"batch\":1.5}", "'batch' is not an integer"},
+		{"hogrec", "{\"batch\":\"64\"}", "'batch' is not an integer"},
+		{"hogrec", "{\"batch\":1e300}", "'batch' is not an integer"},
+		{"hogrec", "{\"lr\":-1}", "'lr' is not a number from 0 to 100"},
+		{"hogrec", "{\"lr_sparse\":1e300}", "'lr_sparse' is not a number from 0 to 100"},
+		{"hogrec", "{\"l2\":\"0\"}", "'l2' is not a number from 0 to 10"},
+		{"hogrec", "{\"shape\":[]}", "'shape' is not an object"},
+		{"hogrec", "{\"shape\":{\"emb_dim\":0,\"hidden\":[],\"optimizer\":\"adam\"}}",
+		 "'shape.emb_dim' is not an integer from 1 to 4096"},
+		{"hogrec",
+		 "{\"shape\":{\"emb_dim\":8,\"hidden\":[1,2,3,4,5,6,7,8,9],\"optimizer\":\"adam\"}}",
+		 "'shape.hidden' is not a list of at most 8"},
+		{"hogrec", "{\"shape\":{\"emb_dim\":8,\"hidden\":[4,-1],\"optimizer\":\"adam\"}}",
+		 "'shape.hidden[1]' is not an integer"},
+		{"hogrec", "{\"shape\":{\"emb_dim\":8,\"hidden\":[4],\"optimizer\":\"\"}}",
+		 "'shape.optimizer' is not a name"},
+		{"hogrec", "{\"metrics\":5}", "'metrics' is neither null nor an object"},
+		{"hogrec", "{\"metrics\":{\"valid_auc\":1.5}}",
+		 "'metrics.valid_auc' is not null or a number from 0 to 1"},
+		{"hogrec", "{\"metrics\":{\"loss\":\"x\"}}",
+		 "'metrics.loss' is not null or a finite"},
+		{"hogrec", "{\"next_batch\":\"1\"}",
+		 "'epoch' is 0, but a trainer's epochs start at 1"},
+	};
+	assert_int_equal(save_step(6, path, sizeof(path)), 0); /* epoch 0 */
+	snprintf(bad, sizeof(bad), "%s/ranges.safetensors", dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		remeta(path, bad, cases[i].key, cases[i].val);
+		expect_bad(bad, strcmp(cases[i].key, "version") ? HR_EFORMAT : HR_EVERSION,
+			   cases[i].want);
+	}
+	/* The limits themselves and a trainer's whole document are fine. */
+	remeta(path, bad, "step", "9007199254740991");
+	assert_int_equal(ckpt_open(&c, bad), 0);
+	assert_true(ckpt_get_info(c)->step == CKPT_COUNT_MAX);
+	assert_false(ckpt_get_info(c)->has_next_batch);
+	ckpt_close(c);
+	remeta(path, bad, "epoch", "1");
+	remeta(bad, bad, "hogrec", trainer_doc);
+	assert_int_equal(ckpt_open(&c, bad), 0);
+	assert_true(ckpt_get_info(c)->has_next_batch && ckpt_get_info(c)->next_batch == 3);
+	assert_true(ckpt_get_info(c)->has_seed && ckpt_get_info(c)->seed == UINT64_MAX);
+	ckpt_close(c);
+	/* The same through ckpt_save. */
+	struct ckpt_tensor t[NT];
+	struct ckpt_info in;
+	fill(7);
+	tensors(t);
+	info_for(&in, 7);
+	in.epoch = 1;
+	assert_int_equal(ckpt_save(dir, &in, trainer_doc, t, NT, path, sizeof(path)), 0);
+	assert_int_equal(ckpt_open(&c, path), 0);
+	assert_true(ckpt_get_info(c)->next_batch == 3);
+	ckpt_close(c);
+	/* A version 2 header whose crc is not written as "crc32":"<8 digits>" once. */
+	size_t len;
+	unsigned char *b = slurp(path, &len);
+	uint64_t h = header_len(b);
+	unsigned char *o = malloc(len + 8);
+	size_t at = crc_at(b) - 1; /* the value's opening quote */
+	memcpy(o, b, at);
+	o[at] = ' '; /* "crc32": "...": still JSON, not the form the crc is defined on */
+	memcpy(o + at + 1, b + at, 8 + h - at);
+	memset(o + 8 + h + 1, ' ', 7);
+	memcpy(o + 8 + h + 8, b + 8 + h, len - 8 - h);
+	for (int i = 0; i < 8; i++)
+		o[i] = (unsigned char)((h + 8) >> (8 * i));
+	spill(bad, o, len + 8);
+	expect_bad(bad, HR_EFORMAT, "does not hold '\"crc32\":\"' exactly once");
+	free(o);
+	free(b);
+}
+
+/* A hand-made version 1 file (crc of the payload only) still opens. */
+static void test_version1(void **state)
+{
+	char p[PATH_MAX];
+	const float v[2] = {1.0f, 2.0f};
+	struct ckpt *c;
+	(void)state;
+
+	snprintf(p, sizeof(p), "%s/v1.safetensors", dir);
+	craft(p, "\"x\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}", v, sizeof(v),
+	      0);
+	assert_int_equal(ckpt_open(&c, p), 0);
+	assert_int_equal(ckpt_get_info(c)->version, 1);
+	ckpt_close(c);
+	/* Its payload is still checked. */
+	const float w[2] = {1.0f, 3.0f};
+	size_t len;
+	unsigned char *b;
+	craft(p, "\"x\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}", v, sizeof(v),
+	      0);
+	b = slurp(p, &len);
+	memcpy(b + len - 8, w, 8);
+	spill(p, b, len);
+	expect_bad(p, HR_EFORMAT, "checksum mismatch: header says");
+	free(b);
+}
+
+static void test_nonfinite(void **state)
+{
+	char path[PATH_MAX], bad[PATH_MAX], want[256];
+	struct ckpt_tensor t[NT];
+	struct ckpt_info in;
+	size_t len;
+	(void)state;
+
+	/* Saving refuses it: nothing written, latest untouched. */
+	assert_int_equal(save_step(1, path, sizeof(path)), 0);
+	fill(2);
+	tensors(t);
+	info_for(&in, 2);
+	buf_emb[16 * 7 + 3] = NAN;
+	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, NULL, 0), HR_EFORMAT);
+	if (!strstr(hr_errmsg(),
+		    "tensor 'emb.user' holds a non-finite value (nan) at index 115 (row 7, col 3)"))
+		fail_msg("message '%s'", hr_errmsg());
+	buf_emb[16 * 7 + 3] = 0;
+	buf_b[6] = -INFINITY;
+	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, NULL, 0), HR_EFORMAT);
+	assert_non_null(
+		strstr(hr_errmsg(), "tensor 'b' holds a non-finite value (-inf) at index 6"));
+	assert_int_equal(count_prefix("ckpt-"), 1);
+	assert_int_equal(count_prefix(".ckpt"), 0);
+	latest_is(1);
+
+	/* Reading refuses it, even under a correct crc. */
+	unsigned char *b = slurp(path, &len);
+	size_t payload = 8 + (size_t)header_len(b);
+	const uint32_t bits[] = {0x7fc00000u, 0x7f800000u, 0xff800001u};
+	const char *names[] = {"nan", "inf", "nan"};
+	snprintf(bad, sizeof(bad), "%s/nan.safetensors", dir);
+	for (int i = 0; i < 3; i++) {
+		unsigned char *w = malloc(len);
+		memcpy(w, b, len);
+		memcpy(w + payload + sizeof(buf_a) + 4 * 2, &bits[i], 4); /* b[2] */
+		reseal(w, len);
+		spill(bad, w, len);
+		snprintf(want, sizeof(want),
+			 "tensor 'b' holds a non-finite value (%s) at index 2 (row 0, col 2)",
+			 names[i]);
+		expect_bad(bad, HR_EFORMAT, want);
+		free(w);
+	}
+	/* The largest finite float is fine. */
+	const float big = 3.4028235e38f;
+	memcpy(b + payload, &big, 4);
+	reseal(b, len);
+	spill(bad, b, len);
+	struct ckpt *c;
+	assert_int_equal(ckpt_open(&c, bad), 0);
+	ckpt_close(c);
+	free(b);
+}
+
+static void test_latest_outside(void **state)
+{
+	char p[PATH_MAX + 64], got[PATH_MAX], want[PATH_MAX], lnk[PATH_MAX], other[PATH_MAX],
+		name[256];
+	(void)state;
+
+	for (uint64_t s = 1; s <= 2; s++)
+		assert_int_equal(save_step(s, p, sizeof(p)), 0);
+	/* A valid checkpoint elsewhere: latest must not lead there. */
+	snprintf(other, sizeof(other), "%s/sub", dir);
+	assert_int_equal(mkdir(other, 0755), 0);
+	file_of(want, sizeof(want), 1);
+	snprintf(p, sizeof(p), "%s/ckpt-000000000009.safetensors", other);
+	assert_int_equal(link(want, p), 0);
+	snprintf(lnk, sizeof(lnk), "%s/latest", dir);
+	const char *targets[] = {p,
+				 "sub/ckpt-000000000009.safetensors",
+				 "../sub/ckpt-000000000009.safetensors",
+				 "..",
+				 ".",
+				 ".ckpt-x"};
+	file_of(want, sizeof(want), 2);
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		unlink(lnk);
+		assert_int_equal(symlink(targets[i], lnk), 0);
+		assert_int_equal(ckpt_read_latest(dir, name, sizeof(name)), HR_EFORMAT);
+		assert_non_null(strstr(hr_errmsg(), lnk));
+		assert_non_null(strstr(hr_errmsg(), targets[i]));
+		assert_non_null(strstr(hr_errmsg(), "not to a file name in"));
+		/* Falls back to the newest valid checkpoint in dir, as for damage. */
+		assert_int_equal(ckpt_latest(dir, got, sizeof(got)), 0);
+		assert_string_equal(got, want);
+		/* Retention takes no protection from it, and deletes nothing outside. */
+		assert_int_equal(ckpt_retain(dir, 1, 0), 0);
+		assert_true(path_exists(p));
+		assert_true(path_exists(want));
+		assert_int_equal(save_step(1, got, sizeof(got)), 0);
+	}
+	/* latest a regular file, not a link. */
+	unlink(lnk);
+	spill(lnk, "ckpt-000000000002.safetensors", 29);
+	assert_int_equal(ckpt_read_latest(dir, name, sizeof(name)), HR_EFORMAT);
+	assert_non_null(strstr(hr_errmsg(), "is not a symbolic link"));
+	assert_int_equal(ckpt_latest(dir, got, sizeof(got)), 0);
+	assert_string_equal(got, want);
+	unlink(lnk);
+	assert_int_equal(ckpt_read_latest(dir, name, sizeof(name)), HR_ENOENT);
+}
+
+static void test_fifo(void **state)
+{
+	char p[PATH_MAX], fifo[PATH_MAX], got[PATH_MAX], want[PATH_MAX], link[PATH_MAX];
+	struct ckpt *c;
+	(void)state;
+
+	/* A watchdog: a blocking open would hang the test, not fail it. */
+	alarm(20);
+	assert_int_equal(save_step(1, p, sizeof(p)), 0);
+	file_of(want, sizeof(want), 1);
+	file_of(fifo, sizeof(fifo), 5);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	assert_int_equal(ckpt_open(&c, fifo), HR_EIO);
+	assert_non_null(strstr(hr_errmsg(), "not a regular file (a FIFO)"));
+	assert_non_null(strstr(hr_errmsg(), fifo));
+	/* latest -> the FIFO: the newest valid file instead. */
+	snprintf(link, sizeof(link), "%s/latest", dir);
+	unlink(link);
+	assert_int_equal(symlink("ckpt-000000000005.safetensors", link), 0);
+	assert_int_equal(ckpt_latest(dir, got, sizeof(got)), 0);
+	assert_string_equal(got, want);
+	/* Retention leaves it alone. */
+	assert_int_equal(ckpt_retain(dir, 1, 0), 0);
+	assert_true(path_exists(fifo));
+	assert_true(path_exists(want));
+	/* A FIFO as latest itself. */
+	unlink(link);
+	assert_int_equal(mkfifo(link, 0644), 0);
+	assert_int_equal(ckpt_latest(dir, got, sizeof(got)), 0);
+	assert_string_equal(got, want);
+	/* Nothing else: damaged, not missing. */
+	unlink(want);
+	assert_int_equal(ckpt_latest(dir, got, sizeof(got)), HR_EFORMAT);
+	assert_non_null(strstr(hr_errmsg(), "holds no valid checkpoint"));
+	alarm(0);
+}
+
+static void test_retain_garbage(void **state)
+{
+	char p[PATH_MAX], g1[PATH_MAX], g2[PATH_MAX], g3[PATH_MAX], g4[PATH_MAX];
+	struct ckpt_entry *v;
+	size_t n;
+	(void)state;
+
+	/* Garbage and strangers at higher steps than the run's checkpoints. */
+	snprintf(g1, sizeof(g1), "%s/ckpt-999999999999.safetensors", dir);
+	spill(g1, "garbage", 7);
+	snprintf(g2, sizeof(g2), "%s/ckpt-999999999998.safetensors", dir);
+	snprintf(g3, sizeof(g3), "%s/ckpt-77.safetensors", dir);
+	snprintf(g4, sizeof(g4), "%s/ckpt-999999999997.safetensors", dir);
+	assert_int_equal(save_step(50, p, sizeof(p)), 0);
+	assert_int_equal(rename(p, g2), 0); /* a valid file whose name says another step */
+	assert_int_equal(save_step(77, p, sizeof(p)), 0);
+	assert_int_equal(rename(p, g3), 0); /* not a name a save writes */
+	{
+		struct ckpt_tensor t[NT];
+		struct ckpt_info in;
+		fill(999999999997);
+		tensors(t);
+		info_for(&in, 999999999997);
+		in.epoch = 1;
+		snprintf(in.model, sizeof(in.model), "ncf"); /* another run's */
+		assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, NULL, 0), 0);
+	}
+	for (uint64_t s = 1; s <= 3; s++)
+		assert_int_equal(save_step(s, p, sizeof(p)), 0);
+	assert_int_equal(ckpt_retain(dir, 1, 0), 0);
+	assert_true(path_exists(g1) && path_exists(g2) && path_exists(g3) && path_exists(g4));
+	assert_int_equal(ckpt_list(dir, &v, &n), 0);
+	/* Of the run's valid ones only step 3 (newest, latest) is left. */
+	assert_int_equal(n, 5);
+	assert_true(v[0].step == 3);
+	free(v);
+	latest_is(3);
+	/* An empty or all-garbage directory deletes nothing. */
+	file_of(p, sizeof(p), 3);
+	unlink(p);
+	assert_int_equal(ckpt_retain(dir, 1, 0), 0);
+	assert_true(path_exists(g1) && path_exists(g2) && path_exists(g3) && path_exists(g4));
 }
 
 /* ---- failing saves ---- */
@@ -724,9 +1116,23 @@ static void test_save_errors(void **state)
 	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, p, sizeof(p)), HR_EINVAL);
 	info_for(&in, 1);
 	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, p, 10), HR_EINVAL);
+	/* What a reader would refuse is not written either. */
+	assert_int_equal(ckpt_save(dir, &in, "{\"next_batch\": \"abc\"}", t, NT, p, sizeof(p)),
+			 HR_EINVAL);
+	assert_non_null(strstr(hr_errmsg(), "'next_batch'"));
+	assert_int_equal(ckpt_save(dir, &in, "{\"seed\": 5}", t, NT, p, sizeof(p)), HR_EINVAL);
+	in.step = (uint64_t)1 << 53;
+	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, p, sizeof(p)), HR_EINVAL);
+	info_for(&in, 1);
+	in.epoch = CKPT_EPOCH_MAX + 1;
+	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, p, sizeof(p)), HR_EINVAL);
+	info_for(&in, 1);
+	snprintf(in.schema_hash, sizeof(in.schema_hash), "not hex");
+	assert_int_equal(ckpt_save(dir, &in, NULL, t, NT, p, sizeof(p)), HR_EINVAL);
+	info_for(&in, 1);
 	/* A uint64 beyond int64 in the extra JSON is valid JSON: accepted. */
 	assert_int_equal(
-		ckpt_save(dir, &in, "{\"seed\": 18446744073709551615}", t, NT, p, sizeof(p)), 0);
+		ckpt_save(dir, &in, "{\"rng\": 18446744073709551615}", t, NT, p, sizeof(p)), 0);
 	assert_int_equal(count_prefix("ckpt-"), 1);
 	assert_int_equal(count_prefix(".ckpt"), 0);
 }
@@ -952,6 +1358,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crafted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_latest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nonfinite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_latest_outside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retain_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_while_written, setup, teardown),
