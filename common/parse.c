@@ -53,8 +53,8 @@ int parse_f64(const char *s, const char *what, double lo, double hi, double *out
 	double x;
 
 	if (parse_f64_quiet(s, &x) || !(x >= lo && x <= hi))
-		return hr_error(HR_EINVAL, "%s: '%s' is not a number between %g and %g", what, s, lo,
-				hi);
+		return hr_error(HR_EINVAL, "%s: '%s' is not a number between %g and %g", what, s,
+				lo, hi);
 	*out = x;
 	return 0;
 }

@@ -13,8 +13,17 @@
 static void test_u64(void **state)
 {
 	static const char *const bad[] = {
-		"", " 1", "1 ", "+1", "-1", "0x10", "1e3", "12abc", "1.0",
-		"18446744073709551616", "99999999999999999999999",
+		"",
+		" 1",
+		"1 ",
+		"+1",
+		"-1",
+		"0x10",
+		"1e3",
+		"12abc",
+		"1.0",
+		"18446744073709551616",
+		"99999999999999999999999",
 	};
 	uint64_t v = 7;
 	(void)state;
@@ -48,8 +57,8 @@ static void test_u64_range_message(void **state)
 
 static void test_f64(void **state)
 {
-	static const char *const bad[] = {"", " 1", "1 ", "nan", "NaN", "inf", "-inf", "1e999",
-					  "0.5x", "--1"};
+	static const char *const bad[] = {"",    " 1",   "1 ",    "nan",  "NaN",
+					  "inf", "-inf", "1e999", "0.5x", "--1"};
 	double x = 3;
 	(void)state;
 
