@@ -178,7 +178,7 @@ deps-bench:
 
 # One code format (.clang-format): `make format` applies it to every C file
 # git tracks; `make format-check` (run by CI) lists the files that differ.
-FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FORMAT_SRC = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

@@ -134,6 +134,14 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		hr_error_clear();
 		return 0;
 	}
+	if (rc == HR_EFORMAT) { /* every checkpoint there is damaged: never start over silently */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", hr_errmsg());
+		return hr_error(rc,
+				"%s; not starting over (--no-resume trains from scratch, replacing "
+				"them as it saves)",
+				why);
+	}
 	if (rc)
 		return rc;
 	rc = ckpt_open(&c, path);
@@ -142,7 +150,7 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 	info = ckpt_get_info(c);
 	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
 	shape = shape_json(o, m);
-	if (!extra || !json_is_string(json_object_get(extra, "next_batch"))) {
+	if (!extra || !info->has_next_batch) {
 		rc = hr_error(HR_EFORMAT,
 			      "checkpoint '%s' was not written by this trainer "
 			      "(no resume position in its metadata)",
@@ -169,8 +177,7 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		rc = load_tensors(c, m, path);
 	if (!rc) {
 		st->epoch = (int)info->epoch;
-		st->next_batch =
-			strtoull(json_string_value(json_object_get(extra, "next_batch")), NULL, 10);
+		st->next_batch = info->next_batch; /* range-checked by ckpt_open */
 		st->step = info->step;
 		st->samples = info->samples;
 		*found = 1;

@@ -42,7 +42,9 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
  * Loads the newest valid checkpoint of o->out into m (created with the same
  * options) and fills st.  *found is 0 when the directory has none (not an
  * error).  HR_EINVAL when the checkpoint belongs to another model, store
- * schema or shape, saying what differs; HR_EFORMAT for a damaged file.
+ * schema or shape, saying what differs; HR_EFORMAT for a damaged file, and
+ * when the directory holds checkpoints but none of them is valid (the run
+ * is not started over silently: --no-resume does that).
  */
 int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
 		    int *found, char *path, size_t cap);

@@ -347,38 +347,33 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 	}
 }
 
+/* OUT itself; what goes into it is opened once the run is known good. */
 static int open_outputs(struct trainer *t)
 {
-	char path[4096];
-
 	if (mkdir(t->o->out, 0755) < 0 && errno != EEXIST)
 		return hr_error(HR_EIO, "cannot create '%s': %s", t->o->out, strerror(errno));
-	if (snprintf(path, sizeof(path), "%s/metrics.jsonl", t->o->out) >= (int)sizeof(path))
-		return hr_error(HR_EINVAL, "output path too long");
-	t->metrics = fopen(path, "a");
-	if (!t->metrics)
-		return hr_error(HR_EIO, "cannot open '%s': %s", path, strerror(errno));
 	return 0;
 }
 
 /*
- * Before training from `epoch`: drop metrics.jsonl's lines of that epoch and
- * later (written by a run killed before its checkpoint; this run re-does
- * them) and reopen the file.
+ * Opens OUT/metrics.jsonl for appending.  A run that trains from `epoch`
+ * (> 0) first drops the file's lines of that epoch and later, written by a
+ * run killed before its checkpoint, which this run does again (runlog.h).
  */
-static int metrics_restart(struct trainer *t, int epoch)
+static int metrics_open(struct trainer *t, int epoch)
 {
 	char path[4096];
-	size_t dropped;
+	size_t dropped = 0;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/metrics.jsonl", t->o->out); /* fit in open_outputs */
-	rc = runlog_keep_before(path, epoch, &dropped);
-	if (rc || dropped == 0)
+	if (snprintf(path, sizeof(path), "%s/metrics.jsonl", t->o->out) >= (int)sizeof(path))
+		return hr_error(HR_EINVAL, "output path too long: '%s'", t->o->out);
+	if (epoch > 0 && (rc = runlog_keep_before(path, epoch, &dropped)))
 		return rc;
-	log_info("'%s': dropped %zu lines of epoch %d and later, which this run does again", path,
-		 dropped, epoch);
-	t->metrics = freopen(path, "a", t->metrics);
+	if (dropped)
+		log_info("'%s': dropped %zu lines of epoch %d and later, which this run does again",
+			 path, dropped, epoch);
+	t->metrics = fopen(path, "a");
 	if (!t->metrics)
 		return hr_error(HR_EIO, "cannot open '%s': %s", path, strerror(errno));
 	return 0;
@@ -592,7 +587,7 @@ static int predict_checkpoint(const struct train_opts *o, char *path, size_t cap
 	if (!S_ISDIR(st.st_mode))
 		return hr_error(HR_ENOENT, "--predict: '%s' is not a directory (%s)", o->out, hint);
 	rc = ckpt_latest(o->out, path, cap);
-	if (rc == HR_ENOENT) { /* "no valid checkpoint in 'DIR'" */
+	if (rc == HR_ENOENT) { /* an empty directory: "no checkpoint in 'DIR'" */
 		snprintf(msg, sizeof(msg), "%s", hr_errmsg());
 		return hr_error(rc, "--predict: %s (%s)", msg, hint);
 	}
@@ -603,7 +598,7 @@ static int predict_checkpoint(const struct train_opts *o, char *path, size_t cap
 static int predict_print(const struct model *m, struct store *st, enum store_db db, uint64_t n,
 			 struct batch *b, float *ws, float *logits)
 {
-	struct store_reader *r;
+	struct store_reader *r = NULL;
 	struct store_index ix = {0};
 	int rc = store_reader_begin(st, &r);
 
@@ -623,7 +618,16 @@ static int predict_print(const struct model *m, struct store *st, enum store_db 
 		if (rc)
 			break;
 		m->ops->forward(m, ws, b, logits, 0);
-		for (uint32_t i = 0; i < b->n; i++)
+		/* A line is valid JSON or not written: NaN is no JSON number. */
+		for (uint32_t i = 0; !rc && i < b->n; i++)
+			if (!isfinite(logits[i]))
+				rc = hr_error(
+					HR_EFORMAT,
+					"--predict: the logit of %s record %llu is not finite "
+					"(%g)",
+					store_db_name(db), (unsigned long long)(first + i),
+					(double)logits[i]);
+		for (uint32_t i = 0; !rc && i < b->n; i++)
 			printf("{\"split\":\"%s\",\"key\":%llu,\"user_raw\":%u,\"item_raw\":%u,"
 			       "\"label\":%.0f,\"logit\":%.9g}\n",
 			       store_db_name(db), (unsigned long long)(first + i), b->user_raw[i],
@@ -813,6 +817,28 @@ static int lock_out(const char *out)
 	return fd;
 }
 
+/* Takes over a loaded checkpoint's step and position (st), checked against this store. */
+static int resume_position(struct trainer *t, struct snapshot_state *st, const char *path)
+{
+	uint64_t nb = loader_epoch_batches(&t->loader);
+
+	if (st->next_batch > nb)
+		return hr_error(HR_EFORMAT,
+				"checkpoint '%s': next_batch %llu is beyond the %llu batches of an "
+				"epoch of '%s' at batch %u",
+				path, (unsigned long long)st->next_batch, (unsigned long long)nb,
+				t->o->data, t->o->batch);
+	if (st->next_batch == nb) { /* the epoch was finished */
+		st->epoch++;
+		st->next_batch = 0;
+	}
+	atomic_store_explicit(&t->step, st->step, memory_order_relaxed);
+	t->samples = st->samples;
+	log_info("resuming from %s: epoch %d, batch %llu, step %llu", path, st->epoch,
+		 (unsigned long long)st->next_batch, (unsigned long long)st->step);
+	return 0;
+}
+
 /* Device and inode of the store directory: a new ingest renames a new one in. */
 static int store_identity(const char *path, dev_t *dev, ino_t *ino)
 {
@@ -879,6 +905,8 @@ static int switch_store(struct trainer **tp, struct evaluator *ev)
 	if (!rc)
 		rc = model_carry_over(&t->model, t->st, &old->model, old->st);
 	if (!rc)
+		rc = metrics_open(t, 0);
+	if (!rc)
 		rc = first_key_after(t, old->info.train_end_ts, &k0);
 	if (rc) {
 		hr_error_prefix(rc, "new store at '%s'", old->o->data);
@@ -920,18 +948,10 @@ int trainer_run(const struct train_opts *o)
 	}
 	if (!rc && o->resume && !o->loader_only)
 		rc = snapshot_resume(o, &t->model, &st, &found, path, sizeof(path));
-	if (!rc && found) {
-		atomic_store_explicit(&t->step, st.step, memory_order_relaxed);
-		t->samples = st.samples;
-		if (st.next_batch >= loader_epoch_batches(&t->loader)) {
-			st.epoch++;
-			st.next_batch = 0;
-		}
-		log_info("resuming from %s: epoch %d, batch %llu, step %llu", path, st.epoch,
-			 (unsigned long long)st.next_batch, (unsigned long long)st.step);
-	}
+	if (!rc && found)
+		rc = resume_position(t, &st, path);
 	if (!rc && !o->loader_only)
-		rc = metrics_restart(t, st.epoch);
+		rc = metrics_open(t, st.epoch);
 	if (!rc)
 		rc = evaluator_init(&ev, t->st, &t->model, o->batch);
 	if (!rc) {

@@ -133,9 +133,14 @@ expect_err "holds no valid checkpoint"
 expect_err "'step' is 18446744073709551615"
 expect_exit 65 to "$BIN/trainer" -q "${train[@]}" --out "$T/d6" --epochs 2
 expect_err "holds no valid checkpoint"
-# (the trainer opens OUT/metrics.jsonl before it resumes: only that may appear)
-[ "$(ls "$T/d6" | grep -v '^metrics.jsonl$')" = "$good
+expect_err "not starting over (--no-resume trains from scratch"
+# (the lock file of a trainer that ran there may appear, nothing else)
+[ "$(ls "$T/d6" | grep -v '^lock$')" = "$good
 latest" ] || { ls -la "$T/d6"; fail "a refused resume changed the checkpoints"; }
+cp -a "$T/d6" "$T/d6b"
+to "$BIN/trainer" -q "${train[@]}" --out "$T/d6b" --epochs 1 --no-resume >/dev/null 2>"$T/err" ||
+	{ cat "$T/err"; fail "--no-resume did not start over"; }
+"$BIN/ckpt" verify "$T/d6b/latest" >/dev/null || fail "--no-resume left no valid latest"
 ok "only a damaged checkpoint: --predict and resume exit 65 saying why, nothing written"
 
 # 7. Retention with garbage of higher steps: garbage untouched and named,

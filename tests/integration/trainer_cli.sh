@@ -93,7 +93,7 @@ expect_err "--predict: '$T/none' does not exist"
 [ ! -e "$T/none" ] || fail "--predict created '$T/none'"
 mkdir "$T/nockpt"
 expect_exit 66 "$BIN/trainer" --data "$T/ml.lmdb" --out "$T/nockpt" --predict test
-expect_err "no valid checkpoint in '$T/nockpt'"
+expect_err "no checkpoint in '$T/nockpt'"
 [ -z "$(ls -A "$T/nockpt")" ] || fail "--predict wrote into '$T/nockpt'"
 expect_exit 66 "$BIN/trainer" --data "$T/none.lmdb" --out "$T/pred" --predict test
 expect_err "none.lmdb"
