@@ -1,5 +1,6 @@
 #include "batch.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_den
 	TAKE(item_raw, B);
 	TAKE(ts, B);
 #undef TAKE
+	for (int f = 0; f < SF_NFIELDS; f++)
+		b->vocab[f] = UINT32_MAX;
 	return 0;
 }
 
@@ -68,6 +71,78 @@ void batch_set_decode(struct batch *b, unsigned flags)
 	}
 }
 
+void batch_set_vocab(struct batch *b, const uint32_t vocab[SF_NFIELDS])
+{
+	memcpy(b->vocab, vocab, sizeof(b->vocab));
+}
+
+static const char *const vocab_names[SF_NFIELDS] = {
+	"user", "item", "gender", "age", "occupation", "zip", "genre",
+};
+
+/* How many of ids[0..n) are >= limit, without a branch per id. */
+static inline uint32_t count_over(const uint32_t *ids, uint32_t n, uint32_t limit)
+{
+	uint32_t over = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		over += ids[i] >= limit;
+	return over;
+}
+
+static int bad_element(const char *field, const uint32_t *ids, uint32_t n, enum store_field f,
+		       uint32_t limit)
+{
+	uint32_t i = 0;
+
+	while (i < n && ids[i] < limit)
+		i++;
+	HR_ASSERT(i < n);
+	return hr_error(HR_EFORMAT, "field '%s' element %u is %u, the '%s' vocabulary has %u ids",
+			field, i, ids[i], vocab_names[f], limit);
+}
+
+/*
+ * The checks batch_set_row() promises, on r as decoded with b->decode: one
+ * compare per value on the common path, the search for the culprit only
+ * when something is wrong.
+ */
+static int check_row(const struct batch *b, const struct record *r)
+{
+	const uint32_t *V = b->vocab;
+	const uint32_t ids[6] = {r->user, r->item, r->gender, r->age, r->occupation, r->zip};
+	uint32_t over = (r->label > 1);
+
+	for (int f = 0; f < 6; f++)
+		over += ids[f] >= V[f];
+	if (!(b->decode & REC_SKIP_FEATURES)) {
+		over += count_over(r->genres, r->n_genres, V[SF_GENRE]);
+		for (uint32_t i = 0; i < r->n_dense; i++)
+			over += !isfinite(r->dense[i]);
+	}
+	if (!(b->decode & (REC_SKIP_SEQUENCES | REC_SKIP_FEATURES))) {
+		over += count_over(r->hist, r->n_hist, V[SF_ITEM]);
+		over += count_over(r->neg, r->n_neg, V[SF_ITEM]);
+	}
+	if (!over)
+		return 0;
+	if (r->label > 1)
+		return hr_error(HR_EFORMAT, "field 'label' is %u, not 0 or 1", r->label);
+	for (int f = 0; f < 6; f++)
+		if (ids[f] >= V[f])
+			return hr_error(HR_EFORMAT, "field '%s' is %u, the vocabulary has %u ids",
+					vocab_names[f], ids[f], V[f]);
+	if (count_over(r->genres, r->n_genres, V[SF_GENRE]))
+		return bad_element("genres", r->genres, r->n_genres, SF_GENRE, V[SF_GENRE]);
+	for (uint32_t i = 0; i < r->n_dense; i++)
+		if (!isfinite(r->dense[i]))
+			return hr_error(HR_EFORMAT, "field 'dense' element %u is %g, not finite", i,
+					(double)r->dense[i]);
+	if (count_over(r->hist, r->n_hist, V[SF_ITEM]))
+		return bad_element("hist", r->hist, r->n_hist, SF_ITEM, V[SF_ITEM]);
+	return bad_element("neg_hist", r->neg, r->n_neg, SF_ITEM, V[SF_ITEM]);
+}
+
 int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 {
 	size_t L = b->hist_cap;
@@ -78,6 +153,8 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 	r.neg = b->neg + row * L;
 	r.hist_cap = b->hist_cap;
 	rc = record_unpack_fields(rec, len, &r, b->decode);
+	if (!rc)
+		rc = check_row(b, &r);
 	if (rc)
 		return rc;
 	b->user[row] = r.user;
@@ -122,6 +199,7 @@ int batch_fill(struct batch *b, const struct batch_source *src, uint64_t first, 
 
 	HR_ASSERT(count <= b->cap && first <= n && count <= n - first);
 	HR_ASSERT(order || base + n <= src->ix->n);
+	batch_set_vocab(b, src->ix->vocab);
 	b->n = 0;
 	for (uint64_t p = first; p < end; p++) {
 		uint64_t key = base + (order ? order[p] : p);

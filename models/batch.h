@@ -19,12 +19,13 @@
 #define BATCH_GENRES 32
 
 struct batch {
-	uint32_t cap;      /* rows allocated (B) */
-	uint32_t n;        /* rows filled */
-	uint32_t hist_cap; /* L */
-	uint32_t n_dense;  /* D */
-	unsigned decode;   /* record_unpack_fields() flags; set with batch_set_decode() */
-	uint64_t seq;      /* position in the epoch's batch order */
+	uint32_t cap;               /* rows allocated (B) */
+	uint32_t n;                 /* rows filled */
+	uint32_t hist_cap;          /* L */
+	uint32_t n_dense;           /* D */
+	unsigned decode;            /* record_unpack_fields() flags; set with batch_set_decode() */
+	uint32_t vocab[SF_NFIELDS]; /* ids must be below these; batch_fill() sets them */
+	uint64_t seq;               /* position in the epoch's batch order */
 	int epoch;
 
 	uint32_t *user, *item, *gender, *age, *occupation, *zip; /* (B) encoded ids */
@@ -54,10 +55,26 @@ void batch_release(struct batch *b);
 void batch_set_decode(struct batch *b, unsigned flags);
 
 /*
+ * The vocabulary sizes (store_index.vocab, meta["vocab_sizes"]) that
+ * batch_set_row() checks ids against.  batch_fill() sets them from its
+ * source's index, so every batch it fills is checked; after batch_alloc()
+ * they are UINT32_MAX (nothing refused), which suits only a caller of
+ * batch_set_row() that reads no id (a search by ts).
+ */
+void batch_set_vocab(struct batch *b, const uint32_t vocab[SF_NFIELDS]);
+
+/*
  * Decodes the record rec[0..len) into row (< cap), skipping what b->decode
- * says to skip (see batch_set_decode()).  HR_EFORMAT (message
- * from the decoder) when the bytes are not a record of this layout or do
- * not fit (longer history than hist_cap, more dense values than n_dense).
+ * says to skip (see batch_set_decode()), and checks what it decoded, so
+ * that no value of a foreign store can index past an embedding table:
+ * every id (user, item, gender, age, occupation, zip, each genre, each
+ * hist and neg_hist item) below its vocabulary's size in b->vocab, the
+ * label 0 or 1, every dense value finite.  HR_EFORMAT when the bytes are
+ * not a record of this layout or do not fit (longer history than
+ * hist_cap, more dense values than n_dense; message from the decoder), or
+ * a value fails those checks ("field 'item' is 4000, the vocabulary has
+ * 3707 ids").  The row is then partly written.  Costs one compare per
+ * decoded value.
  */
 int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len);
 

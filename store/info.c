@@ -160,6 +160,24 @@ int store_info_load(struct store *s, struct store_info *info)
 	return rc;
 }
 
+int store_meta_vocab(const struct store *s, const void *v, size_t n, uint32_t vocab[SF_NFIELDS])
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	int rc = 0;
+
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, v, n, &off) != MSGPACK_UNPACK_SUCCESS)
+		rc = hr_error(HR_ESTORE, "store '%s': meta is not valid msgpack", store_path(s));
+	const msgpack_object *sub = rc ? NULL : msgpack_map_get(&u.data, "vocab_sizes");
+	if (!rc && (!sub || sub->type != MSGPACK_OBJECT_MAP))
+		rc = bad(s, "vocab_sizes", "is missing");
+	for (int f = 0; f < SF_NFIELDS && !rc; f++)
+		rc = get_u32(s, sub, field_names[f], &vocab[f]);
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
 int store_vocab_load(struct store *s, enum store_field f, struct store_vocab *v)
 {
 	struct store_reader *r;

@@ -10,20 +10,10 @@
 #ifndef HR_STORE_INFO_H
 #define HR_STORE_INFO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store.h"
-
-enum store_field {
-	SF_USER,
-	SF_ITEM,
-	SF_GENDER,
-	SF_AGE,
-	SF_OCCUPATION,
-	SF_ZIP,
-	SF_GENRE,
-	SF_NFIELDS
-};
 
 struct store_info {
 	char schema_hash[17];
@@ -42,6 +32,13 @@ const char *store_field_name(enum store_field f);
 
 /* Reads and validates the meta of an open store. */
 int store_info_load(struct store *s, struct store_info *info);
+
+/*
+ * Only meta["vocab_sizes"] from the meta bytes v[0..n): for
+ * store_index_build(), which reads them in its own transaction.  HR_ESTORE
+ * naming the store and key when they are missing or malformed.
+ */
+int store_meta_vocab(const struct store *s, const void *v, size_t n, uint32_t vocab[SF_NFIELDS]);
 
 /*
  * A vocabulary as raw values in id order, each rendered as text (numbers

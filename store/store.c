@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "info.h"
 
 struct store {
 	MDB_env *env;
@@ -284,6 +285,18 @@ int store_index_build(struct store_reader *r, enum store_db db, struct store_ind
 	int rc;
 
 	memset(ix, 0, sizeof(*ix));
+	{
+		const void *meta = NULL;
+		size_t len = 0;
+		rc = store_get(r, STORE_META, "meta", 4, &meta, &len);
+		if (rc == HR_ENOENT)
+			return hr_error(HR_ESTORE, "'%s' is not a hogrec store (no meta)",
+					r->s->path);
+		if (!rc)
+			rc = store_meta_vocab(r->s, meta, len, ix->vocab);
+		if (rc)
+			return rc;
+	}
 	rc = mdb_stat(r->txn, r->s->dbi[db], &st);
 	if (!rc)
 		rc = mdb_cursor_open(r->txn, r->s->dbi[db], &c);

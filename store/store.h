@@ -32,6 +32,18 @@ enum store_db {
 	STORE_NDB
 };
 
+/* The vocabularies: meta["vocab_sizes"] keys, in this order. */
+enum store_field {
+	SF_USER,
+	SF_ITEM,
+	SF_GENDER,
+	SF_AGE,
+	SF_OCCUPATION,
+	SF_ZIP,
+	SF_GENRE,
+	SF_NFIELDS
+};
+
 /* The LMDB name of db ("meta", "train", ...). */
 const char *store_db_name(enum store_db db);
 
@@ -116,8 +128,12 @@ int store_count(struct store_reader *r, enum store_db db, uint64_t *n);
  * the entry, not two.
  * The pointers stay valid while the reader that built the index stays
  * open (a store is never modified, so no writer can move them).
+ * The index also carries the store's vocabulary sizes (meta["vocab_sizes"],
+ * read in the same transaction): batch_fill() checks every id it decodes
+ * against them, so a record of a foreign store cannot index past a table.
  * HR_ESTORE (naming the store and database) when the keys are not exactly
- * 0..n-1; HR_ENOMEM.
+ * 0..n-1, or naming the store when the meta has no valid vocab_sizes;
+ * HR_ENOMEM.
  */
 struct store_ref {
 	const void *data;
@@ -127,8 +143,9 @@ struct store_ref {
 struct store_index {
 	struct store_ref *rec; /* (n) */
 	uint64_t n;
-	uint64_t bytes; /* sum of the records' lengths */
-	void *copy;     /* store_index_copy()'s block, or NULL */
+	uint64_t bytes;             /* sum of the records' lengths */
+	uint32_t vocab[SF_NFIELDS]; /* meta["vocab_sizes"]: ids must be below these */
+	void *copy;                 /* store_index_copy()'s block, or NULL */
 };
 
 int store_index_build(struct store_reader *r, enum store_db db, struct store_index *ix);

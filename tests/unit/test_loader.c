@@ -228,6 +228,25 @@ static void test_each_record_once_per_epoch(void **state)
 	store_close(st);
 }
 
+/* A meta of vocabulary sizes only (what store_index_build() reads). */
+static void put_vocab_meta(struct store *st, const uint32_t vocab[SF_NFIELDS])
+{
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&buf);
+	msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	pack_cstr(&pk, "vocab_sizes");
+	msgpack_pack_map(&pk, SF_NFIELDS);
+	for (int f = 0; f < SF_NFIELDS; f++) {
+		pack_cstr(&pk, store_field_name(f));
+		msgpack_pack_uint32(&pk, vocab[f]);
+	}
+	assert_int_equal(store_put(st, STORE_META, "meta", 4, buf.data, buf.size, 0), 0);
+	msgpack_sbuffer_destroy(&buf);
+}
+
 static void test_corrupt_record(void **state)
 {
 	char path[PATH_MAX];
@@ -255,7 +274,7 @@ static void test_corrupt_record(void **state)
 					 0);
 	}
 	msgpack_sbuffer_destroy(&buf);
-	assert_int_equal(store_put(st, STORE_META, "meta", 4, "\x80", 1, 0), 0);
+	put_vocab_meta(st, (const uint32_t[SF_NFIELDS]){1, 4, 1, 1, 1, 1, 1});
 	assert_int_equal(store_commit(st, 1), 0);
 	store_close(st);
 
@@ -426,6 +445,113 @@ static void test_decode_modes(void **state)
 	msgpack_sbuffer_destroy(&buf);
 }
 
+/*
+ * Every id a record carries is checked against its vocabulary's size, the
+ * label is 0 or 1, dense values are finite; each decode mode checks what
+ * it decodes.  batch_fill() takes the sizes from the index.
+ */
+static void test_row_checks(void **state)
+{
+	const uint32_t vocab[SF_NFIELDS] = {10, 20, 3, 8, 21, 100, 18};
+	uint32_t h[3], n[3];
+	struct record rec, good;
+	struct batch b;
+	msgpack_sbuffer buf;
+	(void)state;
+	memset(&good, 0, sizeof(good));
+	good.user = 9, good.item = 19, good.gender = 2, good.age = 7, good.occupation = 20;
+	good.zip = 99, good.label = 1;
+	good.genres[0] = 17, good.n_genres = 1;
+	good.n_dense = 4;
+	good.n_hist = good.n_neg = 3;
+	assert_int_equal(batch_alloc(&b, 2, 8, 4), 0);
+	batch_set_vocab(&b, vocab);
+	msgpack_sbuffer_init(&buf);
+	/* case: which field to break (-1 none), the value, the message, whether
+	 * the ids-only decode (NCF) still sees it */
+	static const struct {
+		int field;
+		uint32_t value;
+		const char *msg;
+		int scalar;
+	} cases[] = {
+		{-1, 0, NULL, 0},
+		{0, 10, "field 'user' is 10, the vocabulary has 10 ids", 1},
+		{1, 20, "field 'item' is 20, the vocabulary has 20 ids", 1},
+		{1, UINT32_MAX, "field 'item' is 4294967295", 1},
+		{2, 3, "field 'gender' is 3", 1},
+		{3, 8, "field 'age' is 8", 1},
+		{4, 21, "field 'occupation' is 21", 1},
+		{5, 100, "field 'zip' is 100", 1},
+		{6, 18, "field 'genres' element 0 is 18, the 'genre' vocabulary has 18 ids", 0},
+		{7, 20, "field 'hist' element 2 is 20, the 'item' vocabulary has 20 ids", 0},
+		{8, 1u << 31, "field 'neg_hist' element 2 is 2147483648", 0},
+		{9, 2, "field 'label' is 2, not 0 or 1", 1},
+		{10, 0x7fc00000, "field 'dense' element 3 is nan", 0},
+		{10, 0x7f800000, "field 'dense' element 3 is inf", 0},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		rec = good;
+		for (int i = 0; i < 3; i++)
+			h[i] = n[i] = (uint32_t)(i + 1);
+		for (int i = 0; i < 4; i++)
+			rec.dense[i] = 0.5f;
+		rec.hist = h, rec.neg = n;
+		uint32_t v = cases[c].value;
+		switch (cases[c].field) {
+		case 0: rec.user = v; break;
+		case 1: rec.item = v; break;
+		case 2: rec.gender = v; break;
+		case 3: rec.age = v; break;
+		case 4: rec.occupation = v; break;
+		case 5: rec.zip = v; break;
+		case 6: rec.genres[0] = v; break;
+		case 7: h[2] = v; break;
+		case 8: n[2] = v; break;
+		case 9: rec.label = v; break;
+		case 10: memcpy(&rec.dense[3], &v, sizeof(v)); break;
+		}
+		buf.size = 0;
+		assert_int_equal(record_pack(&buf, &rec), 0);
+		batch_set_decode(&b, 0);
+		int rc = batch_set_row(&b, 1, buf.data, buf.size);
+		if (!cases[c].msg) {
+			assert_int_equal(rc, 0);
+			continue;
+		}
+		assert_int_equal(rc, HR_EFORMAT);
+		if (!strstr(hr_errmsg(), cases[c].msg))
+			fail_msg("case %zu: '%s' lacks '%s'", c, hr_errmsg(), cases[c].msg);
+		/* What a decode mode skips is not read, so not checked. */
+		batch_set_decode(&b, REC_SKIP_SEQUENCES | REC_SKIP_FEATURES);
+		assert_int_equal(batch_set_row(&b, 1, buf.data, buf.size),
+				 cases[c].scalar ? HR_EFORMAT : 0);
+	}
+	msgpack_sbuffer_destroy(&buf);
+	batch_release(&b);
+
+	/* batch_fill() checks against the store's sizes, from its index. */
+	struct store *st;
+	struct store_info info;
+	struct store_reader *r;
+	struct store_index ix;
+	assert_int_equal(store_open(&st, storep), 0);
+	assert_int_equal(store_info_load(st, &info), 0);
+	assert_int_equal(store_reader_begin(st, &r), 0);
+	assert_int_equal(store_index_build(r, STORE_TRAIN, &ix), 0);
+	assert_memory_equal(ix.vocab, info.vocab, sizeof(ix.vocab));
+	assert_int_equal(batch_alloc(&b, 4, info.hist_len, info.n_dense), 0);
+	ix.vocab[SF_ITEM] = 1; /* as if the store's records were foreign */
+	const struct batch_source src = {.ix = &ix, .n = ix.n, .store = storep, .db = "train"};
+	assert_int_equal(batch_fill(&b, &src, 0, 4), HR_EFORMAT);
+	assert_non_null(strstr(hr_errmsg(), "train record 0: field 'item' is"));
+	assert_non_null(strstr(hr_errmsg(), "the vocabulary has 1 ids"));
+	batch_release(&b);
+	store_index_release(&ix);
+	store_reader_end(r);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_record),
 		cmocka_unit_test(test_batch_fill),
 		cmocka_unit_test(test_decode_modes),
+		cmocka_unit_test(test_row_checks),
 		cmocka_unit_test(test_index_copy),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
