@@ -10,6 +10,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "info.h"
+#include "seal.h"
 
 struct store {
 	MDB_env *env;
@@ -133,6 +134,9 @@ int store_open(struct store **out, const char *dir)
 		if (path_join(data, sizeof(data), dir, "data.mdb") == 0 && !path_exists(data))
 			return not_a_store(dir);
 	}
+	rc = store_seal_verify(dir); /* before LMDB maps a byte of it */
+	if (rc)
+		return rc;
 	rc = env_new(&s, dir, 0, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD);
 	if (rc)
 		return hr_error_prefix(HR_ESTORE, "'%s' is not a hogrec store", dir);
@@ -203,6 +207,7 @@ int store_commit(struct store *s, int sync)
 		rc = mdb_env_sync(s->env, 1);
 		if (rc)
 			return lmdb_error(s, rc, "cannot sync to disk");
+		return store_seal_write(s->path);
 	}
 	return 0;
 }

@@ -57,11 +57,16 @@ struct store;
 int store_create(struct store **out, const char *dir, size_t mapsize);
 
 /*
- * Opens an existing store read-only and checks its meta: HR_ENOENT if dir
- * does not exist, HR_ESTORE if it is not an LMDB environment or has no
- * hogrec meta (for a raw MovieLens directory the message says so and names
- * the bin/ingest command that makes a store of it), HR_EVERSION if its
- * format version is not STORE_VERSION.
+ * Opens an existing store read-only: HR_ENOENT if dir does not exist,
+ * HR_ESTORE if it is not an LMDB environment or lacks the databases (for a
+ * raw MovieLens directory the message says so and names the bin/ingest
+ * command that makes a store of it).  Before LMDB maps data.mdb, the store
+ * is verified by plain reads (store/seal.h): HR_ESTORE naming the store and
+ * the file when data.mdb or lock.mdb is not a regular file (a FIFO),
+ * data.mdb is shorter than its meta pages say (truncated), or its crc32
+ * differs from the seal data.crc (damaged), or the seal is missing.  That
+ * reads data.mdb once: ~0.1 s per 200 MB in the page cache.  The meta is
+ * checked by store_info_load() (HR_EVERSION there).
  */
 int store_open(struct store **out, const char *dir);
 
@@ -76,7 +81,10 @@ const char *store_path(const struct store *s);
  * write transaction, starting one if needed.  With append=1 the key must be
  * greater than every key already in db (MDB_APPEND: pages are filled
  * completely, which is what ingest wants).  store_commit() commits; with
- * sync=1 it also flushes the environment to disk (fsync).
+ * sync=1 it also flushes the environment to disk (fsync) and seals the
+ * store: writes data.crc, the crc32 of data.mdb as it now is, which
+ * store_open() requires.  A write after that breaks the seal until the
+ * next store_commit(s, 1), so sync=1 belongs to the last commit.
  */
 int store_put(struct store *s, enum store_db db, const void *key, size_t klen, const void *val,
 	      size_t vlen, int append);

@@ -135,12 +135,14 @@ with env.begin(write=True) as t:
     meta["version"] = 2
     t.put(b"meta", msgpack.packb(meta), db=db)
 PY
+store_reseal "$T/v2.lmdb"
 expect_exit 65 "$BIN/trainer" --data "$T/v2.lmdb" --model ncf --out "$T/x"
 expect_err "format version 2"
 ok "bad input: missing store, not a store (a raw MovieLens directory named as such), other version, unknown model, bad options, missing fields"
 
-# A NaN in the input (one train record's dense feature): the non-finite loss
-# is reported with its step, and training stops with a non-zero exit.
+# A NaN in the input (one train record's dense feature) is refused when the
+# record is decoded, naming the record; a loss that becomes non-finite in
+# training (an absurd learning rate) is reported with its step.  Both exit 65.
 cp -r "$T/ml.lmdb" "$T/nan.lmdb"
 /usr/bin/python3 - "$T/nan.lmdb" <<'PY'
 import lmdb, msgpack, struct, sys
@@ -152,8 +154,12 @@ with env.begin(write=True) as t:
     rec[12][0] = float("nan")
     t.put(key, msgpack.packb(rec, use_single_float=True), db=db)
 PY
+store_reseal "$T/nan.lmdb"
 expect_exit 65 "$BIN/trainer" -q --data "$T/nan.lmdb" --model dssm --out "$T/nan" --threads 1 \
 	"${small[@]}"
+expect_err "train record 5: field 'dense' element 0 is nan"
+expect_exit 65 "$BIN/trainer" -q --data "$T/ml.lmdb" --model dssm --out "$T/nan2" --threads 1 \
+	--optim sgd --lr 100 "${small[@]}"
 expect_err "not finite at step"
 ok "non-finite loss detected"
 

@@ -182,6 +182,140 @@ static void test_store_write_read(void **state)
 	store_close(st);
 }
 
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static int read_bytes(const char *path, char **buf, long *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	*n = ftell(f);
+	rewind(f);
+	*buf = malloc((size_t)*n);
+	size_t got = fread(*buf, 1, (size_t)*n, f);
+	fclose(f);
+	return got == (size_t)*n ? 0 : -1;
+}
+
+static int write_bytes(const char *path, const char *buf, long n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	size_t put = fwrite(buf, 1, (size_t)n, f);
+	return fclose(f) || put != (size_t)n ? -1 : 0;
+}
+
+/* store_open() expecting code and a message containing text. */
+static void open_fails(const char *dir, int code, const char *text)
+{
+	struct store *st = NULL;
+	assert_int_equal(store_open(&st, dir), code);
+	assert_null(st);
+	if (!strstr(hr_errmsg(), text))
+		fail_msg("'%s' lacks '%s'", hr_errmsg(), text);
+}
+
+/*
+ * The seal: store_commit(s, 1) writes data.crc; store_open() refuses a
+ * store whose data.mdb was damaged, truncated, replaced by a FIFO, or whose
+ * seal is missing or malformed, before LMDB maps anything.
+ */
+static void test_store_seal(void **state)
+{
+	char dir[512], data[600], seal[600], lock[600];
+	struct store *st;
+	char *orig = NULL, *bad;
+	long n = 0;
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/sealed", tmpdir);
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	snprintf(seal, sizeof(seal), "%s/data.crc", dir);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(store_create(&st, dir, 1 << 24), 0);
+	for (uint64_t k = 0; k < 2000; k++) {
+		uint8_t key[8];
+		char val[64];
+		int vl = snprintf(val, sizeof(val), "a value long enough to fill pages %llu",
+				  (unsigned long long)k);
+		store_key(key, k);
+		assert_int_equal(store_put(st, STORE_TRAIN, key, 8, val, (size_t)vl, 1), 0);
+	}
+	assert_int_equal(store_commit(st, 1), 0);
+	store_close(st);
+	assert_int_equal(read_bytes(data, &orig, &n), 0);
+	assert_true(n > 8 * 4096);
+	assert_int_equal(store_open(&st, dir), 0);
+	store_close(st);
+
+	/* A flipped byte anywhere (a meta page, a branch or leaf page). */
+	bad = malloc((size_t)n);
+	const long offsets[] = {20, 4096 + 150, n / 2, n - 1};
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		memcpy(bad, orig, (size_t)n);
+		bad[offsets[i]] ^= 0x40;
+		assert_int_equal(write_bytes(data, bad, n), 0);
+		open_fails(dir, HR_ESTORE, offsets[i] == 20 ? "meta page 0" : "is damaged");
+	}
+	/* Truncated: caught from the meta pages, before the crc. */
+	assert_int_equal(write_bytes(data, orig, n - 4096), 0);
+	open_fails(dir, HR_ESTORE, "data.mdb is truncated");
+	assert_int_equal(write_bytes(data, orig, 4096 + 100), 0);
+	open_fails(dir, HR_ESTORE, "truncated");
+	assert_int_equal(write_bytes(data, orig, 100), 0);
+	open_fails(dir, HR_ESTORE, "too few for an LMDB file");
+	/* Grown: the size differs from the seal's. */
+	memcpy(bad, orig, (size_t)n);
+	assert_int_equal(write_bytes(data, orig, n), 0);
+	FILE *f = fopen(data, "ab");
+	fputs("x", f);
+	fclose(f);
+	open_fails(dir, HR_ESTORE, "its seal (data.crc) says");
+	assert_int_equal(write_bytes(data, orig, n), 0);
+	assert_int_equal(store_open(&st, dir), 0);
+	store_close(st);
+
+	/* The seal: malformed, missing. */
+	char *text = NULL;
+	long tn = 0;
+	assert_int_equal(read_bytes(seal, &text, &tn), 0);
+	assert_int_equal(write_file(seal, "hogrec-crc32 0000zz00 12\n"), 0);
+	open_fails(dir, HR_ESTORE, "data.crc is not 'hogrec-crc32");
+	assert_int_equal(write_file(seal, ""), 0);
+	open_fails(dir, HR_ESTORE, "data.crc is not");
+	assert_int_equal(unlink(seal), 0);
+	open_fails(dir, HR_ESTORE, "has no seal");
+	assert_int_equal(mkfifo(seal, 0644), 0);
+	open_fails(dir, HR_ESTORE, "data.crc' is a FIFO");
+	assert_int_equal(unlink(seal), 0);
+	assert_int_equal(write_bytes(seal, text, tn), 0);
+
+	/* FIFOs where the files should be: refused by type, never opened. */
+	assert_int_equal(unlink(data), 0);
+	assert_int_equal(mkfifo(data, 0644), 0);
+	open_fails(dir, HR_ESTORE, "data.mdb' is a FIFO, not a regular file");
+	assert_int_equal(unlink(data), 0);
+	assert_int_equal(write_bytes(data, orig, n), 0);
+	unlink(lock);
+	assert_int_equal(mkfifo(lock, 0644), 0);
+	open_fails(dir, HR_ESTORE, "lock.mdb' is a FIFO");
+	assert_int_equal(unlink(lock), 0);
+	assert_int_equal(store_open(&st, dir), 0); /* lock.mdb is optional */
+	store_close(st);
+	free(text);
+	free(bad);
+	free(orig);
+}
+
 static void test_store_open_errors(void **state)
 {
 	char dir[512], file[600];
@@ -202,15 +336,6 @@ static void test_store_open_errors(void **state)
 	assert_int_equal(store_open(&st, dir), HR_ESTORE);
 	assert_non_null(strstr(hr_errmsg(), "not a hogrec store"));
 	assert_int_equal(store_open(&st, file), HR_ESTORE);
-}
-
-static int write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -1;
-	fputs(text, f);
-	return fclose(f);
 }
 
 static void test_publish(void **state)
@@ -274,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_codec_rejects_bad_bytes),
 		cmocka_unit_test(test_store_write_read),
 		cmocka_unit_test(test_store_open_errors),
+		cmocka_unit_test(test_store_seal),
 		cmocka_unit_test(test_publish),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
