@@ -115,9 +115,20 @@ int ds_check_dir(const char *dir, enum ds_format *fmt)
 			continue;
 		if ((rc = path_join(path, sizeof(path), dir, d->files[i])))
 			break;
-		if (!path_exists(path)) {
-			rc = hr_error(HR_ENOENT, "missing '%s' (%s needs %s)", path,
-				      ds_format_name(*fmt), d->holds);
+		struct stat st;
+		if (stat(path, &st) < 0) {
+			rc = errno == ENOENT ? hr_error(HR_ENOENT, "missing '%s' (%s needs %s)",
+							path, ds_format_name(*fmt), d->holds) :
+					       hr_error(HR_EIO, "cannot read '%s': %s", path,
+							strerror(errno));
+			break;
+		}
+		/* A FIFO would block the open for ever, a directory fail late. */
+		if (!S_ISREG(st.st_mode)) {
+			rc = hr_error(HR_EFORMAT, "'%s' is %s, not a regular file", path,
+				      S_ISFIFO(st.st_mode) ? "a FIFO" :
+				      S_ISDIR(st.st_mode)  ? "a directory" :
+							     "a special file");
 			break;
 		}
 	}
