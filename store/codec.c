@@ -313,6 +313,80 @@ int record_unpack(const void *data, size_t len, struct record *r)
 	return record_unpack_fields(data, len, r, 0);
 }
 
+int msgpack_well_sized(const void *data, size_t len)
+{
+	const uint8_t *p = data, *end = p + len;
+	uint64_t pending = 1; /* values still to read */
+
+	while (pending--) {
+		uint64_t kids = 0, skip = 0, n = 0;
+		int lenb = 0;  /* bytes of a length field */
+		int extra = 0; /* type byte of an ext */
+		if (p >= end)
+			return -1;
+		uint8_t t = *p++;
+		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+			;
+		else if ((t & 0xf0) == 0x80)
+			kids = 2u * (t & 0x0f);
+		else if ((t & 0xf0) == 0x90)
+			kids = t & 0x0f;
+		else if ((t & 0xe0) == 0xa0)
+			skip = t & 0x1f;
+		else
+			switch (t) {
+			case 0xc4:
+			case 0xd9: lenb = 1; break;
+			case 0xc5:
+			case 0xda: lenb = 2; break;
+			case 0xc6:
+			case 0xdb: lenb = 4; break;
+			case 0xc7: lenb = 1, extra = 1; break;
+			case 0xc8: lenb = 2, extra = 1; break;
+			case 0xc9: lenb = 4, extra = 1; break;
+			case 0xcc:
+			case 0xd0: skip = 1; break;
+			case 0xcd:
+			case 0xd1: skip = 2; break;
+			case 0xca:
+			case 0xce:
+			case 0xd2: skip = 4; break;
+			case 0xcb:
+			case 0xcf:
+			case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break;
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xdc:
+			case 0xde: lenb = 2; break;
+			case 0xdd:
+			case 0xdf: lenb = 4; break;
+			default: return -1; /* 0xc1, never used */
+			}
+		if (lenb) {
+			if ((size_t)(end - p) < (size_t)lenb)
+				return -1;
+			n = mpr_be(p, lenb);
+			p += lenb;
+			if (t == 0xdc || t == 0xdd)
+				kids = n;
+			else if (t == 0xde || t == 0xdf)
+				kids = 2 * n;
+			else
+				skip = n + (uint64_t)extra;
+		}
+		if (skip > (uint64_t)(end - p))
+			return -1;
+		p += skip;
+		pending += kids;
+		if (pending > (uint64_t)(end - p)) /* each value takes a byte at least */
+			return -1;
+	}
+	return 0;
+}
+
 static void json_string(FILE *out, const char *s, size_t n)
 {
 	fputc('"', out);

@@ -60,6 +60,16 @@ int record_unpack(const void *data, size_t len, struct record *r);
  */
 int record_unpack_fields(const void *data, size_t len, struct record *r, unsigned flags);
 
+/*
+ * 0 when data[0..len) starts with one complete msgpack value in which no
+ * array, map, string or binary claims more elements or bytes than remain;
+ * -1 otherwise.  msgpack-c's unpacker allocates an array's objects when it
+ * reads the header, so a forged header in a few bytes asks for gigabytes:
+ * check untrusted bytes (a store's meta, vocabularies, users and items)
+ * with this before msgpack_unpack_next(), which then allocates O(len).
+ */
+int msgpack_well_sized(const void *data, size_t len);
+
 /* Packs a C string as a msgpack str. */
 int pack_cstr(msgpack_packer *pk, const char *s);
 

@@ -151,7 +151,8 @@ int store_info_load(struct store *s, struct store_info *info)
 	if (rc == HR_ENOENT)
 		rc = hr_error(HR_ESTORE, "'%s' is not a hogrec store (no meta)", store_path(s));
 	msgpack_unpacked_init(&u);
-	if (!rc && msgpack_unpack_next(&u, v, n, &off) != MSGPACK_UNPACK_SUCCESS)
+	if (!rc && (msgpack_well_sized(v, n) ||
+		    msgpack_unpack_next(&u, v, n, &off) != MSGPACK_UNPACK_SUCCESS))
 		rc = hr_error(HR_ESTORE, "store '%s': meta is not valid msgpack", store_path(s));
 	if (!rc)
 		rc = parse_meta(s, &u.data, info);
@@ -167,7 +168,8 @@ int store_meta_vocab(const struct store *s, const void *v, size_t n, uint32_t vo
 	int rc = 0;
 
 	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, v, n, &off) != MSGPACK_UNPACK_SUCCESS)
+	if (msgpack_well_sized(v, n) ||
+	    msgpack_unpack_next(&u, v, n, &off) != MSGPACK_UNPACK_SUCCESS)
 		rc = hr_error(HR_ESTORE, "store '%s': meta is not valid msgpack", store_path(s));
 	const msgpack_object *sub = rc ? NULL : msgpack_map_get(&u.data, "vocab_sizes");
 	if (!rc && (!sub || sub->type != MSGPACK_OBJECT_MAP))
@@ -195,7 +197,8 @@ int store_vocab_load(struct store *s, enum store_field f, struct store_vocab *v)
 	if (rc == HR_ENOENT)
 		rc = hr_error(HR_ESTORE, "store '%s': no vocabulary '%s'", store_path(s), name);
 	msgpack_unpacked_init(&u);
-	if (!rc && (msgpack_unpack_next(&u, val, n, &off) != MSGPACK_UNPACK_SUCCESS ||
+	if (!rc && (msgpack_well_sized(val, n) ||
+		    msgpack_unpack_next(&u, val, n, &off) != MSGPACK_UNPACK_SUCCESS ||
 		    u.data.type != MSGPACK_OBJECT_ARRAY))
 		rc = hr_error(HR_ESTORE, "store '%s': vocabulary '%s' is not an array",
 			      store_path(s), name);

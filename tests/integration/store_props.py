@@ -971,6 +971,18 @@ def same_value(a, b, tol):
     return a == b and type(a) == type(b)
 
 
+def check_seal(s):
+    """FORMAT.md, "The seal": data.crc is the crc32 and size of data.mdb."""
+    import zlib
+    with open(os.path.join(s.path, "data.mdb"), "rb") as f:
+        d = f.read()
+    with open(os.path.join(s.path, "data.crc"), "rb") as f:
+        seal = f.read()
+    want = b"hogrec-crc32 %08x %d\n" % (zlib.crc32(d), len(d))
+    assert seal == want, "data.crc is %r, FORMAT.md makes it %r" % (seal, want)
+    ok("data.crc seals data.mdb (crc32 %08x, %d bytes)" % (zlib.crc32(d), len(d)))
+
+
 def check_dump_inspect(s):
     n = 40
     for sp in SPLITS:
@@ -1060,6 +1072,7 @@ def main():
         check(check_seed, t, data, s, hist_len, seed)
         if IMPL != "pandas":
             check(check_dump_inspect, s)
+            check(check_seal, s)
             check(check_pandas, t, data, s, hist_len, seed)
 
         edge = os.path.join(t, "edge")

@@ -316,6 +316,37 @@ static void test_store_seal(void **state)
 	free(orig);
 }
 
+/* Forged container sizes are refused before msgpack-c allocates for them. */
+static void test_msgpack_well_sized(void **state)
+{
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+	(void)state;
+	msgpack_sbuffer_init(&buf);
+	msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	pack_cstr(&pk, "a");
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_uint32(&pk, 70000);
+	msgpack_pack_double(&pk, 0.5);
+	msgpack_pack_nil(&pk);
+	pack_cstr(&pk, "b");
+	msgpack_pack_bin(&pk, 2);
+	msgpack_pack_bin_body(&pk, "xy", 2);
+	assert_int_equal(msgpack_well_sized(buf.data, buf.size), 0);
+	for (size_t cut = 0; cut < buf.size; cut++)
+		assert_int_equal(msgpack_well_sized(buf.data, cut), -1);
+	msgpack_sbuffer_destroy(&buf);
+	assert_int_equal(msgpack_well_sized("\xdd\x0f\xff\xff\xff\x01\x02", 7), -1);
+	assert_int_equal(msgpack_well_sized("\xdf\x00\x00\x00\x02\x01\x02\x03", 8), -1);
+	assert_int_equal(msgpack_well_sized("\xdb\xff\xff\xff\xff"
+					    "abc",
+					    8),
+			 -1);
+	assert_int_equal(msgpack_well_sized("\x92\x01\xc1", 3), -1);
+	assert_int_equal(msgpack_well_sized("\x92\x01\x02", 3), 0);
+}
+
 static void test_store_open_errors(void **state)
 {
 	char dir[512], file[600];
@@ -400,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_store_write_read),
 		cmocka_unit_test(test_store_open_errors),
 		cmocka_unit_test(test_store_seal),
+		cmocka_unit_test(test_msgpack_well_sized),
 		cmocka_unit_test(test_publish),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
