@@ -16,6 +16,7 @@
 #include "common/fspub.h"
 #include "common/log.h"
 #include "ingest.h"
+#include "store/store.h"
 
 int publish_is_store(const char *dir)
 {
@@ -30,7 +31,7 @@ int publish_is_store(const char *dir)
 			continue;
 		if (!strcmp(e->d_name, "data.mdb"))
 			has_data = 1;
-		else if (strcmp(e->d_name, "lock.mdb"))
+		else if (strcmp(e->d_name, "lock.mdb") && strcmp(e->d_name, STORE_SEAL_FILE))
 			other = 1;
 	}
 	closedir(d);

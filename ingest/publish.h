@@ -52,7 +52,7 @@ int publish_commit(struct publish *p);
 /* Removes the temporary directory (if any).  Safe to call twice. */
 void publish_abort(struct publish *p);
 
-/* 1 if dir looks like an LMDB store written by hogrec (only *.mdb files). */
+/* 1 if dir looks like a store written by hogrec (data.mdb, lock.mdb, data.crc only). */
 int publish_is_store(const char *dir);
 
 #endif

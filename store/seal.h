@@ -19,8 +19,7 @@
 
 #include <stdint.h>
 
-/* The seal's file name inside a store directory. */
-#define STORE_SEAL_FILE "data.crc"
+#include "store.h" /* STORE_SEAL_FILE */
 
 /*
  * Checks the store directory dir without mapping anything: data.mdb and,

@@ -20,6 +20,8 @@
 
 #define STORE_FORMAT "hogrec-store"
 #define STORE_VERSION 1
+/* The seal beside data.mdb: its crc32 and size (docs/FORMAT.md). */
+#define STORE_SEAL_FILE "data.crc"
 
 enum store_db {
 	STORE_META = 0,
