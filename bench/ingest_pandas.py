@@ -40,6 +40,7 @@ import shutil
 import struct
 import sys
 import time
+import zlib
 
 import lmdb
 import msgpack
@@ -354,6 +355,11 @@ def write_store(out, meta, vocab_lists, user_rows, item_rows, split_rows):
                                  append=True)
         env.sync(True)
         env.close()
+        # The seal the C tools check before opening a store (FORMAT.md).
+        with open(os.path.join(tmp, "data.mdb"), "rb") as f:
+            d = f.read()
+        with open(os.path.join(tmp, "data.crc"), "w") as f:
+            f.write("hogrec-crc32 %08x %d\n" % (zlib.crc32(d), len(d)))
         if os.path.exists(out):
             shutil.rmtree(out)
         os.rename(tmp, out)

@@ -1,5 +1,6 @@
 #include "err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -70,8 +71,21 @@ const char *hr_strerror(int code)
 	case HR_EINVAL: return "invalid argument";
 	case HR_EVERSION: return "unsupported store format version";
 	case HR_ECANCEL: return "interrupted";
+	case HR_EPERM: return "permission denied";
 	}
 	return "unknown error";
+}
+
+int hr_errno_code(int e)
+{
+	switch (e) {
+	case ENOENT: return HR_ENOENT;
+	case EACCES:
+	case EPERM:
+	case EROFS: return HR_EPERM;
+	case ENOMEM: return HR_ENOMEM;
+	}
+	return HR_EIO;
 }
 
 int hr_exit_code(int code)
@@ -87,6 +101,7 @@ int hr_exit_code(int code)
 	case HR_EIO: return 74;
 	case HR_EINVAL: return 64;
 	case HR_ECANCEL: return 130;
+	case HR_EPERM: return 77;
 	}
 	return 70;
 }

@@ -34,6 +34,7 @@ enum hr_status {
 	HR_EINVAL = -8,   /* invalid argument or option value */
 	HR_EVERSION = -9, /* store format version not supported */
 	HR_ECANCEL = -10, /* interrupted (signal) */
+	HR_EPERM = -11,   /* permission denied */
 };
 
 /* Records a printf-style message for the calling thread; returns code. */
@@ -52,9 +53,16 @@ void hr_error_clear(void);
 const char *hr_strerror(int code);
 
 /*
+ * The status code for a failed system call's errno: HR_ENOENT, HR_EPERM
+ * (EACCES, EPERM, EROFS), HR_ENOMEM, else HR_EIO (ENOSPC and EDQUOT
+ * included: a full disk is an I/O error, not bad data).
+ */
+int hr_errno_code(int e);
+
+/*
  * Exit status for a program that failed with code, following sysexits(3):
  * 65 data error, 66 missing input, 73 cannot create output, 74 I/O error,
- * 64 usage, 70 internal.
+ * 77 permission denied, 64 usage, 70 internal.
  */
 int hr_exit_code(int code);
 

@@ -14,7 +14,7 @@
 int mapped_file_open(struct mapped_file *f, const char *path)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
 	f->data = NULL;
 	f->len = 0;

@@ -90,7 +90,8 @@ static int read_meta(struct store_reader *r, msgpack_unpacked *u)
 		return hr_error(HR_ESTORE, "store has no meta entry");
 	if (rc)
 		return rc;
-	if (msgpack_unpack_next(u, v, n, &off) != MSGPACK_UNPACK_SUCCESS)
+	if (msgpack_well_sized(v, n) ||
+	    msgpack_unpack_next(u, v, n, &off) != MSGPACK_UNPACK_SUCCESS)
 		return hr_error(HR_ESTORE, "store meta is not valid msgpack");
 	return 0;
 }

@@ -69,7 +69,7 @@ static int open_regular(const char *dir, const char *name, struct stat *st)
 	if (stat(path, st) < 0) {
 		if (errno == ENOENT)
 			return HR_ENOENT;
-		return hr_error(HR_EIO, "store '%s': cannot read '%s': %s", dir, path,
+		return hr_error(hr_errno_code(errno), "store '%s': cannot read '%s': %s", dir, path,
 				strerror(errno));
 	}
 	if (!S_ISREG(st->st_mode))
@@ -77,8 +77,8 @@ static int open_regular(const char *dir, const char *name, struct stat *st)
 				file_kind(st->st_mode));
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO,
-				"store '%s': cannot open '%s': %s", dir, path, strerror(errno));
+		return hr_error(hr_errno_code(errno), "store '%s': cannot open '%s': %s", dir, path,
+				strerror(errno));
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return hr_error(HR_ESTORE, "store '%s': '%s' is not a regular file", dir, path);

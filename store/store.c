@@ -34,9 +34,19 @@ const char *store_db_name(enum store_db db)
 	return db_names[db];
 }
 
+/*
+ * LMDB returns its own codes (negative, MDB_*) for store problems and
+ * errno values (positive) for system failures: a full disk is an I/O
+ * error (74), a permission a permission error (77), not a bad store.
+ */
+static int lmdb_code(int rc)
+{
+	return rc > 0 ? hr_errno_code(rc) : HR_ESTORE;
+}
+
 static int lmdb_error(const struct store *s, int rc, const char *what)
 {
-	return hr_error(HR_ESTORE, "store '%s': %s: %s", s->path, what, mdb_strerror(rc));
+	return hr_error(lmdb_code(rc), "store '%s': %s: %s", s->path, what, mdb_strerror(rc));
 }
 
 static int env_new(struct store **out, const char *dir, size_t mapsize, unsigned flags)
@@ -51,7 +61,7 @@ static int env_new(struct store **out, const char *dir, size_t mapsize, unsigned
 	rc = mdb_env_create(&s->env);
 	if (rc) {
 		free(s);
-		return hr_error(HR_ESTORE, "store '%s': %s", dir, mdb_strerror(rc));
+		return hr_error(lmdb_code(rc), "store '%s': %s", dir, mdb_strerror(rc));
 	}
 	rc = mdb_env_set_maxdbs(s->env, STORE_NDB + 1);
 	if (!rc && mapsize)
@@ -118,6 +128,7 @@ static int not_a_store(const char *dir)
 
 int store_open(struct store **out, const char *dir)
 {
+	char data[4096];
 	struct store *s;
 	struct stat st;
 	MDB_txn *txn = NULL;
@@ -125,21 +136,26 @@ int store_open(struct store **out, const char *dir)
 
 	*out = NULL;
 	if (stat(dir, &st) < 0)
-		return hr_error(errno == ENOENT ? HR_ENOENT : HR_EIO, "cannot open store '%s': %s",
-				dir, strerror(errno));
+		return hr_error(hr_errno_code(errno), "cannot open store '%s': %s", dir,
+				strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return hr_error(HR_ESTORE, "'%s' is not a hogrec store (not a directory)", dir);
-	{
-		char data[4096];
-		if (path_join(data, sizeof(data), dir, "data.mdb") == 0 && !path_exists(data))
-			return not_a_store(dir);
-	}
+	rc = path_join(data, sizeof(data), dir, "data.mdb");
+	if (rc)
+		return rc;
+	if (stat(data, &st) < 0) /* an unreadable directory is not "no data.mdb" */
+		return errno == ENOENT ?
+			       not_a_store(dir) :
+			       hr_error(hr_errno_code(errno), "cannot open store '%s': %s", dir,
+					strerror(errno));
 	rc = store_seal_verify(dir); /* before LMDB maps a byte of it */
 	if (rc)
 		return rc;
 	rc = env_new(&s, dir, 0, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD);
-	if (rc)
+	if (rc == HR_ESTORE)
 		return hr_error_prefix(HR_ESTORE, "'%s' is not a hogrec store", dir);
+	if (rc)
+		return rc;
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 	for (int i = 0; !rc && i < STORE_NDB; i++)
 		rc = mdb_dbi_open(txn, db_names[i], 0, &s->dbi[i]);

@@ -39,7 +39,8 @@ static int load_item_base(struct evaluator *e)
 			break;
 		}
 		msgpack_unpacked_init(&u);
-		if (msgpack_unpack_next(&u, v, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+		if (!msgpack_well_sized(v, len) &&
+		    msgpack_unpack_next(&u, v, len, &off) == MSGPACK_UNPACK_SUCCESS &&
 		    u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 6) {
 			const msgpack_object *d = &u.data.via.array.ptr[5];
 			if (d->type == MSGPACK_OBJECT_ARRAY && d->via.array.size == 2 &&

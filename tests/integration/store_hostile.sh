@@ -191,3 +191,47 @@ for f in ml/ratings.dat ml/users.dat ml/movies.dat m100k/u.data m100k/u.item csv
 	[ ! -e "$T/in.lmdb" ] || fail "a refused input left '$T/in.lmdb'"
 done
 ok "a FIFO as an input file (ml-1m, ml-100k, csv): ingest exits 65 at once"
+
+# Permission denied is said as such (exit 77), not "not a hogrec store":
+# an unreadable store directory and an unreadable data.mdb, read by an
+# unprivileged user (root reads everything).
+# (skipped where nobody cannot run the binaries, e.g. a checkout under /root)
+chmod 755 "$T"
+if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ] &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN/ingest" --help >/dev/null 2>&1; then
+	"$BIN/ingest" -q --split user -o "$T/perm.lmdb" "$T/ml"
+	for what in dir data.mdb; do
+		if [ $what = dir ]; then chmod 700 "$T/perm.lmdb"; else chmod 600 "$T/perm.lmdb/data.mdb"; fi
+		for c in "ingest --inspect $T/perm.lmdb" "trainer -q --data $T/perm.lmdb --model ncf --out $T/permrun"; do
+			got=0
+			# shellcheck disable=SC2086
+			timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN"/$c \
+				>/dev/null 2>"$T/err" || got=$?
+			[ "$got" -eq 77 ] || { cat "$T/err" >&2; fail "unreadable $what: '$c' exited $got, expected 77"; }
+			expect_err "Permission denied"
+		done
+		chmod 755 "$T/perm.lmdb"; chmod 644 "$T/perm.lmdb/data.mdb"
+	done
+	ok "an unreadable store directory or data.mdb: exit 77, permission denied"
+else
+	echo "skip: permission tests need root, setpriv and binaries user nobody can run"
+fi
+
+# A full disk while ingesting is an I/O error (74), and the store in place
+# stays (a 2 MiB tmpfs holds a small store, not a large one).
+if mkdir -p "$T/tfs" && mount -t tmpfs -o size=2m tmpfs "$T/tfs" 2>/dev/null; then
+	trap 'umount "$T/tfs" 2>/dev/null || true; rm -rf "$T"' EXIT
+	"$BIN/mlgen" -q -o "$T/small" --users 30 --items 40 --ratings 1000
+	"$BIN/mlgen" -q -o "$T/large" --users 600 --items 800 --ratings 120000 --seed 5
+	"$BIN/ingest" -q -o "$T/tfs/s.lmdb" "$T/small"
+	keep=$(tree_sum "$T/tfs/s.lmdb")
+	expect_exit 74 "$BIN/ingest" -q --force -o "$T/tfs/s.lmdb" "$T/large"
+	expect_err "cannot"
+	[ "$(tree_sum "$T/tfs/s.lmdb")" = "$keep" ] || fail "a full disk damaged the store in place"
+	no_leftovers "$T/tfs"
+	umount "$T/tfs"
+	trap 'rm -rf "$T"' EXIT
+	ok "a full disk while ingesting: exit 74, the store in place kept, nothing left"
+else
+	echo "skip: the full-disk test needs to mount a tmpfs"
+fi
