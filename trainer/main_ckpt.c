@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "trainer/ckpt.h"
 
 static const char usage_text[] =
@@ -91,10 +92,11 @@ static int die(int rc)
 	return hr_exit_code(rc);
 }
 
+/* A usage error: the message and where help is, not the help itself. */
 static int usage_error(const char *help, const char *msg)
 {
-	log_error("%s", msg);
-	fputs(help, stderr);
+	(void)help; /* the command's --help prints it */
+	log_error("%s (see --help)", msg);
 	return 64;
 }
 
@@ -580,12 +582,10 @@ static int cmd_selftest_write(int argc, char **argv)
 
 	info.step = 12345;
 	while ((o = next_opt(argc, argv, "qv", lo)) != -1) {
-		char *end;
 		if (o != 's')
 			return 64;
-		info.step = strtoull(optarg, &end, 10);
-		if (*optarg < '0' || *optarg > '9' || *end)
-			return usage_error(usage_text, "--step takes a non-negative integer");
+		if (parse_u64(optarg, "--step", 0, (UINT64_C(1) << 53) - 1, &info.step))
+			return usage_error(usage_text, hr_errmsg());
 	}
 	if (argc - optind != 1)
 		return usage_error(usage_text, "selftest-write takes one DIR");
@@ -639,8 +639,9 @@ int main(int argc, char **argv)
 		argc--;
 	}
 	cmd = argc > 1 ? argv[1] : NULL;
-	if (fault && *fault) /* fault injection for the failure tests only */
-		ckpt_fault_inject(CKPT_FAULT_WRITE, strtoull(fault, NULL, 10));
+	uint64_t after;
+	if (fault && parse_u64_quiet(fault, &after) == 0) /* fault injection: tests only */
+		ckpt_fault_inject(CKPT_FAULT_WRITE, after);
 	if (!cmd) {
 		fputs(usage_text, stderr);
 		return 64;
@@ -659,7 +660,6 @@ int main(int argc, char **argv)
 		return cmd_watch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "selftest-write"))
 		return cmd_selftest_write(argc - 1, argv + 1);
-	log_error("unknown command '%s'", cmd);
-	fputs(usage_text, stderr);
+	log_error("unknown command '%s': inspect, verify, export or watch (see --help)", cmd);
 	return 64;
 }

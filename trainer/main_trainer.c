@@ -211,8 +211,9 @@ int main(int argc, char **argv)
 	{
 		/* Fault injection for the failure tests only (a "disk full" save). */
 		const char *fault = getenv("HOGREC_CKPT_FAULT");
-		if (fault && *fault)
-			ckpt_fault_inject(CKPT_FAULT_WRITE, strtoull(fault, NULL, 10));
+		uint64_t after;
+		if (fault && parse_u64_quiet(fault, &after) == 0)
+			ckpt_fault_inject(CKPT_FAULT_WRITE, after);
 	}
 	/* May re-exec this program with a better OpenBLAS kernel; fails when
 	 * the active kernel's sgemm disagrees with the reference. */

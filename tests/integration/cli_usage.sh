@@ -69,3 +69,14 @@ expect_exit 64 "$BIN/mlgen" --oracle "$T" --pos-min 3 --neg-max 3
 expect_short_usage_error "need 1 <= --neg-max < --pos-min <= 5"
 [ ! -e "$T/m" ] || fail "mlgen wrote output after a usage error"
 ok "mlgen usage errors"
+
+# bin/ckpt: the same short form for every usage error.
+expect_exit 64 "$BIN/ckpt" bogus
+expect_short_usage_error "unknown command 'bogus'"
+expect_exit 64 "$BIN/ckpt" verify
+expect_short_usage_error "verify takes one FILE or DIR"
+expect_exit 64 "$BIN/ckpt" export "$T" --no-such-flag
+expect_short_usage_error "--help"
+expect_exit 0 "$BIN/ckpt" verify --help
+grep -q "^usage: ckpt verify" "$T/out" || fail "ckpt verify --help prints no usage"
+ok "ckpt usage errors"
