@@ -21,6 +21,11 @@ const struct model_ops *model_find(const char *name)
 	return NULL;
 }
 
+const struct model_ops *model_at(size_t i)
+{
+	return i < N_MODELS ? models[i] : NULL;
+}
+
 void model_list(FILE *out)
 {
 	for (size_t i = 0; i < N_MODELS; i++)

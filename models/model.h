@@ -75,6 +75,8 @@ struct model {
 
 /* The model called name, or NULL. */
 const struct model_ops *model_find(const char *name);
+/* The i-th registered model (0, 1, ...), NULL past the last: tests loop over all. */
+const struct model_ops *model_at(size_t i);
 /* Writes "  name  summary" lines for --help. */
 void model_list(FILE *out);
 

@@ -1,0 +1,289 @@
+/*
+ * Every registered model's backward pass against central finite differences
+ * of its own loss through its own forward pass (the ggml way: a model is
+ * checked by being registered, no test code per model).
+ *
+ * On a tiny batch over tiny vocabularies, for every dense tensor entry and
+ * every row of every embedding table: the analytic gradient (dense block;
+ * sparse rows summed by struct sparse_grad) against (L(w + h) - L(w - h)) /
+ * 2h, L the batch's mean BCE computed in double from the model's float
+ * logits.  Rows the batch does not touch must get no gradient (and their
+ * numeric gradient is exactly 0).  Per tensor the error is normalised,
+ * ||a - n|| / (||a|| + ||n||), so a ReLU kink crossed by one perturbation
+ * does not fail the check while a wrong or missing gradient does (swapped
+ * tables, a dropped term: error near 1).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/rng.h"
+#include "models/model.h"
+#include "models/nn/nn.h"
+#include "models/optim.h"
+
+#define B 6
+#define L 4
+#define D 4
+#define H 5e-4      /* perturbation; the weights are O(0.3) (randomise) */
+#define MAX_ERR 0.1 /* normalised error per tensor: the worst of 200 seeds is 0.015 */
+#define KINK 2e-2   /* one-sided slopes this far apart: a kink, not curvature */
+
+static const uint32_t vocab[SF_NFIELDS] = {
+	[SF_USER] = 7,       [SF_ITEM] = 9, [SF_GENDER] = 3, [SF_AGE] = 4,
+	[SF_OCCUPATION] = 5, [SF_ZIP] = 6,  [SF_GENRE] = 5,
+};
+
+static void make_info(struct store_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	snprintf(info->schema_hash, sizeof(info->schema_hash), "0123456789abcdef");
+	info->has_demographics = 1;
+	memcpy(info->vocab, vocab, sizeof(vocab));
+	info->count[0] = info->count[1] = info->count[2] = 100;
+	info->hist_len = L;
+	info->n_dense = D;
+	for (int k = 0; k < D; k++)
+		info->scaler_max[k] = 1;
+}
+
+/*
+ * A batch that leaves some rows of every table untouched (ids drawn below
+ * vocab - 2 for the ids, so the last rows are never read), with histories
+ * of every length 0..L, repeated ids (summed sparse rows) and both labels.
+ */
+static void make_batch(struct batch *b, uint64_t seed)
+{
+	struct rng r;
+
+	rng_seed(&r, seed, 0);
+	b->n = B;
+	for (uint32_t i = 0; i < B; i++) {
+		b->user[i] = 1 + (uint32_t)rng_below(&r, vocab[SF_USER] - 3);
+		/* candidates 1..3, histories 4..7: a gradient lost on either side shows */
+		b->item[i] = 1 + (uint32_t)rng_below(&r, 3);
+		b->gender[i] = 1 + (uint32_t)rng_below(&r, vocab[SF_GENDER] - 2);
+		b->age[i] = 1 + (uint32_t)rng_below(&r, vocab[SF_AGE] - 2);
+		b->occupation[i] = 1 + (uint32_t)rng_below(&r, vocab[SF_OCCUPATION] - 2);
+		b->zip[i] = 1 + (uint32_t)rng_below(&r, vocab[SF_ZIP] - 2);
+		b->n_genres[i] = 1 + (uint32_t)rng_below(&r, 2);
+		for (uint32_t g = 0; g < b->n_genres[i]; g++)
+			b->genres[i * BATCH_GENRES + g] =
+				1 + (uint32_t)rng_below(&r, vocab[SF_GENRE] - 2);
+		b->n_hist[i] = i % (L + 1);
+		for (uint32_t k = 0; k < b->n_hist[i]; k++)
+			b->hist[i * L + k] = 4 + (uint32_t)rng_below(&r, 4);
+		b->n_neg[i] = b->n_hist[i];
+		for (uint32_t k = 0; k < b->n_neg[i]; k++)
+			b->neg[i * L + k] = 4 + (uint32_t)rng_below(&r, 4);
+		for (uint32_t k = 0; k < D; k++)
+			b->dense[i * D + k] = (float)rng_uniform(&r);
+		b->label[i] = (float)(i % 2);
+	}
+}
+
+/*
+ * Weights of O(0.3) instead of the initialisers' small ones, biases and
+ * norm gains included: pre-activations then lie far from ReLU's kink at 0
+ * compared with H, and float rounding stays far below the differences.
+ */
+static void randomise(struct params *p, uint64_t seed)
+{
+	struct rng r;
+
+	rng_seed(&r, seed, 1);
+	for (int i = 0; i < p->n; i++) {
+		/* Biases (one-row dense tensors) positive: few ReLU units dead on every row. */
+		double lo = !p->t[i].sparse && p->t[i].rows == 1 ? 0.0 : -0.5;
+		for (size_t k = 0; k < (size_t)p->t[i].rows * p->t[i].cols; k++)
+			p->t[i].w[k] = (float)(lo + rng_uniform(&r) * 0.5 * (lo < 0 ? 2 : 1));
+	}
+}
+
+struct fixture {
+	struct model m;
+	struct batch b;
+	float *ws, *logits, *dlogits, *grad;
+	struct sparse_grad sg[PARAMS_MAX];
+};
+
+/*
+ * The batch's BCE summed over rows (the trainer's mean times B: the same
+ * gradient directions, B times larger against float rounding).
+ */
+static double loss_of(struct fixture *f)
+{
+	f->m.ops->forward(&f->m, f->ws, &f->b, f->logits, 1);
+	return B * nn_bce_logits_forward(NULL, f->logits, f->b.label, (int)f->b.n);
+}
+
+/* The analytic gradient, as the trainer computes it (train_batch). */
+static void analytic(struct fixture *f)
+{
+	struct params *p = &f->m.params;
+
+	loss_of(f);
+	memset(f->dlogits, 0, B * sizeof(float));
+	nn_bce_logits_backward(f->dlogits, (float)B, f->logits, f->b.label, (int)f->b.n);
+	memset(f->grad, 0, p->dense_n * sizeof(float));
+	for (int i = 0; i < p->n; i++)
+		if (p->t[i].sparse)
+			sparse_grad_clear(&f->sg[i]);
+	f->m.ops->backward(&f->m, f->ws, &f->b, f->dlogits, f->grad, f->sg);
+}
+
+/*
+ * The central difference at *w; *kink when the one-sided slopes disagree by
+ * more than curvature explains: a ReLU (or max) switches inside [w-H, w+H]
+ * and the central difference means nothing there (ggml skips such points).
+ */
+static double numeric(struct fixture *f, float *w, int *kink)
+{
+	float keep = *w;
+	double up, mid, down, fwd, bwd;
+
+	mid = loss_of(f);
+	*w = keep + (float)H;
+	up = loss_of(f);
+	*w = keep - (float)H;
+	down = loss_of(f);
+	*w = keep;
+	fwd = (up - mid) / H;
+	bwd = (mid - down) / H;
+	*kink = fabs(fwd - bwd) > KINK * (1 + fabs(fwd + bwd) / 2);
+	return (up - down) / (2 * H);
+}
+
+/* The analytic gradient of row `row` of sparse tensor i, or NULL. */
+static const float *sparse_row(const struct sparse_grad *s, uint32_t row)
+{
+	for (uint32_t k = 0; k < s->n; k++)
+		if (s->rows[k] == row)
+			return s->g + (size_t)k * s->cols;
+	return NULL;
+}
+
+/* 1 when some tensor of ops fails on the batch and weights of seed. */
+static int check_model(const struct model_ops *ops, uint64_t seed)
+{
+	struct store_info info;
+	struct model_config cfg = {.emb_dim = 4, .hidden = {6, 5}, .n_hidden = 2, .seed = 11};
+	struct fixture f;
+	struct params *p;
+	int failed = 0;
+
+	memset(&f, 0, sizeof(f));
+	make_info(&info);
+	assert_int_equal(model_create(&f.m, ops->name, &cfg, &info, 0), 0);
+	p = &f.m.params;
+	randomise(p, seed);
+	assert_int_equal(batch_alloc(&f.b, B, L, D), 0);
+	make_batch(&f.b, seed);
+	f.ws = calloc(ops->workspace_floats(&f.m, B), sizeof(float));
+	f.logits = calloc(B, sizeof(float));
+	f.dlogits = calloc(B, sizeof(float));
+	f.grad = calloc(p->dense_n ? p->dense_n : 1, sizeof(float));
+	assert_non_null(f.ws);
+	for (int i = 0; i < p->n; i++)
+		if (p->t[i].sparse)
+			assert_int_equal(sparse_grad_init(&f.sg[i], B * (L + BATCH_GENRES + 2),
+							  p->t[i].cols),
+					 0);
+	analytic(&f);
+
+	for (int i = 0; i < p->n; i++) {
+		struct tensor *t = &p->t[i];
+		double diff = 0, norm_a = 0, norm_n = 0, any_n = 0;
+		int untouched_bad = 0, missing = 0, kinks = 0;
+
+		for (uint32_t r = 0; r < t->rows; r++) {
+			const float *ga = t->sparse ? sparse_row(&f.sg[i], r) : NULL;
+			double row_n = 0, row_a = 0;
+			for (uint32_t c = 0; c < t->cols; c++) {
+				size_t k = (size_t)r * t->cols + c;
+				double a = t->sparse ? (ga ? ga[c] : 0) : f.grad[t->offset + k];
+				int kink;
+				double n = numeric(&f, t->w + k, &kink);
+				row_n += fabs(n);
+				row_a += fabs(a);
+				any_n += fabs(n);
+				if (kink) {
+					kinks++;
+					continue;
+				}
+				diff += (a - n) * (a - n);
+				norm_a += a * a;
+				norm_n += n * n;
+			}
+			/*
+			 * A row no lookup reads: the loss is exactly flat, no gradient.
+			 * A row the loss depends on: some gradient (a dropped term).
+			 */
+			if (t->sparse && row_n == 0 && row_a != 0)
+				untouched_bad++;
+			if (t->sparse && row_n > 1e-3 && row_a == 0)
+				missing++;
+		}
+		double err = sqrt(diff) / (sqrt(norm_a) + sqrt(norm_n) + 1e-12);
+		if (err > MAX_ERR || untouched_bad || missing ||
+		    kinks * 4 > (int)(t->rows * t->cols)) {
+			fprintf(stderr,
+				"%s, seed %llu: tensor '%s' (%u x %u): normalised error %.3g, "
+				"|analytic| %.3g, |numeric| %.3g, %d untouched rows with a "
+				"gradient, %d rows read without one, %d kinks skipped\n",
+				ops->name, (unsigned long long)seed, t->name, t->rows, t->cols, err,
+				sqrt(norm_a), sqrt(norm_n), untouched_bad, missing, kinks);
+			failed = 1;
+		}
+		/* Every tensor must matter on this batch, or the check proves nothing. */
+		if (any_n == 0) {
+			fprintf(stderr, "%s: tensor '%s' has no effect on the test batch\n",
+				ops->name, t->name);
+			failed = 1;
+		}
+	}
+	for (int i = 0; i < p->n; i++)
+		if (p->t[i].sparse)
+			sparse_grad_release(&f.sg[i]);
+	free(f.ws);
+	free(f.logits);
+	free(f.dlogits);
+	free(f.grad);
+	batch_release(&f.b);
+	model_release(&f.m);
+	return failed;
+}
+
+static void test_every_model(void **state)
+{
+	size_t n = 0;
+	int failed = 0;
+	(void)state;
+
+	const char *env = getenv("HOGREC_GRADCHECK_SEEDS"); /* more seeds, by hand */
+	uint64_t seeds = env ? strtoull(env, NULL, 10) : 3;
+
+	for (const struct model_ops *ops; (ops = model_at(n)) != NULL; n++) {
+		fprintf(stderr, "gradient check: %s\n", ops->name);
+		for (uint64_t seed = 1; seed <= seeds; seed++)
+			failed |= check_model(ops, seed);
+	}
+	assert_false(failed);
+	assert_true(n >= 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_model),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
