@@ -14,15 +14,23 @@ cp -r "$T/store.lmdb" "$T/old.lmdb"
 
 "$BIN/trainer" --data "$T/store.lmdb" --model ncf --out "$T/out" --epochs 1 --threads 1 \
 	--batch 32 --follow yes --follow-poll 0.05 --keep 10 >/dev/null 2>"$T/log" & pid=$!
-waitfor() { for _ in $(seq 3000); do grep -q "$1" "$T/log" && return 0; sleep 0.01; done; cat "$T/log"; fail "no '$1'"; }
+# waitfor TEXT [N] : until the log holds TEXT N times (default 1); bounded
+waitfor() {
+	local n=${2:-1}
+	for _ in $(seq 12000); do
+		[ "$(grep -c "$1" "$T/log")" -ge "$n" ] && return 0
+		kill -0 $pid 2>/dev/null || { cat "$T/log"; fail "the trainer exited before '$1'"; }
+		sleep 0.01
+	done
+	cat "$T/log"; fail "no '$1' (x$n) within 120 s"
+}
 waitfor "waiting for a new store"
 before=$(readlink "$T/out/latest")
 
 "$BIN/ingest" -q --force -o "$T/store.lmdb" "$T/ml"   # the full data, published atomically
 waitfor "new store at"
 waitfor "epoch 2:"
-waitfor "waiting for a new store.*" 
-sleep 0.2
+waitfor "waiting for a new store" 2 # the second wait: epoch 2 is checkpointed
 after=$(readlink "$T/out/latest")
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
