@@ -30,6 +30,13 @@ enum ds_format {
 #define DS_OCC_MAX 24
 #define DS_ZIP_MAX 16
 
+/* 1 when age is an ml-1m age group (1, 18, 25, 35, 45, 50, 56). */
+static inline int ds_age_group(uint32_t age)
+{
+	return age == 1 || age == 18 || age == 25 || age == 35 || age == 45 || age == 50 ||
+	       age == 56;
+}
+
 struct ds_user {
 	uint32_t raw_id;
 	char gender;                 /* 'M', 'F', or 0 when unknown */

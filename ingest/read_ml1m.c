@@ -33,20 +33,12 @@ static int user_line(struct rd_ctx *c, const char *s, size_t n)
 	u.gender = f[1].p[0];
 	if ((rc = rd_u32(f[2].p, f[2].n, &age)))
 		return rd_u32_error(c->le, c->fname, c->line, "age", f[2].p, f[2].n, rc);
-	switch (age) {
-	case 1:
-	case 18:
-	case 25:
-	case 35:
-	case 45:
-	case 50:
-	case 56: u.age = (uint8_t)age; break;
-	default:
+	if (!ds_age_group(age))
 		return rd_line_error(
 			c->le, c->fname, c->line,
 			"age '%s' is not an ml-1m age group (1, 18, 25, 35, 45, 50, 56)",
 			rd_show(f[2].p, f[2].n).s);
-	}
+	u.age = (uint8_t)age;
 	if ((rc = rd_u32(f[3].p, f[3].n, &occ)))
 		return rd_u32_error(c->le, c->fname, c->line, "occupation", f[3].p, f[3].n, rc);
 	if (occ > 20)

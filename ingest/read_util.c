@@ -382,17 +382,8 @@ int rd_dataset_valid(const struct dataset *ds)
 			return 0;
 		if (u->gender && u->gender != 'M' && u->gender != 'F')
 			return 0;
-		switch (u->age) {
-		case 0:
-		case 1:
-		case 18:
-		case 25:
-		case 35:
-		case 45:
-		case 50:
-		case 56: break;
-		default: return 0;
-		}
+		if (u->age && !ds_age_group(u->age))
+			return 0;
 		if (!memchr(u->occupation, 0, sizeof(u->occupation)) ||
 		    !memchr(u->zip, 0, sizeof(u->zip)))
 			return 0;
