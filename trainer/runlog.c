@@ -52,6 +52,8 @@ int runlog_keep_before(const char *path, int epoch, size_t *dropped)
 	}
 	if (rc)
 		return rc;
+	if (f.len == 0) /* an empty file: data is NULL, nothing to keep or drop */
+		goto out;
 	end = f.data + f.len;
 	/* First pass: anything to drop?  (Usually not: then nothing is written.) */
 	for (s = f.data; s < end;) {
