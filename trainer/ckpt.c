@@ -197,6 +197,31 @@ static int check_metrics(const json_t *m, char *why, size_t cap)
 }
 
 /*
+ * Early stopping's state (snapshot.h): best_auc a number from 0 to 1,
+ * best_step a decimal string like next_batch, best_epoch and bad_epochs
+ * integers up to CKPT_EPOCH_MAX, final a boolean.
+ */
+static int check_early_stop(const json_t *doc, char *why, size_t cap)
+{
+	static const char *const epochs[] = {"best_epoch", "bad_epochs"};
+	const json_t *v;
+	uint64_t u;
+
+	if ((v = json_object_get(doc, "best_auc")) && !num_in(v, 0, 1, 0))
+		return whyf(why, cap, "'best_auc' is not a number from 0 to 1");
+	if ((v = json_object_get(doc, "best_step")) && !dec_str(v, CKPT_COUNT_MAX, &u))
+		return whyf(why, cap, "'best_step' is not a decimal string from 0 to %" PRIu64,
+			    CKPT_COUNT_MAX);
+	for (size_t i = 0; i < sizeof(epochs) / sizeof(epochs[0]); i++)
+		if ((v = json_object_get(doc, epochs[i])) && !num_in(v, 0, CKPT_EPOCH_MAX, 1))
+			return whyf(why, cap, "'%s' is not an integer from 0 to %d", epochs[i],
+				    CKPT_EPOCH_MAX);
+	if ((v = json_object_get(doc, "final")) && !json_is_boolean(v))
+		return whyf(why, cap, "'final' is not true or false");
+	return 0;
+}
+
+/*
  * The keys of the "hogrec" document that the trainer reads, each checked
  * for its type and range when present (other keys are the writer's own);
  * next_batch and seed go into in.  -1 with the reason in why if one fails.
@@ -233,7 +258,7 @@ static int check_hogrec(const json_t *doc, struct ckpt_info *in, char *why, size
 				    rates[i].max);
 	if ((v = json_object_get(doc, "metrics")) && check_metrics(v, why, cap))
 		return -1;
-	return 0;
+	return check_early_stop(doc, why, cap);
 }
 
 /*

@@ -46,9 +46,21 @@ static json_t *shape_json(const struct train_opts *o, const struct model *m)
 			 "optimizer", optim_name(o->optim.kind));
 }
 
+/* Adds the early-stopping state of st to the "hogrec" document extra. */
+static int early_stop_json(json_t *extra, const struct snapshot_state *st)
+{
+	char best[24];
+
+	snprintf(best, sizeof(best), "%" PRIu64, st->best_step);
+	return json_object_set_new(extra, "best_auc", json_real(st->best_auc)) ||
+	       json_object_set_new(extra, "best_step", json_string(best)) ||
+	       json_object_set_new(extra, "best_epoch", json_integer(st->best_epoch)) ||
+	       json_object_set_new(extra, "bad_epochs", json_integer(st->bad_epochs)) ||
+	       json_object_set_new(extra, "final", json_boolean(st->final));
+}
+
 int snapshot_save(const struct train_opts *o, const struct model *m,
-		  const struct snapshot_state *st, const char *metrics_json, uint64_t best_step,
-		  char *path, size_t cap)
+		  const struct snapshot_state *st, const char *metrics_json, char *path, size_t cap)
 {
 	static char names[SNAP_MAX_TENSORS][PARAM_NAME_MAX + 16];
 	struct ckpt_tensor t[SNAP_MAX_TENSORS];
@@ -70,14 +82,14 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 			  seed, "batch", (json_int_t)o->batch, "shape", shape_json(o, m), "lr",
 			  (double)o->optim.lr, "lr_sparse", (double)o->optim.lr_sparse, "l2",
 			  (double)o->optim.l2, "metrics", metrics ? metrics : json_null());
-	text = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
+	text = extra && !early_stop_json(extra, st) ? json_dumps(extra, JSON_COMPACT) : NULL;
 	json_decref(extra);
 	if (!text)
 		return hr_error(HR_ENOMEM, "out of memory for checkpoint metadata");
 	rc = ckpt_save(o->out, &info, text, t, n, path, cap);
 	free(text);
 	if (!rc)
-		rc = ckpt_retain(o->out, o->keep, best_step);
+		rc = ckpt_retain(o->out, o->keep, st->best_step);
 	return rc;
 }
 
@@ -121,35 +133,18 @@ static int load_tensors(const struct ckpt *c, struct model *m, const char *path)
 	return rc;
 }
 
-int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
-		    int *found, char *path, size_t cap)
+/*
+ * Whether the open checkpoint c (at path; extra its "hogrec" document) can
+ * be loaded into m: written by this trainer, same model, store schema and
+ * shape.  HR_EFORMAT or HR_EINVAL saying what differs.
+ */
+static int check_match(const struct train_opts *o, const struct model *m, const struct ckpt *c,
+		       const json_t *extra, const char *path)
 {
-	struct ckpt *c;
-	const struct ckpt_info *info;
-	json_t *extra = NULL, *shape = NULL;
-	int rc = ckpt_latest(o->out, path, cap);
+	const struct ckpt_info *info = ckpt_get_info(c);
+	json_t *shape = shape_json(o, m);
+	int rc = 0;
 
-	*found = 0;
-	if (rc == HR_ENOENT) {
-		hr_error_clear();
-		return 0;
-	}
-	if (rc == HR_EFORMAT) { /* every checkpoint there is damaged: never start over silently */
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", hr_errmsg());
-		return hr_error(rc,
-				"%s; not starting over (--no-resume trains from scratch, replacing "
-				"them as it saves)",
-				why);
-	}
-	if (rc)
-		return rc;
-	rc = ckpt_open(&c, path);
-	if (rc)
-		return rc;
-	info = ckpt_get_info(c);
-	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
-	shape = shape_json(o, m);
 	if (!extra || !info->has_next_batch) {
 		rc = hr_error(HR_EFORMAT,
 			      "checkpoint '%s' was not written by this trainer "
@@ -173,6 +168,74 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		free(want);
 		free(have);
 	}
+	json_decref(shape);
+	return rc;
+}
+
+/*
+ * The early-stopping state of a checkpoint's "hogrec" document into st
+ * (ckpt_open range-checked each key; absent keys, as in checkpoints written
+ * before early stopping, leave zeros), checked against its step and epoch.
+ */
+static int early_stop_state(const json_t *extra, const struct ckpt_info *info,
+			    struct snapshot_state *st, const char *path)
+{
+	const json_t *v;
+
+	st->best_auc = 0;
+	st->best_step = 0;
+	st->best_epoch = st->bad_epochs = st->final = 0;
+	if ((v = json_object_get(extra, "best_auc")))
+		st->best_auc = json_number_value(v);
+	if ((v = json_object_get(extra, "best_step")))
+		st->best_step = strtoull(json_string_value(v), NULL, 10);
+	if ((v = json_object_get(extra, "best_epoch")))
+		st->best_epoch = (int)json_number_value(v);
+	if ((v = json_object_get(extra, "bad_epochs")))
+		st->bad_epochs = (int)json_number_value(v);
+	st->final = json_is_true(json_object_get(extra, "final"));
+	if (st->best_step > info->step || (uint64_t)st->best_epoch > info->epoch ||
+	    (uint64_t)st->bad_epochs > info->epoch)
+		return hr_error(HR_EFORMAT,
+				"checkpoint '%s': its best epoch (%d, step %" PRIu64
+				") or epochs without improvement (%d) lie beyond its epoch %" PRIu64
+				", step %" PRIu64,
+				path, st->best_epoch, st->best_step, st->bad_epochs, info->epoch,
+				info->step);
+	return 0;
+}
+
+int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
+		    int *found, char *path, size_t cap)
+{
+	struct ckpt *c;
+	const struct ckpt_info *info;
+	json_t *extra = NULL;
+	int rc = ckpt_latest(o->out, path, cap);
+
+	*found = 0;
+	if (rc == HR_ENOENT) {
+		hr_error_clear();
+		return 0;
+	}
+	if (rc == HR_EFORMAT) { /* every checkpoint there is damaged: never start over silently */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", hr_errmsg());
+		return hr_error(rc,
+				"%s; not starting over (--no-resume trains from scratch, replacing "
+				"them as it saves)",
+				why);
+	}
+	if (rc)
+		return rc;
+	rc = ckpt_open(&c, path);
+	if (rc)
+		return rc;
+	info = ckpt_get_info(c);
+	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
+	rc = check_match(o, m, c, extra, path);
+	if (!rc)
+		rc = early_stop_state(extra, info, st, path);
 	if (!rc)
 		rc = load_tensors(c, m, path);
 	if (!rc) {
@@ -183,7 +246,30 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		*found = 1;
 	}
 	json_decref(extra);
-	json_decref(shape);
+	ckpt_close(c);
+	return rc;
+}
+
+int snapshot_restore(const struct train_opts *o, struct model *m, uint64_t step, char *path,
+		     size_t cap)
+{
+	struct ckpt *c;
+	json_t *extra;
+	int rc;
+
+	if (snprintf(path, cap, "%s/ckpt-%012" PRIu64 ".safetensors", o->out, step) >= (int)cap)
+		return hr_error(HR_EINVAL, "output path too long: '%s'", o->out);
+	rc = ckpt_open(&c, path);
+	if (rc)
+		return rc;
+	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
+	rc = check_match(o, m, c, extra, path);
+	if (!rc && ckpt_get_info(c)->step != step)
+		rc = hr_error(HR_EFORMAT, "checkpoint '%s' holds step %" PRIu64 ", not %" PRIu64,
+			      path, ckpt_get_info(c)->step, step);
+	if (!rc)
+		rc = load_tensors(c, m, path);
+	json_decref(extra);
 	ckpt_close(c);
 	return rc;
 }

@@ -25,18 +25,25 @@ struct snapshot_state {
 	uint64_t next_batch; /* first batch index of that epoch not yet trained */
 	uint64_t step;       /* optimizer steps so far */
 	uint64_t samples;    /* training samples seen so far */
+	/* Early stopping (train.h), kept so that a restarted run stops where
+	 * an uninterrupted one does and retention keeps the true best. */
+	double best_auc;    /* best valid AUC at an epoch end so far (0: none) */
+	uint64_t best_step; /* the step of that epoch's checkpoint (0: none) */
+	int best_epoch;     /* that epoch (0: none) */
+	int bad_epochs;     /* epochs since, without a better valid AUC */
+	int final;          /* the run's closing checkpoint: the best epoch's parameters
+			     * restored, the closing metrics written */
 };
 
 /*
  * Publishes a checkpoint of m into o->out (atomically; see ckpt.h), then
  * applies the retention policy: the o->keep newest, plus the checkpoint of
- * step best_step (the best validation AUC so far; 0 for none).
+ * step st->best_step (the best validation AUC so far; 0 for none).
  * metrics_json is a JSON object or NULL.  path (cap bytes) receives the
  * file written.
  */
 int snapshot_save(const struct train_opts *o, const struct model *m,
-		  const struct snapshot_state *st, const char *metrics_json, uint64_t best_step,
-		  char *path, size_t cap);
+		  const struct snapshot_state *st, const char *metrics_json, char *path, size_t cap);
 
 /*
  * Loads the newest valid checkpoint of o->out into m (created with the same
@@ -48,6 +55,18 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
  */
 int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot_state *st,
 		    int *found, char *path, size_t cap);
+
+/*
+ * Early stopping's restore: loads the parameters and optimizer state of
+ * o->out's checkpoint of step `step` (ckpt-<step>.safetensors, kept by
+ * retention as the best) into m, checked like a resume (same model, store
+ * schema and shape).  path (cap bytes) receives the file read.
+ * Errors: HR_ENOENT when the file is gone, ckpt_open's errors (HR_EFORMAT
+ * for a damaged one), HR_EINVAL when it belongs to another model, schema
+ * or shape.  On failure m's parameters may be partly overwritten.
+ */
+int snapshot_restore(const struct train_opts *o, struct model *m, uint64_t step, char *path,
+		     size_t cap);
 
 /*
  * For --predict: builds in m the model of the checkpoint at path for the

@@ -52,7 +52,8 @@ void train_opts_defaults(struct train_opts *o)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(o, 0, sizeof(*o));
-	o->epochs = 1;
+	o->epochs = 20;    /* a ceiling: early stopping ends most runs (docs/models.md) */
+	o->early_stop = 2; /* FuxiCTR's and LibRecommender's patience (docs/models.md) */
 	o->threads = cores > 0 ? (int)cores : 1;
 	o->loaders = 1;
 	o->keep = 3;
@@ -93,8 +94,10 @@ struct trainer {
 	_Atomic int failed;    /* first failure wins; workers then skip work */
 	_Atomic int halt;      /* tells the loader to end the segment early */
 	uint64_t samples;      /* training samples applied (main thread) */
-	double best_auc;       /* best validation AUC of this run, and the */
-	uint64_t best_step;    /* step of its checkpoint (kept by retention) */
+	double best_auc;       /* best validation AUC at an epoch end, and the */
+	uint64_t best_step;    /* step of its checkpoint (kept by retention), */
+	int best_epoch;        /* that epoch, and the epochs since without a better */
+	int bad_epochs;        /* one (early stopping; saved in every checkpoint) */
 	pthread_mutex_t mu;    /* guards fail_* and the epoch-done wakeup */
 	pthread_cond_t cv;
 	int fail_code;
@@ -319,8 +322,12 @@ static void jnum(char *line, size_t cap, const char *key, double v, int decimals
 		snprintf(line + n, cap - n, ",\"%s\":null", key);
 }
 
+/*
+ * One metrics line.  final: the run's closing line; best_epoch > 0 names
+ * the epoch whose parameters it describes (early stopping's restore).
+ */
 static void emit(struct trainer *t, const char *split, int epoch, const struct eval_result *r,
-		 double train_loss, double samples_per_s, int final)
+		 double train_loss, double samples_per_s, int final, int best_epoch)
 {
 	char line[1024];
 	double gflops = samples_per_s * 3.0 * t->model.ops->flops_forward(&t->model) * 1e-9;
@@ -337,8 +344,13 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 	jnum(line, sizeof(line), "samples_per_s", samples_per_s, 0);
 	jnum(line, sizeof(line), "gflops", gflops, 2);
 	size_t n = strlen(line);
-	snprintf(line + n, sizeof(line) - n, ",\"threads\":%d,\"batch\":%u%s}\n", t->o->threads,
-		 t->o->batch, final ? ",\"final\":true" : "");
+	snprintf(line + n, sizeof(line) - n, ",\"threads\":%d,\"batch\":%u", t->o->threads,
+		 t->o->batch);
+	n = strlen(line);
+	if (best_epoch > 0)
+		snprintf(line + n, sizeof(line) - n, ",\"best_epoch\":%d", best_epoch);
+	n = strlen(line);
+	snprintf(line + n, sizeof(line) - n, "%s}\n", final ? ",\"final\":true" : "");
 	fputs(line, stdout);
 	fflush(stdout);
 	if (t->metrics) {
@@ -498,24 +510,34 @@ static void teardown(struct trainer *t)
 	store_close(t->st);
 }
 
-/* Publishes a checkpoint of the state (workers idle); logs where it went. */
-static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const char *metrics)
+/*
+ * Publishes a checkpoint of the state (workers idle); logs where it went.
+ * final: the run's closing checkpoint (the best epoch's parameters).
+ */
+static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const char *metrics,
+		      int final)
 {
 	struct snapshot_state st = {
 		.epoch = epoch,
 		.next_batch = next_batch,
 		.step = atomic_load_explicit(&t->step, memory_order_relaxed),
 		.samples = t->samples,
+		.best_auc = t->best_auc,
+		.best_step = t->best_step,
+		.best_epoch = t->best_epoch,
+		.bad_epochs = t->bad_epochs,
+		.final = final,
 	};
 	char path[4096];
 	int rc;
 
 	if (t->o->loader_only)
 		return 0;
-	rc = snapshot_save(t->o, &t->model, &st, metrics, t->best_step, path, sizeof(path));
+	rc = snapshot_save(t->o, &t->model, &st, metrics, path, sizeof(path));
 	if (!rc)
-		log_info("checkpoint %s (epoch %d, batch %llu, step %llu)", path, epoch,
-			 (unsigned long long)next_batch, (unsigned long long)st.step);
+		log_info("checkpoint %s (epoch %d, batch %llu, step %llu%s)", path, epoch,
+			 (unsigned long long)next_batch, (unsigned long long)st.step,
+			 final ? ", the best epoch's parameters" : "");
 	return rc;
 }
 
@@ -554,7 +576,7 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 			break;
 		}
 		if (first < nb && (steps || t->o->ckpt_every_secs > 0)) {
-			rc = checkpoint(t, epoch, first, NULL);
+			rc = checkpoint(t, epoch, first, NULL, 0);
 			t_ckpt = now_seconds();
 		}
 	}
@@ -566,7 +588,7 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 	t->samples += samples;
 	*loss = samples ? sum / (double)samples : NAN;
 	if (!rc && *stopped)
-		rc = checkpoint(t, epoch, first, NULL); /* the final checkpoint of a clean stop */
+		rc = checkpoint(t, epoch, first, NULL, 0); /* the last checkpoint of a clean stop */
 	return rc;
 }
 
@@ -715,6 +737,67 @@ static void trainer_close(struct trainer *t)
 	free(t);
 }
 
+/* Early stopping applies: a patience, a valid split to watch, and no --follow. */
+static int early_stopping(const struct trainer *t)
+{
+	const struct train_opts *o = t->o;
+
+	return o->early_stop > 0 && t->info.count[1] > 0 && !o->follow && !o->loader_only;
+}
+
+/* Whether the run is over after `epoch`: the last of `to`, or patience exhausted. */
+static int run_over(const struct trainer *t, int epoch, int to)
+{
+	return epoch >= to || (early_stopping(t) && t->bad_epochs >= t->o->early_stop);
+}
+
+/*
+ * Ends an early-stopping run after `epoch` (its lines written, *valid and
+ * *test its results): restores the best epoch's parameters, writes the
+ * closing valid and test lines ("final":true, "best_epoch":K; train_loss
+ * and speed null: nothing was trained for them) and publishes the closing
+ * checkpoint in place of the epoch's, so that `latest`, `--predict` and
+ * `bin/ckpt watch` all see the model the closing line describes.
+ *
+ * The best parameters are read back from the best epoch's checkpoint,
+ * which retention keeps (best_step), rather than copied in memory after
+ * every improvement: no second copy of the tables and their optimizer
+ * state, and the same path works after a restart, when a copy in memory
+ * would be gone.  The closing lines come from evaluating the restored
+ * model (evaluation is single-threaded and deterministic, so they equal
+ * the best epoch's lines), which proves the restore.  Lines first, then
+ * the checkpoint: a kill before the checkpoint is published leaves the
+ * previous one, and the restart drops this epoch's lines (closing ones
+ * included: they carry this epoch's number) and does the epoch again.
+ */
+static int finish(struct trainer *t, struct evaluator *ev, int epoch, struct eval_result *valid,
+		  struct eval_result *test)
+{
+	char path[4096], mj[256];
+	int rc = 0;
+
+	if (t->best_step && t->best_epoch != epoch) {
+		rc = snapshot_restore(t->o, &t->model, t->best_step, path, sizeof(path));
+		if (rc)
+			return hr_error_prefix(rc,
+					       "cannot restore the parameters of epoch %d, the best "
+					       "on valid (--early-stop 0 keeps the last epoch's)",
+					       t->best_epoch);
+		log_info("restored the parameters of epoch %d (valid auc %.4f) from %s",
+			 t->best_epoch, t->best_auc, path);
+		rc = evaluate(ev, STORE_VALID, valid);
+		if (!rc && t->info.count[2])
+			rc = evaluate(ev, STORE_TEST, test);
+		if (rc)
+			return rc;
+	}
+	emit(t, "valid", epoch, valid, NAN, NAN, !t->info.count[2], t->best_epoch);
+	if (t->info.count[2])
+		emit(t, "test", epoch, test, NAN, NAN, 1, t->best_epoch);
+	metrics_json(mj, sizeof(mj), valid, test);
+	return checkpoint(t, epoch, loader_epoch_batches(&t->loader), mj, 1);
+}
+
 /* Epochs [from, to] of t's records, the first from batch `first`. */
 static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_t first_batch,
 		      int to, int *stopped)
@@ -722,7 +805,7 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 	const struct train_opts *o = t->o;
 	struct eval_result valid = {0}, test = {0};
 	char mj[256];
-	int rc = 0;
+	int rc = 0, es = early_stopping(t);
 
 	for (int epoch = from; !rc && !*stopped && epoch <= to; epoch++) {
 		double secs = 0, loss = 0, rate;
@@ -745,12 +828,12 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		if (t->info.count[1]) {
 			rc = evaluate(ev, STORE_VALID, &valid);
 			if (!rc)
-				emit(t, "valid", epoch, &valid, loss, rate, 0);
+				emit(t, "valid", epoch, &valid, loss, rate, 0, 0);
 		}
 		if (!rc && t->info.count[2]) {
 			rc = evaluate(ev, STORE_TEST, &test);
 			if (!rc)
-				emit(t, "test", epoch, &test, loss, rate, epoch == to);
+				emit(t, "test", epoch, &test, loss, rate, !es && epoch == to, 0);
 		}
 		if (rc)
 			break;
@@ -768,9 +851,21 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		if (t->info.count[1] && valid.auc > t->best_auc) {
 			t->best_auc = valid.auc;
 			t->best_step = atomic_load_explicit(&t->step, memory_order_relaxed);
+			t->best_epoch = epoch;
+			t->bad_epochs = 0;
+		} else if (t->info.count[1]) {
+			t->bad_epochs++;
+		}
+		if (es && run_over(t, epoch, to)) {
+			if (epoch < to)
+				log_info("early stop after epoch %d: no better valid auc for %d epochs "
+					 "(best %.4f at epoch %d)",
+					 epoch, t->bad_epochs, t->best_auc, t->best_epoch);
+			rc = finish(t, ev, epoch, &valid, &test);
+			break;
 		}
 		/* The epoch is done: the checkpoint resumes at the next one. */
-		rc = checkpoint(t, epoch, loader_epoch_batches(&t->loader), mj);
+		rc = checkpoint(t, epoch, loader_epoch_batches(&t->loader), mj, 0);
 	}
 	return rc;
 }
@@ -834,6 +929,10 @@ static int resume_position(struct trainer *t, struct snapshot_state *st, const c
 	}
 	atomic_store_explicit(&t->step, st->step, memory_order_relaxed);
 	t->samples = st->samples;
+	t->best_auc = st->best_auc;
+	t->best_step = st->best_step;
+	t->best_epoch = st->best_epoch;
+	t->bad_epochs = st->bad_epochs;
 	log_info("resuming from %s: epoch %d, batch %llu, step %llu", path, st->epoch,
 		 (unsigned long long)st->next_batch, (unsigned long long)st->step);
 	return 0;
@@ -965,7 +1064,14 @@ int trainer_run(const struct train_opts *o)
 			 (unsigned long long)t->info.count[0], (unsigned long long)t->info.count[1],
 			 (unsigned long long)t->info.count[2], o->threads, o->batch,
 			 optim_name(o->optim.kind), (double)o->optim.lr);
-		rc = run_epochs(t, &ev, st.epoch, st.next_batch, o->epochs, &stopped);
+		if (found && st.next_batch == 0 && early_stopping(t) &&
+		    t->bad_epochs >= o->early_stop && st.epoch <= o->epochs)
+			log_info("nothing to train: the run in '%s' stopped early after epoch %d, "
+				 "the valid auc not better for %d epochs since epoch %d (raise "
+				 "--early-stop to continue)",
+				 o->out, st.epoch - 1, t->bad_epochs, t->best_epoch);
+		else
+			rc = run_epochs(t, &ev, st.epoch, st.next_batch, o->epochs, &stopped);
 	}
 	last = st.epoch > o->epochs ? st.epoch - 1 : o->epochs;
 	if (!rc && !stopped && found && st.epoch > o->epochs && !o->follow)
