@@ -112,8 +112,10 @@ declare -A rate auc
 for m in ncf dssm; do
 	for t in 1 2; do
 		rm -rf "$W/train-$m-$t"
+		# --early-stop 0: every epoch, like the PyTorch reference beside it,
+		# and the last test line is the last epoch's (with its speed).
 		kernel "$BIN/trainer" -q --data "$STORE" --model $m --out "$W/train-$m-$t" \
-			--epochs "$EPOCHS" --threads $t >/dev/null
+			--epochs "$EPOCHS" --early-stop 0 --threads $t >/dev/null
 		line=$(last_test "$W/train-$m-$t/metrics.jsonl")
 		echo "{\"bench\":\"train\",\"impl\":\"hogrec\",\"core\":\"$core\",\"result\":$line}"
 		rate[$m-$t]=$(field "$line" samples_per_s)

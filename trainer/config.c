@@ -113,11 +113,10 @@ static const struct opt opts[] = {
 	{"out", "out", T_STRING, 0, 0, NULL, OFF(out), .required = 1, .expect = "a path",
 	 .help = "output directory: metrics.jsonl, checkpoints (required)"},
 	{"epochs", "epochs", T_INT, 1, 100000, "20", OFF(epochs),
-	 .help = "passes over the train split, at most (early_stop usually ends a run sooner)"},
+	 .help = "passes over the train split, at most (early stopping ends most runs sooner)"},
 	{"early_stop", "early-stop", T_INT, 0, 100000, "2", OFF(early_stop),
-	 .help = "stop when the valid AUC has not improved for N epochs and restore the best "
-		 "epoch's parameters; 0: off (train every epoch, keep the last); off under "
-		 "--follow"},
+	 .help = "patience: stop when the valid AUC has not improved for N epochs, restore the "
+		 "best epoch's parameters; 0: off (every epoch, the last kept); off under follow"},
 	{"threads", "threads", T_INT, 1, THREADS_MAX, NULL, OFF(threads),
 	 .help = "worker threads (default: the number of cores)"},
 	{"loaders", "loaders", T_INT, 1, 8, "1", OFF(loaders),

@@ -27,7 +27,12 @@ static void usage(FILE *out)
 	      "DIR/metrics.jsonl).  Logs and progress go to stderr.  Checkpoints\n"
 	      "(safetensors, docs/FORMAT.md) go to DIR after every epoch and on\n"
 	      "SIGINT/SIGTERM (then exit 0; a second signal exits at once); a run\n"
-	      "whose DIR holds a checkpoint continues from it.\n"
+	      "whose DIR holds a checkpoint continues from it.  Early stopping\n"
+	      "(--early-stop N): when the valid AUC has not improved for N epochs, or\n"
+	      "after --epochs, the best epoch's parameters are restored; the closing\n"
+	      "lines (\"final\":true, \"best_epoch\":K) and checkpoint (DIR/latest)\n"
+	      "describe that model.  Off under --follow, which trains --epochs epochs\n"
+	      "on each new store and keeps the last parameters.\n"
 	      "\n"
 	      "models:\n",
 	      out);

@@ -19,13 +19,19 @@ for model in ncf dssm; do
 		expect_exit 0 "$BIN/trainer" -q --data "$T/ml.lmdb" --model $model \
 			--out "$T/out-$model-$threads" --epochs 2 --threads $threads --batch 64 "${extra[@]}"
 		lines=$(wc -l <"$T/out-$model-$threads/metrics.jsonl")
-		[ "$lines" -eq 4 ] || fail "$model: $lines metric lines, expected 4 (2 epochs x valid, test)"
+		[ "$lines" -eq 6 ] || fail "$model: $lines metric lines, expected 6 (2 epochs x valid, test; the closing pair)"
 		cmp -s "$T/out" "$T/out-$model-$threads/metrics.jsonl" || fail "stdout differs from metrics.jsonl"
 		/usr/bin/python3 - "$T/out-$model-$threads/metrics.jsonl" <<'PY' || fail "$model metrics"
 import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-assert [r["split"] for r in rows] == ["valid", "test", "valid", "test"], rows
-assert rows[-1].get("final") is True
+assert [r["split"] for r in rows] == ["valid", "test"] * 3, rows
+# The closing pair (early stopping, on by default): the best epoch's model.
+close, rows = rows[4:], rows[:4]
+assert close[1].get("final") is True and "final" not in rows[-1], close
+k = close[0]["best_epoch"]
+assert k in (1, 2) and close[1]["best_epoch"] == k, close
+assert close[0]["auc"] == max(r["auc"] for r in rows if r["split"] == "valid"), close
+assert close[1]["train_loss"] is None, close
 for r in rows:
     for k in ("auc", "logloss", "gauc", "baseline_auc", "train_loss", "samples_per_s"):
         assert isinstance(r[k], (int, float)) and math.isfinite(r[k]), (k, r)
@@ -186,5 +192,8 @@ expect_err "did you mean 'batch'"
 expect_exit 66 "$BIN/trainer" --config "$T/none.ini"
 ok "config file, flag overrides, --check-config, file:line errors"
 
-"$BIN/trainer" --help | grep -q "dssm" || fail "--help does not list the models"
+# (Into a file: grep -q closing the pipe early would make the trainer's
+# second write fail with SIGPIPE, and pipefail report that.)
+"$BIN/trainer" --help >"$T/help" || fail "--help failed"
+grep -q "dssm" "$T/help" || fail "--help does not list the models"
 ok "--help lists the models"

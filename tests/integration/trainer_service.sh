@@ -45,7 +45,7 @@ train --model dssm --hidden 64,32 --out "$T/e" --epochs 30 >/dev/null 2>&1
 ok "SIGTERM writes a final checkpoint, exits 0, and resumes exactly"
 
 # Retention keeps the newest --keep checkpoints plus the best by valid AUC.
-train --model ncf --out "$T/best" --epochs 6 --keep 1 >/dev/null 2>&1
+train --model ncf --out "$T/best" --epochs 6 --keep 1 --early-stop 0 >/dev/null 2>&1
 best_epoch=$(/usr/bin/python3 -c '
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if "\"valid\"" in l]
@@ -161,7 +161,8 @@ expect_err "is in use by another trainer (pid $pid)"
 	fail "the refused trainer changed the output directory"
 kill -USR1 $pid
 wait $pid || { cat "$T/l.err" >&2; fail "the first trainer failed after the refusal"; }
-[ "$(grep -c '"split":"test"' "$T/l/metrics.jsonl")" -eq 2 ] || fail "the first trainer's metrics are not complete"
+# two epochs and early stopping's closing line
+[ "$(grep -c '"split":"test"' "$T/l/metrics.jsonl")" -eq 3 ] || fail "the first trainer's metrics are not complete"
 start_paused ckpt.retention@1 "$T/l.err" "$BIN/trainer" --data "$T/ml.lmdb" --threads 1 \
 	--batch 32 --model ncf --out "$T/l" --epochs 3
 kill -KILL $pid; wait $pid 2>/dev/null || true

@@ -60,6 +60,7 @@ static void assert_opts_equal(const struct train_opts *a, const struct train_opt
 			assert_string_equal(sa[k], sb[k]);
 	}
 	assert_int_equal(a->epochs, b->epochs);
+	assert_int_equal(a->early_stop, b->early_stop);
 	assert_int_equal(a->threads, b->threads);
 	assert_int_equal(a->loaders, b->loaders);
 	assert_int_equal(a->batch, b->batch);
@@ -93,6 +94,7 @@ static const char full_file[] = "; a full configuration\n"
 				"model = ncf\n"
 				"out: runs/ncf ; inline comment\n"
 				"epochs = 7\n"
+				"early_stop = 0\n"
 				"threads = 3\n"
 				"loaders = 2\n"
 				"batch = 1024\n"
@@ -120,6 +122,7 @@ static void test_full_file(void **state)
 	assert_string_equal(o.model, "ncf");
 	assert_string_equal(o.out, "runs/ncf");
 	assert_int_equal(o.epochs, 7);
+	assert_int_equal(o.early_stop, 0);
 	assert_int_equal(o.threads, 3);
 	assert_int_equal(o.loaders, 2);
 	assert_int_equal(o.batch, 1024);
