@@ -43,7 +43,8 @@ struct snapshot_state {
  * file written.
  */
 int snapshot_save(const struct train_opts *o, const struct model *m,
-		  const struct snapshot_state *st, const char *metrics_json, char *path, size_t cap);
+		  const struct snapshot_state *st, const char *metrics_json, char *path,
+		  size_t cap);
 
 /*
  * Loads the newest valid checkpoint of o->out into m (created with the same

@@ -779,10 +779,11 @@ static int finish(struct trainer *t, struct evaluator *ev, int epoch, struct eva
 	if (t->best_step && t->best_epoch != epoch) {
 		rc = snapshot_restore(t->o, &t->model, t->best_step, path, sizeof(path));
 		if (rc)
-			return hr_error_prefix(rc,
-					       "cannot restore the parameters of epoch %d, the best "
-					       "on valid (--early-stop 0 keeps the last epoch's)",
-					       t->best_epoch);
+			return hr_error_prefix(
+				rc,
+				"cannot restore the parameters of epoch %d, the best "
+				"on valid (--early-stop 0 keeps the last epoch's)",
+				t->best_epoch);
 		log_info("restored the parameters of epoch %d (valid auc %.4f) from %s",
 			 t->best_epoch, t->best_auc, path);
 		rc = evaluate(ev, STORE_VALID, valid);
@@ -858,9 +859,10 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		}
 		if (es && run_over(t, epoch, to)) {
 			if (epoch < to)
-				log_info("early stop after epoch %d: no better valid auc for %d epochs "
-					 "(best %.4f at epoch %d)",
-					 epoch, t->bad_epochs, t->best_auc, t->best_epoch);
+				log_info(
+					"early stop after epoch %d: no better valid auc for %d epochs "
+					"(best %.4f at epoch %d)",
+					epoch, t->bad_epochs, t->best_auc, t->best_epoch);
 			rc = finish(t, ev, epoch, &valid, &test);
 			break;
 		}

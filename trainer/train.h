@@ -38,12 +38,12 @@ struct train_opts {
 	const char *data;  /* store directory */
 	const char *out;   /* output directory (metrics.jsonl) */
 	const char *model; /* model name */
-	int epochs;     /* at most this many epochs (per store under --follow) */
-	int early_stop; /* patience: stop when the valid AUC has not improved for this
+	int epochs;        /* at most this many epochs (per store under --follow) */
+	int early_stop;    /* patience: stop when the valid AUC has not improved for this
 			 * many epochs, then restore the best epoch's parameters; 0: off
 			 * (also off under --follow and without a valid split) */
-	int threads;    /* workers */
-	int loaders; /* loader threads */
+	int threads;       /* workers */
+	int loaders;       /* loader threads */
 	enum train_records {
 		RECORDS_AUTO,
 		RECORDS_MAP,
