@@ -6,7 +6,9 @@
  * accumulator; "optim.<name>.s2": Adam's second moment), and in the
  * metadata the model, the store's schema hash, the epoch, the batch index
  * to resume from, the optimizer step, the samples seen, the options that
- * shape the model, and the metrics at save time (docs/FORMAT.md).
+ * shape the model, the metrics at save time and early stopping's state
+ * (best valid AUC, its step and epoch, the patience count, whether this is
+ * the run's closing checkpoint; docs/FORMAT.md).
  *
  * Saving and loading need the workers idle: the trainer snapshots between
  * loader segments, when every batch in flight has been applied.
