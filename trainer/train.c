@@ -53,7 +53,7 @@ void train_opts_defaults(struct train_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->epochs = 20;    /* a ceiling: early stopping ends most runs (docs/models.md) */
-	o->early_stop = 2; /* FuxiCTR's and LibRecommender's patience (docs/models.md) */
+	o->early_stop = 2; /* FuxiCTR's patience (docs/models.md) */
 	o->threads = cores > 0 ? (int)cores : 1;
 	o->loaders = 1;
 	o->keep = 3;
