@@ -25,9 +25,8 @@ static void on_sigusr1(int sig)
 
 static void arm(void)
 {
-	struct sigaction sa;
-
 	const char *env = getenv("HOGREC_PAUSE_AT");
+	struct sigaction sa;
 	const char *at;
 	size_t n;
 

@@ -21,8 +21,8 @@
  * never paused, e.g. after the test ran a competing process), or after 60 s
  * (a line "hogrec: pause at name timed out" says a test forgot its signal).
  *
- * Without HOGREC_PAUSE_AT (production) a fault point costs one load of a
- * cached flag and no signal disposition changes.  Only one point is armed
+ * Without HOGREC_PAUSE_AT (production) a fault point costs a pthread_once
+ * check and one byte test, and no signal disposition changes.  Only one point is armed
  * per process; the environment is read at the first fault_point() call.
  *
  * Thread-safety: fault_point() may be called from any thread;
