@@ -11,11 +11,14 @@ static _Thread_local int errcode;
 
 int hr_error(int code, const char *fmt, ...)
 {
+	char msg[HR_ERRMSG_MAX];
 	va_list ap;
 
+	/* Through a copy: an argument may be hr_errmsg() itself (adding context). */
 	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(errmsg, msg, sizeof(errmsg));
 	errcode = code;
 	return code;
 }

@@ -37,7 +37,10 @@ enum hr_status {
 	HR_EPERM = -11,   /* permission denied */
 };
 
-/* Records a printf-style message for the calling thread; returns code. */
+/*
+ * Records a printf-style message for the calling thread; returns code.  An
+ * argument may be hr_errmsg() (to add context to the current message).
+ */
 int hr_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefixes the current message with "prefix: " (e.g. a file name). */

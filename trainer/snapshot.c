@@ -218,14 +218,11 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		hr_error_clear();
 		return 0;
 	}
-	if (rc == HR_EFORMAT) { /* every checkpoint there is damaged: never start over silently */
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", hr_errmsg());
+	if (rc == HR_EFORMAT) /* every checkpoint there is damaged: never start over silently */
 		return hr_error(rc,
 				"%s; not starting over (--no-resume trains from scratch, replacing "
 				"them as it saves)",
-				why);
-	}
+				hr_errmsg());
 	if (rc)
 		return rc;
 	rc = ckpt_open(&c, path);

@@ -596,7 +596,6 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 static int predict_checkpoint(const struct train_opts *o, char *path, size_t cap)
 {
 	static const char hint[] = "--out names the directory of a training run";
-	char msg[512];
 	struct stat st;
 	int rc;
 
@@ -609,10 +608,8 @@ static int predict_checkpoint(const struct train_opts *o, char *path, size_t cap
 	if (!S_ISDIR(st.st_mode))
 		return hr_error(HR_ENOENT, "--predict: '%s' is not a directory (%s)", o->out, hint);
 	rc = ckpt_latest(o->out, path, cap);
-	if (rc == HR_ENOENT) { /* an empty directory: "no checkpoint in 'DIR'" */
-		snprintf(msg, sizeof(msg), "%s", hr_errmsg());
-		return hr_error(rc, "--predict: %s (%s)", msg, hint);
-	}
+	if (rc == HR_ENOENT) /* an empty directory: "no checkpoint in 'DIR'" */
+		return hr_error(rc, "--predict: %s (%s)", hr_errmsg(), hint);
 	return rc;
 }
 
