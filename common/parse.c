@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "common/err.h"
 
@@ -57,4 +58,18 @@ int parse_f64(const char *s, const char *what, double lo, double hi, double *out
 				lo, hi);
 	*out = x;
 	return 0;
+}
+
+int parse_bool(const char *s)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false",
+										    "off", "0"};
+
+	for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++) {
+		if (!strcasecmp(s, yes[k]))
+			return 1;
+		if (!strcasecmp(s, no[k]))
+			return 0;
+	}
+	return -1;
 }

@@ -25,4 +25,7 @@ int parse_f64(const char *s, const char *what, double lo, double hi, double *out
 int parse_u64_quiet(const char *s, uint64_t *out);
 int parse_f64_quiet(const char *s, double *out);
 
+/* A boolean: yes/true/on/1 -> 1, no/false/off/0 -> 0 (any case), else -1. */
+int parse_bool(const char *s);
+
 #endif

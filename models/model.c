@@ -1,15 +1,20 @@
 #include "model.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "common/parse.h"
+#include "nn/nn.h"
 #include "store/codec.h"
 
-extern const struct model_ops model_ncf, model_dssm;
+extern const struct model_ops model_ncf, model_dssm, model_neumf;
 
 static const struct model_ops *const models[] = {
 	&model_ncf,
 	&model_dssm,
+	&model_neumf,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 
@@ -71,6 +76,9 @@ int model_create(struct model *m, const char *name, const struct model_config *c
 		for (const uint32_t *h = ops->default_hidden;
 		     *h && m->cfg.n_hidden < MODEL_MAX_HIDDEN; h++)
 			m->cfg.hidden[m->cfg.n_hidden++] = *h;
+	rc = model_options_resolve(ops, cfg, m->opt);
+	if (rc)
+		return rc;
 	m->info = *info;
 	params_init(&m->params);
 	rc = ops->init(m, info);
@@ -98,4 +106,211 @@ unsigned model_decode_flags(const struct model *m)
 	if (!(needs & (NEEDS_HISTORY | NEEDS_GENRES | NEEDS_DENSE)))
 		flags |= REC_SKIP_FEATURES;
 	return flags;
+}
+
+enum model_view model_view(const struct model *m)
+{
+	return m->ops->view ? m->ops->view(m) : VIEW_RECORDS;
+}
+
+const char *const *model_losses(const struct model *m, int *n)
+{
+	static const char *const plain[] = {"train_loss", NULL};
+	const char *const *l = m->ops->losses ? m->ops->losses : plain;
+
+	for (*n = 0; l[*n]; (*n)++)
+		;
+	return l;
+}
+
+double model_train_forward(const struct model *m, float *ws, const struct batch *b,
+			   struct model_ctx *ctx, double *terms)
+{
+	if (m->ops->train_forward)
+		return m->ops->train_forward(m, ws, b, ctx, terms);
+	m->ops->forward(m, ws, b, ctx->logits, 1);
+	terms[0] = nn_bce_logits_forward(NULL, ctx->logits, b->label, (int)b->n);
+	return terms[0];
+}
+
+void model_train_backward(const struct model *m, float *ws, const struct batch *b,
+			  struct model_ctx *ctx, float *grad, struct sparse_grad *sg)
+{
+	if (m->ops->train_backward) {
+		m->ops->train_backward(m, ws, b, ctx, grad, sg);
+		return;
+	}
+	memset(ctx->dlogits, 0, b->n * sizeof(float));
+	nn_bce_logits_backward(ctx->dlogits, 1.0f, ctx->logits, b->label, (int)b->n);
+	m->ops->backward(m, ws, b, ctx->dlogits, grad, sg);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+/* name equals key, with '-' in name standing for '_' in key. */
+static int same_name(const char *key, const char *name)
+{
+	for (; *key && *name; key++, name++)
+		if (*key != *name && !(*key == '_' && *name == '-'))
+			return 0;
+	return *key == *name;
+}
+
+int model_option_index(const struct model_ops *ops, const char *name)
+{
+	for (int i = 0; i < ops->n_options; i++)
+		if (same_name(ops->options[i].name, name))
+			return i;
+	return -1;
+}
+
+const struct model_option *model_option_any(const char *name)
+{
+	for (size_t k = 0; k < N_MODELS; k++) {
+		int i = model_option_index(models[k], name);
+		if (i >= 0)
+			return &models[k]->options[i];
+	}
+	return NULL;
+}
+
+const struct model_option *model_option_at(size_t i)
+{
+	for (size_t k = 0; k < N_MODELS; k++)
+		for (int j = 0; j < models[k]->n_options; j++) {
+			const struct model_option *o = &models[k]->options[j];
+			if (model_option_any(o->name) != o) /* declared by an earlier model */
+				continue;
+			if (i-- == 0)
+				return o;
+		}
+	return NULL;
+}
+
+void model_option_describe(const struct model_option *o, char *buf, size_t size)
+{
+	size_t n;
+
+	switch (o->type) {
+	case MOPT_INT:
+		snprintf(buf, size, "an integer between %.0f and %.0f", o->min, o->max);
+		break;
+	case MOPT_FLOAT: snprintf(buf, size, "a number between %g and %g", o->min, o->max); break;
+	case MOPT_BOOL: snprintf(buf, size, "yes or no"); break;
+	case MOPT_ENUM:
+		n = (size_t)snprintf(buf, size, "one of");
+		for (int k = 0; o->choices[k] && n < size; k++)
+			n += (size_t)snprintf(buf + n, size - n, "%s %s", k ? "," : "",
+					      o->choices[k]);
+		break;
+	}
+}
+
+void model_option_format(const struct model_option *o, double v, char *buf, size_t size)
+{
+	switch (o->type) {
+	case MOPT_INT: snprintf(buf, size, "%.0f", v); break;
+	case MOPT_FLOAT: snprintf(buf, size, "%g", v); break;
+	case MOPT_BOOL: snprintf(buf, size, "%s", v != 0 ? "yes" : "no"); break;
+	case MOPT_ENUM: snprintf(buf, size, "%s", o->choices[(int)v]); break;
+	}
+}
+
+static int in_range(const struct model_option *o, double v)
+{
+	int k = 0;
+
+	switch (o->type) {
+	case MOPT_INT: return v == floor(v) && v >= o->min && v <= o->max;
+	case MOPT_FLOAT: return v >= o->min && v <= o->max;
+	case MOPT_BOOL: return v == 0 || v == 1;
+	case MOPT_ENUM:
+		while (o->choices[k])
+			k++;
+		return v == floor(v) && v >= 0 && v < k;
+	}
+	return 0;
+}
+
+int model_option_parse(const struct model_option *o, const char *text, double *v)
+{
+	char want[160];
+	uint64_t u;
+	double x = NAN;
+	int k = 0;
+
+	switch (o->type) {
+	case MOPT_INT:
+		if (!parse_u64_quiet(text, &u) && u <= (uint64_t)1e15)
+			x = (double)u;
+		break;
+	case MOPT_FLOAT:
+		if (parse_f64_quiet(text, &x))
+			x = NAN;
+		break;
+	case MOPT_BOOL:
+		k = parse_bool(text);
+		x = k < 0 ? NAN : k;
+		break;
+	case MOPT_ENUM:
+		while (o->choices[k] && strcmp(o->choices[k], text))
+			k++;
+		x = o->choices[k] ? k : NAN;
+		break;
+	}
+	if (!isfinite(x) || !in_range(o, x)) {
+		model_option_describe(o, want, sizeof(want));
+		return hr_error(HR_EINVAL, "must be %s, not '%s'", want, text);
+	}
+	*v = x;
+	return 0;
+}
+
+int model_options_resolve(const struct model_ops *ops, const struct model_config *cfg,
+			  double *values)
+{
+	char list[512], want[160], text[64];
+	size_t n = 0;
+
+	for (int i = 0; i < ops->n_options; i++)
+		values[i] = ops->options[i].def;
+	for (int k = 0; k < cfg->n_opt; k++) {
+		const char *name = cfg->opt[k].name;
+		int i = model_option_index(ops, name);
+		if (i < 0) {
+			list[0] = '\0';
+			for (int j = 0; j < ops->n_options && n < sizeof(list); j++)
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
+						      j ? ", " : "", ops->options[j].name);
+			return hr_error(HR_EINVAL, "model '%s' has no option '%s' (%s%s)",
+					ops->name, name,
+					ops->n_options ? "its options: " : "it has none",
+					ops->n_options ? list : "");
+		}
+		if (!in_range(&ops->options[i], cfg->opt[k].v)) {
+			model_option_describe(&ops->options[i], want, sizeof(want));
+			snprintf(text, sizeof(text), "%g", cfg->opt[k].v);
+			return hr_error(HR_EINVAL, "model '%s': option '%s' must be %s, not %s",
+					ops->name, name, want, text);
+		}
+		values[i] = cfg->opt[k].v;
+	}
+	return 0;
+}
+
+int model_config_set(struct model_config *cfg, const char *name, double v)
+{
+	const struct model_option *o = model_option_any(name);
+
+	if (!o)
+		return hr_error(HR_EINVAL, "no model has an option '%s'", name);
+	for (int k = 0; k < cfg->n_opt; k++)
+		if (!strcmp(cfg->opt[k].name, o->name)) {
+			cfg->opt[k].v = v;
+			return 0;
+		}
+	if (cfg->n_opt >= MODEL_MAX_OPTIONS)
+		return hr_error(HR_EINVAL, "too many model options");
+	cfg->opt[cfg->n_opt++] = (struct model_opt_value){o->name, v};
+	return 0;
 }

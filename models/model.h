@@ -24,17 +24,50 @@
 #include <stdio.h>
 
 #include "batch.h"
+#include "common/rng.h"
 #include "optim.h"
 #include "params.h"
 #include "store/info.h"
 
 #define MODEL_MAX_HIDDEN 8
+#define MODEL_MAX_OPTIONS 24
+
+/*
+ * A model's own options (num_neg, sampler, loss, ...): one row each in the
+ * model's table (model_ops.options).  bin/trainer's --help, its flags and
+ * the [model] section of its config file, --check-config, the checkpoint
+ * metadata and the resume check all read the tables, and a test holds
+ * docs/models.md to them.  An option name means the same in every model
+ * that has it (same type and choices; a test checks), so that a flag can
+ * be parsed before the model is known.  Values are doubles: an integer, a
+ * number, 0/1, or an index into choices.
+ */
+enum model_opt_type { MOPT_INT, MOPT_FLOAT, MOPT_BOOL, MOPT_ENUM };
+
+struct model_option {
+	const char *name; /* [model] key; the flag is --name with '-' for '_' */
+	enum model_opt_type type;
+	double min, max;            /* MOPT_INT, MOPT_FLOAT: inclusive */
+	double def;                 /* the default (MOPT_ENUM: index into choices) */
+	const char *const *choices; /* MOPT_ENUM, NULL-terminated */
+	const char *help;           /* one line */
+};
+
+/* An option given by name (on the command line, in a config file or a
+ * checkpoint); name points into some model's table. */
+struct model_opt_value {
+	const char *name;
+	double v;
+};
 
 struct model_config {
 	uint32_t emb_dim;                  /* embedding width (default 32) */
 	uint32_t hidden[MODEL_MAX_HIDDEN]; /* MLP / tower widths; the last is the output width */
 	int n_hidden;
 	uint64_t seed; /* weight initialisation */
+	/* Model options given; the rest take their defaults (model_create). */
+	struct model_opt_value opt[MODEL_MAX_OPTIONS];
+	int n_opt;
 };
 
 /* What a model reads from a store; checked against the store before training. */
@@ -45,22 +78,86 @@ enum model_needs {
 	NEEDS_GENRES = 1 << 3,
 };
 
+/* What evaluation compares a model's scores (forward with train = 0) with. */
+enum model_target {
+	TARGET_LABEL,  /* logits against the 0/1 label: AUC, logloss, gAUC */
+	TARGET_RATING, /* predicted ratings against the rating: RMSE */
+};
+
+/* What one training sample is.  Evaluation always scores records. */
+enum model_view {
+	VIEW_RECORDS,   /* a record of the train split (the default) */
+	VIEW_USER_ROWS, /* a user's row of the train rating matrix: b->user holds row ids */
+	VIEW_ITEM_ROWS, /* an item's row (column of users): b->item holds row ids */
+};
+
+/*
+ * What a worker hands a model's training pass besides the batch.  Owned by
+ * the worker; the model may use rng and the scratch freely.
+ */
+struct model_ctx {
+	struct rng rng; /* reseeded for every batch from (seed, worker, step): sampled
+			  * negatives, dropout; one worker and one seed reproduce a run */
+	uint64_t step;  /* the optimizer step this batch will be (from 1) */
+	int worker;     /* 0 .. threads-1 */
+	float *logits;  /* (B) scratch for the default loss */
+	float *dlogits; /* (B) */
+};
+
+#define MODEL_MAX_LOSSES 4
+
 struct model;
+struct model_data;
 
 struct model_ops {
-	const char *name;               /* lowercase, as on the command line */
-	const char *summary;            /* one line for --help */
-	unsigned needs;                 /* enum model_needs bits */
-	const uint32_t *default_hidden; /* zero-terminated */
+	const char *name;                   /* lowercase, as on the command line */
+	const char *summary;                /* one line for --help */
+	unsigned needs;                     /* enum model_needs bits */
+	const uint32_t *default_hidden;     /* zero-terminated */
+	const struct model_option *options; /* the model's own options, or NULL */
+	int n_options;
+	/* Names of the loss terms train_forward reports, NULL-terminated; the
+	 * first is the main one ("train_loss"), e.g. {"train_loss", "aux_loss",
+	 * NULL}.  NULL: {"train_loss", NULL}. */
+	const char *const *losses;
+	enum model_target target;
 
 	/* Declares the parameters (params_add) and reads the config.  HR_EINVAL. */
 	int (*init)(struct model *m, const struct store_info *info);
 	void (*release)(struct model *m);
+	/* NULL: VIEW_RECORDS.  May depend on the model's options. */
+	enum model_view (*view)(const struct model *m);
 	size_t (*workspace_floats)(const struct model *m, uint32_t batch);
+	/* Scores (B): logits (TARGET_LABEL) or predicted ratings (TARGET_RATING).
+	 * With train = 1 it keeps in ws what backward needs. */
 	void (*forward)(const struct model *m, float *ws, const struct batch *b, float *logits,
 			int train);
+	/* Accumulates d loss / d params from dlogits (B) into grad and sg. */
 	void (*backward)(const struct model *m, float *ws, const struct batch *b,
 			 const float *dlogits, float *grad, struct sparse_grad *sg);
+	/*
+	 * Optional: a training pass that owns its loss (sampled negatives,
+	 * in-batch softmax, auxiliary terms).  NULL: forward with train = 1,
+	 * mean binary cross-entropy of the logits against b->label, backward.
+	 * train_forward writes each loss term (a batch mean, its weight
+	 * applied) into terms[] in the order of `losses` and returns their sum,
+	 * the objective (NaN/inf stops training); it keeps in ws what
+	 * train_backward needs.  train_backward accumulates the gradient of
+	 * that objective into grad and sg.
+	 */
+	double (*train_forward)(const struct model *m, float *ws, const struct batch *b,
+				struct model_ctx *ctx, double *terms);
+	void (*train_backward)(const struct model *m, float *ws, const struct batch *b,
+			       struct model_ctx *ctx, float *grad, struct sparse_grad *sg);
+	/*
+	 * Optional, two-tower models: the user-side and item-side vectors
+	 * (B, vector_dim) whose dot product is the score, each from the
+	 * batch's user or item fields alone (retrieval scores one user against
+	 * every item).  ws as for forward.
+	 */
+	uint32_t (*vector_dim)(const struct model *m);
+	void (*user_vectors)(const struct model *m, float *ws, const struct batch *b, float *out);
+	void (*item_vectors)(const struct model *m, float *ws, const struct batch *b, float *out);
 	/* Multiply-adds times two of one sample's forward pass (for GFLOP/s). */
 	double (*flops_forward)(const struct model *m);
 };
@@ -68,9 +165,11 @@ struct model_ops {
 struct model {
 	const struct model_ops *ops;
 	struct model_config cfg;
+	double opt[MODEL_MAX_OPTIONS]; /* every option's value, in ops->options order */
 	struct store_info info;
 	struct params params;
-	void *impl; /* the model's own state (layer sizes, tensor indices) */
+	const struct model_data *data; /* what the trainer loaded for it, or NULL */
+	void *impl;                    /* the model's own state (layer sizes, tensor indices) */
 };
 
 /* The model called name, or NULL. */
@@ -96,5 +195,59 @@ void model_release(struct model *m);
  * cost for small models).
  */
 unsigned model_decode_flags(const struct model *m);
+
+/* m's view (VIEW_RECORDS when the model has no view function). */
+enum model_view model_view(const struct model *m);
+
+/* The loss term names of m (see model_ops.losses) and their count. */
+const char *const *model_losses(const struct model *m, int *n);
+
+/*
+ * One training pass over b: ops->train_forward/train_backward, or the
+ * default (forward, mean BCE against b->label, backward).  model_train_forward
+ * writes the loss terms into terms[] and returns the objective;
+ * model_train_backward accumulates its gradient.  Same threading contract
+ * as forward/backward.
+ */
+double model_train_forward(const struct model *m, float *ws, const struct batch *b,
+			   struct model_ctx *ctx, double *terms);
+void model_train_backward(const struct model *m, float *ws, const struct batch *b,
+			  struct model_ctx *ctx, float *grad, struct sparse_grad *sg);
+
+/* ---- options (struct model_option) ---- */
+
+/*
+ * The first registered model's declaration of option `name` (flag spelling
+ * with '-' accepted), or NULL: options mean the same in every model.
+ */
+const struct model_option *model_option_any(const char *name);
+/* The i-th distinct option name over every model (0, 1, ...), NULL past the last. */
+const struct model_option *model_option_at(size_t i);
+/* Index of option `name` in ops's table, or -1. */
+int model_option_index(const struct model_ops *ops, const char *name);
+
+/*
+ * Parses text as a value of option o ("4", "0.5", "yes", "popular").
+ * HR_EINVAL with "must be WANT, not 'TEXT'" (no location; callers prefix
+ * it) when it is not one or out of o's range.
+ */
+int model_option_parse(const struct model_option *o, const char *text, double *v);
+/* What a valid value of o looks like ("an integer between 1 and 100"). */
+void model_option_describe(const struct model_option *o, char *buf, size_t size);
+/* v as o's text ("4", "0.5", "yes", "popular"). */
+void model_option_format(const struct model_option *o, double v, char *buf, size_t size);
+
+/*
+ * Resolves the options of ops for cfg into values[] (ops->options order):
+ * defaults, then cfg->opt.  HR_EINVAL naming an option ops does not have
+ * ("model 'ncf' has no option 'margin' (its options: ...)") or a value out
+ * of ops's range.
+ */
+int model_options_resolve(const struct model_ops *ops, const struct model_config *cfg,
+			  double *values);
+
+/* Sets option `name` in cfg (replacing an earlier value).  HR_EINVAL when
+ * no model has it or cfg is full. */
+int model_config_set(struct model_config *cfg, const char *name, double v);
 
 #endif

@@ -162,21 +162,44 @@ typedef const char *cstr; /* a T_STRING field, for FIELD and CFIELD */
 #define FIELD(o, d, T) ((T *)(void *)((char *)(o) + (d)->off))
 #define CFIELD(o, d, T) ((const T *)(const void *)((const char *)(o) + (d)->off))
 
+/* Model options (models/model.h) follow the table's rows in the option
+ * numbering: index N_OPTS + k is model_option_at(k). */
+static size_t model_option_count(void)
+{
+	size_t n = 0;
+
+	while (model_option_at(n))
+		n++;
+	return n;
+}
+
 size_t config_option_count(void)
 {
-	return N_OPTS;
+	return N_OPTS + model_option_count();
 }
 
 const char *config_option_key(size_t i)
 {
-	HR_ASSERT(i < N_OPTS);
-	return opts[i].key;
+	HR_ASSERT(i < config_option_count());
+	return i < N_OPTS ? opts[i].key : model_option_at(i - N_OPTS)->name;
 }
 
 const char *config_option_flag(size_t i)
 {
-	HR_ASSERT(i < N_OPTS);
-	return opts[i].flag;
+	static char flags[MODEL_MAX_OPTIONS * 8][32];
+	const char *key;
+	size_t k;
+
+	HR_ASSERT(i < config_option_count());
+	if (i < N_OPTS)
+		return opts[i].flag;
+	k = i - N_OPTS;
+	HR_ASSERT(k < sizeof(flags) / sizeof(flags[0]));
+	key = model_option_at(k)->name;
+	HR_ASSERT(strlen(key) < sizeof(flags[k]));
+	for (size_t j = 0; j <= strlen(key); j++)
+		flags[k][j] = key[j] == '_' ? '-' : key[j];
+	return flags[k];
 }
 
 /* ---- values as text ---------------------------------------------------- */
@@ -257,20 +280,6 @@ static int format_value(const struct train_opts *o, const struct opt *d, char *b
 }
 
 /* ---- parsing one value ------------------------------------------------- */
-
-static int parse_bool(const char *s)
-{
-	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false",
-										    "off", "0"};
-
-	for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++) {
-		if (!strcasecmp(s, yes[k]))
-			return 1;
-		if (!strcasecmp(s, no[k]))
-			return 0;
-	}
-	return -1;
-}
 
 /*
  * A string config_print can write and config_load read back the same:
@@ -417,14 +426,33 @@ static const struct opt *find_option(const char *name, int flags_too)
 	return NULL;
 }
 
+/* Sets model option mo (of some model; which model has it is checked by
+ * config_check once the model is known). */
+static int apply_model_option(struct train_opts *o, const struct model_option *mo, const char *text,
+			      const char *where)
+{
+	double v;
+
+	if (model_option_parse(mo, text, &v)) {
+		if (where[0] == '-')
+			return hr_error(HR_EINVAL, "%s: %s", where, hr_errmsg());
+		return hr_error(HR_EINVAL, "%s: '%s' %s", where, mo->name, hr_errmsg());
+	}
+	return model_config_set(&o->mcfg, mo->name, v);
+}
+
 int config_apply_option(struct train_opts *o, const char *name, const char *value,
 			const char *where)
 {
 	const struct opt *d = find_option(name, 1);
+	const struct model_option *mo;
 
-	if (!d)
-		return hr_error(HR_EINVAL, "%s: unknown option '%s'", where, name);
-	return apply(o, d, value, where);
+	if (d)
+		return apply(o, d, value, where);
+	mo = model_option_any(name);
+	if (mo)
+		return apply_model_option(o, mo, value, where);
+	return hr_error(HR_EINVAL, "%s: unknown option '%s'", where, name);
 }
 
 /* ---- defaults, release ------------------------------------------------- */
@@ -454,11 +482,12 @@ struct ini_state {
 	struct train_opts *o;
 	const char *path;
 	FILE *f;
-	int line;              /* the line inih is on, from 1 */
-	int rc;                /* the first error (message set), 0 while none */
-	int seen[N_OPTS];      /* the line that set each option, 0 if none */
-	char text[LINE_SHOWN]; /* that line without its end, for messages */
-	char *where;           /* "path:line" for apply's messages */
+	int line;                              /* the line inih is on, from 1 */
+	int rc;                                /* the first error (message set), 0 while none */
+	int seen[N_OPTS];                      /* the line that set each option, 0 if none */
+	int seen_model[MODEL_MAX_OPTIONS * 8]; /* the same for model options */
+	char text[LINE_SHOWN];                 /* that line without its end, for messages */
+	char *where;                           /* "path:line" for apply's messages */
 	size_t where_size;
 };
 
@@ -516,7 +545,7 @@ static int check_line(struct ini_state *st)
 {
 	char what[LINE_SHOWN + 96];
 	const char *s = st->text, *p = s, *end;
-	size_t n = strlen(CONFIG_SECTION);
+	size_t n;
 
 	while (isspace((unsigned char)*p))
 		p++;
@@ -532,12 +561,16 @@ static int check_line(struct ini_state *st)
 		if (!end)
 			snprintf(what, sizeof(what), "expected '[%s]', not '%s'", CONFIG_SECTION,
 				 s);
-		else if ((size_t)(end - p - 1) != n || strncmp(p + 1, CONFIG_SECTION, n))
-			snprintf(what, sizeof(what),
-				 "unknown section %.*s (the options go in [%s])",
-				 (int)(end - p + 1), p, CONFIG_SECTION);
-		else
+		else if (((n = strlen(CONFIG_SECTION)) == (size_t)(end - p - 1) &&
+			  !strncmp(p + 1, CONFIG_SECTION, n)) ||
+			 ((n = strlen(CONFIG_MODEL_SECTION)) == (size_t)(end - p - 1) &&
+			  !strncmp(p + 1, CONFIG_MODEL_SECTION, n)))
 			return 0;
+		else
+			snprintf(what, sizeof(what),
+				 "unknown section %.*s (the options go in [%s], the model's "
+				 "in [%s])",
+				 (int)(end - p + 1), p, CONFIG_SECTION, CONFIG_MODEL_SECTION);
 		return line_error(st, HR_EINVAL, what);
 	}
 	if (!strpbrk(p, "=:")) {
@@ -588,6 +621,32 @@ static char *read_line(char *buf, int size, void *stream)
 	return check_line(st) ? NULL : buf;
 }
 
+/* A key of [model]: one of some model's options (model.h). */
+static int on_model_key(struct ini_state *st, const char *key, const char *value)
+{
+	char what[LINE_SHOWN + 128];
+	const struct model_option *mo = NULL;
+	size_t k = 0;
+
+	while ((mo = model_option_at(k)) && strcmp(mo->name, key))
+		k++;
+	if (!mo) {
+		snprintf(what, sizeof(what),
+			 "unknown key '%s' in [%s] (trainer --help lists each model's options)",
+			 key, CONFIG_MODEL_SECTION);
+		return line_error(st, HR_EINVAL, what), 0;
+	}
+	if (st->seen_model[k]) {
+		snprintf(what, sizeof(what), "duplicate key '%s' (first set on line %d)", key,
+			 st->seen_model[k]);
+		return line_error(st, HR_EINVAL, what), 0;
+	}
+	st->seen_model[k] = st->line;
+	snprintf(st->where, st->where_size, "%s:%d", st->path, st->line);
+	st->rc = apply_model_option(st->o, mo, value, st->where);
+	return st->rc == 0;
+}
+
 static int on_key(void *user, const char *section, const char *key, const char *value)
 {
 	struct ini_state *st = user;
@@ -596,7 +655,9 @@ static int on_key(void *user, const char *section, const char *key, const char *
 
 	if (st->rc)
 		return 0;
-	if (strcmp(section, CONFIG_SECTION)) { /* check_line let only [trainer] through */
+	if (!strcmp(section, CONFIG_MODEL_SECTION))
+		return on_model_key(st, key, value);
+	if (strcmp(section, CONFIG_SECTION)) { /* check_line let only these two through */
 		snprintf(what, sizeof(what), "'%s' before any section (start with [%s])", key,
 			 CONFIG_SECTION);
 		line_error(st, HR_EINVAL, what);
@@ -723,6 +784,11 @@ int config_check(const struct train_opts *o)
 					value);
 		}
 	}
+	if (o->model) {
+		double values[MODEL_MAX_OPTIONS];
+		if (model_options_resolve(model_find(o->model), &o->mcfg, values))
+			return HR_EINVAL; /* "model 'ncf' has no option 'margin' (...)" */
+	}
 	if (!strcmp(o->data, o->out))
 		return hr_error(HR_EINVAL, "'data' and 'out' are the same directory '%s'", o->data);
 	if (o->predict && strcmp(o->predict, "train") && strcmp(o->predict, "valid") &&
@@ -752,6 +818,26 @@ int config_finish(struct train_opts *o)
 	return 0;
 }
 
+/* The [model] section: every option of o's model with its value. */
+static void print_model_options(FILE *out, const struct train_opts *o)
+{
+	const struct model_ops *ops = o->model ? model_find(o->model) : NULL;
+	double values[MODEL_MAX_OPTIONS];
+	char value[64], def[64], want[160];
+
+	if (!ops || !ops->n_options || model_options_resolve(ops, &o->mcfg, values))
+		return;
+	fprintf(out, "\n; the options of model '%s'\n[%s]\n", ops->name, CONFIG_MODEL_SECTION);
+	for (int i = 0; i < ops->n_options; i++) {
+		const struct model_option *mo = &ops->options[i];
+		model_option_describe(mo, want, sizeof(want));
+		model_option_format(mo, mo->def, def, sizeof(def));
+		model_option_format(mo, values[i], value, sizeof(value));
+		fprintf(out, "\n; %s\n; %s; default %s\n%s = %s\n", mo->help, want, def, mo->name,
+			value);
+	}
+}
+
 void config_print(FILE *out, const struct train_opts *o)
 {
 	char value[LINE_SHOWN], want[160];
@@ -770,6 +856,44 @@ void config_print(FILE *out, const struct train_opts *o)
 			fprintf(out, "\n;%s =\n", d->key); /* unset */
 		else
 			fprintf(out, "\n%s =%s%s\n", d->key, value[0] ? " " : "", value);
+	}
+	print_model_options(out, o);
+}
+
+/* "  --num-neg N  help (default 4; models neumf, twotower)" per model option. */
+static void config_usage_models(FILE *out)
+{
+	const struct model_option *mo;
+
+	if (!model_option_at(0))
+		return;
+	fprintf(out,
+		"\nmodel options (also keys of a config file's [%s] section; a model refuses "
+		"another's):\n",
+		CONFIG_MODEL_SECTION);
+	for (size_t k = 0; (mo = model_option_at(k)); k++) {
+		char left[64], def[64];
+		const char *arg = mo->type == MOPT_INT   ? "N" :
+				  mo->type == MOPT_FLOAT ? "X" :
+				  mo->type == MOPT_BOOL  ? "yes|no" :
+							   "NAME";
+		snprintf(left, sizeof(left), "--%s %s", config_option_flag(N_OPTS + k), arg);
+		fprintf(out, "  %-22s %s", left, mo->help);
+		if (mo->type == MOPT_ENUM) {
+			fputs(": ", out);
+			for (int j = 0; mo->choices[j]; j++)
+				fprintf(out, "%s%s", j ? ", " : "", mo->choices[j]);
+		}
+		fputs(" (", out);
+		for (size_t m = 0, first = 1; model_at(m); m++) {
+			int i = model_option_index(model_at(m), mo->name);
+			if (i < 0)
+				continue;
+			model_option_format(mo, model_at(m)->options[i].def, def, sizeof(def));
+			fprintf(out, "%s%s %s", first ? "" : ", ", model_at(m)->name, def);
+			first = 0;
+		}
+		fputs(")\n", out);
 	}
 }
 
@@ -802,4 +926,5 @@ void config_usage(FILE *out)
 			fprintf(out, " (default %s)", d->def);
 		fputc('\n', out);
 	}
+	config_usage_models(out);
 }

@@ -64,6 +64,8 @@
 
 /* The one section of a trainer config file. */
 #define CONFIG_SECTION "trainer"
+/* The section of the model's own options (models/model.h, struct model_option). */
+#define CONFIG_MODEL_SECTION "model"
 
 /*
  * train_opts_defaults(), made printable and table-consistent: embedding

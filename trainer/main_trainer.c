@@ -116,7 +116,7 @@ static int reload(void *arg)
  * (val O_TABLE + i), then the flags that are actions rather than settings.
  */
 enum { O_CONFIG = 256, O_CHECK, O_LOADER, O_NORESUME, O_PREDICT, O_LIMIT, O_TABLE };
-#define MAX_LONGOPTS 64
+#define MAX_LONGOPTS 128
 
 static void build_longopts(struct option *lo)
 {

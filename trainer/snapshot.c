@@ -35,15 +35,63 @@ static int collect(const struct model *m, struct ckpt_tensor *t, char names[][PA
 	return n;
 }
 
-/* The options that shape the model; a checkpoint must match them to resume. */
+/*
+ * The options that shape the model; a checkpoint must match them to resume.
+ * The model's own options (model.h) go in "options" as their text ("4",
+ * "popular"), for models that have any.
+ */
 static json_t *shape_json(const struct train_opts *o, const struct model *m)
 {
-	json_t *hidden = json_array();
+	json_t *hidden = json_array(), *shape, *opts;
+	char text[64];
 
 	for (int i = 0; i < m->cfg.n_hidden; i++)
 		json_array_append_new(hidden, json_integer(m->cfg.hidden[i]));
-	return json_pack("{s:I, s:o, s:s}", "emb_dim", (json_int_t)m->cfg.emb_dim, "hidden", hidden,
-			 "optimizer", optim_name(o->optim.kind));
+	shape = json_pack("{s:I, s:o, s:s}", "emb_dim", (json_int_t)m->cfg.emb_dim, "hidden",
+			  hidden, "optimizer", optim_name(o->optim.kind));
+	if (!shape || !m->ops->n_options)
+		return shape;
+	opts = json_object();
+	for (int i = 0; opts && i < m->ops->n_options; i++) {
+		model_option_format(&m->ops->options[i], m->opt[i], text, sizeof(text));
+		json_object_set_new(opts, m->ops->options[i].name, json_string(text));
+	}
+	json_object_set_new(shape, "options", opts);
+	return shape;
+}
+
+/* Appends "key (checkpoint A, this run B)" for each key of have/want that differs. */
+static void shape_diff(const json_t *have, const json_t *want, const char *prefix, char *buf,
+		       size_t cap)
+{
+	const json_t *objs[2] = {have, want};
+
+	for (int side = 0; side < 2; side++) {
+		const char *key;
+		json_t *v;
+		json_object_foreach((json_t *)objs[side], key, v)
+		{
+			const json_t *a = json_object_get(have, key),
+				     *b = json_object_get(want, key);
+			size_t n = strlen(buf);
+			char *ta, *tb;
+			if (side == 1 && a) /* seen from have's side */
+				continue;
+			if (json_equal(a, b))
+				continue;
+			if (json_is_object(a) && json_is_object(b)) {
+				shape_diff(a, b, key, buf, cap);
+				continue;
+			}
+			ta = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+			tb = b ? json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+			snprintf(buf + n, cap - n, "%s%s%s%s (checkpoint %s, this run %s)",
+				 n ? "; " : "", prefix ? prefix : "", prefix ? "." : "", key,
+				 ta ? ta : "unset", tb ? tb : "unset");
+			free(ta);
+			free(tb);
+		}
+	}
 }
 
 /* Adds the early-stopping state of st to the "hogrec" document extra. */
@@ -160,13 +208,13 @@ static int check_match(const struct train_opts *o, const struct model *m, const 
 			      "'%s' has schema %s",
 			      path, info->schema_hash, o->data, m->info.schema_hash);
 	} else if (!json_equal(json_object_get(extra, "shape"), shape)) {
-		char *want = json_dumps(shape, JSON_COMPACT);
-		char *have = json_dumps(json_object_get(extra, "shape"), JSON_COMPACT);
+		char diff[768] = "";
+		const json_t *have = json_object_get(extra, "shape");
+		if (json_is_object(have))
+			shape_diff(have, shape, NULL, diff, sizeof(diff));
 		rc = hr_error(HR_EINVAL,
-			      "checkpoint '%s' has other model options (%s) than this run (%s)",
-			      path, have ? have : "none", want ? want : "?");
-		free(want);
-		free(have);
+			      "checkpoint '%s' has other model options than this run: %s", path,
+			      diff[0] ? diff : "no shape in its metadata");
 	}
 	json_decref(shape);
 	return rc;
@@ -271,6 +319,32 @@ int snapshot_restore(const struct train_opts *o, struct model *m, uint64_t step,
 	return rc;
 }
 
+/* The model options of a checkpoint's shape into cfg (NULL: none given). */
+static int shape_options(const json_t *opts, const char *path, struct model_config *cfg)
+{
+	const char *key;
+	json_t *v;
+	double x;
+
+	if (!opts)
+		return 0;
+	if (!json_is_object(opts))
+		return hr_error(HR_EFORMAT, "checkpoint '%s': its model options are not an object",
+				path);
+	json_object_foreach((json_t *)opts, key, v)
+	{
+		const struct model_option *mo = model_option_any(key);
+		if (!mo || !json_is_string(v))
+			return hr_error(HR_EFORMAT, "checkpoint '%s': unknown model option '%s'",
+					path, key);
+		if (model_option_parse(mo, json_string_value(v), &x) ||
+		    model_config_set(cfg, mo->name, x))
+			return hr_error(HR_EFORMAT, "checkpoint '%s': model option '%s' %s", path,
+					key, hr_errmsg());
+	}
+	return 0;
+}
+
 /*
  * The model configuration a checkpoint's "shape" metadata (shape_json)
  * describes, within the option table's ranges (config.c): a checkpoint
@@ -299,7 +373,7 @@ static int shape_config(const json_t *shape, const char *path, struct model_conf
 					path);
 		cfg->hidden[cfg->n_hidden++] = (uint32_t)json_integer_value(h);
 	}
-	return 0;
+	return shape_options(json_object_get(shape, "options"), path, cfg);
 }
 
 int snapshot_load_model(const struct train_opts *o, const struct store_info *info, const char *path,

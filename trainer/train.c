@@ -75,7 +75,8 @@ struct worker {
 	float *logits, *dlogits;           /* (B) */
 	float *grad;                       /* dense gradient block */
 	struct sparse_grad sg[PARAMS_MAX]; /* per embedding tensor */
-	double loss_sum;                   /* this epoch, owned by the worker */
+	struct model_ctx ctx;              /* the model's per-batch stream and scratch */
+	double loss_sum[MODEL_MAX_LOSSES]; /* each loss term times samples, this epoch */
 	uint64_t samples;
 };
 
@@ -126,29 +127,40 @@ static void fail(struct trainer *t, int code, const char *msg)
 
 /* ---- the workers ------------------------------------------------------- */
 
+/* The random stream of the batch at `step` on worker `id`: a function of
+ * (seed, worker, step) alone, so one worker with one seed replays a run. */
+static void seed_batch_stream(struct rng *r, uint64_t seed, int id, uint64_t step)
+{
+	uint64_t x = step;
+
+	rng_seed(r, seed ^ splitmix64(&x), (uint64_t)id + 1);
+}
+
 static int train_batch(struct worker *w, const struct batch *b)
 {
 	struct trainer *t = w->t;
 	struct model *m = &t->model;
 	struct params *p = &m->params;
-	uint64_t step;
-	double loss;
+	double terms[MODEL_MAX_LOSSES] = {0}, loss;
+	int n_terms;
+	/* Relaxed: the step only orders Adam's bias correction and names the
+	 * batch's random stream, not memory. */
+	uint64_t step = atomic_fetch_add_explicit(&t->step, 1, memory_order_relaxed) + 1;
 
-	m->ops->forward(m, w->ws, b, w->logits, 1);
-	loss = nn_bce_logits_forward(NULL, w->logits, b->label, (int)b->n);
+	model_losses(m, &n_terms);
+	w->ctx.step = step;
+	seed_batch_stream(&w->ctx.rng, t->o->seed, w->id, step);
+	loss = model_train_forward(m, w->ws, b, &w->ctx, terms);
 	if (!isfinite(loss))
 		return 1;
-	w->loss_sum += loss * b->n;
+	for (int k = 0; k < n_terms; k++)
+		w->loss_sum[k] += terms[k] * b->n;
 	w->samples += b->n;
-	memset(w->dlogits, 0, b->n * sizeof(float));
-	nn_bce_logits_backward(w->dlogits, 1.0f, w->logits, b->label, (int)b->n);
 	memset(w->grad, 0, p->dense_n * sizeof(float));
 	for (int i = 0; i < p->n; i++)
 		if (p->t[i].sparse)
 			sparse_grad_clear(&w->sg[i]);
-	m->ops->backward(m, w->ws, b, w->dlogits, w->grad, w->sg);
-	/* Relaxed: the step only orders Adam's bias correction, not memory. */
-	step = atomic_fetch_add_explicit(&t->step, 1, memory_order_relaxed) + 1;
+	model_train_backward(m, w->ws, b, &w->ctx, w->grad, w->sg);
 	optim_dense_update(&t->o->optim, p, w->grad, step);
 	for (int i = 0; i < p->n; i++)
 		if (p->t[i].sparse)
@@ -213,6 +225,8 @@ static int workers_init(struct trainer *t)
 		w->dlogits = malloc(B * sizeof(float));
 		w->grad = aligned_alloc(64, ((p->dense_n ? p->dense_n : 1) * sizeof(float) + 63) &
 						    ~(size_t)63);
+		w->ctx.logits = w->logits;
+		w->ctx.dlogits = w->dlogits;
 		if (!w->ws || !w->logits || !w->dlogits || !w->grad)
 			return hr_error(HR_ENOMEM, "out of memory for worker scratch (%zu floats)",
 					ws);
@@ -327,7 +341,7 @@ static void jnum(char *line, size_t cap, const char *key, double v, int decimals
  * the epoch whose parameters it describes (early stopping's restore).
  */
 static void emit(struct trainer *t, const char *split, int epoch, const struct eval_result *r,
-		 double train_loss, double samples_per_s, int final, int best_epoch)
+		 const double *loss, double samples_per_s, int final, int best_epoch)
 {
 	char line[1024];
 	double gflops = samples_per_s * 3.0 * t->model.ops->flops_forward(&t->model) * 1e-9;
@@ -340,7 +354,10 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 	jnum(line, sizeof(line), "baseline_auc", r->base_auc, 6);
 	jnum(line, sizeof(line), "baseline_logloss", r->base_logloss, 6);
 	jnum(line, sizeof(line), "positive_rate", r->positive_rate, 4);
-	jnum(line, sizeof(line), "train_loss", train_loss, 6);
+	int n_terms;
+	const char *const *terms = model_losses(&t->model, &n_terms);
+	for (int k = 0; k < n_terms; k++) /* train_loss first, then the model's other terms */
+		jnum(line, sizeof(line), terms[k], loss ? loss[k] : NAN, 6);
 	jnum(line, sizeof(line), "samples_per_s", samples_per_s, 0);
 	jnum(line, sizeof(line), "gflops", gflops, 2);
 	size_t n = strlen(line);
@@ -555,12 +572,12 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 {
 	uint64_t nb = loader_epoch_batches(&t->loader), steps = t->o->ckpt_every_steps;
 	uint64_t samples = 0;
-	double sum = 0, t_ckpt = now_seconds();
+	double t_ckpt = now_seconds();
 	struct progress bar;
 	int rc = 0;
 
 	for (int k = 0; k < t->o->threads; k++) {
-		t->workers[k].loss_sum = 0;
+		memset(t->workers[k].loss_sum, 0, sizeof(t->workers[k].loss_sum));
 		t->workers[k].samples = 0;
 	}
 	progress_begin(&bar, "epoch", t->info.count[0]);
@@ -581,12 +598,15 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 		}
 	}
 	progress_end(&bar);
-	for (int k = 0; k < t->o->threads; k++) {
-		sum += t->workers[k].loss_sum;
+	for (int k = 0; k < t->o->threads; k++)
 		samples += t->workers[k].samples;
+	for (int i = 0; i < MODEL_MAX_LOSSES; i++) {
+		double sum = 0;
+		for (int k = 0; k < t->o->threads; k++)
+			sum += t->workers[k].loss_sum[i];
+		loss[i] = samples ? sum / (double)samples : NAN;
 	}
 	t->samples += samples;
-	*loss = samples ? sum / (double)samples : NAN;
 	if (!rc && *stopped)
 		rc = checkpoint(t, epoch, first, NULL, 0); /* the last checkpoint of a clean stop */
 	return rc;
@@ -789,9 +809,9 @@ static int finish(struct trainer *t, struct evaluator *ev, int epoch, struct eva
 		if (rc)
 			return rc;
 	}
-	emit(t, "valid", epoch, valid, NAN, NAN, !t->info.count[2], t->best_epoch);
+	emit(t, "valid", epoch, valid, NULL, NAN, !t->info.count[2], t->best_epoch);
 	if (t->info.count[2])
-		emit(t, "test", epoch, test, NAN, NAN, 1, t->best_epoch);
+		emit(t, "test", epoch, test, NULL, NAN, 1, t->best_epoch);
 	metrics_json(mj, sizeof(mj), valid, test);
 	return checkpoint(t, epoch, loader_epoch_batches(&t->loader), mj, 1);
 }
@@ -806,9 +826,9 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 	int rc = 0, es = early_stopping(t);
 
 	for (int epoch = from; !rc && !*stopped && epoch <= to; epoch++) {
-		double secs = 0, loss = 0, rate;
+		double secs = 0, loss[MODEL_MAX_LOSSES], rate;
 		uint64_t first = epoch == from ? first_batch : 0;
-		rc = train_epoch(t, epoch, first, &secs, &loss, stopped);
+		rc = train_epoch(t, epoch, first, &secs, loss, stopped);
 		if (rc || *stopped)
 			break;
 		rate = secs > 0 ? (double)t->loader.n *
@@ -837,7 +857,7 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 			break;
 		log_info("epoch %d: train loss %.4f, %.0f samples/s, valid auc %.4f "
 			 "(baseline %.4f), test auc %.4f (baseline %.4f)",
-			 epoch, loss, rate, t->info.count[1] ? valid.auc : NAN,
+			 epoch, loss[0], rate, t->info.count[1] ? valid.auc : NAN,
 			 t->info.count[1] ? valid.base_auc : NAN, t->info.count[2] ? test.auc : NAN,
 			 t->info.count[2] ? test.base_auc : NAN);
 		notify_status(
