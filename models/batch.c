@@ -10,7 +10,7 @@
 int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_dense)
 {
 	size_t B = cap, L = hist_cap, D = n_dense;
-	size_t words = 6 * B + B * BATCH_GENRES + B + B * D + 2 * (B * L + B) + B + 3 * B;
+	size_t words = 6 * B + B * BATCH_GENRES + B + B * D + 2 * (B * L + B) + 2 * B + 3 * B;
 	uint32_t *p;
 
 	memset(b, 0, sizeof(*b));
@@ -38,6 +38,7 @@ int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_den
 	TAKE(neg, B * L);
 	TAKE(n_neg, B);
 	TAKE(label, B);
+	TAKE(rating, B);
 	TAKE(user_raw, B);
 	TAKE(item_raw, B);
 	TAKE(ts, B);
@@ -111,7 +112,7 @@ static int check_row(const struct batch *b, const struct record *r)
 {
 	const uint32_t *V = b->vocab;
 	const uint32_t ids[6] = {r->user, r->item, r->gender, r->age, r->occupation, r->zip};
-	uint32_t over = (r->label > 1);
+	uint32_t over = (r->label > 1) + !isfinite(r->rating);
 
 	for (int f = 0; f < 6; f++)
 		over += ids[f] >= V[f];
@@ -128,6 +129,8 @@ static int check_row(const struct batch *b, const struct record *r)
 		return 0;
 	if (r->label > 1)
 		return hr_error(HR_EFORMAT, "field 'label' is %u, not 0 or 1", r->label);
+	if (!isfinite(r->rating))
+		return hr_error(HR_EFORMAT, "field 'rating' is %g, not finite", (double)r->rating);
 	for (int f = 0; f < 6; f++)
 		if (ids[f] >= V[f])
 			return hr_error(HR_EFORMAT, "field '%s' is %u, the vocabulary has %u ids",
@@ -183,6 +186,7 @@ int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len)
 		b->n_neg[row] = r.n_neg;
 	}
 	b->label[row] = (float)r.label;
+	b->rating[row] = r.rating;
 	b->user_raw[row] = r.user_raw;
 	b->item_raw[row] = r.item_raw;
 	b->ts[row] = r.ts;

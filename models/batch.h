@@ -37,6 +37,7 @@ struct batch {
 	uint32_t *neg;                                           /* (B, L) */
 	uint32_t *n_neg;                                         /* (B) */
 	float *label;                                            /* (B) 0 or 1 */
+	float *rating;                                           /* (B) the raw rating */
 	uint32_t *user_raw, *item_raw, *ts; /* (B) for evaluation and reports */
 
 	void *mem;
@@ -69,11 +70,12 @@ void batch_set_vocab(struct batch *b, const uint32_t vocab[SF_NFIELDS]);
  * that no value of a foreign store can index past an embedding table:
  * every id (user, item, gender, age, occupation, zip, each genre, each
  * hist and neg_hist item) below its vocabulary's size in b->vocab, the
- * label 0 or 1, every dense value finite.  HR_EFORMAT when the bytes are
+ * label 0 or 1, the rating and every dense value finite.  The rating is
+ * one of the scalar fields every decode mode reads.  HR_EFORMAT when the bytes are
  * not a record of this layout or do not fit (longer history than
  * hist_cap, more dense values than n_dense; message from the decoder), or
  * a value fails those checks ("field 'item' is 4000, the vocabulary has
- * 3707 ids").  The row is then partly written.  Costs one compare per
+ * 3707 ids", "field 'rating' is nan, not finite").  The row is then partly written.  Costs one compare per
  * decoded value.
  */
 int batch_set_row(struct batch *b, uint32_t row, const void *rec, size_t len);

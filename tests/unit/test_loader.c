@@ -413,7 +413,7 @@ static void test_decode_modes(void **state)
 	const unsigned modes[] = {0, REC_SKIP_SEQUENCES, REC_SKIP_SEQUENCES | REC_SKIP_FEATURES};
 	(void)state;
 	memset(&rec, 0, sizeof(rec));
-	rec.user = 11, rec.item = 12, rec.label = 1, rec.zip = 13;
+	rec.user = 11, rec.item = 12, rec.label = 1, rec.zip = 13, rec.rating = 4.5f;
 	rec.genres[0] = 2, rec.genres[1] = 5, rec.n_genres = 2;
 	rec.n_dense = 4;
 	for (int i = 0; i < 4; i++)
@@ -432,6 +432,7 @@ static void test_decode_modes(void **state)
 		assert_int_equal(b.item[1], 12);
 		assert_int_equal(b.zip[1], 13);
 		assert_true(b.label[1] == 1.0f);
+		assert_true(b.rating[1] == 4.5f); /* a scalar: every mode decodes it */
 		int feat = !(f & REC_SKIP_FEATURES), seq = !f;
 		assert_int_equal(b.n_genres[1], feat ? 2 : 0);
 		assert_int_equal(b.genres[BATCH_GENRES + 1], feat ? 5 : 0);
@@ -447,7 +448,7 @@ static void test_decode_modes(void **state)
 
 /*
  * Every id a record carries is checked against its vocabulary's size, the
- * label is 0 or 1, dense values are finite; each decode mode checks what
+ * label is 0 or 1, the rating and dense values are finite; each decode mode checks what
  * it decodes.  batch_fill() takes the sizes from the index.
  */
 static void test_row_checks(void **state)
@@ -489,6 +490,8 @@ static void test_row_checks(void **state)
 		{9, 2, "field 'label' is 2, not 0 or 1", 1},
 		{10, 0x7fc00000, "field 'dense' element 3 is nan", 0},
 		{10, 0x7f800000, "field 'dense' element 3 is inf", 0},
+		{11, 0x7fc00000, "field 'rating' is nan, not finite", 1},
+		{11, 0xff800000, "field 'rating' is -inf, not finite", 1},
 	};
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		rec = good;
@@ -510,6 +513,7 @@ static void test_row_checks(void **state)
 		case 8: n[2] = v; break;
 		case 9: rec.label = v; break;
 		case 10: memcpy(&rec.dense[3], &v, sizeof(v)); break;
+		case 11: memcpy(&rec.rating, &v, sizeof(v)); break;
 		}
 		buf.size = 0;
 		assert_int_equal(record_pack(&buf, &rec), 0);
