@@ -394,4 +394,137 @@ double nn_bce_logits_forward(float *losses, const float *logits, const float *la
 void nn_bce_logits_backward(float *dlogits, float dloss, const float *logits, const float *labels,
 			    int B);
 
+/*
+ * In-batch softmax (sampled softmax with the batch's own candidates as
+ * negatives; Yi et al. 2019; LibRecommender TwoTower loss "softmax", also
+ * the InfoNCE of contrastive and self-supervised terms).  Row i is query i,
+ * column j candidate j, and candidate i is query i's positive:
+ *
+ *   z[i][j] = S[i][j] / tau - logq[j]
+ *   loss    = mean_i -log( e^z[i][i] / sum_{j unmasked} e^z[i][j] )
+ *
+ * where j != i is masked (left out of the sum) when ids[j] == ids[i]: an
+ * "accidental hit", the positive itself appearing again as a negative.
+ * The diagonal is never masked, so every row has at least one term.
+ *
+ *   prob    (B, B)        cache, written: the row softmax of z, exactly 0 at
+ *                         masked positions; read by the backward
+ *   scores  (B, B)        S, row-major (e.g. user tower x item tower^T)
+ *   logq    (B) or NULL   log of the sampling probability of candidate j
+ *                         (sampling-bias correction; clamp the probability
+ *                         away from 0 before the log, as LibRecommender
+ *                         clips it to 1e-8); NULL: no correction
+ *   ids     (B) or NULL   candidate ids for accidental-hit removal; NULL:
+ *                         nothing is masked
+ *   tau     temperature, > 0 and finite (asserted).  A learned temperature
+ *           (LibRecommender: a scalar initialised to 1 when temperature <= 0)
+ *           is passed as its current value; the model keeps it positive
+ *
+ * Stable for any finite z (max subtraction); B == 1 gives loss 0.
+ * Returns the mean loss (summed in double); 0 when B == 0.
+ */
+double nn_inbatch_softmax_forward(float *prob, const float *scores, const float *logq,
+				  const uint32_t *ids, float tau, int B);
+
+/*
+ * Gradient of dloss * the mean loss of nn_inbatch_softmax_forward, with
+ * g[i][j] = (prob[i][j] - [i == j]) / B:
+ *
+ *   dscores (B, B) or NULL  += dloss * g[i][j] / tau
+ *   dtau    (1) or NULL     += dloss * sum_ij g[i][j] * (-S[i][j] / tau^2)
+ *   prob    (B, B)          the forward's cache (it carries logq and the
+ *                           mask: masked positions have g = 0, so neither
+ *                           logq nor ids is needed here)
+ *   scores  (B, B), tau     as in the forward
+ *
+ * dloss as in nn_bce_logits_backward (1 for a plain mean-loss objective).
+ * logq is a constant: it has no gradient.
+ */
+void nn_inbatch_softmax_backward(float *dscores, float *dtau, float dloss, const float *prob,
+				 const float *scores, float tau, int B);
+
+/*
+ * Max-margin (hinge) loss over sampled negatives (LibRecommender loss
+ * "max_margin"): each positive is paired with each of its N negatives,
+ *
+ *   loss = 1 / (B N) * sum_{b, k} max(0, neg[b][k] - pos[b] + margin)
+ *
+ *   pos  (B)      score of row b's positive
+ *   neg  (B, N)   scores of row b's N sampled negatives
+ *   margin        any finite value (LibRecommender's default is 1)
+ *
+ * Returns the mean over the B * N pairs (summed in double); 0 when
+ * B * N == 0.
+ */
+double nn_max_margin_forward(const float *pos, const float *neg, float margin, int B, int N);
+
+/*
+ * Gradient of dloss * the mean hinge loss; a pair is active when
+ * h = neg[b][k] - pos[b] + margin > 0 (strictly: at h == 0 the gradient is
+ * 0, as ReLU's), and then, with c = dloss / (B N):
+ *
+ *   dpos (B) or NULL     += -c * (number of active pairs of row b)
+ *   dneg (B, N) or NULL  += c where the pair is active, += 0 elsewhere
+ *   pos (B), neg (B, N), margin as in the forward
+ */
+void nn_max_margin_backward(float *dpos, float *dneg, float dloss, const float *pos,
+			    const float *neg, float margin, int B, int N);
+
+/*
+ * Softmax cross-entropy of each positive against its own N sampled
+ * negatives:
+ *
+ *   loss = mean_b -log( e^pos[b] / (e^pos[b] + sum_k e^neg[b][k]) )
+ *
+ *   pos  (B)      logit of row b's positive
+ *   neg  (B, N)   logits of row b's N sampled negatives (N == 0: loss 0)
+ *
+ * Stable for any finite logits (max subtraction).  Returns the mean loss
+ * (summed in double); 0 when B == 0.  No cache: the backward recomputes
+ * the row softmax from pos and neg.
+ *
+ * (LibRecommender's "cross_entropy" with sampled negatives is NOT this: it
+ * is pointwise sigmoid BCE with label 1 for the positive and 0 for each
+ * negative, one mean over all B (1 + N) rows: nn_bce_logits_forward.)
+ */
+double nn_sampled_softmax_forward(const float *pos, const float *neg, int B, int N);
+
+/*
+ * Gradient of dloss * the mean loss, with p the row softmax over
+ * (pos[b], neg[b][0..N-1]) and c = dloss / B:
+ *
+ *   dpos (B) or NULL     += c * (p_pos - 1)   (= -c * sum_k p_k, so computed)
+ *   dneg (B, N) or NULL  += c * p_k
+ *   pos (B), neg (B, N) as in the forward
+ */
+void nn_sampled_softmax_backward(float *dpos, float *dneg, float dloss, const float *pos,
+				 const float *neg, int B, int N);
+
+/*
+ * Mean squared error over the observed entries only (AutoRec's loss on
+ * the observed ratings of a row):
+ *
+ *   loss = sum_{i observed} (pred[i] - target[i])^2 / (number observed)
+ *
+ *   pred    (N)
+ *   target  (N)
+ *   mask    (N) or NULL   nonzero = observed; NULL = all observed.  pred and
+ *                         target are not read where mask is 0 (they may hold
+ *                         anything, NaN included)
+ *
+ * Returns the mean over the observed entries (summed in double); 0 when
+ * nothing is observed (or N == 0), never NaN.
+ */
+double nn_masked_mse_forward(const float *pred, const float *target, const uint8_t *mask, int N);
+
+/*
+ *   dpred (N) or NULL  += dloss * 2 (pred[i] - target[i]) / (number
+ *                         observed) at observed i; unobserved entries are
+ *                         left untouched (nothing at all when none is
+ *                         observed)
+ *   pred (N), target (N), mask (N) or NULL as in the forward
+ */
+void nn_masked_mse_backward(float *dpred, float dloss, const float *pred, const float *target,
+			    const uint8_t *mask, int N);
+
 #endif
