@@ -189,4 +189,4 @@ format-check:
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(MAIN_SRC:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_SRC:%.c=$(BUILD)/%.d) $(TESTS:=.d)

@@ -9,12 +9,13 @@
 #include "nn/nn.h"
 #include "store/codec.h"
 
-extern const struct model_ops model_ncf, model_dssm, model_neumf;
+extern const struct model_ops model_ncf, model_dssm, model_neumf, model_autorec;
 
 static const struct model_ops *const models[] = {
 	&model_ncf,
 	&model_dssm,
 	&model_neumf,
+	&model_autorec,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 

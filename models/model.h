@@ -106,8 +106,29 @@ struct model_ctx {
 
 #define MODEL_MAX_LOSSES 4
 
+/* What a model reads beyond the records; the trainer loads it once (model_data_load). */
+enum model_wants {
+	WANTS_RATINGS = 1 << 0,   /* every train record's (user, item, rating, label), by row */
+	WANTS_NEGATIVES = 1 << 1, /* a negative sampler over the train positives */
+};
+
+struct interactions;
+struct sampler;
+
+/*
+ * Shared, read-only data a model reads while training and scoring (any
+ * number of threads): loaded by model_data_load() before training starts,
+ * attached as m->data, released after the model stops being used.
+ */
+struct model_data {
+	struct interactions *train; /* WANTS_RATINGS: every train record */
+	struct interactions *pos;   /* WANTS_NEGATIVES: the train positives */
+	struct sampler *sampler;    /* WANTS_NEGATIVES: over pos */
+	float rating_mean;          /* over the train records (WANTS_RATINGS) */
+	float rating_min, rating_max;
+};
+
 struct model;
-struct model_data;
 
 struct model_ops {
 	const char *name;                   /* lowercase, as on the command line */
@@ -121,6 +142,9 @@ struct model_ops {
 	 * NULL}.  NULL: {"train_loss", NULL}. */
 	const char *const *losses;
 	enum model_target target;
+	/* enum model_wants bits, which may depend on the options and the store
+	 * (NULL: none). */
+	unsigned (*wants)(const struct model *m);
 
 	/* Declares the parameters (params_add) and reads the config.  HR_EINVAL. */
 	int (*init)(struct model *m, const struct store_info *info);
@@ -195,6 +219,15 @@ void model_release(struct model *m);
  * cost for small models).
  */
 unsigned model_decode_flags(const struct model *m);
+
+/*
+ * Loads what m wants (ops->wants) from the train split src into d: the
+ * interactions, a sampler of the kind m's option "sampler" names (random
+ * without one).  On failure d owns nothing.  HR_* from interactions_load,
+ * HR_EINVAL when the split has no ratings a model needs.
+ */
+int model_data_load(struct model_data *d, const struct model *m, const struct batch_source *src);
+void model_data_release(struct model_data *d);
 
 /* m's view (VIEW_RECORDS when the model has no view function). */
 enum model_view model_view(const struct model *m);

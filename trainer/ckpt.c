@@ -198,6 +198,7 @@ static int check_metrics(const json_t *m, char *why, size_t cap)
 
 /*
  * Early stopping's state (snapshot.h): best_auc a number from 0 to 1,
+ * best_rmse a number from 0 to 1e6,
  * best_step a decimal string like next_batch, best_epoch and bad_epochs
  * integers up to CKPT_EPOCH_MAX, final a boolean.
  */
@@ -209,6 +210,8 @@ static int check_early_stop(const json_t *doc, char *why, size_t cap)
 
 	if ((v = json_object_get(doc, "best_auc")) && !num_in(v, 0, 1, 0))
 		return whyf(why, cap, "'best_auc' is not a number from 0 to 1");
+	if ((v = json_object_get(doc, "best_rmse")) && !num_in(v, 0, 1e6, 0))
+		return whyf(why, cap, "'best_rmse' is not a number from 0 to 1000000");
 	if ((v = json_object_get(doc, "best_step")) && !dec_str(v, CKPT_COUNT_MAX, &u))
 		return whyf(why, cap, "'best_step' is not a decimal string from 0 to %" PRIu64,
 			    CKPT_COUNT_MAX);

@@ -861,7 +861,7 @@ void config_print(FILE *out, const struct train_opts *o)
 }
 
 /* "  --num-neg N  help (default 4; models neumf, twotower)" per model option. */
-static void config_usage_models(FILE *out)
+void config_usage_models(FILE *out)
 {
 	const struct model_option *mo;
 
@@ -884,13 +884,13 @@ static void config_usage_models(FILE *out)
 			for (int j = 0; mo->choices[j]; j++)
 				fprintf(out, "%s%s", j ? ", " : "", mo->choices[j]);
 		}
-		fputs(" (", out);
+		fputs(" (default:", out);
 		for (size_t m = 0, first = 1; model_at(m); m++) {
 			int i = model_option_index(model_at(m), mo->name);
 			if (i < 0)
 				continue;
 			model_option_format(mo, model_at(m)->options[i].def, def, sizeof(def));
-			fprintf(out, "%s%s %s", first ? "" : ", ", model_at(m)->name, def);
+			fprintf(out, "%s %s %s", first ? "" : ",", model_at(m)->name, def);
 			first = 0;
 		}
 		fputs(")\n", out);
@@ -926,5 +926,4 @@ void config_usage(FILE *out)
 			fprintf(out, " (default %s)", d->def);
 		fputc('\n', out);
 	}
-	config_usage_models(out);
 }

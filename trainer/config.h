@@ -127,6 +127,9 @@ void config_print(FILE *out, const struct train_opts *o);
 
 /* "  --flag ARG   help (range, default)" lines for every option, for --help. */
 void config_usage(FILE *out);
+/* The same for every model option (models/model.h), naming the models that
+ * have it and their defaults; nothing when no model has options. */
+void config_usage_models(FILE *out);
 
 /* The table, for a getopt_long array: the number of options, and option
  * i's INI key ("lr_sparse") and flag ("lr-sparse"), both static strings. */

@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "common/progress.h"
+#include "models/interact.h"
 #include "store/codec.h"
 
 /* Per item code: train positive rate from the items table (docs/FORMAT.md). */
@@ -111,6 +112,48 @@ void evaluator_release(struct evaluator *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* The mean train rating of row r of a CSR view (off, ratings), or mean. */
+static double row_mean(const uint64_t *off, const float *ratings, uint32_t n_rows, uint32_t r,
+		       double mean)
+{
+	double s = 0;
+
+	if (r == 0 || r >= n_rows || off[r + 1] == off[r])
+		return mean;
+	for (uint64_t k = off[r]; k < off[r + 1]; k++)
+		s += ratings[k];
+	return s / (double)(off[r + 1] - off[r]);
+}
+
+/* Adds a rating model's squared errors (and its baselines') of batch b into res's sums. */
+static void rating_rows(struct evaluator *e, const struct batch *b, uint64_t first,
+			struct eval_result *res)
+{
+	const struct model_data *d = e->m->data;
+	const struct interactions *x = d->train;
+
+	(void)first;
+	for (uint32_t i = 0; i < b->n; i++) {
+		double r = b->rating[i], g = d->rating_mean;
+		double it = row_mean(x->item_off, x->item_rating, x->n_items, b->item[i], g);
+		double us = row_mean(x->user_off, x->user_rating, x->n_users, b->user[i], g);
+		res->rmse += ((double)e->logits[i] - r) * ((double)e->logits[i] - r);
+		res->rmse_global_mean += (g - r) * (g - r);
+		res->rmse_item_mean += (it - r) * (it - r);
+		res->rmse_user_mean += (us - r) * (us - r);
+	}
+}
+
+static void rating_finish(struct eval_result *res, uint64_t n)
+{
+	res->rmse = sqrt(res->rmse / (double)n);
+	res->rmse_global_mean = sqrt(res->rmse_global_mean / (double)n);
+	res->rmse_item_mean = sqrt(res->rmse_item_mean / (double)n);
+	res->rmse_user_mean = sqrt(res->rmse_user_mean / (double)n);
+	res->auc = res->logloss = res->gauc = res->base_auc = res->base_logloss = NAN;
+	res->positive_rate = NAN;
+}
+
 int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 {
 	struct store_reader *r;
@@ -141,6 +184,10 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 		if (rc)
 			break;
 		e->m->ops->forward(e->m, e->ws, b, e->logits, 0);
+		if (e->m->ops->target == TARGET_RATING) {
+			rating_rows(e, b, first, res);
+			continue;
+		}
 		for (uint32_t i = 0; i < b->n; i++) {
 			uint64_t k = first + i;
 			e->score[k] = e->logits[i];
@@ -156,6 +203,13 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 	if (rc)
 		return rc;
 	res->n = total;
+	if (e->m->ops->target == TARGET_RATING) {
+		rating_finish(res, total);
+		res->seconds = now_seconds() - t0;
+		return isfinite(res->rmse) ? 0 :
+					     hr_error(HR_EFORMAT, "the model's %s RMSE is %g",
+						      store_db_name(db), res->rmse);
+	}
 	res->positive_rate = pos / (double)total;
 	for (uint64_t k = 0; k < total; k++)
 		if (!isfinite(e->score[k]))

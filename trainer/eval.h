@@ -7,6 +7,9 @@
  * get the train positive rate), which is what a model must beat to have
  * learnt anything beyond popularity.  gAUC groups rows by raw user id.
  *
+ * A rating model (TARGET_RATING) is scored by RMSE against the records'
+ * ratings instead, beside the train means' RMSE (struct eval_result).
+ *
  * An evaluator owns its batch, workspace and score buffers; it runs in one
  * thread and reads the shared weights (a concurrent Hogwild update may be
  * in flight only if the caller allows it; the trainer evaluates between
@@ -26,6 +29,10 @@ struct eval_result {
 	double base_auc, base_logloss;
 	size_t gauc_users;
 	double positive_rate;
+	/* rating models (TARGET_RATING): RMSE of the model and of the train
+	 * split's global, item and user mean ratings (a user or item without
+	 * train ratings gets the global mean) */
+	double rmse, rmse_global_mean, rmse_item_mean, rmse_user_mean;
 	double seconds;
 };
 

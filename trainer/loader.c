@@ -57,6 +57,15 @@ void loader_set_range(struct loader *l, uint64_t base, uint64_t n)
 	l->n = n;
 }
 
+void loader_set_rows(struct loader *l, const uint32_t *rows, uint64_t n, int field)
+{
+	HR_ASSERT(n <= l->ix->n && (field == SF_USER || field == SF_ITEM));
+	l->rows = rows;
+	l->row_field = field;
+	l->base = 0;
+	l->n = n;
+}
+
 void loader_release(struct loader *l)
 {
 	free(l->perm);
@@ -79,6 +88,14 @@ static int fill(struct loader *l, struct batch *b, uint64_t idx)
 
 	b->seq = idx;
 	b->epoch = l->epoch;
+	if (l->rows) {
+		uint32_t *ids = l->row_field == SF_USER ? b->user : b->item;
+		HR_ASSERT(end - first <= b->cap);
+		for (uint64_t p = first; p < end; p++)
+			ids[p - first] = l->rows[l->perm[p]];
+		b->n = (uint32_t)(end - first);
+		return 0;
+	}
 	return batch_fill(b, &src, first, (uint32_t)(end - first));
 }
 

@@ -40,7 +40,9 @@ struct loader {
 	const _Atomic int *stop;
 	int threads;
 	int epoch;
-	uint64_t *perm; /* n keys, allocated once */
+	uint64_t *perm;       /* n keys, allocated once */
+	const uint32_t *rows; /* loader_set_rows: the row ids an epoch shuffles, or NULL */
+	int row_field;        /* SF_USER or SF_ITEM: where a batch gets its row ids */
 	pthread_t thread[LOADER_MAX_THREADS];
 
 	_Atomic uint64_t next;    /* next batch index to claim */
@@ -67,6 +69,14 @@ void loader_release(struct loader *l);
  * count - base): training on the records a newer store added.
  */
 void loader_set_range(struct loader *l, uint64_t base, uint64_t n);
+
+/*
+ * Another view of the train split (model.h, enum model_view): epochs
+ * shuffle the n row ids rows[0..n) (n <= the index's count; rows outlives
+ * the loader) instead of records, and a batch carries them in b->user
+ * (field SF_USER) or b->item (SF_ITEM), b->n of them; nothing is decoded.
+ */
+void loader_set_rows(struct loader *l, const uint32_t *rows, uint64_t n, int field);
 
 /* Batches in an epoch: ceil(n / batch). */
 static inline uint64_t loader_epoch_batches(const struct loader *l)

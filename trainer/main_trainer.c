@@ -54,8 +54,10 @@ static void usage(FILE *out)
 	      "                         nothing, print records/s as JSON\n"
 	      "  -q, --quiet            --progress no --log-level warn\n"
 	      "  -v, --verbose          --log-level debug\n"
-	      "  -h, --help             this text\n"
-	      "\n"
+	      "  -h, --help             this text\n",
+	      out);
+	config_usage_models(out);
+	fputs("\n"
 	      "example:\n"
 	      "  trainer --data ml-1m.lmdb --model dssm --out runs/dssm --epochs 3\n"
 	      "  trainer --config /etc/hogrec/trainer.ini --epochs 5\n"

@@ -101,6 +101,7 @@ static int early_stop_json(json_t *extra, const struct snapshot_state *st)
 
 	snprintf(best, sizeof(best), "%" PRIu64, st->best_step);
 	return json_object_set_new(extra, "best_auc", json_real(st->best_auc)) ||
+	       json_object_set_new(extra, "best_rmse", json_real(st->best_rmse)) ||
 	       json_object_set_new(extra, "best_step", json_string(best)) ||
 	       json_object_set_new(extra, "best_epoch", json_integer(st->best_epoch)) ||
 	       json_object_set_new(extra, "bad_epochs", json_integer(st->bad_epochs)) ||
@@ -230,11 +231,13 @@ static int early_stop_state(const json_t *extra, const struct ckpt_info *info,
 {
 	const json_t *v;
 
-	st->best_auc = 0;
+	st->best_auc = st->best_rmse = 0;
 	st->best_step = 0;
 	st->best_epoch = st->bad_epochs = st->final = 0;
 	if ((v = json_object_get(extra, "best_auc")))
 		st->best_auc = json_number_value(v);
+	if ((v = json_object_get(extra, "best_rmse")))
+		st->best_rmse = json_number_value(v);
 	if ((v = json_object_get(extra, "best_step")))
 		st->best_step = strtoull(json_string_value(v), NULL, 10);
 	if ((v = json_object_get(extra, "best_epoch")))

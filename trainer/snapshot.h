@@ -30,6 +30,7 @@ struct snapshot_state {
 	/* Early stopping (train.h), kept so that a restarted run stops where
 	 * an uninterrupted one does and retention keeps the true best. */
 	double best_auc;    /* best valid AUC at an epoch end so far (0: none) */
+	double best_rmse;   /* rating models: the best (lowest) valid RMSE (0: none) */
 	uint64_t best_step; /* the step of that epoch's checkpoint (0: none) */
 	int best_epoch;     /* that epoch (0: none) */
 	int bad_epochs;     /* epochs since, without a better valid AUC */

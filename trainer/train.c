@@ -23,6 +23,7 @@
 #include "eval.h"
 #include "loader.h"
 #include "models/carry.h"
+#include "models/interact.h"
 #include "notify.h"
 #include "runlog.h"
 #include "snapshot.h"
@@ -85,6 +86,8 @@ struct trainer {
 	struct store *st;
 	struct store_info info;
 	struct model model;
+	struct model_data data; /* what the model reads beyond records (model.h) */
+	uint32_t *rows;         /* a row view's row ids (model.h, enum model_view) */
 	struct ring full, free; /* batch pointers: loader -> workers -> loader */
 	struct batch *batches;
 	uint32_t n_batches;
@@ -95,6 +98,7 @@ struct trainer {
 	_Atomic int failed;    /* first failure wins; workers then skip work */
 	_Atomic int halt;      /* tells the loader to end the segment early */
 	uint64_t samples;      /* training samples applied (main thread) */
+	double best_rmse;      /* rating models: the best (lowest) validation RMSE (0: none) */
 	double best_auc;       /* best validation AUC at an epoch end, and the */
 	uint64_t best_step;    /* step of its checkpoint (kept by retention), */
 	int best_epoch;        /* that epoch, and the epochs since without a better */
@@ -233,9 +237,11 @@ static int workers_init(struct trainer *t)
 		for (int i = 0; i < p->n; i++) {
 			if (!p->t[i].sparse)
 				continue;
-			int rc = sparse_grad_init(&w->sg[i],
-						  B * (p->t[i].lookups ? p->t[i].lookups : 1),
-						  p->t[i].cols);
+			/* distinct rows: at most lookups per sample, at most the table */
+			uint64_t rows = (uint64_t)B * (p->t[i].lookups ? p->t[i].lookups : 1);
+			int rc = sparse_grad_init(
+				&w->sg[i], (uint32_t)(rows < p->t[i].rows ? rows : p->t[i].rows),
+				p->t[i].cols);
 			if (rc)
 				return rc;
 		}
@@ -348,12 +354,19 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 
 	snprintf(line, sizeof(line), "{\"split\":\"%s\",\"epoch\":%d,\"model\":\"%s\",\"n\":%llu",
 		 split, epoch, t->model.ops->name, (unsigned long long)r->n);
-	jnum(line, sizeof(line), "auc", r->auc, 6);
-	jnum(line, sizeof(line), "logloss", r->logloss, 6);
-	jnum(line, sizeof(line), "gauc", r->gauc, 6);
-	jnum(line, sizeof(line), "baseline_auc", r->base_auc, 6);
-	jnum(line, sizeof(line), "baseline_logloss", r->base_logloss, 6);
-	jnum(line, sizeof(line), "positive_rate", r->positive_rate, 4);
+	if (t->model.ops->target == TARGET_RATING) {
+		jnum(line, sizeof(line), "rmse", r->rmse, 6);
+		jnum(line, sizeof(line), "rmse_global_mean", r->rmse_global_mean, 6);
+		jnum(line, sizeof(line), "rmse_item_mean", r->rmse_item_mean, 6);
+		jnum(line, sizeof(line), "rmse_user_mean", r->rmse_user_mean, 6);
+	} else {
+		jnum(line, sizeof(line), "auc", r->auc, 6);
+		jnum(line, sizeof(line), "logloss", r->logloss, 6);
+		jnum(line, sizeof(line), "gauc", r->gauc, 6);
+		jnum(line, sizeof(line), "baseline_auc", r->base_auc, 6);
+		jnum(line, sizeof(line), "baseline_logloss", r->base_logloss, 6);
+		jnum(line, sizeof(line), "positive_rate", r->positive_rate, 4);
+	}
 	int n_terms;
 	const char *const *terms = model_losses(&t->model, &n_terms);
 	for (int k = 0; k < n_terms; k++) /* train_loss first, then the model's other terms */
@@ -432,6 +445,47 @@ static int records_place(const struct train_opts *o, struct store_index *ix)
 	return rc;
 }
 
+/*
+ * What the model reads beyond records (model_data_load), attached to it,
+ * and for a row view the loader's rows: every row with a train rating.
+ */
+static int data_setup(struct trainer *t)
+{
+	const struct batch_source src = {
+		.ix = &t->index,
+		.n = t->index.n,
+		.store = t->o->data,
+		.db = "train",
+	};
+	enum model_view view;
+	const struct interactions *x;
+	uint64_t n = 0;
+	int rc = model_data_load(&t->data, &t->model, &src);
+
+	if (rc)
+		return rc;
+	t->model.data = &t->data;
+	view = model_view(&t->model);
+	if (view == VIEW_RECORDS)
+		return 0;
+	x = t->data.train;
+	HR_ASSERT(x); /* a row view wants the ratings */
+	uint32_t n_rows = view == VIEW_USER_ROWS ? x->n_users : x->n_items;
+	const uint64_t *off = view == VIEW_USER_ROWS ? x->user_off : x->item_off;
+	t->rows = malloc((n_rows ? n_rows : 1) * sizeof(*t->rows));
+	if (!t->rows)
+		return hr_error(HR_ENOMEM, "out of memory for %u rows", n_rows);
+	for (uint32_t r = 1; r < n_rows; r++) /* row 0 (unknown) trains nothing */
+		if (off[r + 1] > off[r])
+			t->rows[n++] = r;
+	if (n == 0)
+		return hr_error(HR_EINVAL, "store '%s': no rows with train ratings", t->o->data);
+	loader_set_rows(&t->loader, t->rows, n, view == VIEW_USER_ROWS ? SF_USER : SF_ITEM);
+	log_info("training on %llu %s rows of the train ratings", (unsigned long long)n,
+		 view == VIEW_USER_ROWS ? "user" : "item");
+	return 0;
+}
+
 static int setup(struct trainer *t)
 {
 	const struct train_opts *o = t->o;
@@ -494,6 +548,8 @@ static int setup(struct trainer *t)
 		rc = loader_init(&t->loader, t->st, STORE_TRAIN, &t->index, o->batch, o->loaders,
 				 o->seed, &t->free, &t->full, &t->halt);
 	if (!rc)
+		rc = data_setup(t);
+	if (!rc)
 		rc = workers_init(t);
 	for (int k = 0; !rc && k < o->threads; k++)
 		if (pthread_create(&t->workers[k].thread, NULL, worker_main, &t->workers[k]))
@@ -524,6 +580,8 @@ static void teardown(struct trainer *t)
 		fclose(t->metrics);
 	if (t->model.ops)
 		model_release(&t->model);
+	model_data_release(&t->data);
+	free(t->rows);
 	store_close(t->st);
 }
 
@@ -540,6 +598,7 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 		.step = atomic_load_explicit(&t->step, memory_order_relaxed),
 		.samples = t->samples,
 		.best_auc = t->best_auc,
+		.best_rmse = t->best_rmse,
 		.best_step = t->best_step,
 		.best_epoch = t->best_epoch,
 		.bad_epochs = t->bad_epochs,
@@ -559,11 +618,41 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 }
 
 /* The test metrics as a JSON object for the checkpoint's metadata. */
-static void metrics_json(char *buf, size_t cap, const struct eval_result *valid,
-			 const struct eval_result *test)
+static void metrics_json(const struct trainer *t, char *buf, size_t cap,
+			 const struct eval_result *valid, const struct eval_result *test)
 {
-	snprintf(buf, cap, "{\"valid_auc\":%.6f,\"test_auc\":%.6f}",
-		 isfinite(valid->auc) ? valid->auc : 0, isfinite(test->auc) ? test->auc : 0);
+	if (t->model.ops->target == TARGET_RATING)
+		snprintf(buf, cap, "{\"valid_rmse\":%.6f,\"test_rmse\":%.6f}",
+			 isfinite(valid->rmse) ? valid->rmse : 0,
+			 isfinite(test->rmse) ? test->rmse : 0);
+	else
+		snprintf(buf, cap, "{\"valid_auc\":%.6f,\"test_auc\":%.6f}",
+			 isfinite(valid->auc) ? valid->auc : 0,
+			 isfinite(test->auc) ? test->auc : 0);
+}
+
+/* The metric early stopping selects on: "auc", or "rmse" for rating models. */
+static const char *selection_name(const struct trainer *t)
+{
+	return t->model.ops->target == TARGET_RATING ? "rmse" : "auc";
+}
+
+static double selection_value(const struct trainer *t, const struct eval_result *r)
+{
+	return t->model.ops->target == TARGET_RATING ? r->rmse : r->auc;
+}
+
+static double selection_best(const struct trainer *t)
+{
+	return t->model.ops->target == TARGET_RATING ? t->best_rmse : t->best_auc;
+}
+
+/* Whether valid result r beats the best epoch so far (higher AUC, lower RMSE). */
+static int improves(const struct trainer *t, const struct eval_result *r)
+{
+	if (t->model.ops->target == TARGET_RATING)
+		return isfinite(r->rmse) && (t->best_rmse == 0 || r->rmse < t->best_rmse);
+	return r->auc > t->best_auc;
 }
 
 /* One epoch from batch `first`, in segments between checkpoints. */
@@ -801,8 +890,8 @@ static int finish(struct trainer *t, struct evaluator *ev, int epoch, struct eva
 				"cannot restore the parameters of epoch %d, the best "
 				"on valid (--early-stop 0 keeps the last epoch's)",
 				t->best_epoch);
-		log_info("restored the parameters of epoch %d (valid auc %.4f) from %s",
-			 t->best_epoch, t->best_auc, path);
+		log_info("restored the parameters of epoch %d (valid %s %.4f) from %s",
+			 t->best_epoch, selection_name(t), selection_best(t), path);
 		rc = evaluate(ev, STORE_VALID, valid);
 		if (!rc && t->info.count[2])
 			rc = evaluate(ev, STORE_TEST, test);
@@ -812,7 +901,7 @@ static int finish(struct trainer *t, struct evaluator *ev, int epoch, struct eva
 	emit(t, "valid", epoch, valid, NULL, NAN, !t->info.count[2], t->best_epoch);
 	if (t->info.count[2])
 		emit(t, "test", epoch, test, NULL, NAN, 1, t->best_epoch);
-	metrics_json(mj, sizeof(mj), valid, test);
+	metrics_json(t, mj, sizeof(mj), valid, test);
 	return checkpoint(t, epoch, loader_epoch_batches(&t->loader), mj, 1);
 }
 
@@ -855,19 +944,22 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		}
 		if (rc)
 			break;
-		log_info("epoch %d: train loss %.4f, %.0f samples/s, valid auc %.4f "
-			 "(baseline %.4f), test auc %.4f (baseline %.4f)",
-			 epoch, loss[0], rate, t->info.count[1] ? valid.auc : NAN,
-			 t->info.count[1] ? valid.base_auc : NAN, t->info.count[2] ? test.auc : NAN,
-			 t->info.count[2] ? test.base_auc : NAN);
+		log_info("epoch %d: train loss %.4f, %.0f samples/s, valid %s %.4f, test %s %.4f",
+			 epoch, loss[0], rate, selection_name(t),
+			 t->info.count[1] ? selection_value(t, &valid) : NAN, selection_name(t),
+			 t->info.count[2] ? selection_value(t, &test) : NAN);
 		notify_status(
-			"epoch %d/%d done, step %llu, %.0f samples/s, valid auc %.4f", epoch, to,
+			"epoch %d/%d done, step %llu, %.0f samples/s, valid %s %.4f", epoch, to,
 			(unsigned long long)atomic_load_explicit(&t->step, memory_order_relaxed),
-			rate, t->info.count[1] ? valid.auc : NAN);
+			rate, selection_name(t),
+			t->info.count[1] ? selection_value(t, &valid) : NAN);
 		notify_watchdog();
-		metrics_json(mj, sizeof(mj), &valid, &test);
-		if (t->info.count[1] && valid.auc > t->best_auc) {
-			t->best_auc = valid.auc;
+		metrics_json(t, mj, sizeof(mj), &valid, &test);
+		if (t->info.count[1] && improves(t, &valid)) {
+			if (t->model.ops->target == TARGET_RATING)
+				t->best_rmse = valid.rmse;
+			else
+				t->best_auc = valid.auc;
 			t->best_step = atomic_load_explicit(&t->step, memory_order_relaxed);
 			t->best_epoch = epoch;
 			t->bad_epochs = 0;
@@ -877,9 +969,10 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		if (es && run_over(t, epoch, to)) {
 			if (epoch < to)
 				log_info(
-					"early stop after epoch %d: no better valid auc for %d epochs "
+					"early stop after epoch %d: no better valid %s for %d epochs "
 					"(best %.4f at epoch %d)",
-					epoch, t->bad_epochs, t->best_auc, t->best_epoch);
+					epoch, selection_name(t), t->bad_epochs, selection_best(t),
+					t->best_epoch);
 			rc = finish(t, ev, epoch, &valid, &test);
 			break;
 		}
@@ -949,6 +1042,7 @@ static int resume_position(struct trainer *t, struct snapshot_state *st, const c
 	atomic_store_explicit(&t->step, st->step, memory_order_relaxed);
 	t->samples = st->samples;
 	t->best_auc = st->best_auc;
+	t->best_rmse = st->best_rmse;
 	t->best_step = st->best_step;
 	t->best_epoch = st->best_epoch;
 	t->bad_epochs = st->bad_epochs;
@@ -1086,9 +1180,10 @@ int trainer_run(const struct train_opts *o)
 		if (found && st.next_batch == 0 && early_stopping(t) &&
 		    t->bad_epochs >= o->early_stop && st.epoch <= o->epochs)
 			log_info("nothing to train: the run in '%s' stopped early after epoch %d, "
-				 "the valid auc not better for %d epochs since epoch %d (raise "
+				 "the valid %s not better for %d epochs since epoch %d (raise "
 				 "--early-stop to continue)",
-				 o->out, st.epoch - 1, t->bad_epochs, t->best_epoch);
+				 o->out, st.epoch - 1, selection_name(t), t->bad_epochs,
+				 t->best_epoch);
 		else
 			rc = run_epochs(t, &ev, st.epoch, st.next_batch, o->epochs, &stopped);
 	}

@@ -80,3 +80,13 @@ expect_short_usage_error "--help"
 expect_exit 0 "$BIN/ckpt" verify --help
 grep -q "^usage: ckpt verify" "$T/out" || fail "ckpt verify --help prints no usage"
 ok "ckpt usage errors"
+
+# Every model option bin/trainer --help lists is described in docs/models.md
+# (a row of a model's option table: "| `name` | ... | default | ...").
+"$BIN/trainer" --help > "$T/help"
+sed -n '/^model options/,/^$/p' "$T/help" | grep -o '^  --[a-z-]*' | sed 's/^  --//; s/-/_/g' > "$T/mopts"
+[ -s "$T/mopts" ] || fail "trainer --help lists no model options"
+while read -r name; do
+	grep -q "^| \`$name\` |" docs/models.md || fail "docs/models.md has no row for model option '$name'"
+done < "$T/mopts"
+ok "model options documented"

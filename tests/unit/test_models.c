@@ -26,7 +26,9 @@
 
 #include "common/err.h"
 #include "common/rng.h"
+#include "models/interact.h"
 #include "models/model.h"
+#include "models/sampler.h"
 #include "models/nn/nn.h"
 #include "models/optim.h"
 
@@ -110,34 +112,88 @@ static void randomise(struct params *p, uint64_t seed)
 
 struct fixture {
 	struct model m;
+	struct model_data data;
 	struct batch b;
+	struct model_ctx ctx;
+	uint64_t seed;
 	float *ws, *logits, *dlogits, *grad;
 	struct sparse_grad sg[PARAMS_MAX];
 };
 
 /*
- * The batch's BCE summed over rows (the trainer's mean times B: the same
- * gradient directions, B times larger against float rounding).
+ * What the trainer's model_data_load() would give the model: train ratings
+ * of users 1 .. vocab - 3 on items 1 .. vocab - 3 (the last rows stay
+ * untouched), 1 to 5 stars, label 1 from 4 stars, and a sampler over the
+ * positives.
+ */
+static void make_data(struct model_data *d, uint64_t seed)
+{
+	uint32_t user[64], item[64];
+	float rating[64];
+	uint8_t label[64];
+	uint64_t n = 0;
+	struct rng r;
+
+	rng_seed(&r, seed, 2);
+	memset(d, 0, sizeof(*d));
+	for (uint32_t i = 1; i <= vocab[SF_ITEM] - 3; i++)
+		for (uint32_t u = 1; u <= vocab[SF_USER] - 3; u++)
+			if (rng_uniform(&r) < 0.6) {
+				user[n] = u;
+				item[n] = i;
+				rating[n] = (float)(1 + rng_below(&r, 5));
+				label[n] = rating[n] >= 4;
+				n++;
+			}
+	d->train = calloc(1, sizeof(*d->train));
+	d->pos = calloc(1, sizeof(*d->pos));
+	d->sampler = calloc(1, sizeof(*d->sampler));
+	assert_non_null(d->train);
+	assert_non_null(d->pos);
+	assert_non_null(d->sampler);
+	assert_int_equal(interactions_build(d->train, user, item, rating, label, n, vocab[SF_USER],
+					    vocab[SF_ITEM]),
+			 0);
+	assert_int_equal(interactions_build(d->pos, user, item, rating, NULL, n, vocab[SF_USER],
+					    vocab[SF_ITEM]),
+			 0);
+	assert_int_equal(sampler_init(d->sampler, SAMPLER_RANDOM, d->pos), 0);
+	d->rating_mean = 3;
+	d->rating_min = 1;
+	d->rating_max = 5;
+}
+
+/*
+ * The model's training objective (model_train_forward: its own loss, or the
+ * mean BCE) times B: the same gradient directions, B times larger against
+ * float rounding.  The random stream is reseeded for every evaluation, so
+ * sampled negatives and dropout masks are the same in each.
  */
 static double loss_of(struct fixture *f)
 {
-	f->m.ops->forward(&f->m, f->ws, &f->b, f->logits, 1);
-	return B * nn_bce_logits_forward(NULL, f->logits, f->b.label, (int)f->b.n);
+	double terms[MODEL_MAX_LOSSES];
+
+	rng_seed(&f->ctx.rng, f->seed, 3);
+	return B * model_train_forward(&f->m, f->ws, &f->b, &f->ctx, terms);
 }
 
-/* The analytic gradient, as the trainer computes it (train_batch). */
+/* The analytic gradient, as the trainer computes it (train_batch), times B. */
 static void analytic(struct fixture *f)
 {
 	struct params *p = &f->m.params;
 
 	loss_of(f);
-	memset(f->dlogits, 0, B * sizeof(float));
-	nn_bce_logits_backward(f->dlogits, (float)B, f->logits, f->b.label, (int)f->b.n);
 	memset(f->grad, 0, p->dense_n * sizeof(float));
 	for (int i = 0; i < p->n; i++)
 		if (p->t[i].sparse)
 			sparse_grad_clear(&f->sg[i]);
-	f->m.ops->backward(&f->m, f->ws, &f->b, f->dlogits, f->grad, f->sg);
+	model_train_backward(&f->m, f->ws, &f->b, &f->ctx, f->grad, f->sg);
+	for (size_t k = 0; k < p->dense_n; k++)
+		f->grad[k] *= B;
+	for (int i = 0; i < p->n; i++)
+		if (p->t[i].sparse)
+			for (size_t k = 0; k < (size_t)f->sg[i].n * f->sg[i].cols; k++)
+				f->sg[i].g[k] *= B;
 }
 
 /*
@@ -182,7 +238,12 @@ static int check_model(const struct model_ops *ops, uint64_t seed)
 
 	memset(&f, 0, sizeof(f));
 	make_info(&info);
+	while (cfg.n_hidden > 1 && !ops->default_hidden[cfg.n_hidden - 1]) /* autorec: one */
+		cfg.n_hidden--;
 	assert_int_equal(model_create(&f.m, ops->name, &cfg, &info, 0), 0);
+	make_data(&f.data, seed);
+	f.m.data = &f.data;
+	f.seed = seed;
 	p = &f.m.params;
 	randomise(p, seed);
 	assert_int_equal(batch_alloc(&f.b, B, L, D), 0);
@@ -190,6 +251,8 @@ static int check_model(const struct model_ops *ops, uint64_t seed)
 	f.ws = calloc(ops->workspace_floats(&f.m, B), sizeof(float));
 	f.logits = calloc(B, sizeof(float));
 	f.dlogits = calloc(B, sizeof(float));
+	f.ctx.logits = f.logits;
+	f.ctx.dlogits = f.dlogits;
 	f.grad = calloc(p->dense_n ? p->dense_n : 1, sizeof(float));
 	assert_non_null(f.ws);
 	for (int i = 0; i < p->n; i++)
@@ -259,6 +322,7 @@ static int check_model(const struct model_ops *ops, uint64_t seed)
 	free(f.grad);
 	batch_release(&f.b);
 	model_release(&f.m);
+	model_data_release(&f.data);
 	return failed;
 }
 

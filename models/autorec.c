@@ -1,0 +1,292 @@
+/*
+ * autorec - AutoRec (Sedhain et al. 2015): an autoencoder over rows of the
+ * train rating matrix, item-based (I-AutoRec, the default: one row per
+ * item, its ratings by users) or user-based (U-AutoRec).
+ *
+ * For a row i whose observed entries are O(i) = {(j, r_ij)} (j a user for
+ * item rows, an item for user rows):
+ *   h_i    = sigmoid(b_enc + sum over (j, r) in O(i) of r * V[j])   (H)
+ *   r^_ij  = W[j] . h_i + c[j]                                     (identity decoder)
+ * trained on the observed entries only: loss = mean over the batch's
+ * observed entries of (r^_ij - r_ij)^2; L2 comes from the optimizer (--l2,
+ * on the rows a batch touches).  V and W are (n_in, H) embedding tables
+ * (Xavier), c an (n_in, 1) table, b_enc a dense vector: the encoder reads
+ * and the decoder writes only the rows of observed entries, so a row costs
+ * O(|O(i)| H), not O(n_in H) as the dense formulation of the reference
+ * write-up (which multiplies the whole matrix row, zeros included).
+ *
+ * Scoring a record (u, i) for evaluation: h of the record's row (item i's
+ * train ratings, or user u's) and the decoder entry of its column.  A
+ * column the train split does not know (encoded id 0: a user or item first
+ * seen after the train cut) has no decoder row: the prediction is then the
+ * row's mean train rating (the global mean for an empty row).  Predictions
+ * are clamped to the train ratings' range.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "interact.h"
+#include "model.h"
+#include "nn/nn.h"
+
+enum { OPT_KIND };
+static const char *const kind_names[] = {"item", "user", NULL};
+static const struct model_option autorec_options[] = {
+	[OPT_KIND] = {"kind", MOPT_ENUM, 0, 0, 0, kind_names,
+		      "rows of the rating matrix: item (I-AutoRec, each item's ratings by users) or "
+		      "user (U-AutoRec)"},
+};
+
+static const uint32_t autorec_hidden[] = {500, 0};
+
+struct autorec {
+	int by_user;      /* rows are users (U-AutoRec) */
+	uint32_t H, n_in; /* hidden width; columns (users for item rows) */
+	int enc, enc_b, dec, dec_b;
+};
+
+static int autorec_init(struct model *m, const struct store_info *info)
+{
+	struct autorec *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return hr_error(HR_ENOMEM, "out of memory");
+	m->impl = a;
+	if (m->cfg.n_hidden != 1)
+		return hr_error(HR_EINVAL,
+				"model 'autorec' has one hidden layer: --hidden N, not %d "
+				"widths",
+				m->cfg.n_hidden);
+	a->by_user = m->opt[OPT_KIND] == 1;
+	a->H = m->cfg.hidden[0];
+	enum store_field col = a->by_user ? SF_ITEM : SF_USER;
+	a->n_in = info->vocab[col];
+	a->enc = params_add(&m->params, "enc", a->n_in, a->H, 1, INIT_XAVIER, 0);
+	a->dec = params_add(&m->params, "dec", a->n_in, a->H, 1, INIT_XAVIER, 0);
+	a->dec_b = params_add(&m->params, "dec_b", a->n_in, 1, 1, INIT_ZERO, 0);
+	a->enc_b = params_add(&m->params, "enc_b", 1, a->H, 0, INIT_ZERO, 0);
+	if (a->enc < 0 || a->dec < 0 || a->dec_b < 0 || a->enc_b < 0)
+		return HR_EINVAL;
+	for (int t = 0; t < 3; t++) {
+		struct tensor *x = &m->params.t[t == 0 ? a->enc : t == 1 ? a->dec : a->dec_b];
+		x->vocab = (int)col;
+		x->lookups = a->n_in; /* a row reads up to every column */
+	}
+	return 0;
+}
+
+static unsigned autorec_wants(const struct model *m)
+{
+	(void)m;
+	return WANTS_RATINGS;
+}
+
+static void autorec_release(struct model *m)
+{
+	free(m->impl);
+	m->impl = NULL;
+}
+
+static enum model_view autorec_view(const struct model *m)
+{
+	return ((const struct autorec *)m->impl)->by_user ? VIEW_USER_ROWS : VIEW_ITEM_ROWS;
+}
+
+/* ws: h (B, H) | dh (H) | dh2 (H) */
+static size_t autorec_ws(const struct model *m, uint32_t B)
+{
+	const struct autorec *a = m->impl;
+
+	return ((size_t)B + 2) * a->H;
+}
+
+/* The observed entries of row `row`: columns, ratings, count. */
+static uint64_t row_entries(const struct model *m, uint32_t row, const uint32_t **cols,
+			    const float **ratings)
+{
+	const struct autorec *a = m->impl;
+	const struct interactions *x = m->data->train;
+	uint64_t lo, hi;
+
+	if (a->by_user) {
+		if (row >= x->n_users)
+			return 0;
+		lo = x->user_off[row], hi = x->user_off[row + 1];
+		*cols = x->user_item + lo;
+		*ratings = x->user_rating + lo;
+	} else {
+		if (row >= x->n_items)
+			return 0;
+		lo = x->item_off[row], hi = x->item_off[row + 1];
+		*cols = x->item_user + lo;
+		*ratings = x->item_rating + lo;
+	}
+	return hi - lo;
+}
+
+/* h = sigmoid(b_enc + sum r * V[col]) over the row's entries. */
+static void encode(const struct model *m, uint32_t row, float *h)
+{
+	const struct autorec *a = m->impl;
+	const float *V = m->params.t[a->enc].w;
+	const uint32_t *cols = NULL;
+	const float *r = NULL;
+	uint64_t n = row_entries(m, row, &cols, &r);
+	uint32_t H = a->H;
+
+	memcpy(h, m->params.t[a->enc_b].w, H * sizeof(float));
+	for (uint64_t k = 0; k < n; k++) {
+		const float *v = V + (size_t)cols[k] * H, rk = r[k];
+		for (uint32_t e = 0; e < H; e++)
+			h[e] += rk * v[e];
+	}
+	for (uint32_t e = 0; e < H; e++)
+		h[e] = 1.0f / (1.0f + expf(-h[e]));
+}
+
+static float decode(const struct model *m, const float *h, uint32_t col)
+{
+	const struct autorec *a = m->impl;
+	const float *w = m->params.t[a->dec].w + (size_t)col * a->H;
+	float s = m->params.t[a->dec_b].w[col];
+
+	for (uint32_t e = 0; e < a->H; e++)
+		s += w[e] * h[e];
+	return s;
+}
+
+static uint32_t batch_row(const struct autorec *a, const struct batch *b, uint32_t r)
+{
+	return a->by_user ? b->user[r] : b->item[r];
+}
+
+/* Scoring records: predicted ratings. */
+static void autorec_forward(const struct model *m, float *ws, const struct batch *b, float *scores,
+			    int train)
+{
+	const struct autorec *a = m->impl;
+	const struct model_data *d = m->data;
+
+	(void)train;
+	for (uint32_t r = 0; r < b->n; r++) {
+		uint32_t row = a->by_user ? b->user[r] : b->item[r];
+		uint32_t col = a->by_user ? b->item[r] : b->user[r];
+		const uint32_t *cols;
+		const float *ratings;
+		uint64_t n = row_entries(m, row, &cols, &ratings);
+		float p;
+		if (col == 0) { /* no decoder row: the row's mean, or the global mean */
+			double s = 0;
+			for (uint64_t k = 0; k < n; k++)
+				s += ratings[k];
+			p = n ? (float)(s / (double)n) : d->rating_mean;
+		} else {
+			encode(m, row, ws);
+			p = decode(m, ws, col);
+		}
+		scores[r] = fminf(fmaxf(p, d->rating_min), d->rating_max);
+	}
+}
+
+/* Training on rows: the batch's observed entries' mean squared error. */
+static double autorec_train_forward(const struct model *m, float *ws, const struct batch *b,
+				    struct model_ctx *ctx, double *terms)
+{
+	const struct autorec *a = m->impl;
+	double sse = 0;
+	uint64_t count = 0;
+
+	(void)ctx;
+	for (uint32_t r = 0; r < b->n; r++) {
+		const uint32_t *cols;
+		const float *ratings;
+		uint32_t row = batch_row(a, b, r);
+		uint64_t n = row_entries(m, row, &cols, &ratings);
+		float *h = ws + (size_t)r * a->H;
+		encode(m, row, h);
+		for (uint64_t k = 0; k < n; k++) {
+			double e = (double)decode(m, h, cols[k]) - ratings[k];
+			sse += e * e;
+		}
+		count += n;
+	}
+	terms[0] = count ? sse / (double)count : 0;
+	return terms[0];
+}
+
+static void autorec_train_backward(const struct model *m, float *ws, const struct batch *b,
+				   struct model_ctx *ctx, float *grad, struct sparse_grad *sg)
+{
+	const struct autorec *a = m->impl;
+	const float *W = m->params.t[a->dec].w;
+	uint32_t H = a->H;
+	uint64_t count = 0;
+	float *dh = ws + (size_t)b->n * H, *row_g = dh + H;
+	float *db_enc = grad + m->params.t[a->enc_b].offset;
+
+	(void)ctx;
+	for (uint32_t r = 0; r < b->n; r++) {
+		const uint32_t *cols;
+		const float *ratings;
+		count += row_entries(m, batch_row(a, b, r), &cols, &ratings);
+	}
+	if (!count)
+		return;
+	for (uint32_t r = 0; r < b->n; r++) {
+		const uint32_t *cols;
+		const float *ratings;
+		uint64_t n = row_entries(m, batch_row(a, b, r), &cols, &ratings);
+		const float *h = ws + (size_t)r * H;
+		memset(dh, 0, H * sizeof(float));
+		for (uint64_t k = 0; k < n; k++) {
+			const float *w = W + (size_t)cols[k] * H;
+			float dp = 2.0f * (decode(m, h, cols[k]) - ratings[k]) / (float)count;
+			for (uint32_t e = 0; e < H; e++) {
+				row_g[e] = dp * h[e];
+				dh[e] += dp * w[e];
+			}
+			sparse_grad_add(&sg[a->dec], cols[k], row_g);
+			sparse_grad_add(&sg[a->dec_b], cols[k], &dp);
+		}
+		for (uint32_t e = 0; e < H; e++) { /* through the sigmoid */
+			dh[e] *= h[e] * (1.0f - h[e]);
+			db_enc[e] += dh[e];
+		}
+		for (uint64_t k = 0; k < n; k++) {
+			for (uint32_t e = 0; e < H; e++)
+				row_g[e] = ratings[k] * dh[e];
+			sparse_grad_add(&sg[a->enc], cols[k], row_g);
+		}
+	}
+}
+
+static double autorec_flops(const struct model *m)
+{
+	/* per training row of the mean length: encoder and decoder, H each per entry */
+	const struct autorec *a = m->impl;
+	const struct interactions *x = m->data ? m->data->train : NULL;
+	uint32_t rows = x ? (a->by_user ? x->n_users : x->n_items) : 1;
+
+	return x && rows ? 4.0 * a->H * (double)x->n / rows : 0;
+}
+
+const struct model_ops model_autorec = {
+	.name = "autorec",
+	.summary = "AutoRec: an autoencoder over rows of the train rating matrix (RMSE)",
+	.needs = 0,
+	.wants = autorec_wants,
+	.default_hidden = autorec_hidden,
+	.options = autorec_options,
+	.n_options = sizeof(autorec_options) / sizeof(autorec_options[0]),
+	.target = TARGET_RATING,
+	.init = autorec_init,
+	.release = autorec_release,
+	.view = autorec_view,
+	.workspace_floats = autorec_ws,
+	.forward = autorec_forward,
+	.train_forward = autorec_train_forward,
+	.train_backward = autorec_train_backward,
+	.flops_forward = autorec_flops,
+};
