@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/parse.h"
 #include "nn/nn.h"
+#include "sampler.h"
 #include "store/codec.h"
 
 extern const struct model_ops model_ncf, model_dssm, model_neumf, model_autorec;
@@ -124,11 +125,76 @@ const char *const *model_losses(const struct model *m, int *n)
 	return l;
 }
 
+uint32_t model_num_neg(const struct model *m)
+{
+	int i = model_option_index(m->ops, "num_neg");
+
+	return i < 0 ? 0 : (uint32_t)m->opt[i];
+}
+
+static const char *const sampler_names[] = {"random", "unconsumed", "popular", NULL};
+
+const struct model_option model_negative_options[2] = {
+	{"num_neg", MOPT_INT, 0, 100, 4, NULL,
+	 "implicit stores: negatives sampled per positive (0: train on the records alone)"},
+	{"sampler", MOPT_ENUM, 0, 0, SAMPLER_RANDOM, sampler_names,
+	 "how negatives are drawn: random (any item), unconsumed (none the user rated in "
+	 "train), popular (by train frequency)"},
+};
+
+unsigned model_negative_wants(const struct model *m)
+{
+	return model_train_factor(m) > 1 ? WANTS_NEGATIVES : 0;
+}
+
+/* A store whose train records are all positives (bin/ingest --label implicit). */
+static int implicit_store(const struct model *m)
+{
+	return m->info.positive_rate[0] >= 1.0;
+}
+
+uint32_t model_train_factor(const struct model *m)
+{
+	if (m->ops->train_forward || !implicit_store(m))
+		return 1;
+	return 1 + model_num_neg(m);
+}
+
+/*
+ * The default loss's batch on an implicit store: each record's (user,
+ * item) with label 1, then num_neg sampled items of the same user with
+ * label 0 (LibRecommender's and the NCF paper's pointwise negatives).
+ * Only the ids the pointwise models read (user, item) are filled.
+ */
+static const struct batch *with_negatives(const struct model *m, const struct batch *b,
+					  struct model_ctx *ctx)
+{
+	uint32_t N = model_num_neg(m), k = 0;
+	struct batch *x = ctx->neg;
+
+	HR_ASSERT(x && m->data && m->data->sampler && b->n * (1 + N) <= x->cap);
+	for (uint32_t r = 0; r < b->n; r++) {
+		x->user[k] = b->user[r];
+		x->item[k] = b->item[r];
+		x->label[k++] = 1.0f;
+		for (uint32_t j = 0; j < N; j++) {
+			x->user[k] = b->user[r];
+			x->item[k] =
+				sampler_draw(m->data->sampler, &ctx->rng, b->user[r], b->item[r]);
+			x->label[k++] = 0.0f;
+		}
+	}
+	x->n = k;
+	return x;
+}
+
 double model_train_forward(const struct model *m, float *ws, const struct batch *b,
 			   struct model_ctx *ctx, double *terms)
 {
 	if (m->ops->train_forward)
 		return m->ops->train_forward(m, ws, b, ctx, terms);
+	if (model_train_factor(m) > 1)
+		b = with_negatives(m, b, ctx);
 	m->ops->forward(m, ws, b, ctx->logits, 1);
 	terms[0] = nn_bce_logits_forward(NULL, ctx->logits, b->label, (int)b->n);
 	return terms[0];
@@ -141,6 +207,8 @@ void model_train_backward(const struct model *m, float *ws, const struct batch *
 		m->ops->train_backward(m, ws, b, ctx, grad, sg);
 		return;
 	}
+	if (model_train_factor(m) > 1)
+		b = ctx->neg; /* as model_train_forward left it */
 	memset(ctx->dlogits, 0, b->n * sizeof(float));
 	nn_bce_logits_backward(ctx->dlogits, 1.0f, ctx->logits, b->label, (int)b->n);
 	m->ops->backward(m, ws, b, ctx->dlogits, grad, sg);

@@ -96,12 +96,14 @@ enum model_view {
  * the worker; the model may use rng and the scratch freely.
  */
 struct model_ctx {
-	struct rng rng; /* reseeded for every batch from (seed, worker, step): sampled
+	struct rng rng;    /* reseeded for every batch from (seed, worker, step): sampled
 			  * negatives, dropout; one worker and one seed reproduce a run */
-	uint64_t step;  /* the optimizer step this batch will be (from 1) */
-	int worker;     /* 0 .. threads-1 */
-	float *logits;  /* (B) scratch for the default loss */
-	float *dlogits; /* (B) */
+	uint64_t step;     /* the optimizer step this batch will be (from 1) */
+	int worker;        /* 0 .. threads-1 */
+	float *logits;     /* (B * model_train_factor()) scratch for the default loss */
+	float *dlogits;    /* (the same) */
+	struct batch *neg; /* (B * model_train_factor() rows) the default loss's positives
+			    * and sampled negatives when the factor is > 1, else NULL */
 };
 
 #define MODEL_MAX_LOSSES 4
@@ -228,6 +230,26 @@ unsigned model_decode_flags(const struct model *m);
  */
 int model_data_load(struct model_data *d, const struct model *m, const struct batch_source *src);
 void model_data_release(struct model_data *d);
+
+/*
+ * Rows one training sample becomes: 1 + num_neg when m trains the default
+ * pointwise loss on sampled negatives (its option num_neg > 0 on an
+ * implicit store, whose records are all positives), else 1.  The worker's
+ * workspace, logits and sparse gradients are sized for batch times this,
+ * and ctx->neg holds that many rows.
+ */
+uint32_t model_train_factor(const struct model *m);
+
+/* The option num_neg of m, 0 without one. */
+uint32_t model_num_neg(const struct model *m);
+
+/*
+ * The options of pointwise models that train on sampled negatives of an
+ * implicit store (num_neg, sampler), shared by ncf and neumf, and their
+ * wants function (WANTS_NEGATIVES when model_train_factor() > 1).
+ */
+extern const struct model_option model_negative_options[2];
+unsigned model_negative_wants(const struct model *m);
 
 /* m's view (VIEW_RECORDS when the model has no view function). */
 enum model_view model_view(const struct model *m);

@@ -215,7 +215,7 @@ static int workers_init(struct trainer *t)
 {
 	struct model *m = &t->model;
 	struct params *p = &m->params;
-	uint32_t B = t->o->batch;
+	uint32_t F = model_train_factor(m), B = t->o->batch * F; /* rows a batch becomes */
 	size_t ws = m->ops->workspace_floats(m, B);
 
 	t->workers = calloc((size_t)t->o->threads, sizeof(*t->workers));
@@ -231,6 +231,12 @@ static int workers_init(struct trainer *t)
 						    ~(size_t)63);
 		w->ctx.logits = w->logits;
 		w->ctx.dlogits = w->dlogits;
+		if (F > 1) {
+			w->ctx.neg = calloc(1, sizeof(*w->ctx.neg));
+			if (!w->ctx.neg ||
+			    batch_alloc(w->ctx.neg, B, t->info.hist_len, t->info.n_dense))
+				return hr_error(HR_ENOMEM, "out of memory for negatives");
+		}
 		if (!w->ws || !w->logits || !w->dlogits || !w->grad)
 			return hr_error(HR_ENOMEM, "out of memory for worker scratch (%zu floats)",
 					ws);
@@ -259,6 +265,10 @@ static void workers_release(struct trainer *t)
 		free(w->logits);
 		free(w->dlogits);
 		free(w->grad);
+		if (w->ctx.neg) {
+			batch_release(w->ctx.neg);
+			free(w->ctx.neg);
+		}
 		for (int i = 0; i < PARAMS_MAX; i++)
 			if (w->sg[i].cap)
 				sparse_grad_release(&w->sg[i]);

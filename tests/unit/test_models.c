@@ -227,8 +227,12 @@ static const float *sparse_row(const struct sparse_grad *s, uint32_t row)
 	return NULL;
 }
 
-/* 1 when some tensor of ops fails on the batch and weights of seed. */
-static int check_model(const struct model_ops *ops, uint64_t seed)
+/*
+ * 1 when some tensor of ops fails on the batch and weights of seed; with
+ * implicit set, on an implicit store (every train record a positive), where
+ * models with num_neg train on sampled negatives (skipped for the others).
+ */
+static int check_model(const struct model_ops *ops, uint64_t seed, int implicit)
 {
 	struct store_info info;
 	struct model_config cfg = {.emb_dim = 4, .hidden = {6, 5}, .n_hidden = 2, .seed = 11};
@@ -236,11 +240,20 @@ static int check_model(const struct model_ops *ops, uint64_t seed)
 	struct params *p;
 	int failed = 0;
 
+	uint32_t F;
+
 	memset(&f, 0, sizeof(f));
 	make_info(&info);
+	if (implicit)
+		info.positive_rate[0] = 1;
 	while (cfg.n_hidden > 1 && !ops->default_hidden[cfg.n_hidden - 1]) /* autorec: one */
 		cfg.n_hidden--;
 	assert_int_equal(model_create(&f.m, ops->name, &cfg, &info, 0), 0);
+	F = model_train_factor(&f.m);
+	if (implicit && F == 1) {
+		model_release(&f.m);
+		return 0;
+	}
 	make_data(&f.data, seed);
 	f.m.data = &f.data;
 	f.seed = seed;
@@ -248,16 +261,21 @@ static int check_model(const struct model_ops *ops, uint64_t seed)
 	randomise(p, seed);
 	assert_int_equal(batch_alloc(&f.b, B, L, D), 0);
 	make_batch(&f.b, seed);
-	f.ws = calloc(ops->workspace_floats(&f.m, B), sizeof(float));
-	f.logits = calloc(B, sizeof(float));
-	f.dlogits = calloc(B, sizeof(float));
+	f.ws = calloc(ops->workspace_floats(&f.m, B * F), sizeof(float));
+	f.logits = calloc(B * F, sizeof(float));
+	f.dlogits = calloc(B * F, sizeof(float));
 	f.ctx.logits = f.logits;
 	f.ctx.dlogits = f.dlogits;
+	if (F > 1) {
+		f.ctx.neg = calloc(1, sizeof(*f.ctx.neg));
+		assert_non_null(f.ctx.neg);
+		assert_int_equal(batch_alloc(f.ctx.neg, B * F, L, D), 0);
+	}
 	f.grad = calloc(p->dense_n ? p->dense_n : 1, sizeof(float));
 	assert_non_null(f.ws);
 	for (int i = 0; i < p->n; i++)
 		if (p->t[i].sparse)
-			assert_int_equal(sparse_grad_init(&f.sg[i], B * (L + BATCH_GENRES + 2),
+			assert_int_equal(sparse_grad_init(&f.sg[i], B * F * (L + BATCH_GENRES + 2),
 							  p->t[i].cols),
 					 0);
 	analytic(&f);
@@ -323,6 +341,10 @@ static int check_model(const struct model_ops *ops, uint64_t seed)
 	batch_release(&f.b);
 	model_release(&f.m);
 	model_data_release(&f.data);
+	if (f.ctx.neg) {
+		batch_release(f.ctx.neg);
+		free(f.ctx.neg);
+	}
 	return failed;
 }
 
@@ -338,7 +360,8 @@ static void test_every_model(void **state)
 	for (const struct model_ops *ops; (ops = model_at(n)) != NULL; n++) {
 		fprintf(stderr, "gradient check: %s\n", ops->name);
 		for (uint64_t seed = 1; seed <= seeds; seed++)
-			failed |= check_model(ops, seed);
+			for (int implicit = 0; implicit < 2; implicit++)
+				failed |= check_model(ops, seed, implicit);
 	}
 	assert_false(failed);
 	assert_true(n >= 2);
