@@ -23,38 +23,40 @@ const char *sampler_kind_name(enum sampler_kind kind)
 					    "random";
 }
 
+/*
+ * The binary searches halve without a branch on the data (the compare
+ * becomes a conditional move): a user's consumed list is drawn at random,
+ * so a branch would mispredict half its steps.
+ */
+
 /* The first index of a[0..n) (ascending) whose value is >= v; n if none. */
 static inline uint64_t lower_bound32(const uint32_t *a, uint64_t n, uint32_t v)
 {
-	uint64_t lo = 0;
+	const uint32_t *base = a;
 
-	while (n > 0) {
+	if (!n)
+		return 0;
+	while (n > 1) {
 		uint64_t half = n / 2;
-		if (a[lo + half] < v) {
-			lo += half + 1;
-			n -= half + 1;
-		} else {
-			n = half;
-		}
+		base = base[half] < v ? base + half : base;
+		n -= half;
 	}
-	return lo;
+	return (uint64_t)(base - a) + (*base < v);
 }
 
 /* The first index of a[0..n) (ascending) whose value is > v; n if none. */
 static inline uint64_t upper_bound64(const uint64_t *a, uint64_t n, uint64_t v)
 {
-	uint64_t lo = 0;
+	const uint64_t *base = a;
 
-	while (n > 0) {
+	if (!n)
+		return 0;
+	while (n > 1) {
 		uint64_t half = n / 2;
-		if (a[lo + half] <= v) {
-			lo += half + 1;
-			n -= half + 1;
-		} else {
-			n = half;
-		}
+		base = base[half] <= v ? base + half : base;
+		n -= half;
 	}
-	return lo;
+	return (uint64_t)(base - a) + (*base <= v);
 }
 
 /* Uniform over 1 .. n_items-1 without pos (0 excludes nothing): one draw. */
@@ -78,16 +80,14 @@ static uint32_t kth_missing(const uint32_t *c, uint64_t d, uint32_t k)
 {
 	uint64_t lo = 0, n = d;
 
-	while (n > 0) {
+	if (!n)
+		return k + 1;
+	while (n > 1) {
 		uint64_t half = n / 2;
-		if (c[lo + half] - 1 - (lo + half) <= k) {
-			lo += half + 1;
-			n -= half + 1;
-		} else {
-			n = half;
-		}
+		lo = c[lo + half] - 1 - (lo + half) <= k ? lo + half : lo;
+		n -= half;
 	}
-	return (uint32_t)(k + 1 + lo);
+	return (uint32_t)(k + 1 + lo + (c[lo] - 1 - lo <= k));
 }
 
 /*
@@ -148,7 +148,7 @@ static inline uint32_t draw_popular(const struct sampler *s, struct rng *r, uint
 {
 	uint32_t j = rng_below(r, s->n_items - 1);
 	uint32_t coin = (uint32_t)(rng_next(r) >> 32);
-	uint32_t item = coin < s->alias_keep[j] ? j + 1 : s->alias_other[j];
+	uint32_t item = coin < s->alias[2 * j] ? j + 1 : s->alias[2 * j + 1];
 
 	return item == pos ? draw_popular_without(s, r, pos) : item;
 }
@@ -230,8 +230,8 @@ static void build_alias(struct sampler *s, uint64_t *mass, uint32_t *stack)
 	}
 	while (n_small && n_large) {
 		uint32_t l = small[--n_small], g = large[n_large - 1];
-		s->alias_keep[l] = (uint32_t)((mass[l] << 32) / W);
-		s->alias_other[l] = g + 1;
+		s->alias[2 * l] = (uint32_t)((mass[l] << 32) / W);
+		s->alias[2 * l + 1] = g + 1;
 		mass[g] -= W - mass[l];
 		if (mass[g] < W) {
 			n_large--;
@@ -241,8 +241,8 @@ static void build_alias(struct sampler *s, uint64_t *mass, uint32_t *stack)
 	HR_ASSERT(!n_small); /* exact: the mass left is W per column */
 	while (n_large) {
 		uint32_t g = large[--n_large];
-		s->alias_keep[g] = UINT32_MAX;
-		s->alias_other[g] = g + 1;
+		s->alias[2 * g] = UINT32_MAX;
+		s->alias[2 * g + 1] = g + 1;
 	}
 }
 
@@ -307,10 +307,8 @@ int sampler_init(struct sampler *s, enum sampler_kind kind, const struct interac
 	TAKE(item_prob, I);
 	if (kind == SAMPLER_UNCONSUMED)
 		TAKE(cons, d);
-	if (kind == SAMPLER_POPULAR) {
-		TAKE(alias_keep, K);
-		TAKE(alias_other, K);
-	}
+	if (kind == SAMPLER_POPULAR)
+		TAKE(alias, 2 * K);
 #undef TAKE
 	for (uint32_t i = 0; i < s->n_items; i++) {
 		double share = x->n ? (double)(x->item_off[i + 1] - x->item_off[i]) / (double)x->n :

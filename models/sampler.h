@@ -29,10 +29,12 @@
  * negative, a bounded number of rejections (its tolerance=10; ours is
  * SAMPLER_TRIES) and the logQ share item_count / len(train) clipped to
  * [1e-8, 1] (TwoTower's use_correction).  Where it differs:
- *   - LibRecommender's random retries the positive at most 10 times, its
- *     popular once, its unconsumed falls back to any item after 20 tries
- *     (and prints a warning): each may return the positive or a consumed
- *     item.  Ours never does; each fallback is exact instead.
+ *   - LibRecommender's random redraws a positive at most 10 times, its
+ *     popular once; its unconsumed, after 10 draws that avoid the consumed
+ *     items, makes 10 that only avoid the positive, then takes any item.
+ *     So each may return the positive (or a consumed item).  Ours never
+ *     does: each fallback is exact instead.
+ *   - Its item ids run 0 .. n_items-1 (no padding id); ours 1 .. n_items-1.
  *   - Its popular weighs an item by its distinct users to the power
  *     temperature=0.75; ours by its entries in train_pos, power 1.  (In
  *     MovieLens a user rates an item once, so the counts agree.)
@@ -78,9 +80,9 @@ struct sampler {
 	uint32_t *cons;     /* (distinct pairs) */
 
 	/* popular, over the K = n_items - 1 items 1 .. K */
-	uint32_t *alias_keep;  /* (K) column j keeps item j + 1 when 32 random bits are below */
-	uint32_t *alias_other; /* (K) else this item */
-	uint64_t *cum;         /* (n_items) cum[i] = the counts of items 1 .. i; cum[0] = 0 */
+	uint32_t *alias; /* (K, 2) column j keeps item j + 1 when 32 random bits are below
+			  * alias[2j], else draws item alias[2j + 1]: one cache line */
+	uint64_t *cum;   /* (n_items) cum[i] = the counts of items 1 .. i; cum[0] = 0 */
 
 	void *mem;
 };
@@ -109,7 +111,12 @@ void sampler_release(struct sampler *s);
  * pos_item, drawn as s->kind says.  user < n_users (read by `unconsumed`
  * only) and pos_item < n_items are asserted; a pos_item of 0 (an item
  * train does not know) excludes nothing.  Advances r; thread-safe for
- * distinct r.  Cost: measured in the commit that added this.
+ * distinct r.  Cost for the pairs of the synthetic ml-1m's train positives
+ * (3,685 items, one core, best of 5 x 20 M draws; up to 1.5x more on a
+ * busy machine): random 4 ns, unconsumed 18 ns (its binary searches over
+ * the user's list; the k-th search alone, without rejection, is 21 ns),
+ * popular 10 ns (the running-sum search alone is 14 ns, and grows with
+ * log n_items where the alias table does not).
  */
 uint32_t sampler_draw(const struct sampler *s, struct rng *r, uint32_t user, uint32_t pos_item);
 
