@@ -22,13 +22,15 @@
  *               positive; if every count belongs to the positive, the draw
  *               is `random`'s.  Items of count 0 are never drawn.
  *
- * What this matches of LibRecommender (libreco/sampling/negatives.py and
- * data_sampler.py, massquantity/LibRecommender master): the three kinds
- * and their names, "consumed" = the user's items in the train data,
- * "popular" weighted by the item's train frequency, the positive never a
- * negative, a bounded number of rejections (its tolerance=10; ours is
- * SAMPLER_TRIES) and the logQ share item_count / len(train) clipped to
- * [1e-8, 1] (TwoTower's use_correction).  Where it differs:
+ * What this matches of LibRecommender (massquantity/LibRecommender:
+ * libreco/sampling/negatives.py, the samplers; libreco/batch/collators.py,
+ * which calls them; libreco/algorithms/two_tower.py, the correction): the
+ * three kinds and their names, "consumed" = the user's items in the train
+ * data, "popular" weighted by the item's train frequency, draws equal to
+ * the positive rejected, a bounded number of rejections (its tolerance=10;
+ * ours is SAMPLER_TRIES), and the logQ share item_count / len(train)
+ * clipped to [1e-8, 1] (TwoTower's use_correction, subtracted from the
+ * in-batch logits as log q).  Where it differs:
  *   - LibRecommender's random redraws a positive at most 10 times, its
  *     popular once; its unconsumed, after 10 draws that avoid the consumed
  *     items, makes 10 that only avoid the positive, then takes any item.
