@@ -711,6 +711,31 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 	return rc;
 }
 
+/* What m reads beyond records (model_data_load) from st's train split, attached to m. */
+static int predict_data(const struct train_opts *o, struct store *st, struct model *m,
+			struct model_data *data)
+{
+	struct store_reader *r = NULL;
+	struct store_index ix = {0};
+	int rc;
+
+	if (!m->ops->wants || !m->ops->wants(m))
+		return 0;
+	rc = store_reader_begin(st, &r);
+	if (!rc)
+		rc = store_index_build(r, STORE_TRAIN, &ix);
+	if (!rc) {
+		const struct batch_source src = {
+			.ix = &ix, .n = ix.n, .store = o->data, .db = "train"};
+		rc = model_data_load(data, m, &src); /* copies: the index may go */
+	}
+	store_index_release(&ix);
+	store_reader_end(r);
+	if (!rc)
+		m->data = data;
+	return rc;
+}
+
 /* --predict's checkpoint: the newest valid one of o->out, which must exist. */
 static int predict_checkpoint(const struct train_opts *o, char *path, size_t cap)
 {
@@ -783,6 +808,7 @@ static int predict_print(const struct model *m, struct store *st, enum store_db 
  */
 static int predict(const struct train_opts *o)
 {
+	struct model_data data = {0};
 	enum store_db db = !strcmp(o->predict, "valid") ? STORE_VALID :
 			   !strcmp(o->predict, "test")  ? STORE_TEST :
 							  STORE_TRAIN; /* config_check'ed */
@@ -803,6 +829,9 @@ static int predict(const struct train_opts *o)
 	if (rc)
 		goto fail;
 	log_info("predicting with %s (model %s)", path, m.ops->name);
+	rc = predict_data(o, st, &m, &data);
+	if (rc)
+		goto fail;
 	size_t wsn = m.ops->workspace_floats(&m, o->batch);
 	rc = batch_alloc(&b, o->batch, info.hist_len, info.n_dense);
 	if (rc)
@@ -821,6 +850,7 @@ fail:
 	batch_release(&b);
 	if (m.ops)
 		model_release(&m);
+	model_data_release(&data);
 	store_close(st);
 	return rc;
 }
