@@ -81,7 +81,13 @@ GENRES_CAP = 32  # BATCH_GENRES in models/batch.h
 REC = {name: i for i, name in enumerate(
     ["user_raw", "item_raw", "rating", "ts", "label", "user", "item", "gender", "age",
      "occupation", "zip", "genres", "dense", "hist", "neg_hist"])}
-DEFAULT_HIDDEN = {"ncf": [64, 32, 16], "dssm": [300, 300, 128]}
+DEFAULT_HIDDEN = {"ncf": [64, 32, 16], "dssm": [300, 300, 128], "neumf": [64, 32, 16]}
+# Columns load_split() can decode; "genres" and "hist" bring their lengths
+# ("n_genres", "n_hist").
+LOAD_FIELDS = ("user", "item", "gender", "age", "occupation", "zip", "label", "rating",
+               "genres", "hist", "dense")
+INT_FIELDS = ("user", "item", "gender", "age", "occupation", "zip")
+PROG = "torch_ref"  # the name in messages; bench/torch_autorec.py sets its own
 
 
 class StoreError(Exception):
@@ -96,7 +102,7 @@ def emit(obj):
 
 
 def log(msg):
-    print("torch_ref: " + msg, file=sys.stderr, flush=True)
+    print(PROG + ": " + msg, file=sys.stderr, flush=True)
 
 
 # ---- loading -----------------------------------------------------------------
@@ -114,17 +120,24 @@ def fill_padded(out, lens_out, seqs):
     lens_out[:] = lens
 
 
-def load_split(txn, db, n, L, n_dense, limit=None, chunk=65536):
-    """One split as a dict of numpy arrays (struct of arrays), decoded in chunks."""
+def load_split(txn, db, n, L, n_dense, limit=None, chunk=65536, fields=LOAD_FIELDS):
+    """One split as a dict of numpy arrays (struct of arrays), decoded in chunks.
+
+    fields: the columns to fill (LOAD_FIELDS names); every record is still
+    decoded and its field count checked."""
     want = n if limit is None else min(n, limit)
-    d = {name: np.zeros(want, dtype=np.int64)
-         for name in ("user", "item", "gender", "age", "occupation", "zip")}
-    d["label"] = np.zeros(want, dtype=np.float32)
-    d["genres"] = np.zeros((want, GENRES_CAP), dtype=np.int64)
-    d["n_genres"] = np.zeros(want, dtype=np.int32)
-    d["hist"] = np.zeros((want, L), dtype=np.int64)
-    d["n_hist"] = np.zeros(want, dtype=np.int32)
-    d["dense"] = np.zeros((want, n_dense), dtype=np.float32)
+    d = {name: np.zeros(want, dtype=np.int64) for name in INT_FIELDS if name in fields}
+    for name in ("label", "rating"):
+        if name in fields:
+            d[name] = np.zeros(want, dtype=np.float32)
+    if "genres" in fields:
+        d["genres"] = np.zeros((want, GENRES_CAP), dtype=np.int64)
+        d["n_genres"] = np.zeros(want, dtype=np.int32)
+    if "hist" in fields:
+        d["hist"] = np.zeros((want, L), dtype=np.int64)
+        d["n_hist"] = np.zeros(want, dtype=np.int32)
+    if "dense" in fields:
+        d["dense"] = np.zeros((want, n_dense), dtype=np.float32)
     d["n"] = want
     cur = txn.cursor(db=db)
     it = cur.iternext(keys=True, values=True) if cur.first() else iter(())
@@ -144,22 +157,27 @@ def load_split(txn, db, n, L, n_dense, limit=None, chunk=65536):
         cols = list(zip(*recs))
         del recs
         sl = slice(got, got + len(cols[0]))
-        for name in ("user", "item", "gender", "age", "occupation", "zip"):
-            d[name][sl] = cols[REC[name]]
-        d["label"][sl] = cols[REC["label"]]
-        fill_padded(d["genres"][sl], d["n_genres"][sl], cols[REC["genres"]])
-        fill_padded(d["hist"][sl], d["n_hist"][sl], cols[REC["hist"]])
-        dense = cols[REC["dense"]]
-        if any(len(x) != n_dense for x in dense):
-            raise StoreError(65, "a record does not have %d dense values" % n_dense)
-        d["dense"][sl] = dense
+        for name in INT_FIELDS + ("label", "rating"):
+            if name in fields:
+                d[name][sl] = cols[REC[name]]
+        if "genres" in fields:
+            fill_padded(d["genres"][sl], d["n_genres"][sl], cols[REC["genres"]])
+        if "hist" in fields:
+            fill_padded(d["hist"][sl], d["n_hist"][sl], cols[REC["hist"]])
+        if "dense" in fields:
+            dense = cols[REC["dense"]]
+            if any(len(x) != n_dense for x in dense):
+                raise StoreError(65, "a record does not have %d dense values" % n_dense)
+            d["dense"][sl] = dense
         got = sl.stop
     if got != want:
         raise StoreError(65, "split holds %d records, meta says %d" % (got, n))
     return d
 
 
-def load_store(path, max_train=None):
+def load_store(path, max_train=None, fields=LOAD_FIELDS):
+    """(meta, {"train": .., "valid": .., "test": ..}) of load_split() dicts;
+    StoreError(66) when the store is missing, StoreError(65) when it is bad."""
     if not os.path.exists(os.path.join(path, "data.mdb")):
         raise StoreError(66, "store '%s' not found" % path)
     env = lmdb.open(path, readonly=True, lock=False, max_dbs=8, subdir=True)
@@ -180,7 +198,8 @@ def load_store(path, max_train=None):
             for name in ("train", "valid", "test"):
                 db = env.open_db(name.encode(), txn=txn, create=False)
                 splits[name] = load_split(txn, db, int(meta["counts"][name]), L, n_dense,
-                                          max_train if name == "train" else None)
+                                          max_train if name == "train" else None,
+                                          fields=fields)
     except lmdb.Error as e:
         raise StoreError(65, "store '%s': %s" % (path, e))
     finally:
@@ -216,6 +235,30 @@ def blas_info(torch, lib):
             pass
     m = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
     return core, ("BLAS_INFO=" + m.group(1)) if m else "unknown"
+
+
+def setup_torch(threads, blas_threads, seed, keep_denormals):
+    """Imports torch and sizes its thread pools (the docstring's "Threads");
+    returns (torch, info), info being what every output line reports."""
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    if not keep_denormals:
+        torch.set_flush_denormal(True)
+    x = torch.randn(64, 64)
+    (x @ x).sum()  # make sure the BLAS is loaded before looking for it
+    lib = openblas_lib()
+    got = None  # unknown: not OpenBLAS, or no thread control
+    if lib is not None and hasattr(lib, "openblas_set_num_threads"):
+        # torch.set_num_threads() sizes torch's OpenMP pool only; Debian's
+        # torch calls OpenBLAS (pthreads build) through libblas.so.3, whose
+        # own pool defaults to every core.
+        lib.openblas_set_num_threads(ctypes.c_int(blas_threads))
+        if hasattr(lib, "openblas_get_num_threads"):
+            got = int(lib.openblas_get_num_threads())
+    blas_core, torch_blas = blas_info(torch, lib)
+    return torch, {"torch": torch.__version__, "blas_core": blas_core, "torch_blas": torch_blas,
+                   "omp_threads": torch.get_num_threads(), "blas_threads": got}
 
 
 # ---- models --------------------------------------------------------------------
@@ -337,7 +380,7 @@ def logloss(logits, label):
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
-        print("torch_ref: " + message, file=sys.stderr)
+        print(PROG + ": " + message, file=sys.stderr)
         sys.exit(64)
 
 
@@ -396,23 +439,9 @@ def main(argv):
         return e.code
     load_s = time.perf_counter() - t0
 
-    import torch  # after loading: the load time is numpy/msgpack only
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    if not a.keep_denormals:
-        torch.set_flush_denormal(True)
-    x = torch.randn(64, 64)
-    (x @ x).sum()  # make sure the BLAS is loaded before looking for it
-    lib = openblas_lib()
-    blas_threads = None  # unknown: not OpenBLAS, or no thread control
-    if lib is not None and hasattr(lib, "openblas_set_num_threads"):
-        # torch.set_num_threads() sizes torch's OpenMP pool only; Debian's
-        # torch calls OpenBLAS (pthreads build) through libblas.so.3, whose
-        # own pool defaults to every core.
-        lib.openblas_set_num_threads(ctypes.c_int(a.blas_threads))
-        if hasattr(lib, "openblas_get_num_threads"):
-            blas_threads = int(lib.openblas_get_num_threads())
-    blas_core, torch_blas = blas_info(torch, lib)
+    # after loading: the load time is numpy/msgpack only
+    torch, info = setup_torch(a.threads, a.blas_threads, a.seed, a.keep_denormals)
+    blas_threads, blas_core = info["blas_threads"], info["blas_core"]
 
     vocab = meta["vocab_sizes"]
     if a.model == "dssm":
@@ -457,9 +486,7 @@ def main(argv):
     loss_fn = torch.nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(a.seed)
 
-    common = {"torch": torch.__version__, "blas_core": blas_core, "torch_blas": torch_blas,
-              "omp_threads": torch.get_num_threads(), "blas_threads": blas_threads,
-              "optimizer": opt_name}
+    common = {**info, "optimizer": opt_name}
     emit({"impl": "torch", "load_s": round(load_s, 3), "model": a.model, "train": n_train,
           "valid": splits["valid"]["n"], "test": splits["test"]["n"],
           "parameters": sum(p.numel() for p in model.parameters()), **common})
