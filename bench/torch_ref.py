@@ -1,31 +1,52 @@
 #!/usr/bin/python3
-"""Side-by-side PyTorch reference for bin/trainer (models ncf and dssm).
+"""Side-by-side PyTorch reference for bin/trainer (models ncf, dssm, neumf).
 
-    bench/torch_ref.py --data STORE --model ncf|dssm [--epochs 1] [--batch 256]
-                       [--lr 0.001] [--threads 2] [--emb-dim 32]
+    bench/torch_ref.py --data STORE --model ncf|dssm|neumf [--epochs 1]
+                       [--batch 256] [--lr 0.001] [--threads 2] [--emb-dim 32]
                        [--hidden 64,32,16 | 300,300,128] [--seed 1]
                        [--max-train N] [--eval-batch 16384] [--sparse-adam]
-                       [--blas-threads 1] [--keep-denormals]
+                       [--blas-threads 1] [--keep-denormals] [--num-neg 4]
 
 Reads the train, valid and test splits of a hogrec store (docs/FORMAT.md)
 once, with python3-lmdb and python3-msgpack, into numpy arrays (struct of
-arrays), then trains the same architecture as models/ncf.c or models/dssm.c
-with the same initialisation (models/params.c), loss (mean binary
-cross-entropy on logits) and optimiser (Adam, betas 0.9/0.999, eps 1e-8), and
-evaluates on valid and test after every epoch.  Only Debian packages are used
-(python3-torch 1.13, python3-numpy, python3-lmdb, python3-msgpack).
+arrays), then trains the same architecture as models/ncf.c, models/dssm.c or
+models/neumf.c with the same initialisation (models/params.c), loss (mean
+binary cross-entropy on logits) and optimiser (Adam, betas 0.9/0.999, eps
+1e-8), and evaluates on valid and test after every epoch.  Only Debian
+packages are used (python3-torch 1.13, python3-numpy, python3-lmdb,
+python3-msgpack).  bench/torch_autorec.py (AutoRec) imports the loading,
+thread and output code from here.
+
+neumf (He et al. 2017): four embedding tables of --emb-dim (user_gmf,
+item_gmf, user_mlp, item_mlp); GMF branch user_gmf[u] * item_gmf[i]; MLP
+branch [user_mlp[u] | item_mlp[i]] through --hidden (default 64,32,16) with a
+ReLU after every layer, the last one included (Kaiming-uniform, bias 0);
+logit = Linear([gmf | mlp] -> 1), Xavier-uniform, bias 0.  On an explicit
+store it trains on the records' labels, as ncf does.  On an implicit store
+(meta options.label_mode "implicit": every record is a positive) each
+positive is trained together with --num-neg (default 4) negatives, label 0,
+drawn every epoch uniformly from the item ids 1 .. n_items-1 other than the
+positive's own item (sampler "random": an item the user rated elsewhere can
+be drawn).  The epoch's samples are the shuffled positives, each followed by
+its negatives, cut into minibatches of --batch samples (positives and
+negatives counted alike), and samples_per_s counts positives + negatives.
+The valid and test records of an implicit store are all positives, so their
+AUC is null (one class) and only their logloss is reported.
 
 stdout, JSON lines:
   {"impl":"torch","load_s":..,"train":N,"valid":N,"test":N,...}   once, first
   {"impl":"torch","split":"valid"|"test","epoch":e,"model":..,"n":..,"auc":..,
    "logloss":..,"train_loss":..,"samples_per_s":..,"threads":..,"batch":..,
    "torch":..,"blas_core":..,...}                         per epoch and split
+neumf with sampled negatives adds "num_neg" and "sampler" to both, and
+"train_samples" (positives + negatives per epoch) to the first.
 
-samples_per_s = train records / wall seconds of the epoch's training loop
-(batch gathering, forward, backward, optimiser step), as bin/trainer reports
-it; loading and evaluation are not included.  AUC is exact (average ranks for
-tied scores) and computed on the logits, logloss on sigmoid(logit) clipped to
-[1e-7, 1 - 1e-7], as trainer/eval.c and common/metrics.c do.
+samples_per_s = train samples / wall seconds of the epoch's training loop
+(negative sampling, batch gathering, forward, backward, optimiser step), as
+bin/trainer reports it; loading and evaluation are not included.  AUC is
+exact (average ranks for tied scores) and computed on the logits, logloss on
+sigmoid(logit) clipped to [1e-7, 1 - 1e-7], as trainer/eval.c and
+common/metrics.c do.
 
 Deliberate differences from bin/trainer, which move accuracy a little:
   * bin/trainer is Hogwild!: --threads workers each take whole minibatches and
@@ -273,12 +294,13 @@ def build_models(torch):
             emb.weight.normal_(0.0, 0.05)
             emb.weight[0].zero_()
 
-    def mlp(n_in, widths):
-        """Linear layers, ReLU after all but the last (mlp.c, relu_last = 0)."""
+    def mlp(n_in, widths, relu_last=False):
+        """Linear layers, ReLU after all but the last (mlp.c, relu_last = 0)
+        or after every one (relu_last = 1)."""
         layers, prev = [], n_in
         for i, w in enumerate(widths):
             lin = nn.Linear(prev, w)
-            relu = i < len(widths) - 1
+            relu = i < len(widths) - 1 or relu_last
             # params.c: Kaiming-uniform +-sqrt(6/fan_in) before a ReLU,
             # Xavier-uniform +-sqrt(6/(fan_in+fan_out)) on the linear output layer
             a = math.sqrt(6.0 / prev) if relu else math.sqrt(6.0 / (prev + w))
@@ -344,7 +366,37 @@ def build_models(torch):
                             dense[:, 2:4]], dim=1)
             return (self.user_tower(xu) * self.item_tower(xi)).sum(dim=1)
 
-    return {"ncf": NCF, "dssm": DSSM}
+    class NeuMF(nn.Module):
+        """NeuMF (He et al. 2017): a GMF branch and an MLP branch on their own
+        embeddings, concatenated into one output unit.
+
+            g     = E_user_gmf[u] * E_item_gmf[i]                  (B, E)
+            h     = MLP([E_user_mlp[u] | E_item_mlp[i]])           (B, hidden[-1]),
+                    ReLU after every layer, the last included
+            logit = Linear([g | h] -> 1), Xavier-uniform, bias 0
+        """
+        fields = ("user", "item")
+
+        def __init__(self, vocab, E, hidden, sparse):
+            super().__init__()
+            for name in ("user_gmf", "item_gmf", "user_mlp", "item_mlp"):
+                e = nn.Embedding(vocab[name.split("_")[0]], E, padding_idx=0, sparse=sparse)
+                init_embedding(e)
+                setattr(self, name, e)
+            self.mlp = mlp(2 * E, hidden, relu_last=True)
+            self.out = nn.Linear(E + hidden[-1], 1)
+            a = math.sqrt(6.0 / (E + hidden[-1] + 1))
+            with torch.no_grad():
+                self.out.weight.uniform_(-a, a)
+                self.out.bias.zero_()
+
+        def forward(self, b):
+            u, i = b["user"], b["item"]
+            g = self.user_gmf(u) * self.item_gmf(i)
+            h = self.mlp(torch.cat([self.user_mlp(u), self.item_mlp(i)], dim=1))
+            return self.out(torch.cat([g, h], dim=1)).squeeze(1)
+
+    return {"ncf": NCF, "dssm": DSSM, "neumf": NeuMF}
 
 
 # ---- metrics -------------------------------------------------------------------
@@ -387,7 +439,7 @@ class Parser(argparse.ArgumentParser):
 def parse_args(argv):
     ap = Parser(description="PyTorch reference for bin/trainer (see the module docstring).")
     ap.add_argument("--data", required=True, help="hogrec store (LMDB directory)")
-    ap.add_argument("--model", required=True, choices=["ncf", "dssm"])
+    ap.add_argument("--model", required=True, choices=["ncf", "dssm", "neumf"])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -397,7 +449,8 @@ def parse_args(argv):
                     help="OpenBLAS threads (default 1, as bin/trainer; see the docstring)")
     ap.add_argument("--emb-dim", type=int, default=32)
     ap.add_argument("--hidden", default=None,
-                    help="widths, comma separated (default: ncf 64,32,16; dssm 300,300,128)")
+                    help="widths, comma separated (default: ncf and neumf 64,32,16; "
+                         "dssm 300,300,128)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-train", type=int, default=None,
                     help="use only the first N train records (time order)")
@@ -407,11 +460,16 @@ def parse_args(argv):
                          "+ Adam for dense layers")
     ap.add_argument("--keep-denormals", action="store_true",
                     help="do not call torch.set_flush_denormal(True)")
+    ap.add_argument("--num-neg", type=int, default=4,
+                    help="neumf on an implicit store: negatives sampled per positive "
+                         "(default 4)")
     a = ap.parse_args(argv)
     if a.epochs < 1 or a.batch < 1 or a.threads < 1 or a.emb_dim < 1 or a.eval_batch < 1:
         ap.error("--epochs, --batch, --threads, --emb-dim and --eval-batch must be >= 1")
     if a.blas_threads < 1:
         ap.error("--blas-threads must be >= 1")
+    if a.num_neg < 1:
+        ap.error("--num-neg must be >= 1")
     if not a.lr > 0:
         ap.error("--lr must be positive")
     if a.max_train is not None and a.max_train < 1:
@@ -456,6 +514,19 @@ def main(argv):
         log("store '%s' has no train records" % a.data)
         return 65
 
+    # neumf on an implicit store (every record a positive): each positive is
+    # trained with --num-neg negatives drawn uniformly from the item ids
+    # 1 .. n-1 other than its own (sampler "random"), afresh every epoch.
+    sampling = a.model == "neumf" and meta["options"].get("label_mode") == "implicit"
+    n_items = int(vocab["item"])
+    if sampling and n_items < 3:
+        log("model 'neumf' samples negatives among item ids other than the positive's; "
+            "store '%s' has %d item ids" % (a.data, n_items - 1))
+        return 65
+    num_neg = a.num_neg if sampling else 0
+    n_samples = n_train * (1 + num_neg)
+    extra = {"num_neg": num_neg, "sampler": "random"} if sampling else {}
+
     Model = build_models(torch)[a.model]
     model = Model(vocab, a.emb_dim, a.hidden, a.sparse_adam)
 
@@ -475,8 +546,9 @@ def main(argv):
     tens = {name: to_torch(d) for name, d in splits.items()}
 
     if a.sparse_adam:
-        emb = [p for n, p in model.named_parameters() if n.endswith("_emb.weight")]
-        rest = [p for n, p in model.named_parameters() if not n.endswith("_emb.weight")]
+        emb_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+        emb = [p for p in model.parameters() if id(p) in emb_ids]
+        rest = [p for p in model.parameters() if id(p) not in emb_ids]
         opts = [torch.optim.SparseAdam(emb, lr=a.lr, betas=(0.9, 0.999), eps=1e-8),
                 torch.optim.Adam(rest, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)]
         opt_name = "sparse_adam+adam"
@@ -489,7 +561,8 @@ def main(argv):
     common = {**info, "optimizer": opt_name}
     emit({"impl": "torch", "load_s": round(load_s, 3), "model": a.model, "train": n_train,
           "valid": splits["valid"]["n"], "test": splits["test"]["n"],
-          "parameters": sum(p.numel() for p in model.parameters()), **common})
+          "parameters": sum(p.numel() for p in model.parameters()),
+          **({"train_samples": n_samples, **extra} if sampling else {}), **common})
     log("%s: %d parameters; %d train, %d valid, %d test records loaded in %.2fs; "
         "%d torch threads, %s OpenBLAS threads (core %s), batch %d, %s lr %g"
         % (a.model, sum(p.numel() for p in model.parameters()), n_train,
@@ -509,15 +582,33 @@ def main(argv):
     tr = tens["train"]
     keys = [k for k in tr if k != "label"]
     B = a.batch
+    if sampling:  # the labels of one positive and its negatives
+        group_y = torch.zeros(1 + num_neg)
+        group_y[0] = 1.0
     for epoch in range(1, a.epochs + 1):
         perm = torch.randperm(n_train, generator=gen)
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64)
         t0 = time.perf_counter()
-        for s in range(0, n_train, B):
-            idx = perm[s:s + B]
-            b = {k: tr[k].index_select(0, idx) for k in keys}
-            y = tr["label"].index_select(0, idx)
+        if sampling:
+            # The epoch's samples: the shuffled positives, each followed by
+            # its negatives, cut into minibatches of --batch samples.  j drawn
+            # from 1 .. n-2 and moved up by one from the positive's id on is
+            # uniform over 1 .. n-1 without it.
+            pos_i = tr["item"].index_select(0, perm)
+            neg = torch.randint(1, n_items - 1, (n_train, num_neg), generator=gen)
+            neg += (neg >= pos_i.unsqueeze(1)).to(neg.dtype)
+            ep = {"user": tr["user"].index_select(0, perm).repeat_interleave(1 + num_neg),
+                  "item": torch.cat([pos_i.unsqueeze(1), neg], dim=1).reshape(-1)}
+            ep_y = group_y.repeat(n_train)
+        for s in range(0, n_samples, B):
+            if sampling:
+                b = {k: v[s:s + B] for k, v in ep.items()}
+                y = ep_y[s:s + B]
+            else:
+                idx = perm[s:s + B]
+                b = {k: tr[k].index_select(0, idx) for k in keys}
+                y = tr["label"].index_select(0, idx)
             logits = model(b)
             loss = loss_fn(logits, y)
             for o in opts:
@@ -525,13 +616,13 @@ def main(argv):
             loss.backward()
             for o in opts:
                 o.step()
-            loss_sum += loss.detach().double() * idx.numel()
+            loss_sum += loss.detach().double() * y.numel()
         secs = time.perf_counter() - t0
-        train_loss = float(loss_sum) / n_train
+        train_loss = float(loss_sum) / n_samples
         if not math.isfinite(train_loss):
             log("loss is not finite in epoch %d; try a lower --lr" % epoch)
             return 65
-        rate = n_train / secs
+        rate = n_samples / secs
         for split in ("valid", "test"):
             t = tens[split]
             n = t["label"].shape[0]
@@ -550,7 +641,7 @@ def main(argv):
                     "positive_rate": round(float(y.mean()), 4),
                     "train_loss": round(train_loss, 6), "samples_per_s": round(rate),
                     "epoch_s": round(secs, 3), "eval_s": round(time.perf_counter() - te, 3),
-                    "threads": a.threads, "batch": a.batch, **common}
+                    "threads": a.threads, "batch": a.batch, **extra, **common}
             if split == "test" and epoch == a.epochs:
                 line["final"] = True
             emit(line)
