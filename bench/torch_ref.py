@@ -201,8 +201,9 @@ def load_store(path, max_train=None, fields=LOAD_FIELDS):
     StoreError(66) when the store is missing, StoreError(65) when it is bad."""
     if not os.path.exists(os.path.join(path, "data.mdb")):
         raise StoreError(66, "store '%s' not found" % path)
-    env = lmdb.open(path, readonly=True, lock=False, max_dbs=8, subdir=True)
+    env = None
     try:
+        env = lmdb.open(path, readonly=True, lock=False, max_dbs=8, subdir=True)
         with env.begin() as txn:
             meta_db = env.open_db(b"meta", txn=txn, create=False)
             raw = txn.get(b"meta", db=meta_db)
@@ -224,7 +225,8 @@ def load_store(path, max_train=None, fields=LOAD_FIELDS):
     except lmdb.Error as e:
         raise StoreError(65, "store '%s': %s" % (path, e))
     finally:
-        env.close()
+        if env is not None:
+            env.close()
     return meta, splits
 
 
