@@ -21,25 +21,31 @@ neumf (He et al. 2017): four embedding tables of --emb-dim (user_gmf,
 item_gmf, user_mlp, item_mlp); GMF branch user_gmf[u] * item_gmf[i]; MLP
 branch [user_mlp[u] | item_mlp[i]] through --hidden (default 64,32,16) with a
 ReLU after every layer, the last one included (Kaiming-uniform, bias 0);
-logit = Linear([gmf | mlp] -> 1), Xavier-uniform, bias 0.  On an explicit
-store it trains on the records' labels, as ncf does.  On an implicit store
-(meta options.label_mode "implicit": every record is a positive) each
-positive is trained together with --num-neg (default 4) negatives, label 0,
-drawn every epoch uniformly from the item ids 1 .. n_items-1 other than the
-positive's own item (sampler "random": an item the user rated elsewhere can
-be drawn).  The epoch's samples are the shuffled positives, each followed by
-its negatives, cut into minibatches of --batch samples (positives and
-negatives counted alike), and samples_per_s counts positives + negatives.
-The valid and test records of an implicit store are all positives, so their
-AUC is null (one class) and only their logloss is reported.
+logit = Linear([gmf | mlp] -> 1), Xavier-uniform, bias 0.
+
+Negatives (ncf and neumf, as models/model.c): on an explicit store the
+models train on the records' labels.  On an implicit store (bin/ingest
+--label implicit: every train record a positive, train positive rate 1)
+each positive is trained together with --num-neg (default 4; 0: the records
+alone) negatives of the same user, label 0, drawn every epoch uniformly from
+the item ids 1 .. n_items-1 other than the positive's own item (sampler
+"random": an item the user rated elsewhere can be drawn).  A minibatch is
+--batch shuffled positives, each followed by its negatives: --batch *
+(1 + num_neg) rows, the mean BCE over them.  samples_per_s counts positives
++ negatives; records_per_s counts positives, which is what bin/trainer's
+samples_per_s counts for these models (docs/models.md), so compare
+bin/trainer's samples_per_s with records_per_s here.  The valid and test
+records of an implicit store are all positives, so their AUC is null (one
+class) and only their logloss is reported.
 
 stdout, JSON lines:
   {"impl":"torch","load_s":..,"train":N,"valid":N,"test":N,...}   once, first
   {"impl":"torch","split":"valid"|"test","epoch":e,"model":..,"n":..,"auc":..,
    "logloss":..,"train_loss":..,"samples_per_s":..,"threads":..,"batch":..,
    "torch":..,"blas_core":..,...}                         per epoch and split
-neumf with sampled negatives adds "num_neg" and "sampler" to both, and
-"train_samples" (positives + negatives per epoch) to the first.
+With sampled negatives both add "num_neg" and "sampler", the first also
+"train_samples" (positives + negatives per epoch), the others
+"records_per_s".
 
 samples_per_s = train samples / wall seconds of the epoch's training loop
 (negative sampling, batch gathering, forward, backward, optimiser step), as
@@ -463,15 +469,15 @@ def parse_args(argv):
     ap.add_argument("--keep-denormals", action="store_true",
                     help="do not call torch.set_flush_denormal(True)")
     ap.add_argument("--num-neg", type=int, default=4,
-                    help="neumf on an implicit store: negatives sampled per positive "
-                         "(default 4)")
+                    help="ncf and neumf on an implicit store: negatives sampled per "
+                         "positive (default 4; 0: the records alone)")
     a = ap.parse_args(argv)
     if a.epochs < 1 or a.batch < 1 or a.threads < 1 or a.emb_dim < 1 or a.eval_batch < 1:
         ap.error("--epochs, --batch, --threads, --emb-dim and --eval-batch must be >= 1")
     if a.blas_threads < 1:
         ap.error("--blas-threads must be >= 1")
-    if a.num_neg < 1:
-        ap.error("--num-neg must be >= 1")
+    if not 0 <= a.num_neg <= 100:
+        ap.error("--num-neg must be 0 .. 100")
     if not a.lr > 0:
         ap.error("--lr must be positive")
     if a.max_train is not None and a.max_train < 1:
@@ -516,16 +522,19 @@ def main(argv):
         log("store '%s' has no train records" % a.data)
         return 65
 
-    # neumf on an implicit store (every record a positive): each positive is
+    # ncf and neumf on an implicit store (every train record a positive, as
+    # models/model.c tells it: train positive rate 1): each positive is
     # trained with --num-neg negatives drawn uniformly from the item ids
     # 1 .. n-1 other than its own (sampler "random"), afresh every epoch.
-    sampling = a.model == "neumf" and meta["options"].get("label_mode") == "implicit"
+    implicit = float(meta.get("positive_rate", {}).get("train", 0)) >= 1.0
+    sampling = a.model in ("ncf", "neumf") and implicit and a.num_neg > 0
     n_items = int(vocab["item"])
     if sampling and n_items < 3:
-        log("model 'neumf' samples negatives among item ids other than the positive's; "
-            "store '%s' has %d item ids" % (a.data, n_items - 1))
+        log("model '%s' samples negatives among item ids other than the positive's; "
+            "store '%s' has %d item ids" % (a.model, a.data, n_items - 1))
         return 65
     num_neg = a.num_neg if sampling else 0
+    F = 1 + num_neg  # rows a record becomes in training
     n_samples = n_train * (1 + num_neg)
     extra = {"num_neg": num_neg, "sampler": "random"} if sampling else {}
 
@@ -594,19 +603,20 @@ def main(argv):
         t0 = time.perf_counter()
         if sampling:
             # The epoch's samples: the shuffled positives, each followed by
-            # its negatives, cut into minibatches of --batch samples.  j drawn
-            # from 1 .. n-2 and moved up by one from the positive's id on is
-            # uniform over 1 .. n-1 without it.
+            # its negatives; a minibatch is --batch positives with theirs,
+            # --batch * (1 + num_neg) rows (models/model.c with_negatives()).
+            # j drawn from 1 .. n-2 and moved up by one from the positive's id
+            # on is uniform over 1 .. n-1 without it (sampler.c draw_random()).
             pos_i = tr["item"].index_select(0, perm)
             neg = torch.randint(1, n_items - 1, (n_train, num_neg), generator=gen)
             neg += (neg >= pos_i.unsqueeze(1)).to(neg.dtype)
             ep = {"user": tr["user"].index_select(0, perm).repeat_interleave(1 + num_neg),
                   "item": torch.cat([pos_i.unsqueeze(1), neg], dim=1).reshape(-1)}
             ep_y = group_y.repeat(n_train)
-        for s in range(0, n_samples, B):
+        for s in range(0, n_train, B):
             if sampling:
-                b = {k: v[s:s + B] for k, v in ep.items()}
-                y = ep_y[s:s + B]
+                b = {k: v[s * F:(s + B) * F] for k, v in ep.items()}
+                y = ep_y[s * F:(s + B) * F]
             else:
                 idx = perm[s:s + B]
                 b = {k: tr[k].index_select(0, idx) for k in keys}
@@ -625,6 +635,8 @@ def main(argv):
             log("loss is not finite in epoch %d; try a lower --lr" % epoch)
             return 65
         rate = n_samples / secs
+        if sampling:
+            extra["records_per_s"] = round(n_train / secs)
         for split in ("valid", "test"):
             t = tens[split]
             n = t["label"].shape[0]
