@@ -35,21 +35,25 @@ order); the first line counts such pairs ("duplicates").
 Evaluation, after every epoch, on the valid and test records (u, i, r): the
 item-based prediction is the output of item i's train row at position u
 (user-based: user u's row at position i), clamped to the [min, max] of the
-train ratings; RMSE.  Beside it, on the same lines, the RMSE of the global
-mean train rating and of the row mean (item mean for --kind item, user mean
-for --kind user; the global mean for a row without train ratings).  A
-record whose user or item is not in the train vocabulary (encoded 0, common
-with the global time split) is still scored as above, from row or position 0,
-which nothing was trained on; "cold" counts those records and "warm" holds
-n and the three RMSEs over the others.
+train ratings; RMSE.  As in models/autorec.c, a record whose column id is
+0 (item-based: a user the train split does not know, common with the global
+time split; user-based: an unknown item) is scored by its row's mean train
+rating instead (the global mean for a row without train ratings, row 0
+included); an unknown row with a known column is scored by the model from
+the empty row.  Beside it, on the same lines, the RMSE of the global mean
+train rating, of the item mean and of the user mean (the global mean for an
+id without train ratings), as trainer/eval.c reports them.  "cold" counts
+the records whose user or item is 0, and "warm" holds n and the four RMSEs
+over the others (the records the model itself scores).
 
 stdout, JSON lines (compact, like torch_ref.py's):
   {"impl":"torch","model":"autorec","load_s":..,"train":N,"valid":N,"test":N,
    "kind":..,"rows":..,"n_in":..,"observed":..,...}                 once, first
   {"impl":"torch","model":"autorec","split":"valid"|"test","epoch":e,"n":..,
-   "rmse":..,"rmse_global_mean":..,"rmse_item_mean" (or "rmse_user_mean"):..,
-   "cold":..,"warm":{"n":..,"rmse":..,..},"train_loss":..,"rows_per_s":..,"samples_per_s":..,
-   "threads":..,"batch":..,"torch":..,"blas_core":..,...}  per epoch and split
+   "rmse":..,"rmse_global_mean":..,"rmse_item_mean":..,"rmse_user_mean":..,
+   "cold":..,"warm":{"n":..,"rmse":..,..},"train_loss":..,"rows_per_s":..,
+   "samples_per_s":..,"threads":..,"batch":..,"torch":..,"blas_core":..,...}
+                                                           per epoch and split
 
 train_loss is the epoch's masked MSE over every observed train entry (each
 minibatch's loss, before its update, weighted by its observed entries).
@@ -58,6 +62,18 @@ epoch's training loop (minibatch densification, forward, backward,
 optimiser step); loading and evaluation are not included.  eval_s is the
 time of one pass scoring valid and test together (a row both need is
 computed once), the same on both lines.
+
+Differences from bin/trainer --model autorec (models/autorec.c), besides
+those of torch_ref.py (synchronous, not Hogwild; random streams):
+  * the C side computes only the observed entries (sparse encoder and
+    decoder, O(|row| H) a row); here the dense row is multiplied (O(n_in H)),
+    the same function and gradient: the speed is the dense formulation's.
+  * the C side's V, W and decoder bias are embedding tables updated lazily
+    (Adam and L2 on the rows a batch touches); here torch.optim.Adam updates
+    and decays every parameter at every step.
+  * defaults: bin/trainer's --batch is 256, --l2 0 and it stops early on the
+    valid RMSE (--early-stop 2); here --batch 64, --l2 0.001 and every epoch
+    of --epochs 50 is trained.  Pass the same values to both to compare.
 
 Threads, BLAS and denormals as in torch_ref.py (see its docstring): --threads
 sizes torch's OpenMP pool, --blas-threads (default 1) OpenBLAS's.
@@ -199,6 +215,10 @@ def main(argv):
     r_min, r_max = float(data.val.min()), float(data.val.max())
     global_mean = float(data.val.astype(np.float64).mean())
     row_mean = np.where(data.len > 0, data.row_sum / np.maximum(data.len, 1), global_mean)
+    col_len = np.bincount(data.col, minlength=n_in)
+    col_sum = np.bincount(data.col, weights=data.val.astype(np.float64), minlength=n_in)
+    col_mean = np.where(col_len > 0, col_sum / np.maximum(col_len, 1), global_mean)
+    mean_of = {row_f: row_mean, col_f: col_mean}  # "item" and "user": the train means by id
     train_rows = np.flatnonzero(data.len > 0)
     n_train_rows = train_rows.size
 
@@ -230,7 +250,6 @@ def main(argv):
         x[seg, col] = val
         return x, seg, col, val
 
-    base_name = "rmse_%s_mean" % row_f
     common = {**info, "optimizer": "adam"}
     hyper = {"kind": a.kind, "hidden": a.hidden, "lr": a.lr, "l2": a.l2}
     emit({"impl": "torch", "model": "autorec", "load_s": round(load_s, 3), "train": tr["n"],
@@ -263,13 +282,16 @@ def main(argv):
         model.train()
         return pred
 
-    def scores(pred, r, rows):
-        """n, RMSE of the model and of the two baselines on these records."""
-        if r.size == 0:
-            return {"n": 0, "rmse": None, "rmse_global_mean": None, base_name: None}
-        return {"n": int(r.size), "rmse": round(rmse(pred, r), 6),
+    def scores(pred, r, d, sel):
+        """n, RMSE of the model and of the three baselines on d's records sel."""
+        if not sel.any():
+            return {"n": 0, "rmse": None, "rmse_global_mean": None, "rmse_item_mean": None,
+                    "rmse_user_mean": None}
+        r = r[sel]
+        return {"n": int(r.size), "rmse": round(rmse(pred[sel], r), 6),
                 "rmse_global_mean": round(rmse(np.full(r.size, global_mean), r), 6),
-                base_name: round(rmse(row_mean[rows], r), 6)}
+                "rmse_item_mean": round(rmse(mean_of["item"][d["item"][sel]], r), 6),
+                "rmse_user_mean": round(rmse(mean_of["user"][d["user"][sel]], r), 6)}
 
     B = a.batch
     for epoch in range(1, a.epochs + 1):
@@ -308,12 +330,15 @@ def main(argv):
             if not np.all(np.isfinite(pred)):
                 log("the model scored a %s row as non-finite" % split)
                 return 65
+            # an unknown column (id 0) has no decoder row in models/autorec.c:
+            # the row's mean train rating (the global mean for an empty row)
+            pred = np.where(cols == 0, row_mean[rows], pred)
             pred = np.clip(pred, r_min, r_max)
             warm = (rows > 0) & (cols > 0)
             line = {"impl": "torch", "model": "autorec", "split": split, "epoch": epoch,
-                    **scores(pred, r, rows),
+                    **scores(pred, r, d, np.ones(d["n"], dtype=bool)),
                     "cold": int(d["n"] - warm.sum()),
-                    "warm": scores(pred[warm], r[warm], rows[warm]),
+                    "warm": scores(pred, r, d, warm),
                     "train_loss": round(train_loss, 6), "rows_per_s": round(rate, 1),
                     "samples_per_s": round(rate, 1), "epoch_s": round(secs, 3),
                     "eval_s": round(eval_s, 3), "threads": a.threads,
