@@ -150,3 +150,46 @@ awk -v o="$oracle" -v d1="${rate[dssm-1]}" -v d2="${rate[dssm-2]}" -v n1="${rate
 	if (tn > 0) printf "\"ncf_vs_torch_speed\":%.2f,\"ncf_auc_minus_torch\":%.4f,", n2 / tn, an2 - atn;
 	printf "\"dssm_gflops\":%s,\"sgemm_peak_gflops\":%s,\"dssm_share_of_sgemm_peak\":%.2f}\n", fl, pk, fl / pk;
     }'
+
+# ---- the zoo: each model beside its PyTorch twin, same store, options,
+# batch, epochs and BLAS kernel; --early-stop 0 on both sides.
+zoo() { # name hogrec-store torch-script [shared options...]
+	local m=$1 store=$2 script=$3
+	shift 3
+	rm -rf "$W/zoo-$m"
+	kernel "$BIN/trainer" -q --data "$store" --model "$m" --out "$W/zoo-$m" --early-stop 0 \
+		--threads 2 "$@" >/dev/null
+	line=$(last_test "$W/zoo-$m/metrics.jsonl")
+	echo "{\"bench\":\"zoo\",\"impl\":\"hogrec\",\"core\":\"$core\",\"result\":$line}"
+	rate[$m]=$(field "$line" samples_per_s)
+	auc[$m]=$(field "$line" auc)
+	rmse[$m]=$(field "$line" rmse)
+	if [ "${BENCH_TORCH:-1}" = 1 ]; then
+		OPENBLAS_CORETYPE=$core /usr/bin/python3 "$ROOT/bench/$script" --data "$store" \
+			--threads 2 "$@" >"$W/torch-zoo-$m.jsonl"
+		line=$(last_test "$W/torch-zoo-$m.jsonl")
+		echo "{\"bench\":\"zoo\",\"impl\":\"torch\",\"core\":\"$core\",\"result\":$line}"
+		rate[torch-$m]=$(field "$line" samples_per_s)
+		auc[torch-$m]=$(field "$line" auc)
+		rmse[torch-$m]=$(field "$line" rmse)
+	fi
+}
+declare -A rmse
+zoo neumf "$STORE" torch_ref.py --model neumf --epochs "$EPOCHS"
+# AutoRec regresses every rating (the 3s too): an implicit store, per-user split.
+STORE_ALL="$W/ml-1m-$RATINGS-user-all.lmdb"
+"$BIN/ingest" -q --force --label implicit --split user -o "$STORE_ALL" "$DATA"
+AR_EPOCHS=${BENCH_AUTOREC_EPOCHS:-10}
+zoo autorec "$STORE_ALL" torch_autorec.py --epochs "$AR_EPOCHS" --batch 64 --l2 0.001
+# The twin's "samples" are rows as bin/trainer's; ratios within this run.
+awk -v an="${auc[neumf]}" -v tan="${auc[torch-neumf]:-0}" -v rn="${rate[neumf]}" \
+    -v trn="${rate[torch-neumf]:-0}" -v ra="${rmse[autorec]}" -v tra="${rmse[torch-autorec]:-0}" \
+    -v sa="${rate[autorec]}" -v tsa="${rate[torch-autorec]:-0}" -v o="$oracle" \
+    'BEGIN {
+	printf "{\"bench\":\"zoo_summary\",\"oracle_test_auc\":%s,\"neumf_auc\":%s,", o, an;
+	if (trn > 0) printf "\"neumf_auc_minus_torch\":%.4f,\"neumf_vs_torch_speed\":%.2f,\"neumf_target_speed\":6,", an - tan, rn / trn;
+	printf "\"autorec_rmse\":%s,", ra;
+	if (tsa > 0) printf "\"autorec_rmse_minus_torch\":%.4f,\"autorec_vs_torch_speed\":%.2f,\"autorec_target_speed\":5,", ra - tra, sa / tsa;
+	printf "\"neumf_samples_per_s\":%s,\"autorec_rows_per_s\":%s}\n", rn, sa;
+    }'
+rm -rf "$STORE_ALL"

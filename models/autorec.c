@@ -45,6 +45,8 @@ struct autorec {
 	int by_user;      /* rows are users (U-AutoRec) */
 	uint32_t H, n_in; /* hidden width; columns (users for item rows) */
 	int enc, enc_b, dec, dec_b;
+	float *h; /* (rows, H) every row's code, filled by score_prepare */
+	uint32_t h_rows;
 };
 
 static int autorec_init(struct model *m, const struct store_info *info)
@@ -85,6 +87,10 @@ static unsigned autorec_wants(const struct model *m)
 
 static void autorec_release(struct model *m)
 {
+	struct autorec *a = m->impl;
+
+	if (a)
+		free(a->h);
 	free(m->impl);
 	m->impl = NULL;
 }
@@ -94,12 +100,44 @@ static enum model_view autorec_view(const struct model *m)
 	return ((const struct autorec *)m->impl)->by_user ? VIEW_USER_ROWS : VIEW_ITEM_ROWS;
 }
 
-/* ws: h (B, H) | dh (H) | dh2 (H) */
+/* Observed entries of the B longest rows: a bound on a batch's entries. */
+static uint64_t batch_entries_max(const struct model *m, uint32_t B)
+{
+	const struct autorec *a = m->impl;
+	const struct interactions *x = m->data ? m->data->train : NULL;
+	const uint64_t *off;
+	uint32_t rows;
+	uint64_t *len, sum = 0;
+
+	if (!x)
+		return 0;
+	rows = a->by_user ? x->n_users : x->n_items;
+	off = a->by_user ? x->user_off : x->item_off;
+	len = malloc((rows ? rows : 1) * sizeof(*len));
+	if (!len) /* the bound without sorting */
+		return x->n;
+	for (uint32_t r = 0; r < rows; r++)
+		len[r] = off[r + 1] - off[r];
+	for (uint32_t k = 0; k < B && k < rows; k++) { /* partial selection of the B largest */
+		uint32_t best = k;
+		for (uint32_t r = k + 1; r < rows; r++)
+			if (len[r] > len[best])
+				best = r;
+		uint64_t t = len[k];
+		len[k] = len[best];
+		len[best] = t;
+		sum += len[k];
+	}
+	free(len);
+	return sum;
+}
+
+/* ws: h (B, H) | dh (H) | row gradient (H) | the batch's predictions (entries) */
 static size_t autorec_ws(const struct model *m, uint32_t B)
 {
 	const struct autorec *a = m->impl;
 
-	return ((size_t)B + 2) * a->H;
+	return ((size_t)B + 2) * a->H + batch_entries_max(m, B);
 }
 
 /* The observed entries of row `row`: columns, ratings, count. */
@@ -162,6 +200,25 @@ static uint32_t batch_row(const struct autorec *a, const struct batch *b, uint32
 	return a->by_user ? b->user[r] : b->item[r];
 }
 
+/* Encodes every row once for the records forward(train = 0) will score. */
+static int autorec_score_prepare(const struct model *m)
+{
+	struct autorec *a = m->impl;
+	const struct interactions *x = m->data->train;
+	uint32_t rows = a->by_user ? x->n_users : x->n_items;
+
+	if (a->h_rows != rows) {
+		free(a->h);
+		a->h = malloc((size_t)rows * a->H * sizeof(float));
+		a->h_rows = a->h ? rows : 0;
+		if (!a->h)
+			return hr_error(HR_ENOMEM, "out of memory for %u AutoRec codes", rows);
+	}
+	for (uint32_t r = 0; r < rows; r++)
+		encode(m, r, a->h + (size_t)r * a->H);
+	return 0;
+}
+
 /* Scoring records: predicted ratings. */
 static void autorec_forward(const struct model *m, float *ws, const struct batch *b, float *scores,
 			    int train)
@@ -182,6 +239,8 @@ static void autorec_forward(const struct model *m, float *ws, const struct batch
 			for (uint64_t k = 0; k < n; k++)
 				s += ratings[k];
 			p = n ? (float)(s / (double)n) : d->rating_mean;
+		} else if (row < a->h_rows) { /* score_prepare's code */
+			p = decode(m, a->h + (size_t)row * a->H, col);
 		} else {
 			encode(m, row, ws);
 			p = decode(m, ws, col);
@@ -195,6 +254,7 @@ static double autorec_train_forward(const struct model *m, float *ws, const stru
 				    struct model_ctx *ctx, double *terms)
 {
 	const struct autorec *a = m->impl;
+	float *pred = ws + ((size_t)b->n + 2) * a->H; /* kept for the backward */
 	double sse = 0;
 	uint64_t count = 0;
 
@@ -207,7 +267,8 @@ static double autorec_train_forward(const struct model *m, float *ws, const stru
 		float *h = ws + (size_t)r * a->H;
 		encode(m, row, h);
 		for (uint64_t k = 0; k < n; k++) {
-			double e = (double)decode(m, h, cols[k]) - ratings[k];
+			pred[count + k] = decode(m, h, cols[k]);
+			double e = (double)pred[count + k] - ratings[k];
 			sse += e * e;
 		}
 		count += n;
@@ -223,7 +284,7 @@ static void autorec_train_backward(const struct model *m, float *ws, const struc
 	const float *W = m->params.t[a->dec].w;
 	uint32_t H = a->H;
 	uint64_t count = 0;
-	float *dh = ws + (size_t)b->n * H, *row_g = dh + H;
+	float *dh = ws + (size_t)b->n * H, *row_g = dh + H, *pred = row_g + H;
 	float *db_enc = grad + m->params.t[a->enc_b].offset;
 
 	(void)ctx;
@@ -234,6 +295,7 @@ static void autorec_train_backward(const struct model *m, float *ws, const struc
 	}
 	if (!count)
 		return;
+	uint64_t seen = 0;
 	for (uint32_t r = 0; r < b->n; r++) {
 		const uint32_t *cols;
 		const float *ratings;
@@ -242,7 +304,7 @@ static void autorec_train_backward(const struct model *m, float *ws, const struc
 		memset(dh, 0, H * sizeof(float));
 		for (uint64_t k = 0; k < n; k++) {
 			const float *w = W + (size_t)cols[k] * H;
-			float dp = 2.0f * (decode(m, h, cols[k]) - ratings[k]) / (float)count;
+			float dp = 2.0f * (pred[seen + k] - ratings[k]) / (float)count;
 			for (uint32_t e = 0; e < H; e++) {
 				row_g[e] = dp * h[e];
 				dh[e] += dp * w[e];
@@ -259,6 +321,7 @@ static void autorec_train_backward(const struct model *m, float *ws, const struc
 				row_g[e] = ratings[k] * dh[e];
 			sparse_grad_add(&sg[a->enc], cols[k], row_g);
 		}
+		seen += n;
 	}
 }
 
@@ -284,6 +347,7 @@ const struct model_ops model_autorec = {
 	.init = autorec_init,
 	.release = autorec_release,
 	.view = autorec_view,
+	.score_prepare = autorec_score_prepare,
 	.workspace_floats = autorec_ws,
 	.forward = autorec_forward,
 	.train_forward = autorec_train_forward,

@@ -110,6 +110,11 @@ unsigned model_decode_flags(const struct model *m)
 	return flags;
 }
 
+int model_score_prepare(const struct model *m)
+{
+	return m->ops->score_prepare ? m->ops->score_prepare(m) : 0;
+}
+
 enum model_view model_view(const struct model *m)
 {
 	return m->ops->view ? m->ops->view(m) : VIEW_RECORDS;

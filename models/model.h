@@ -158,6 +158,13 @@ struct model_ops {
 	 * With train = 1 it keeps in ws what backward needs. */
 	void (*forward)(const struct model *m, float *ws, const struct batch *b, float *logits,
 			int train);
+	/*
+	 * Optional: called before a pass of forward(train = 0) calls (the
+	 * evaluator's split, --predict) while nothing trains; may fill caches in
+	 * m->impl that forward(train = 0) reads until the next call (AutoRec
+	 * encodes every row once here instead of once per record).  HR_ENOMEM.
+	 */
+	int (*score_prepare)(const struct model *m);
 	/* Accumulates d loss / d params from dlogits (B) into grad and sg. */
 	void (*backward)(const struct model *m, float *ws, const struct batch *b,
 			 const float *dlogits, float *grad, struct sparse_grad *sg);
@@ -250,6 +257,9 @@ uint32_t model_num_neg(const struct model *m);
  */
 extern const struct model_option model_negative_options[2];
 unsigned model_negative_wants(const struct model *m);
+
+/* ops->score_prepare(m) when the model has one, else 0. */
+int model_score_prepare(const struct model *m);
 
 /* m's view (VIEW_RECORDS when the model has no view function). */
 enum model_view model_view(const struct model *m);

@@ -165,6 +165,8 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 
 	memset(res, 0, sizeof(*res));
 	if (!rc)
+		rc = model_score_prepare(e->m);
+	if (!rc)
 		rc = store_index_build(r, db, &ix);
 	total = ix.n;
 	if (!rc && total == 0)

@@ -763,8 +763,10 @@ static int predict_print(const struct model *m, struct store *st, enum store_db 
 {
 	struct store_reader *r = NULL;
 	struct store_index ix = {0};
-	int rc = store_reader_begin(st, &r);
+	int rc = model_score_prepare(m);
 
+	if (!rc)
+		rc = store_reader_begin(st, &r);
 	if (!rc)
 		rc = store_index_build(r, db, &ix);
 	if (n > ix.n)
