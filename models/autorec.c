@@ -100,36 +100,24 @@ static enum model_view autorec_view(const struct model *m)
 	return ((const struct autorec *)m->impl)->by_user ? VIEW_USER_ROWS : VIEW_ITEM_ROWS;
 }
 
-/* Observed entries of the B longest rows: a bound on a batch's entries. */
+/* A bound on a batch's observed entries: B times the longest row (a batch
+ * may repeat a row). */
 static uint64_t batch_entries_max(const struct model *m, uint32_t B)
 {
 	const struct autorec *a = m->impl;
 	const struct interactions *x = m->data ? m->data->train : NULL;
 	const uint64_t *off;
+	uint64_t longest = 0;
 	uint32_t rows;
-	uint64_t *len, sum = 0;
 
 	if (!x)
 		return 0;
 	rows = a->by_user ? x->n_users : x->n_items;
 	off = a->by_user ? x->user_off : x->item_off;
-	len = malloc((rows ? rows : 1) * sizeof(*len));
-	if (!len) /* the bound without sorting */
-		return x->n;
 	for (uint32_t r = 0; r < rows; r++)
-		len[r] = off[r + 1] - off[r];
-	for (uint32_t k = 0; k < B && k < rows; k++) { /* partial selection of the B largest */
-		uint32_t best = k;
-		for (uint32_t r = k + 1; r < rows; r++)
-			if (len[r] > len[best])
-				best = r;
-		uint64_t t = len[k];
-		len[k] = len[best];
-		len[best] = t;
-		sum += len[k];
-	}
-	free(len);
-	return sum;
+		if (off[r + 1] - off[r] > longest)
+			longest = off[r + 1] - off[r];
+	return (uint64_t)B * longest;
 }
 
 /* ws: h (B, H) | dh (H) | row gradient (H) | the batch's predictions (entries) */

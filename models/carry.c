@@ -98,6 +98,8 @@ int model_carry_over(struct model *dst, struct store *dst_store, const struct mo
 					d->name, d->rows, d->cols, s->rows, s->cols);
 		if (d->sparse && d->vocab >= 0)
 			rc = carry_table(d, s, dst_store, src_store);
+		else if (d->frozen)
+			memcpy(d->w, s->w, (size_t)d->rows * d->cols * sizeof(float));
 	}
 	if (!rc) {
 		memcpy(dp->dense, sp->dense, dp->dense_n * sizeof(float));

@@ -10,13 +10,10 @@
 #include "sampler.h"
 #include "store/codec.h"
 
-extern const struct model_ops model_ncf, model_dssm, model_neumf, model_autorec;
+extern const struct model_ops model_ncf, model_dssm, model_neumf, model_autorec, model_twotower;
 
 static const struct model_ops *const models[] = {
-	&model_ncf,
-	&model_dssm,
-	&model_neumf,
-	&model_autorec,
+	&model_ncf, &model_dssm, &model_neumf, &model_autorec, &model_twotower,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 

@@ -89,6 +89,7 @@ enum model_view {
 	VIEW_RECORDS,   /* a record of the train split (the default) */
 	VIEW_USER_ROWS, /* a user's row of the train rating matrix: b->user holds row ids */
 	VIEW_ITEM_ROWS, /* an item's row (column of users): b->item holds row ids */
+	VIEW_POSITIVES, /* a train record with label 1 (in-batch softmax models) */
 };
 
 /*

@@ -37,6 +37,20 @@ int params_add(struct params *p, const char *name, uint32_t rows, uint32_t cols,
 	return p->n++;
 }
 
+int params_add_state(struct params *p, const char *name, uint32_t rows, uint32_t cols,
+		     enum param_init init)
+{
+	size_t keep = p->dense_n;
+	int i = params_add(p, name, rows, cols, 0, init, 0);
+
+	if (i < 0)
+		return i;
+	p->dense_n = keep; /* not in the dense block: its own allocation */
+	p->t[i].offset = 0;
+	p->t[i].frozen = 1;
+	return i;
+}
+
 static void fill(struct tensor *t, uint64_t seed, int index)
 {
 	size_t n = (size_t)t->rows * t->cols;
@@ -91,7 +105,11 @@ int params_finalize(struct params *p, int state, uint64_t seed)
 	for (int i = 0; i < p->n; i++) {
 		struct tensor *t = &p->t[i];
 		size_t n = (size_t)t->rows * t->cols;
-		if (t->sparse) {
+		if (t->frozen) {
+			t->w = alloc_floats(n);
+			if (!t->w)
+				goto oom;
+		} else if (t->sparse) {
 			t->w = alloc_floats(n);
 			t->s1 = state >= 1 ? alloc_floats(n) : NULL;
 			t->s2 = state >= 2 ? alloc_floats(n) : NULL;
@@ -114,7 +132,7 @@ void params_release(struct params *p)
 {
 	for (int i = 0; i < p->n; i++) {
 		struct tensor *t = &p->t[i];
-		if (t->sparse) {
+		if (t->sparse || t->frozen) {
 			free(t->w);
 			free(t->s1);
 			free(t->s2);

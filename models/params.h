@@ -39,6 +39,9 @@ struct tensor {
 	char name[PARAM_NAME_MAX];
 	uint32_t rows, cols; /* a vector is rows = 1; an embedding is (vocab, dim) */
 	int sparse;          /* embedding table, updated row-wise */
+	int frozen;          /* non-trainable state (BatchNorm running statistics): its
+			      * own allocation, no optimizer state, never moved by the
+			      * optimizer or L2; the model writes it; checkpointed */
 	uint32_t lookups;    /* sparse: most rows one sample reads (sizes sparse grads) */
 	int vocab;           /* sparse: the store vocabulary (enum store_field) indexing
 			       * the rows, -1 for none; lets a new store's ids be remapped */
@@ -61,6 +64,13 @@ void params_init(struct params *p);
 /* Declares a tensor; returns its index or HR_EINVAL (too many, bad shape). */
 int params_add(struct params *p, const char *name, uint32_t rows, uint32_t cols, int sparse,
 	       enum param_init init, float scale);
+
+/*
+ * Declares non-trainable state (params.h, struct tensor.frozen) initialised
+ * by init; returns its index or HR_EINVAL.
+ */
+int params_add_state(struct params *p, const char *name, uint32_t rows, uint32_t cols,
+		     enum param_init init);
 
 /*
  * Allocates every tensor and `state` optimizer-state arrays (0, 1 or 2)

@@ -66,6 +66,14 @@ void loader_set_rows(struct loader *l, const uint32_t *rows, uint64_t n, int fie
 	l->n = n;
 }
 
+void loader_set_keys(struct loader *l, const uint64_t *keys, uint64_t n)
+{
+	HR_ASSERT(n <= l->ix->n && (n == 0 || keys[n - 1] < l->ix->n));
+	l->keys = keys;
+	l->base = 0;
+	l->n = n;
+}
+
 void loader_release(struct loader *l)
 {
 	free(l->perm);
@@ -153,6 +161,9 @@ int loader_start(struct loader *l, int epoch, uint64_t first, uint64_t end)
 	atomic_store_explicit(&l->finished, 0, memory_order_relaxed);
 	atomic_store_explicit(&l->running, l->threads, memory_order_relaxed);
 	loader_permutation(l->seed, epoch, l->perm, l->n);
+	if (l->keys) /* a permutation of the chosen keys */
+		for (uint64_t i = 0; i < l->n; i++)
+			l->perm[i] = l->keys[l->perm[i]];
 	/* pthread_create orders everything above before the threads start. */
 	for (int i = 0; i < l->threads; i++)
 		if (pthread_create(&l->thread[i], NULL, loader_main, l)) {

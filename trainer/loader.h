@@ -43,6 +43,7 @@ struct loader {
 	uint64_t *perm;       /* n keys, allocated once */
 	const uint32_t *rows; /* loader_set_rows: the row ids an epoch shuffles, or NULL */
 	int row_field;        /* SF_USER or SF_ITEM: where a batch gets its row ids */
+	const uint64_t *keys; /* loader_set_keys: the record keys an epoch shuffles, or NULL */
 	pthread_t thread[LOADER_MAX_THREADS];
 
 	_Atomic uint64_t next;    /* next batch index to claim */
@@ -77,6 +78,13 @@ void loader_set_range(struct loader *l, uint64_t base, uint64_t n);
  * (field SF_USER) or b->item (SF_ITEM), b->n of them; nothing is decoded.
  */
 void loader_set_rows(struct loader *l, const uint32_t *rows, uint64_t n, int field);
+
+/*
+ * Restricts epochs to the records keys[0..n) (ascending keys below the
+ * index's count; keys outlives the loader): the epoch's order is a
+ * permutation of them (the positives, for in-batch softmax models).
+ */
+void loader_set_keys(struct loader *l, const uint64_t *keys, uint64_t n);
 
 /* Batches in an epoch: ceil(n / batch). */
 static inline uint64_t loader_epoch_batches(const struct loader *l)

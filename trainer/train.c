@@ -88,6 +88,7 @@ struct trainer {
 	struct model model;
 	struct model_data data; /* what the model reads beyond records (model.h) */
 	uint32_t *rows;         /* a row view's row ids (model.h, enum model_view) */
+	uint64_t *keys;         /* the positives view's record keys */
 	struct ring full, free; /* batch pointers: loader -> workers -> loader */
 	struct batch *batches;
 	uint32_t n_batches;
@@ -479,7 +480,22 @@ static int data_setup(struct trainer *t)
 	if (view == VIEW_RECORDS)
 		return 0;
 	x = t->data.train;
-	HR_ASSERT(x); /* a row view wants the ratings */
+	HR_ASSERT(x);                 /* a row or positives view wants the ratings */
+	if (view == VIEW_POSITIVES) { /* interactions keep the split's key order */
+		t->keys = malloc((x->n ? x->n : 1) * sizeof(*t->keys));
+		if (!t->keys)
+			return hr_error(HR_ENOMEM, "out of memory for %llu keys",
+					(unsigned long long)x->n);
+		for (uint64_t k = 0; k < x->n; k++)
+			if (x->label[k])
+				t->keys[n++] = k;
+		if (n == 0)
+			return hr_error(HR_EINVAL, "store '%s': no positive train records",
+					t->o->data);
+		loader_set_keys(&t->loader, t->keys, n);
+		log_info("training on the %llu positive train records", (unsigned long long)n);
+		return 0;
+	}
 	uint32_t n_rows = view == VIEW_USER_ROWS ? x->n_users : x->n_items;
 	const uint64_t *off = view == VIEW_USER_ROWS ? x->user_off : x->item_off;
 	t->rows = malloc((n_rows ? n_rows : 1) * sizeof(*t->rows));
@@ -592,6 +608,7 @@ static void teardown(struct trainer *t)
 		model_release(&t->model);
 	model_data_release(&t->data);
 	free(t->rows);
+	free(t->keys);
 	store_close(t->st);
 }
 

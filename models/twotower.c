@@ -1,0 +1,523 @@
+/*
+ * twotower - LibRecommender's TwoTower (libreco/algorithms/two_tower.py):
+ * a user tower and an item tower over every feature the store has, trained
+ * with an in-batch softmax over the train positives (Yi et al. 2019: the
+ * other rows' items are the negatives, their sampling bias corrected by
+ * log q, q an item's share of the train positives).
+ *
+ * User tower input (B, 8E):
+ *   [user | gender | age | occupation | zip | mean of item[h] over the history
+ *    | dense0 * D[0] | dense1 * D[1]]
+ * Item tower input (B, 4E):
+ *   [item | mean of genre[g] over the item's genres | dense2 * D[2] | dense3 * D[3]]
+ * where D is a (4, E) table: each dense feature is a learned vector scaled
+ * by its value.  History items share the item table with the item tower.
+ * Each tower is LibRecommender's dense_nn(use_bn, bn_after_activation):
+ *   BN(x) -> Linear -> ReLU -> BN -> ... -> Linear (the last layer linear)
+ * BatchNorm: eps 1e-3, running statistics with momentum 0.01 (TF's 0.99),
+ * non-trainable tensors (params_add_state) used when scoring.
+ * With norm_embed the tower outputs are L2-normalised.  Score = <u, v>.
+ *
+ * Loss (training, on a batch of positive records; the view hands it only
+ * those): logits z_ij = <u_i, v_j> / tau - log q_j, cross entropy with the
+ * diagonal as targets (models/nn: nn_inbatch_softmax_*).  tau is the option
+ * temperature, or a learned scalar (initialised to 1) when it is <= 0.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "interact.h"
+#include "model.h"
+#include "nn/nn.h"
+#include "sampler.h"
+
+#define TT_EPS 1e-3f      /* BatchNorm epsilon (TF's default) */
+#define TT_MOMENTUM 0.01f /* running statistics (TF's momentum 0.99) */
+#define TT_TAU_MIN 1e-2f  /* a learned temperature is used from here up */
+
+enum { OPT_TEMPERATURE, OPT_NORM, OPT_HITS, OPT_CORRECTION, OPT_N };
+static const struct model_option tt_options[OPT_N] = {
+	[OPT_TEMPERATURE] = {"temperature", MOPT_FLOAT, -1, 100, 1.0, NULL,
+			     "softmax: logits divided by it; <= 0: learned, starting at 1"},
+	[OPT_NORM] = {"norm_embed", MOPT_BOOL, 0, 1, 0, NULL, "L2-normalise the tower outputs"},
+	[OPT_HITS] = {"remove_accidental_hits", MOPT_BOOL, 0, 1, 0, NULL,
+		      "softmax: leave out in-batch negatives that are the row's own item"},
+	[OPT_CORRECTION] = {"use_correction", MOPT_BOOL, 0, 1, 1, NULL,
+			    "softmax: subtract log q, q the item's share of train positives"},
+};
+
+enum { T_USER, T_ITEM, T_GENDER, T_AGE, T_OCC, T_ZIP, T_GENRE, T_N };
+
+#define TT_MAX_LAYERS MODEL_MAX_HIDDEN
+
+/* One tower: BN over the input, then Linear (ReLU, BN) ... Linear. */
+struct tower {
+	uint32_t in, n, width[TT_MAX_LAYERS], maxw;
+	int lw[TT_MAX_LAYERS], lb[TT_MAX_LAYERS];
+	/* BN k: k = 0 on the input, k = l + 1 after layer l < n - 1 */
+	int g[TT_MAX_LAYERS], b[TT_MAX_LAYERS], rm[TT_MAX_LAYERS], rv[TT_MAX_LAYERS];
+};
+
+struct twotower {
+	uint32_t E, L, D; /* embedding width, history length, output width */
+	int t[T_N], dense_t, tau_t;
+	struct tower ut, it;
+};
+
+static const uint32_t tt_hidden[] = {128, 64, 32, 0};
+
+static int tower_declare(struct tower *tw, struct params *p, const char *pre, uint32_t in,
+			 const uint32_t *widths, int n)
+{
+	char name[PARAM_NAME_MAX];
+	uint32_t prev = in;
+
+	tw->in = tw->maxw = in;
+	tw->n = (uint32_t)n;
+	for (int k = 0; k < n; k++) { /* BN k normalises width prev */
+		snprintf(name, sizeof(name), "%s.bn%d.gamma", pre, k);
+		tw->g[k] = params_add(p, name, 1, prev, 0, INIT_ONE, 0);
+		snprintf(name, sizeof(name), "%s.bn%d.beta", pre, k);
+		tw->b[k] = params_add(p, name, 1, prev, 0, INIT_ZERO, 0);
+		snprintf(name, sizeof(name), "%s.bn%d.mean", pre, k);
+		tw->rm[k] = params_add_state(p, name, 1, prev, INIT_ZERO);
+		snprintf(name, sizeof(name), "%s.bn%d.var", pre, k);
+		tw->rv[k] = params_add_state(p, name, 1, prev, INIT_ONE);
+		snprintf(name, sizeof(name), "%s.%d.w", pre, k);
+		tw->lw[k] = params_add(p, name, widths[k], prev, 0, INIT_XAVIER, 0);
+		snprintf(name, sizeof(name), "%s.%d.b", pre, k);
+		tw->lb[k] = params_add(p, name, 1, widths[k], 0, INIT_ZERO, 0);
+		if (tw->g[k] < 0 || tw->b[k] < 0 || tw->rm[k] < 0 || tw->rv[k] < 0 ||
+		    tw->lw[k] < 0 || tw->lb[k] < 0)
+			return HR_EINVAL;
+		tw->width[k] = widths[k];
+		prev = widths[k];
+		if (prev > tw->maxw)
+			tw->maxw = prev;
+	}
+	return 0;
+}
+
+/* Layout of a tower's workspace for B rows. */
+struct tower_ws {
+	float *x;                                         /* (B, in), the caller's */
+	float *y[TT_MAX_LAYERS];                          /* BN k output (B, width) */
+	float *mean[TT_MAX_LAYERS], *rstd[TT_MAX_LAYERS]; /* BN k cache */
+	float *z[TT_MAX_LAYERS], *a[TT_MAX_LAYERS];       /* layer l output, ReLU of it */
+	float *out, *nrm;                                 /* (B, D) output (normalised), (B) */
+	float *g1, *g2;                                   /* (B, maxw) gradients */
+	float *dx;                                        /* (B, in) */
+};
+
+static size_t tower_layout(const struct tower *tw, uint32_t B, float *base, struct tower_ws *w)
+{
+	size_t o = 0;
+	uint32_t prev = tw->in;
+#define PUT(f, k) (w->f = base ? base + o : NULL, o += (k))
+	PUT(x, (size_t)B * tw->in);
+	for (uint32_t k = 0; k < tw->n; k++) {
+		PUT(y[k], (size_t)B * prev);
+		PUT(mean[k], prev);
+		PUT(rstd[k], prev);
+		PUT(z[k], (size_t)B * tw->width[k]);
+		PUT(a[k], (size_t)B * tw->width[k]);
+		prev = tw->width[k];
+	}
+	PUT(out, (size_t)B * prev);
+	PUT(nrm, B);
+	PUT(g1, (size_t)B * tw->maxw);
+	PUT(g2, (size_t)B * tw->maxw);
+	PUT(dx, (size_t)B * tw->in);
+#undef PUT
+	return o;
+}
+
+/* Runs the tower on w->x; the output (normalised with norm) lands in w->out. */
+static void tower_forward(const struct tower *tw, const struct params *p, struct tower_ws *w,
+			  uint32_t B, int train, int norm)
+{
+	const float *in = w->x;
+	uint32_t prev = tw->in, D = tw->width[tw->n - 1];
+
+	for (uint32_t k = 0; k < tw->n; k++) {
+		float *rm = p->t[tw->rm[k]].w, *rv = p->t[tw->rv[k]].w;
+		nn_batchnorm_forward(w->y[k], w->mean[k], w->rstd[k], in, p->t[tw->g[k]].w,
+				     p->t[tw->b[k]].w, rm, rv, TT_EPS, train, (int)B, (int)prev);
+		if (train) /* shared state, written racily by the workers (nn.h) */
+			nn_running_stats_update(rm, rv, w->mean[k], w->rstd[k], TT_EPS, TT_MOMENTUM,
+						(int)B, (int)prev);
+		nn_linear_forward(w->z[k], w->y[k], p->t[tw->lw[k]].w, p->t[tw->lb[k]].w, (int)B,
+				  (int)prev, (int)tw->width[k]);
+		if (k + 1 < tw->n) {
+			nn_relu_forward(w->a[k], w->z[k], (int)(B * tw->width[k]));
+			in = w->a[k];
+		}
+		prev = tw->width[k];
+	}
+	memcpy(w->out, w->z[tw->n - 1], (size_t)B * D * sizeof(float));
+	if (!norm)
+		return;
+	for (uint32_t r = 0; r < B; r++) {
+		float *o = w->out + (size_t)r * D;
+		double s = 0;
+		for (uint32_t d = 0; d < D; d++)
+			s += (double)o[d] * o[d];
+		w->nrm[r] = (float)sqrt(s) + 1e-12f;
+		for (uint32_t d = 0; d < D; d++)
+			o[d] /= w->nrm[r];
+	}
+}
+
+/* From dout (B, D), which it may overwrite: w->dx = d/dx; dense grads into grad. */
+static void tower_backward(const struct tower *tw, const struct params *p, struct tower_ws *w,
+			   float *dout, float *grad, uint32_t B, int norm)
+{
+	uint32_t D = tw->width[tw->n - 1];
+	float *d = dout, *bufs[2] = {w->g1, w->g2};
+	int k2 = 0;
+
+	if (norm) /* y = x / |x|: dx = (dy - y <y, dy>) / |x| */
+		for (uint32_t r = 0; r < B; r++) {
+			const float *y = w->out + (size_t)r * D;
+			float *dy = dout + (size_t)r * D;
+			double s = 0;
+			for (uint32_t j = 0; j < D; j++)
+				s += (double)y[j] * dy[j];
+			for (uint32_t j = 0; j < D; j++)
+				dy[j] = (dy[j] - y[j] * (float)s) / w->nrm[r];
+		}
+	for (int k = (int)tw->n - 1; k >= 0; k--) {
+		uint32_t O = tw->width[k], I = k ? tw->width[k - 1] : tw->in;
+		const float *in_k = k ? w->a[k - 1] : w->x; /* BN k's input */
+		float *dy = bufs[k2], *dprev;
+		k2 ^= 1;
+		memset(dy, 0, (size_t)B * I * sizeof(float));
+		nn_linear_backward(dy, grad + p->t[tw->lw[k]].offset, grad + p->t[tw->lb[k]].offset,
+				   d, w->y[k], p->t[tw->lw[k]].w, (int)B, (int)I, (int)O);
+		dprev = k ? bufs[k2] : w->dx;
+		memset(dprev, 0, (size_t)B * I * sizeof(float));
+		nn_batchnorm_backward(dprev, grad + p->t[tw->g[k]].offset,
+				      grad + p->t[tw->b[k]].offset, dy, in_k, w->mean[k],
+				      w->rstd[k], p->t[tw->g[k]].w, true, (int)B, (int)I);
+		if (k) { /* through the ReLU of layer k - 1, in place */
+			float *dz = bufs[k2 ^ 1];
+			memset(dz, 0, (size_t)B * I * sizeof(float));
+			nn_relu_backward(dz, dprev, w->a[k - 1], (int)(B * I));
+			d = dz; /* the next layer's dy goes to the other buffer, bufs[k2] */
+		}
+	}
+}
+
+static int tt_init(struct model *m, const struct store_info *info)
+{
+	static const char *const names[T_N] = {
+		"user_emb",       "item_emb", "gender_emb", "age_emb",
+		"occupation_emb", "zip_emb",  "genre_emb",
+	};
+	static const enum store_field fields[T_N] = {
+		SF_USER, SF_ITEM, SF_GENDER, SF_AGE, SF_OCCUPATION, SF_ZIP, SF_GENRE,
+	};
+	struct twotower *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t)
+		return hr_error(HR_ENOMEM, "out of memory");
+	m->impl = t;
+	if (info->n_dense != 4)
+		return hr_error(HR_EINVAL,
+				"model 'twotower' expects the 4 dense fields of format 1, the "
+				"store has %u",
+				info->n_dense);
+	if (m->cfg.n_hidden > TT_MAX_LAYERS)
+		return hr_error(HR_EINVAL, "model 'twotower': at most %d hidden widths",
+				TT_MAX_LAYERS);
+	t->E = m->cfg.emb_dim;
+	t->L = info->hist_len;
+	for (int k = 0; k < T_N; k++) {
+		t->t[k] = params_add(&m->params, names[k], info->vocab[fields[k]], t->E, 1,
+				     INIT_XAVIER, 0);
+		if (t->t[k] < 0)
+			return t->t[k];
+		m->params.t[t->t[k]].lookups = 1;
+		m->params.t[t->t[k]].vocab = (int)fields[k];
+	}
+	m->params.t[t->t[T_ITEM]].lookups = 1 + t->L;
+	m->params.t[t->t[T_GENRE]].lookups = BATCH_GENRES;
+	t->dense_t = params_add(&m->params, "dense_emb", 4, t->E, 0, INIT_XAVIER, 0);
+	t->tau_t = -1;
+	if (m->opt[OPT_TEMPERATURE] <= 0)
+		t->tau_t = params_add(&m->params, "temperature", 1, 1, 0, INIT_ONE, 0);
+	if (t->dense_t < 0 || (m->opt[OPT_TEMPERATURE] <= 0 && t->tau_t < 0))
+		return HR_EINVAL;
+	rc = tower_declare(&t->ut, &m->params, "user_tower", 8 * t->E, m->cfg.hidden,
+			   m->cfg.n_hidden);
+	if (!rc)
+		rc = tower_declare(&t->it, &m->params, "item_tower", 4 * t->E, m->cfg.hidden,
+				   m->cfg.n_hidden);
+	t->D = m->cfg.hidden[m->cfg.n_hidden - 1];
+	return rc;
+}
+
+static void tt_release(struct model *m)
+{
+	free(m->impl);
+	m->impl = NULL;
+}
+
+static unsigned tt_wants(const struct model *m)
+{
+	(void)m;
+	return WANTS_RATINGS | WANTS_NEGATIVES; /* the positives' keys; the item shares */
+}
+
+static enum model_view tt_view(const struct model *m)
+{
+	(void)m;
+	return VIEW_POSITIVES;
+}
+
+/* Workspace: both towers, then pool (B, E), dslots (B, S, E), logq (B), S, P, dS (B, B),
+ * du, dv (B, D). */
+struct tt_ws {
+	struct tower_ws u, v;
+	float *pool, *dpool, *dslots, *logq, *S, *P, *dS, *du, *dv;
+};
+
+static size_t tt_layout(const struct twotower *t, uint32_t B, float *base, struct tt_ws *w)
+{
+	size_t o = 0, S = t->L > BATCH_GENRES ? t->L : BATCH_GENRES;
+
+	o += tower_layout(&t->ut, B, base, &w->u);
+	o += tower_layout(&t->it, B, base ? base + o : NULL, &w->v);
+#define PUT(f, k) (w->f = base ? base + o : NULL, o += (k))
+	PUT(pool, (size_t)B * t->E);
+	PUT(dpool, (size_t)B * t->E);
+	PUT(dslots, (size_t)B * S * t->E);
+	PUT(logq, B);
+	PUT(S, (size_t)B * B);
+	PUT(P, (size_t)B * B);
+	PUT(dS, (size_t)B * B);
+	PUT(du, (size_t)B * t->D);
+	PUT(dv, (size_t)B * t->D);
+#undef PUT
+	return o;
+}
+
+static size_t tt_ws_floats(const struct model *m, uint32_t B)
+{
+	struct tt_ws w;
+
+	return tt_layout(m->impl, B, NULL, &w);
+}
+
+static void gather(float *x, size_t s, size_t col, const float *table, const uint32_t *ids,
+		   uint32_t B, uint32_t E)
+{
+	for (uint32_t r = 0; r < B; r++)
+		memcpy(x + r * s + col, table + (size_t)ids[r] * E, E * sizeof(float));
+}
+
+/* Fills both towers' inputs from b and runs them. */
+static void towers(const struct model *m, struct tt_ws *w, const struct batch *b, int train)
+{
+	const struct twotower *t = m->impl;
+	const struct params *p = &m->params;
+	uint32_t B = b->n, E = t->E, su = 8 * E, si = 4 * E;
+	const float *Dt = p->t[t->dense_t].w;
+	int norm = m->opt[OPT_NORM] != 0;
+
+	gather(w->u.x, su, 0, p->t[t->t[T_USER]].w, b->user, B, E);
+	gather(w->u.x, su, E, p->t[t->t[T_GENDER]].w, b->gender, B, E);
+	gather(w->u.x, su, 2 * E, p->t[t->t[T_AGE]].w, b->age, B, E);
+	gather(w->u.x, su, 3 * E, p->t[t->t[T_OCC]].w, b->occupation, B, E);
+	gather(w->u.x, su, 4 * E, p->t[t->t[T_ZIP]].w, b->zip, B, E);
+	nn_bag_forward(w->pool, NULL, b->hist, b->n_hist, p->t[t->t[T_ITEM]].w, NN_POOL_MEAN,
+		       (int)B, (int)t->L, (int)p->t[t->t[T_ITEM]].rows, (int)E);
+	for (uint32_t r = 0; r < B; r++)
+		memcpy(w->u.x + r * su + 5 * E, w->pool + (size_t)r * E, E * sizeof(float));
+	gather(w->v.x, si, 0, p->t[t->t[T_ITEM]].w, b->item, B, E);
+	nn_bag_forward(w->pool, NULL, b->genres, b->n_genres, p->t[t->t[T_GENRE]].w, NN_POOL_MEAN,
+		       (int)B, BATCH_GENRES, (int)p->t[t->t[T_GENRE]].rows, (int)E);
+	for (uint32_t r = 0; r < B; r++) {
+		const float *dn = b->dense + (size_t)r * b->n_dense;
+		float *xu = w->u.x + r * su, *xi = w->v.x + r * si;
+		memcpy(xi + E, w->pool + (size_t)r * E, E * sizeof(float));
+		for (uint32_t e = 0; e < E; e++) {
+			xu[6 * E + e] = dn[0] * Dt[e];
+			xu[7 * E + e] = dn[1] * Dt[E + e];
+			xi[2 * E + e] = dn[2] * Dt[2 * E + e];
+			xi[3 * E + e] = dn[3] * Dt[3 * E + e];
+		}
+	}
+	tower_forward(&t->ut, p, &w->u, B, train, norm);
+	tower_forward(&t->it, p, &w->v, B, train, norm);
+}
+
+static void tt_forward(const struct model *m, float *ws, const struct batch *b, float *logits,
+		       int train)
+{
+	const struct twotower *t = m->impl;
+	struct tt_ws w;
+
+	tt_layout(t, b->n, ws, &w);
+	towers(m, &w, b, train);
+	nn_dot_forward(logits, w.u.out, w.v.out, (int)b->n, (int)t->D);
+}
+
+static float tt_tau(const struct model *m)
+{
+	const struct twotower *t = m->impl;
+
+	if (t->tau_t < 0)
+		return (float)m->opt[OPT_TEMPERATURE];
+	return fmaxf(m->params.t[t->tau_t].w[0], TT_TAU_MIN);
+}
+
+static double tt_train_forward(const struct model *m, float *ws, const struct batch *b,
+			       struct model_ctx *ctx, double *terms)
+{
+	const struct twotower *t = m->impl;
+	uint32_t B = b->n;
+	struct tt_ws w;
+	int correct = m->opt[OPT_CORRECTION] != 0;
+
+	(void)ctx;
+	tt_layout(t, B, ws, &w);
+	towers(m, &w, b, 1);
+	nn_sgemm(false, true, (int)B, (int)B, (int)t->D, 1.0f, w.u.out, (int)t->D, w.v.out,
+		 (int)t->D, 0.0f, w.S, (int)B);
+	for (uint32_t r = 0; correct && r < B; r++)
+		w.logq[r] = logf(sampler_item_prob(m->data->sampler, b->item[r]));
+	terms[0] = nn_inbatch_softmax_forward(w.P, w.S, correct ? w.logq : NULL,
+					      m->opt[OPT_HITS] != 0 ? b->item : NULL, tt_tau(m),
+					      (int)B);
+	return terms[0];
+}
+
+/* Embedding gradients of a mean-pooled bag. */
+static void bag_grads(struct sparse_grad *sg, float *dslots, const float *dpool,
+		      const uint32_t *ids, const uint32_t *lens, uint32_t B, uint32_t L, uint32_t E)
+{
+	memset(dslots, 0, (size_t)B * L * E * sizeof(float));
+	nn_bag_backward(dslots, dpool, NULL, lens, NN_POOL_MEAN, (int)B, (int)L, (int)E);
+	for (uint32_t r = 0; r < B; r++)
+		for (uint32_t l = 0; l < lens[r]; l++)
+			sparse_grad_add(sg, ids[(size_t)r * L + l],
+					dslots + ((size_t)r * L + l) * E);
+}
+
+static void tt_train_backward(const struct model *m, float *ws, const struct batch *b,
+			      struct model_ctx *ctx, float *grad, struct sparse_grad *sg)
+{
+	const struct twotower *t = m->impl;
+	const struct params *p = &m->params;
+	uint32_t B = b->n, E = t->E, D = t->D, su = 8 * E, si = 4 * E;
+	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
+	static const int tabs[5] = {T_USER, T_GENDER, T_AGE, T_OCC, T_ZIP};
+	float dtau = 0, *dD = grad + p->t[t->dense_t].offset;
+	int norm = m->opt[OPT_NORM] != 0;
+	struct tt_ws w;
+
+	(void)ctx;
+	tt_layout(t, B, ws, &w);
+	memset(w.dS, 0, (size_t)B * B * sizeof(float));
+	nn_inbatch_softmax_backward(w.dS, &dtau, 1.0f, w.P, w.S, tt_tau(m), (int)B);
+	if (t->tau_t >= 0 && p->t[t->tau_t].w[0] > TT_TAU_MIN)
+		grad[p->t[t->tau_t].offset] += dtau;
+	/* S = U V^T: dU = dS V, dV = dS^T U */
+	nn_sgemm(false, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.v.out, (int)D, 0.0f,
+		 w.du, (int)D);
+	nn_sgemm(true, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.u.out, (int)D, 0.0f,
+		 w.dv, (int)D);
+	tower_backward(&t->ut, p, &w.u, w.du, grad, B, norm);
+	tower_backward(&t->it, p, &w.v, w.dv, grad, B, norm);
+	for (int k = 0; k < 5; k++)
+		for (uint32_t r = 0; r < B; r++)
+			sparse_grad_add(&sg[t->t[tabs[k]]], ids[k][r],
+					w.u.dx + (size_t)r * su + (size_t)k * E);
+	for (uint32_t r = 0; r < B; r++) {
+		const float *dn = b->dense + (size_t)r * b->n_dense;
+		const float *du = w.u.dx + (size_t)r * su, *dv = w.v.dx + (size_t)r * si;
+		memcpy(w.dpool + (size_t)r * E, du + 5 * E, E * sizeof(float));
+		sparse_grad_add(&sg[t->t[T_ITEM]], b->item[r], dv);
+		for (uint32_t e = 0; e < E; e++) {
+			dD[e] += dn[0] * du[6 * E + e];
+			dD[E + e] += dn[1] * du[7 * E + e];
+			dD[2 * E + e] += dn[2] * dv[2 * E + e];
+			dD[3 * E + e] += dn[3] * dv[3 * E + e];
+		}
+	}
+	bag_grads(&sg[t->t[T_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, t->L, E);
+	for (uint32_t r = 0; r < B; r++)
+		memcpy(w.dpool + (size_t)r * E, w.v.dx + (size_t)r * si + E, E * sizeof(float));
+	bag_grads(&sg[t->t[T_GENRE]], w.dslots, w.dpool, b->genres, b->n_genres, B, BATCH_GENRES,
+		  E);
+}
+
+static uint32_t tt_dim(const struct model *m)
+{
+	return ((const struct twotower *)m->impl)->D;
+}
+
+static void tt_user_vectors(const struct model *m, float *ws, const struct batch *b, float *out)
+{
+	const struct twotower *t = m->impl;
+	struct tt_ws w;
+
+	tt_layout(t, b->n, ws, &w);
+	towers(m, &w, b, 0);
+	memcpy(out, w.u.out, (size_t)b->n * t->D * sizeof(float));
+}
+
+static void tt_item_vectors(const struct model *m, float *ws, const struct batch *b, float *out)
+{
+	const struct twotower *t = m->impl;
+	struct tt_ws w;
+
+	tt_layout(t, b->n, ws, &w);
+	towers(m, &w, b, 0);
+	memcpy(out, w.v.out, (size_t)b->n * t->D * sizeof(float));
+}
+
+static double tower_flops(const struct tower *tw)
+{
+	double f = 0;
+	uint32_t I = tw->in;
+
+	for (uint32_t k = 0; k < tw->n; k++) {
+		f += 2.0 * I * tw->width[k];
+		I = tw->width[k];
+	}
+	return f;
+}
+
+static double tt_flops(const struct model *m)
+{
+	const struct twotower *t = m->impl;
+
+	return tower_flops(&t->ut) + tower_flops(&t->it) + 2.0 * t->D;
+}
+
+const struct model_ops model_twotower = {
+	.name = "twotower",
+	.summary = "TwoTower (LibRecommender): BatchNorm towers, in-batch softmax with logQ "
+		   "correction",
+	.needs = NEEDS_DEMOGRAPHICS | NEEDS_HISTORY | NEEDS_DENSE | NEEDS_GENRES,
+	.default_hidden = tt_hidden,
+	.options = tt_options,
+	.n_options = OPT_N,
+	.wants = tt_wants,
+	.init = tt_init,
+	.release = tt_release,
+	.view = tt_view,
+	.workspace_floats = tt_ws_floats,
+	.forward = tt_forward,
+	.train_forward = tt_train_forward,
+	.train_backward = tt_train_backward,
+	.vector_dim = tt_dim,
+	.user_vectors = tt_user_vectors,
+	.item_vectors = tt_item_vectors,
+	.flops_forward = tt_flops,
+};
