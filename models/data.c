@@ -11,6 +11,7 @@
 #include "interact.h"
 #include "model.h"
 #include "sampler.h"
+#include "store/items.h"
 
 /* The sampler kind m's option "sampler" selects (random without one). */
 static enum sampler_kind sampler_of(const struct model *m)
@@ -65,7 +66,8 @@ static int load_negatives(struct model_data *d, const struct model *m,
 	return rc;
 }
 
-int model_data_load(struct model_data *d, const struct model *m, const struct batch_source *src)
+int model_data_load(struct model_data *d, const struct model *m, const struct batch_source *src,
+		    struct store *st)
 {
 	unsigned wants = m->ops->wants ? m->ops->wants(m) : 0;
 	int rc = 0;
@@ -75,6 +77,12 @@ int model_data_load(struct model_data *d, const struct model *m, const struct ba
 		rc = load_ratings(d, src);
 	if (!rc && (wants & WANTS_NEGATIVES))
 		rc = load_negatives(d, m, src);
+	if (!rc && (wants & WANTS_ITEMS)) {
+		d->items = calloc(1, sizeof(*d->items));
+		rc = d->items ? store_items_load(st, m->info.vocab[SF_ITEM],
+						 m->info.vocab[SF_GENRE], d->items) :
+				hr_error(HR_ENOMEM, "out of memory");
+	}
 	if (rc)
 		model_data_release(d);
 	return rc;
@@ -88,6 +96,9 @@ void model_data_release(struct model_data *d)
 		interactions_release(d->pos);
 	if (d->sampler)
 		sampler_release(d->sampler);
+	if (d->items)
+		store_items_release(d->items);
+	free(d->items);
 	free(d->train);
 	free(d->pos);
 	free(d->sampler);

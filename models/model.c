@@ -134,12 +134,13 @@ uint32_t model_num_neg(const struct model *m)
 	return i < 0 ? 0 : (uint32_t)m->opt[i];
 }
 
-static const char *const sampler_names[] = {"random", "unconsumed", "popular", NULL};
+const char *const model_sampler_names[] = {"random", "unconsumed", "popular", NULL};
 
 const struct model_option model_negative_options[2] = {
 	{"num_neg", MOPT_INT, 0, 100, 4, NULL,
-	 "implicit stores: negatives sampled per positive (0: train on the records alone)"},
-	{"sampler", MOPT_ENUM, 0, 0, SAMPLER_RANDOM, sampler_names,
+	 "negatives sampled per positive (ncf, neumf: on implicit stores, 0 trains on the "
+	 "records alone; twotower: cross_entropy and max_margin)"},
+	{"sampler", MOPT_ENUM, 0, 0, SAMPLER_RANDOM, model_sampler_names,
 	 "how negatives are drawn: random (any item), unconsumed (none the user rated in "
 	 "train), popular (by train frequency)"},
 };
@@ -245,15 +246,26 @@ const struct model_option *model_option_any(const char *name)
 	return NULL;
 }
 
+/* Whether option j of model k was declared, by name, by an earlier model or row. */
+static int seen_before(size_t k, int j)
+{
+	const char *name = models[k]->options[j].name;
+
+	for (size_t k2 = 0; k2 <= k; k2++)
+		for (int j2 = 0; j2 < (k2 == k ? j : models[k2]->n_options); j2++)
+			if (!strcmp(models[k2]->options[j2].name, name))
+				return 1;
+	return 0;
+}
+
 const struct model_option *model_option_at(size_t i)
 {
 	for (size_t k = 0; k < N_MODELS; k++)
 		for (int j = 0; j < models[k]->n_options; j++) {
-			const struct model_option *o = &models[k]->options[j];
-			if (model_option_any(o->name) != o) /* declared by an earlier model */
+			if (seen_before(k, j))
 				continue;
 			if (i-- == 0)
-				return o;
+				return &models[k]->options[j];
 		}
 	return NULL;
 }

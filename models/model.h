@@ -113,10 +113,12 @@ struct model_ctx {
 enum model_wants {
 	WANTS_RATINGS = 1 << 0,   /* every train record's (user, item, rating, label), by row */
 	WANTS_NEGATIVES = 1 << 1, /* a negative sampler over the train positives */
+	WANTS_ITEMS = 1 << 2,     /* the items table by id: genres, dense features */
 };
 
 struct interactions;
 struct sampler;
+struct store_items;
 
 /*
  * Shared, read-only data a model reads while training and scoring (any
@@ -127,6 +129,7 @@ struct model_data {
 	struct interactions *train; /* WANTS_RATINGS: every train record */
 	struct interactions *pos;   /* WANTS_NEGATIVES: the train positives */
 	struct sampler *sampler;    /* WANTS_NEGATIVES: over pos */
+	struct store_items *items;  /* WANTS_ITEMS: side information by item id */
 	float rating_mean;          /* over the train records (WANTS_RATINGS) */
 	float rating_min, rating_max;
 };
@@ -233,10 +236,11 @@ unsigned model_decode_flags(const struct model *m);
 /*
  * Loads what m wants (ops->wants) from the train split src into d: the
  * interactions, a sampler of the kind m's option "sampler" names (random
- * without one).  On failure d owns nothing.  HR_* from interactions_load,
+ * without one), st's items table.  On failure d owns nothing.  HR_* from interactions_load,
  * HR_EINVAL when the split has no ratings a model needs.
  */
-int model_data_load(struct model_data *d, const struct model *m, const struct batch_source *src);
+int model_data_load(struct model_data *d, const struct model *m, const struct batch_source *src,
+		    struct store *st);
 void model_data_release(struct model_data *d);
 
 /*
@@ -257,6 +261,7 @@ uint32_t model_num_neg(const struct model *m);
  * wants function (WANTS_NEGATIVES when model_train_factor() > 1).
  */
 extern const struct model_option model_negative_options[2];
+extern const char *const model_sampler_names[]; /* the choices of "sampler" */
 unsigned model_negative_wants(const struct model *m);
 
 /* ops->score_prepare(m) when the model has one, else 0. */

@@ -32,13 +32,29 @@
 #include "model.h"
 #include "nn/nn.h"
 #include "sampler.h"
+#include "store/items.h"
 
 #define TT_EPS 1e-3f      /* BatchNorm epsilon (TF's default) */
 #define TT_MOMENTUM 0.01f /* running statistics (TF's momentum 0.99) */
 #define TT_TAU_MIN 1e-2f  /* a learned temperature is used from here up */
 
-enum { OPT_TEMPERATURE, OPT_NORM, OPT_HITS, OPT_CORRECTION, OPT_N };
+enum {
+	OPT_LOSS,
+	OPT_TEMPERATURE,
+	OPT_NORM,
+	OPT_HITS,
+	OPT_CORRECTION,
+	OPT_NUM_NEG,
+	OPT_SAMPLER,
+	OPT_MARGIN,
+	OPT_N
+};
+enum { LOSS_SOFTMAX, LOSS_CE, LOSS_MARGIN };
+static const char *const loss_names[] = {"softmax", "cross_entropy", "max_margin", NULL};
 static const struct model_option tt_options[OPT_N] = {
+	[OPT_LOSS] = {"loss", MOPT_ENUM, 0, 0, LOSS_SOFTMAX, loss_names,
+		      "softmax (in-batch, positives only), cross_entropy (BCE over positives and "
+		      "sampled negatives) or max_margin (hinge over positive/negative pairs)"},
 	[OPT_TEMPERATURE] = {"temperature", MOPT_FLOAT, -1, 100, 1.0, NULL,
 			     "softmax: logits divided by it; <= 0: learned, starting at 1"},
 	[OPT_NORM] = {"norm_embed", MOPT_BOOL, 0, 1, 0, NULL, "L2-normalise the tower outputs"},
@@ -46,6 +62,12 @@ static const struct model_option tt_options[OPT_N] = {
 		      "softmax: leave out in-batch negatives that are the row's own item"},
 	[OPT_CORRECTION] = {"use_correction", MOPT_BOOL, 0, 1, 1, NULL,
 			    "softmax: subtract log q, q the item's share of train positives"},
+	[OPT_NUM_NEG] = {"num_neg", MOPT_INT, 0, 100, 1, NULL,
+			 "cross_entropy, max_margin: negatives sampled per positive"},
+	[OPT_SAMPLER] = {"sampler", MOPT_ENUM, 0, 0, 0, model_sampler_names,
+			 "cross_entropy, max_margin: how negatives are drawn"},
+	[OPT_MARGIN] = {"margin", MOPT_FLOAT, 0, 100, 1.0, NULL,
+			"max_margin: the margin a positive must beat each negative by"},
 };
 
 enum { T_USER, T_ITEM, T_GENDER, T_AGE, T_OCC, T_ZIP, T_GENRE, T_N };
@@ -269,7 +291,8 @@ static void tt_release(struct model *m)
 static unsigned tt_wants(const struct model *m)
 {
 	(void)m;
-	return WANTS_RATINGS | WANTS_NEGATIVES; /* the positives' keys; the item shares */
+	/* the positives' keys; item shares and negatives; negatives' genres */
+	return WANTS_RATINGS | WANTS_NEGATIVES | WANTS_ITEMS;
 }
 
 static enum model_view tt_view(const struct model *m)
@@ -278,29 +301,57 @@ static enum model_view tt_view(const struct model *m)
 	return VIEW_POSITIVES;
 }
 
-/* Workspace: both towers, then pool (B, E), dslots (B, S, E), logq (B), S, P, dS (B, B),
- * du, dv (B, D). */
+/* Item rows per batch row: 1, or 1 + num_neg for the sampled losses. */
+static uint32_t item_factor(const struct model *m)
+{
+	return m->opt[OPT_LOSS] == LOSS_SOFTMAX ? 1 : 1 + (uint32_t)m->opt[OPT_NUM_NEG];
+}
+
+/*
+ * Workspace for B batch rows: the user tower over B rows, the item tower
+ * over Bi = B * item_factor rows (the batch's items, then each row's
+ * negatives), the item side of those rows (ids, padded genres, lengths,
+ * the two item dense values), pooling scratch, the loss's buffers.
+ */
 struct tt_ws {
 	struct tower_ws u, v;
+	uint32_t *item, *genres, *n_genres; /* (Bi), (Bi, BATCH_GENRES), (Bi) */
+	float *idense;                      /* (Bi, 2) */
 	float *pool, *dpool, *dslots, *logq, *S, *P, *dS, *du, *dv;
+	float *pos, *neg, *dpos, *dneg; /* (B), (B, N): the sampled losses' scores */
+	float *lab, *lg, *dlg;          /* (Bi): cross_entropy's labels, logits, grads */
 };
 
-static size_t tt_layout(const struct twotower *t, uint32_t B, float *base, struct tt_ws *w)
+static size_t tt_layout(const struct twotower *t, uint32_t B, uint32_t F, float *base,
+			struct tt_ws *w)
 {
-	size_t o = 0, S = t->L > BATCH_GENRES ? t->L : BATCH_GENRES;
+	size_t o = 0, S = t->L > BATCH_GENRES ? t->L : BATCH_GENRES, Bi = (size_t)B * F;
 
 	o += tower_layout(&t->ut, B, base, &w->u);
-	o += tower_layout(&t->it, B, base ? base + o : NULL, &w->v);
+	o += tower_layout(&t->it, (uint32_t)Bi, base ? base + o : NULL, &w->v);
 #define PUT(f, k) (w->f = base ? base + o : NULL, o += (k))
-	PUT(pool, (size_t)B * t->E);
-	PUT(dpool, (size_t)B * t->E);
-	PUT(dslots, (size_t)B * S * t->E);
+#define PUTU(f, k) (w->f = base ? (uint32_t *)(void *)(base + o) : NULL, o += (k))
+	PUTU(item, Bi);
+	PUTU(genres, Bi * BATCH_GENRES);
+	PUTU(n_genres, Bi);
+	PUT(idense, Bi * 2);
+	PUT(pool, Bi * t->E);
+	PUT(dpool, Bi * t->E);
+	PUT(dslots, Bi * S * t->E);
 	PUT(logq, B);
 	PUT(S, (size_t)B * B);
 	PUT(P, (size_t)B * B);
 	PUT(dS, (size_t)B * B);
 	PUT(du, (size_t)B * t->D);
-	PUT(dv, (size_t)B * t->D);
+	PUT(dv, Bi * t->D);
+	PUT(pos, B);
+	PUT(neg, Bi);
+	PUT(dpos, B);
+	PUT(dneg, Bi);
+	PUT(lab, Bi);
+	PUT(lg, Bi);
+	PUT(dlg, Bi);
+#undef PUTU
 #undef PUT
 	return o;
 }
@@ -309,7 +360,7 @@ static size_t tt_ws_floats(const struct model *m, uint32_t B)
 {
 	struct tt_ws w;
 
-	return tt_layout(m->impl, B, NULL, &w);
+	return tt_layout(m->impl, B, item_factor(m), NULL, &w);
 }
 
 static void gather(float *x, size_t s, size_t col, const float *table, const uint32_t *ids,
@@ -319,8 +370,46 @@ static void gather(float *x, size_t s, size_t col, const float *table, const uin
 		memcpy(x + r * s + col, table + (size_t)ids[r] * E, E * sizeof(float));
 }
 
-/* Fills both towers' inputs from b and runs them. */
-static void towers(const struct model *m, struct tt_ws *w, const struct batch *b, int train)
+/*
+ * The item side of the item tower's rows: the batch's own items (genres and
+ * dense values from their records), then, with negatives, row r's num_neg
+ * sampled items at Bi rows B + r * N + j, their genres and dense values
+ * from the items table (store/items.h: the item as of the end of train).
+ */
+static uint32_t item_side(const struct model *m, struct tt_ws *w, const struct batch *b,
+			  struct model_ctx *ctx, uint32_t F)
+{
+	uint32_t B = b->n, N = F - 1, k = B;
+	const struct store_items *it = m->data ? m->data->items : NULL;
+
+	memcpy(w->item, b->item, B * sizeof(uint32_t));
+	memcpy(w->genres, b->genres, (size_t)B * BATCH_GENRES * sizeof(uint32_t));
+	memcpy(w->n_genres, b->n_genres, B * sizeof(uint32_t));
+	for (uint32_t r = 0; r < B; r++) {
+		w->idense[2 * r] = b->dense[(size_t)r * b->n_dense + 2];
+		w->idense[2 * r + 1] = b->dense[(size_t)r * b->n_dense + 3];
+	}
+	for (uint32_t r = 0; N && r < B; r++)
+		for (uint32_t j = 0; j < N; j++, k++) {
+			uint32_t i =
+				sampler_draw(m->data->sampler, &ctx->rng, b->user[r], b->item[r]);
+			uint32_t lo = it->genre_off[i], n = it->genre_off[i + 1] - lo;
+			w->item[k] = i;
+			memset(w->genres + (size_t)k * BATCH_GENRES, 0,
+			       BATCH_GENRES * sizeof(uint32_t));
+			memcpy(w->genres + (size_t)k * BATCH_GENRES, it->genre + lo,
+			       n * sizeof(uint32_t));
+			w->n_genres[k] = n;
+			w->idense[2 * k] = it->dense[2 * (size_t)i];
+			w->idense[2 * k + 1] = it->dense[2 * (size_t)i + 1];
+		}
+	return k;
+}
+
+/* Fills the user tower's input from b, the item tower's from w's item side
+ * (Bi rows), and runs both. */
+static void towers(const struct model *m, struct tt_ws *w, const struct batch *b, uint32_t Bi,
+		   int train)
 {
 	const struct twotower *t = m->impl;
 	const struct params *p = &m->params;
@@ -335,24 +424,28 @@ static void towers(const struct model *m, struct tt_ws *w, const struct batch *b
 	gather(w->u.x, su, 4 * E, p->t[t->t[T_ZIP]].w, b->zip, B, E);
 	nn_bag_forward(w->pool, NULL, b->hist, b->n_hist, p->t[t->t[T_ITEM]].w, NN_POOL_MEAN,
 		       (int)B, (int)t->L, (int)p->t[t->t[T_ITEM]].rows, (int)E);
-	for (uint32_t r = 0; r < B; r++)
-		memcpy(w->u.x + r * su + 5 * E, w->pool + (size_t)r * E, E * sizeof(float));
-	gather(w->v.x, si, 0, p->t[t->t[T_ITEM]].w, b->item, B, E);
-	nn_bag_forward(w->pool, NULL, b->genres, b->n_genres, p->t[t->t[T_GENRE]].w, NN_POOL_MEAN,
-		       (int)B, BATCH_GENRES, (int)p->t[t->t[T_GENRE]].rows, (int)E);
 	for (uint32_t r = 0; r < B; r++) {
 		const float *dn = b->dense + (size_t)r * b->n_dense;
-		float *xu = w->u.x + r * su, *xi = w->v.x + r * si;
-		memcpy(xi + E, w->pool + (size_t)r * E, E * sizeof(float));
+		float *xu = w->u.x + r * su;
+		memcpy(xu + 5 * E, w->pool + (size_t)r * E, E * sizeof(float));
 		for (uint32_t e = 0; e < E; e++) {
 			xu[6 * E + e] = dn[0] * Dt[e];
 			xu[7 * E + e] = dn[1] * Dt[E + e];
-			xi[2 * E + e] = dn[2] * Dt[2 * E + e];
-			xi[3 * E + e] = dn[3] * Dt[3 * E + e];
+		}
+	}
+	gather(w->v.x, si, 0, p->t[t->t[T_ITEM]].w, w->item, Bi, E);
+	nn_bag_forward(w->pool, NULL, w->genres, w->n_genres, p->t[t->t[T_GENRE]].w, NN_POOL_MEAN,
+		       (int)Bi, BATCH_GENRES, (int)p->t[t->t[T_GENRE]].rows, (int)E);
+	for (uint32_t r = 0; r < Bi; r++) {
+		float *xi = w->v.x + r * si;
+		memcpy(xi + E, w->pool + (size_t)r * E, E * sizeof(float));
+		for (uint32_t e = 0; e < E; e++) {
+			xi[2 * E + e] = w->idense[2 * r] * Dt[2 * E + e];
+			xi[3 * E + e] = w->idense[2 * r + 1] * Dt[3 * E + e];
 		}
 	}
 	tower_forward(&t->ut, p, &w->u, B, train, norm);
-	tower_forward(&t->it, p, &w->v, B, train, norm);
+	tower_forward(&t->it, p, &w->v, Bi, train, norm);
 }
 
 static void tt_forward(const struct model *m, float *ws, const struct batch *b, float *logits,
@@ -361,8 +454,9 @@ static void tt_forward(const struct model *m, float *ws, const struct batch *b, 
 	const struct twotower *t = m->impl;
 	struct tt_ws w;
 
-	tt_layout(t, b->n, ws, &w);
-	towers(m, &w, b, train);
+	tt_layout(t, b->n, item_factor(m), ws, &w);
+	item_side(m, &w, b, NULL, 1);
+	towers(m, &w, b, b->n, train);
 	nn_dot_forward(logits, w.u.out, w.v.out, (int)b->n, (int)t->D);
 }
 
@@ -375,24 +469,65 @@ static float tt_tau(const struct model *m)
 	return fmaxf(m->params.t[t->tau_t].w[0], TT_TAU_MIN);
 }
 
+/* <u_r, v_k> for the item rows k of batch row r: pos (B) and neg (B, N). */
+static void pair_scores(const struct twotower *t, struct tt_ws *w, uint32_t B, uint32_t N)
+{
+	uint32_t D = t->D;
+
+	for (uint32_t r = 0; r < B; r++) {
+		const float *u = w->u.out + (size_t)r * D;
+		float s = 0;
+		for (uint32_t d = 0; d < D; d++)
+			s += u[d] * w->v.out[(size_t)r * D + d];
+		w->pos[r] = s;
+		for (uint32_t j = 0; j < N; j++) {
+			const float *v = w->v.out + ((size_t)B + (size_t)r * N + j) * D;
+			s = 0;
+			for (uint32_t d = 0; d < D; d++)
+				s += u[d] * v[d];
+			w->neg[(size_t)r * N + j] = s;
+		}
+	}
+}
+
 static double tt_train_forward(const struct model *m, float *ws, const struct batch *b,
 			       struct model_ctx *ctx, double *terms)
 {
 	const struct twotower *t = m->impl;
-	uint32_t B = b->n;
+	uint32_t B = b->n, F = item_factor(m), N = F - 1;
 	struct tt_ws w;
 	int correct = m->opt[OPT_CORRECTION] != 0;
 
-	(void)ctx;
-	tt_layout(t, B, ws, &w);
-	towers(m, &w, b, 1);
-	nn_sgemm(false, true, (int)B, (int)B, (int)t->D, 1.0f, w.u.out, (int)t->D, w.v.out,
-		 (int)t->D, 0.0f, w.S, (int)B);
-	for (uint32_t r = 0; correct && r < B; r++)
-		w.logq[r] = logf(sampler_item_prob(m->data->sampler, b->item[r]));
-	terms[0] = nn_inbatch_softmax_forward(w.P, w.S, correct ? w.logq : NULL,
-					      m->opt[OPT_HITS] != 0 ? b->item : NULL, tt_tau(m),
-					      (int)B);
+	tt_layout(t, B, F, ws, &w);
+	uint32_t Bi = item_side(m, &w, b, ctx, F);
+	towers(m, &w, b, Bi, 1);
+	switch ((int)m->opt[OPT_LOSS]) {
+	case LOSS_CE: /* LibRecommender: BCE over the positive and its negatives */
+		pair_scores(t, &w, B, N);
+		for (uint32_t r = 0; r < B; r++) {
+			w.lg[r * F] = w.pos[r];
+			w.lab[r * F] = 1;
+			for (uint32_t j = 0; j < N; j++) {
+				w.lg[r * F + 1 + j] = w.neg[(size_t)r * N + j];
+				w.lab[r * F + 1 + j] = 0;
+			}
+		}
+		terms[0] = nn_bce_logits_forward(NULL, w.lg, w.lab, (int)Bi);
+		break;
+	case LOSS_MARGIN:
+		pair_scores(t, &w, B, N);
+		terms[0] = nn_max_margin_forward(w.pos, w.neg, (float)m->opt[OPT_MARGIN], (int)B,
+						 (int)N);
+		break;
+	default:
+		nn_sgemm(false, true, (int)B, (int)B, (int)t->D, 1.0f, w.u.out, (int)t->D, w.v.out,
+			 (int)t->D, 0.0f, w.S, (int)B);
+		for (uint32_t r = 0; correct && r < B; r++)
+			w.logq[r] = logf(sampler_item_prob(m->data->sampler, b->item[r]));
+		terms[0] = nn_inbatch_softmax_forward(w.P, w.S, correct ? w.logq : NULL,
+						      m->opt[OPT_HITS] != 0 ? b->item : NULL,
+						      tt_tau(m), (int)B);
+	}
 	return terms[0];
 }
 
@@ -408,12 +543,35 @@ static void bag_grads(struct sparse_grad *sg, float *dslots, const float *dpool,
 					dslots + ((size_t)r * L + l) * E);
 }
 
+/* du, dv from the sampled losses' dpos (B), dneg (B, N). */
+static void pair_backward(const struct twotower *t, struct tt_ws *w, uint32_t B, uint32_t N)
+{
+	uint32_t D = t->D;
+
+	memset(w->du, 0, (size_t)B * D * sizeof(float));
+	for (uint32_t r = 0; r < B; r++) {
+		const float *u = w->u.out + (size_t)r * D;
+		float *du = w->du + (size_t)r * D;
+		for (uint32_t j = 0; j <= N; j++) {
+			size_t k = j ? (size_t)B + (size_t)r * N + j - 1 : r;
+			float g = j ? w->dneg[(size_t)r * N + j - 1] : w->dpos[r];
+			const float *v = w->v.out + k * D;
+			float *dv = w->dv + k * D;
+			for (uint32_t d = 0; d < D; d++) {
+				du[d] += g * v[d];
+				dv[d] = g * u[d];
+			}
+		}
+	}
+}
+
 static void tt_train_backward(const struct model *m, float *ws, const struct batch *b,
 			      struct model_ctx *ctx, float *grad, struct sparse_grad *sg)
 {
 	const struct twotower *t = m->impl;
 	const struct params *p = &m->params;
 	uint32_t B = b->n, E = t->E, D = t->D, su = 8 * E, si = 4 * E;
+	uint32_t F = item_factor(m), N = F - 1, Bi = B * F;
 	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
 	static const int tabs[5] = {T_USER, T_GENDER, T_AGE, T_OCC, T_ZIP};
 	float dtau = 0, *dD = grad + p->t[t->dense_t].offset;
@@ -421,39 +579,61 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 	struct tt_ws w;
 
 	(void)ctx;
-	tt_layout(t, B, ws, &w);
-	memset(w.dS, 0, (size_t)B * B * sizeof(float));
-	nn_inbatch_softmax_backward(w.dS, &dtau, 1.0f, w.P, w.S, tt_tau(m), (int)B);
-	if (t->tau_t >= 0 && p->t[t->tau_t].w[0] > TT_TAU_MIN)
-		grad[p->t[t->tau_t].offset] += dtau;
-	/* S = U V^T: dU = dS V, dV = dS^T U */
-	nn_sgemm(false, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.v.out, (int)D, 0.0f,
-		 w.du, (int)D);
-	nn_sgemm(true, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.u.out, (int)D, 0.0f,
-		 w.dv, (int)D);
+	tt_layout(t, B, F, ws, &w);
+	switch ((int)m->opt[OPT_LOSS]) {
+	case LOSS_CE:
+		memset(w.dlg, 0, Bi * sizeof(float));
+		nn_bce_logits_backward(w.dlg, 1.0f, w.lg, w.lab, (int)Bi);
+		for (uint32_t r = 0; r < B; r++) {
+			w.dpos[r] = w.dlg[r * F];
+			for (uint32_t j = 0; j < N; j++)
+				w.dneg[(size_t)r * N + j] = w.dlg[r * F + 1 + j];
+		}
+		pair_backward(t, &w, B, N);
+		break;
+	case LOSS_MARGIN:
+		memset(w.dpos, 0, B * sizeof(float));
+		memset(w.dneg, 0, (size_t)B * N * sizeof(float));
+		nn_max_margin_backward(w.dpos, w.dneg, 1.0f, w.pos, w.neg,
+				       (float)m->opt[OPT_MARGIN], (int)B, (int)N);
+		pair_backward(t, &w, B, N);
+		break;
+	default:
+		memset(w.dS, 0, (size_t)B * B * sizeof(float));
+		nn_inbatch_softmax_backward(w.dS, &dtau, 1.0f, w.P, w.S, tt_tau(m), (int)B);
+		if (t->tau_t >= 0 && p->t[t->tau_t].w[0] > TT_TAU_MIN)
+			grad[p->t[t->tau_t].offset] += dtau;
+		/* S = U V^T: dU = dS V, dV = dS^T U */
+		nn_sgemm(false, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.v.out, (int)D,
+			 0.0f, w.du, (int)D);
+		nn_sgemm(true, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.u.out, (int)D,
+			 0.0f, w.dv, (int)D);
+	}
 	tower_backward(&t->ut, p, &w.u, w.du, grad, B, norm);
-	tower_backward(&t->it, p, &w.v, w.dv, grad, B, norm);
+	tower_backward(&t->it, p, &w.v, w.dv, grad, Bi, norm);
 	for (int k = 0; k < 5; k++)
 		for (uint32_t r = 0; r < B; r++)
 			sparse_grad_add(&sg[t->t[tabs[k]]], ids[k][r],
 					w.u.dx + (size_t)r * su + (size_t)k * E);
 	for (uint32_t r = 0; r < B; r++) {
-		const float *dn = b->dense + (size_t)r * b->n_dense;
-		const float *du = w.u.dx + (size_t)r * su, *dv = w.v.dx + (size_t)r * si;
+		const float *dn = b->dense + (size_t)r * b->n_dense, *du = w.u.dx + (size_t)r * su;
 		memcpy(w.dpool + (size_t)r * E, du + 5 * E, E * sizeof(float));
-		sparse_grad_add(&sg[t->t[T_ITEM]], b->item[r], dv);
 		for (uint32_t e = 0; e < E; e++) {
 			dD[e] += dn[0] * du[6 * E + e];
 			dD[E + e] += dn[1] * du[7 * E + e];
-			dD[2 * E + e] += dn[2] * dv[2 * E + e];
-			dD[3 * E + e] += dn[3] * dv[3 * E + e];
 		}
 	}
 	bag_grads(&sg[t->t[T_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, t->L, E);
-	for (uint32_t r = 0; r < B; r++)
-		memcpy(w.dpool + (size_t)r * E, w.v.dx + (size_t)r * si + E, E * sizeof(float));
-	bag_grads(&sg[t->t[T_GENRE]], w.dslots, w.dpool, b->genres, b->n_genres, B, BATCH_GENRES,
-		  E);
+	for (uint32_t r = 0; r < Bi; r++) {
+		const float *dv = w.v.dx + (size_t)r * si;
+		sparse_grad_add(&sg[t->t[T_ITEM]], w.item[r], dv);
+		memcpy(w.dpool + (size_t)r * E, dv + E, E * sizeof(float));
+		for (uint32_t e = 0; e < E; e++) {
+			dD[2 * E + e] += w.idense[2 * r] * dv[2 * E + e];
+			dD[3 * E + e] += w.idense[2 * r + 1] * dv[3 * E + e];
+		}
+	}
+	bag_grads(&sg[t->t[T_GENRE]], w.dslots, w.dpool, w.genres, w.n_genres, Bi, BATCH_GENRES, E);
 }
 
 static uint32_t tt_dim(const struct model *m)
@@ -466,8 +646,9 @@ static void tt_user_vectors(const struct model *m, float *ws, const struct batch
 	const struct twotower *t = m->impl;
 	struct tt_ws w;
 
-	tt_layout(t, b->n, ws, &w);
-	towers(m, &w, b, 0);
+	tt_layout(t, b->n, item_factor(m), ws, &w);
+	item_side(m, &w, b, NULL, 1);
+	towers(m, &w, b, b->n, 0);
 	memcpy(out, w.u.out, (size_t)b->n * t->D * sizeof(float));
 }
 
@@ -476,8 +657,9 @@ static void tt_item_vectors(const struct model *m, float *ws, const struct batch
 	const struct twotower *t = m->impl;
 	struct tt_ws w;
 
-	tt_layout(t, b->n, ws, &w);
-	towers(m, &w, b, 0);
+	tt_layout(t, b->n, item_factor(m), ws, &w);
+	item_side(m, &w, b, NULL, 1);
+	towers(m, &w, b, b->n, 0);
 	memcpy(out, w.v.out, (size_t)b->n * t->D * sizeof(float));
 }
 

@@ -1,7 +1,6 @@
 #include "eval.h"
 
 #include <math.h>
-#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,57 +9,29 @@
 #include "common/progress.h"
 #include "models/interact.h"
 #include "store/codec.h"
+#include "store/items.h"
 
 /* Per item code: train positive rate from the items table (docs/FORMAT.md). */
 static int load_item_base(struct evaluator *e)
 {
 	const struct store_info *info = &e->m->info;
-	struct store_reader *r;
 	float lo = info->scaler_min[3], hi = info->scaler_max[3];
-	int rc = store_reader_begin(e->st, &r);
+	struct store_items items;
+	int rc = store_items_load(e->st, info->vocab[SF_ITEM], info->vocab[SF_GENRE], &items);
 
 	if (rc)
 		return rc;
 	e->n_items = info->vocab[SF_ITEM];
 	e->item_base = malloc(e->n_items * sizeof(float));
 	if (!e->item_base) {
-		store_reader_end(r);
+		store_items_release(&items);
 		return hr_error(HR_ENOMEM, "out of memory for the baseline");
 	}
-	for (uint32_t c = 0; c < e->n_items; c++)
-		e->item_base[c] = (float)info->positive_rate[0];
-	for (uint32_t c = 1; c < e->n_items && !rc; c++) {
-		const void *v;
-		size_t len, off = 0;
-		msgpack_unpacked u;
-		rc = store_get_u64(r, STORE_ITEMS, c, &v, &len);
-		if (rc) {
-			rc = hr_error(HR_ESTORE, "store '%s': item %u missing from the items table",
-				      store_path(e->st), c);
-			break;
-		}
-		msgpack_unpacked_init(&u);
-		if (!msgpack_well_sized(v, len) &&
-		    msgpack_unpack_next(&u, v, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-		    u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 6) {
-			const msgpack_object *d = &u.data.via.array.ptr[5];
-			if (d->type == MSGPACK_OBJECT_ARRAY && d->via.array.size == 2 &&
-			    (d->via.array.ptr[1].type == MSGPACK_OBJECT_FLOAT32 ||
-			     d->via.array.ptr[1].type == MSGPACK_OBJECT_FLOAT64))
-				e->item_base[c] =
-					lo + (float)d->via.array.ptr[1].via.f64 * (hi - lo);
-			else
-				rc = hr_error(HR_ESTORE,
-					      "store '%s': item %u has no dense features",
-					      store_path(e->st), c);
-		} else {
-			rc = hr_error(HR_ESTORE, "store '%s': item %u is malformed",
-				      store_path(e->st), c);
-		}
-		msgpack_unpacked_destroy(&u);
-	}
-	store_reader_end(r);
-	return rc;
+	e->item_base[0] = (float)info->positive_rate[0];
+	for (uint32_t c = 1; c < e->n_items; c++) /* item_pos_rate, unscaled */
+		e->item_base[c] = lo + items.dense[(size_t)c * 2 + 1] * (hi - lo);
+	store_items_release(&items);
+	return 0;
 }
 
 int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,

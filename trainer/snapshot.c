@@ -393,7 +393,12 @@ int snapshot_load_model(const struct train_opts *o, const struct store_info *inf
 		return rc;
 	ci = ckpt_get_info(c);
 	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
-	if (o->model && strcmp(ci->model, o->model))
+	if (o->mcfg.n_opt)
+		rc = hr_error(HR_EINVAL,
+			      "--predict takes the model's options from checkpoint '%s'; leave out "
+			      "--%s",
+			      path, o->mcfg.opt[0].name);
+	else if (o->model && strcmp(ci->model, o->model))
 		rc = hr_error(HR_EINVAL,
 			      "checkpoint '%s' is of model '%s', not '%s' (--predict takes the "
 			      "model from the checkpoint: --model is not needed)",

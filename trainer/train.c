@@ -471,7 +471,7 @@ static int data_setup(struct trainer *t)
 	enum model_view view;
 	const struct interactions *x;
 	uint64_t n = 0;
-	int rc = model_data_load(&t->data, &t->model, &src);
+	int rc = model_data_load(&t->data, &t->model, &src, t->st);
 
 	if (rc)
 		return rc;
@@ -744,7 +744,7 @@ static int predict_data(const struct train_opts *o, struct store *st, struct mod
 	if (!rc) {
 		const struct batch_source src = {
 			.ix = &ix, .n = ix.n, .store = o->data, .db = "train"};
-		rc = model_data_load(data, m, &src); /* copies: the index may go */
+		rc = model_data_load(data, m, &src, st); /* copies: the index may go */
 	}
 	store_index_release(&ix);
 	store_reader_end(r);
@@ -1014,7 +1014,11 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 			t->info.count[1] ? selection_value(t, &valid) : NAN);
 		notify_watchdog();
 		metrics_json(t, mj, sizeof(mj), &valid, &test);
-		if (t->info.count[1] && improves(t, &valid)) {
+		/* A valid metric that is undefined (AUC on an implicit store, whose
+		 * valid split holds only positives) selects nothing: no epoch is
+		 * better or worse, as without a valid split. */
+		int judged = t->info.count[1] && isfinite(selection_value(t, &valid));
+		if (judged && improves(t, &valid)) {
 			if (t->model.ops->target == TARGET_RATING)
 				t->best_rmse = valid.rmse;
 			else
@@ -1022,7 +1026,7 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 			t->best_step = atomic_load_explicit(&t->step, memory_order_relaxed);
 			t->best_epoch = epoch;
 			t->bad_epochs = 0;
-		} else if (t->info.count[1]) {
+		} else if (judged) {
 			t->bad_epochs++;
 		}
 		if (es && run_over(t, epoch, to)) {

@@ -192,4 +192,10 @@ PY
 	fail "--predict with the autorec checkpoint"
 ok "autorec --predict: one finite rating per record, in the train range; their RMSE is the closing line's"
 
+# --predict takes the model options from the checkpoint: a flag that names one is refused.
+expect_exit 64 "$BIN/trainer" -q --data "$T/im.lmdb" --out "$T/es" --predict test --kind user
+grep -q "takes the model's options from checkpoint" "$T/err" ||
+	fail "--predict --kind: no message saying the checkpoint holds the options"
+ok "--predict refuses model options"
+
 [ "$bugs" -eq 0 ] || fail "$bugs product bug(s) reported above"

@@ -29,6 +29,7 @@
 #include "models/interact.h"
 #include "models/model.h"
 #include "models/sampler.h"
+#include "store/items.h"
 #include "models/nn/nn.h"
 #include "models/optim.h"
 
@@ -161,6 +162,23 @@ static void make_data(struct model_data *d, uint64_t seed)
 					    vocab[SF_ITEM]),
 			 0);
 	assert_int_equal(sampler_init(d->sampler, SAMPLER_RANDOM, d->pos), 0);
+	/* the items table: item i has genres 1 .. 1 + i % 2, dense values from seed */
+	d->items = calloc(1, sizeof(*d->items));
+	assert_non_null(d->items);
+	d->items->n = vocab[SF_ITEM];
+	d->items->mem = calloc(1, (vocab[SF_ITEM] * 5 + 1) * sizeof(float));
+	assert_non_null(d->items->mem);
+	d->items->dense = d->items->mem;
+	d->items->genre_off = (uint32_t *)(d->items->dense + 2 * vocab[SF_ITEM]);
+	d->items->genre = d->items->genre_off + vocab[SF_ITEM] + 1;
+	for (uint32_t i = 1; i < vocab[SF_ITEM]; i++) {
+		uint32_t at = d->items->genre_off[i];
+		for (uint32_t g = 0; g <= i % 2; g++)
+			d->items->genre[at++] = 1 + g;
+		d->items->genre_off[i + 1] = at;
+		d->items->dense[2 * i] = (float)rng_uniform(&r);
+		d->items->dense[2 * i + 1] = (float)rng_uniform(&r);
+	}
 	d->rating_mean = 3;
 	d->rating_min = 1;
 	d->rating_max = 5;
