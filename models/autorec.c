@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/simd.h"
 #include "interact.h"
 #include "model.h"
 #include "nn/nn.h"
@@ -120,12 +121,47 @@ static uint64_t batch_entries_max(const struct model *m, uint32_t B)
 	return (uint64_t)B * longest;
 }
 
-/* ws: h (B, H) | dh (H) | row gradient (H) | the batch's predictions (entries) */
+/*
+ * Workspace of a training batch of B rows with at most E entries:
+ *   h (B, H)       the codes (pre-activations first)
+ *   dh (B, H)      their gradient
+ *   pred (E)       the predictions, in the batch's entry order
+ *   the batch's entries by column (counting sort): off (n_in + 1) into
+ *   erow (E), eval (E) the row in the batch and the rating, eidx (E) the
+ *   entry's place in pred; cols (n_in) the columns the batch touches
+ * The column order lets a batch read each V and W row once and find each
+ * gradient row once, however many of the batch's rows share the column.
+ * Scoring records uses h alone.
+ */
+struct ar_ws {
+	float *h, *dh, *pred, *eval;
+	uint32_t *off, *erow, *eidx, *cols;
+};
+
+static size_t ar_layout(const struct autorec *a, uint32_t B, uint64_t E, float *base,
+			struct ar_ws *w)
+{
+	size_t o = 0;
+#define PUT(f, k) (w->f = base ? base + o : NULL, o += (k))
+#define PUTU(f, k) (w->f = base ? (uint32_t *)(void *)(base + o) : NULL, o += (k))
+	PUT(h, (size_t)B * a->H);
+	PUT(dh, (size_t)B * a->H);
+	PUT(pred, E);
+	PUT(eval, E);
+	PUTU(off, (size_t)a->n_in + 1);
+	PUTU(erow, E);
+	PUTU(eidx, E);
+	PUTU(cols, a->n_in);
+#undef PUTU
+#undef PUT
+	return o;
+}
+
 static size_t autorec_ws(const struct model *m, uint32_t B)
 {
-	const struct autorec *a = m->impl;
+	struct ar_ws w;
 
-	return ((size_t)B + 2) * a->H + batch_entries_max(m, B);
+	return ar_layout(m->impl, B, batch_entries_max(m, B), NULL, &w);
 }
 
 /* The observed entries of row `row`: columns, ratings, count. */
@@ -153,6 +189,7 @@ static uint64_t row_entries(const struct model *m, uint32_t row, const uint32_t 
 }
 
 /* h = sigmoid(b_enc + sum r * V[col]) over the row's entries. */
+HR_MULTIVERSION
 static void encode(const struct model *m, uint32_t row, float *h)
 {
 	const struct autorec *a = m->impl;
@@ -176,11 +213,7 @@ static float decode(const struct model *m, const float *h, uint32_t col)
 {
 	const struct autorec *a = m->impl;
 	const float *w = m->params.t[a->dec].w + (size_t)col * a->H;
-	float s = m->params.t[a->dec_b].w[col];
-
-	for (uint32_t e = 0; e < a->H; e++)
-		s += w[e] * h[e];
-	return s;
+	return m->params.t[a->dec_b].w[col] + nn_dotf(w, h, (int)a->H);
 }
 
 static uint32_t batch_row(const struct autorec *a, const struct batch *b, uint32_t r)
@@ -208,6 +241,7 @@ static int autorec_score_prepare(const struct model *m)
 }
 
 /* Scoring records: predicted ratings. */
+HR_MULTIVERSION
 static void autorec_forward(const struct model *m, float *ws, const struct batch *b, float *scores,
 			    int train)
 {
@@ -237,79 +271,146 @@ static void autorec_forward(const struct model *m, float *ws, const struct batch
 	}
 }
 
+/*
+ * Sorts batch b's observed entries by column into w (see struct ar_ws);
+ * returns how many, and the number of distinct columns in *n_cols.
+ */
+static uint64_t by_column(const struct model *m, const struct batch *b, struct ar_ws *w,
+			  uint32_t *n_cols)
+{
+	const struct autorec *a = m->impl;
+	uint64_t e = 0;
+	uint32_t nc = 0;
+
+	memset(w->off, 0, ((size_t)a->n_in + 1) * sizeof(uint32_t));
+	for (uint32_t r = 0; r < b->n; r++) {
+		const uint32_t *cols;
+		const float *ratings;
+		uint64_t n = row_entries(m, batch_row(a, b, r), &cols, &ratings);
+		for (uint64_t k = 0; k < n; k++)
+			if (w->off[cols[k] + 1]++ == 0)
+				w->cols[nc++] = cols[k];
+	}
+	for (uint32_t c = 0; c < a->n_in; c++)
+		w->off[c + 1] += w->off[c];
+	for (uint32_t r = 0; r < b->n; r++) { /* off[c] advances to the column's end */
+		const uint32_t *cols;
+		const float *ratings;
+		uint64_t n = row_entries(m, batch_row(a, b, r), &cols, &ratings);
+		for (uint64_t k = 0; k < n; k++, e++) {
+			uint32_t at = w->off[cols[k]]++;
+			w->erow[at] = r;
+			w->eval[at] = ratings[k];
+			w->eidx[at] = (uint32_t)e;
+		}
+	}
+	for (uint32_t c = a->n_in; c > 0; c--) /* back to the starts */
+		w->off[c] = w->off[c - 1];
+	w->off[0] = 0;
+	*n_cols = nc;
+	return e;
+}
+
 /* Training on rows: the batch's observed entries' mean squared error. */
+HR_MULTIVERSION
 static double autorec_train_forward(const struct model *m, float *ws, const struct batch *b,
 				    struct model_ctx *ctx, double *terms)
 {
 	const struct autorec *a = m->impl;
-	float *pred = ws + ((size_t)b->n + 2) * a->H; /* kept for the backward */
+	const float *V = m->params.t[a->enc].w, *W = m->params.t[a->dec].w;
+	const float *c = m->params.t[a->dec_b].w, *b_enc = m->params.t[a->enc_b].w;
+	uint32_t H = a->H, n_cols;
+	struct ar_ws w;
 	double sse = 0;
-	uint64_t count = 0;
+	uint64_t count;
 
 	(void)ctx;
-	for (uint32_t r = 0; r < b->n; r++) {
-		const uint32_t *cols;
-		const float *ratings;
-		uint32_t row = batch_row(a, b, r);
-		uint64_t n = row_entries(m, row, &cols, &ratings);
-		float *h = ws + (size_t)r * a->H;
-		encode(m, row, h);
-		for (uint64_t k = 0; k < n; k++) {
-			pred[count + k] = decode(m, h, cols[k]);
-			double e = (double)pred[count + k] - ratings[k];
-			sse += e * e;
+	ar_layout(a, b->n, batch_entries_max(m, b->n), ws, &w);
+	count = by_column(m, b, &w, &n_cols);
+	for (uint32_t r = 0; r < b->n; r++)
+		memcpy(w.h + (size_t)r * H, b_enc, H * sizeof(float));
+	for (uint32_t k = 0; k < n_cols; k++) { /* encoder: each V row read once */
+		uint32_t col = w.cols[k];
+		const float *v = V + (size_t)col * H;
+		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
+			float *h = w.h + (size_t)w.erow[e] * H, x = w.eval[e];
+			for (uint32_t d = 0; d < H; d++)
+				h[d] += x * v[d];
 		}
-		count += n;
+	}
+	for (size_t k = 0; k < (size_t)b->n * H; k++)
+		w.h[k] = 1.0f / (1.0f + expf(-w.h[k]));
+	for (uint32_t k = 0; k < n_cols; k++) { /* decoder at the observed entries */
+		uint32_t col = w.cols[k];
+		const float *wr = W + (size_t)col * H;
+		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
+			const float *h = w.h + (size_t)w.erow[e] * H;
+			float p = c[col] + nn_dotf(wr, h, (int)H);
+			w.pred[w.eidx[e]] = p;
+			sse += ((double)p - w.eval[e]) * ((double)p - w.eval[e]);
+		}
 	}
 	terms[0] = count ? sse / (double)count : 0;
 	return terms[0];
 }
 
+HR_MULTIVERSION
 static void autorec_train_backward(const struct model *m, float *ws, const struct batch *b,
 				   struct model_ctx *ctx, float *grad, struct sparse_grad *sg)
 {
 	const struct autorec *a = m->impl;
 	const float *W = m->params.t[a->dec].w;
-	uint32_t H = a->H;
-	uint64_t count = 0;
-	float *dh = ws + (size_t)b->n * H, *row_g = dh + H, *pred = row_g + H;
 	float *db_enc = grad + m->params.t[a->enc_b].offset;
+	uint32_t H = a->H, n_cols = 0;
+	uint64_t count;
+	struct ar_ws w;
 
 	(void)ctx;
-	for (uint32_t r = 0; r < b->n; r++) {
-		const uint32_t *cols;
-		const float *ratings;
-		count += row_entries(m, batch_row(a, b, r), &cols, &ratings);
-	}
+	ar_layout(a, b->n, batch_entries_max(m, b->n), ws, &w);
+	for (uint32_t c = 0; c < a->n_in; c++) /* the columns the forward sorted */
+		if (w.off[c + 1] > w.off[c])
+			w.cols[n_cols++] = c;
+	count = w.off[a->n_in];
 	if (!count)
 		return;
-	uint64_t seen = 0;
-	for (uint32_t r = 0; r < b->n; r++) {
-		const uint32_t *cols;
-		const float *ratings;
-		uint64_t n = row_entries(m, batch_row(a, b, r), &cols, &ratings);
-		const float *h = ws + (size_t)r * H;
-		memset(dh, 0, H * sizeof(float));
-		for (uint64_t k = 0; k < n; k++) {
-			const float *w = W + (size_t)cols[k] * H;
-			float dp = 2.0f * (pred[seen + k] - ratings[k]) / (float)count;
-			for (uint32_t e = 0; e < H; e++) {
-				row_g[e] = dp * h[e];
-				dh[e] += dp * w[e];
-			}
-			sparse_grad_add(&sg[a->dec], cols[k], row_g);
-			sparse_grad_add(&sg[a->dec_b], cols[k], &dp);
+	memset(w.dh, 0, (size_t)b->n * H * sizeof(float));
+	for (uint32_t k = 0; k < n_cols; k++) { /* decoder: one gradient row per column */
+		uint32_t col = w.cols[k];
+		const float *wr = W + (size_t)col * H;
+		float *gw = sparse_grad_row(&sg[a->dec], col);
+		float *gc = sparse_grad_row(&sg[a->dec_b], col);
+		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
+			const float *h = w.h + (size_t)w.erow[e] * H;
+			float *dh = w.dh + (size_t)w.erow[e] * H;
+			float dp = 2.0f * (w.pred[w.eidx[e]] - w.eval[e]) / (float)count;
+			for (uint32_t d = 0; d < H; d++)
+				dh[d] += dp * wr[d];
+			if (gw)
+				for (uint32_t d = 0; d < H; d++)
+					gw[d] += dp * h[d];
+			if (gc)
+				*gc += dp;
 		}
-		for (uint32_t e = 0; e < H; e++) { /* through the sigmoid */
-			dh[e] *= h[e] * (1.0f - h[e]);
-			db_enc[e] += dh[e];
+	}
+	for (uint32_t r = 0; r < b->n; r++) { /* through the sigmoid */
+		const float *h = w.h + (size_t)r * H;
+		float *dh = w.dh + (size_t)r * H;
+		for (uint32_t d = 0; d < H; d++) {
+			dh[d] *= h[d] * (1.0f - h[d]);
+			db_enc[d] += dh[d];
 		}
-		for (uint64_t k = 0; k < n; k++) {
-			for (uint32_t e = 0; e < H; e++)
-				row_g[e] = ratings[k] * dh[e];
-			sparse_grad_add(&sg[a->enc], cols[k], row_g);
+	}
+	for (uint32_t k = 0; k < n_cols; k++) { /* encoder: one gradient row per column */
+		uint32_t col = w.cols[k];
+		float *gv = sparse_grad_row(&sg[a->enc], col);
+		if (!gv)
+			continue;
+		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
+			const float *dh = w.dh + (size_t)w.erow[e] * H;
+			float x = w.eval[e];
+			for (uint32_t d = 0; d < H; d++)
+				gv[d] += x * dh[d];
 		}
-		seen += n;
 	}
 }
 

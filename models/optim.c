@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/simd.h"
 
 void optim_defaults(struct optim *o, enum optim_kind kind)
 {
@@ -56,8 +57,9 @@ static float step_size(const struct optim *o, float lr, uint64_t step)
  * step_size).  Racy by design when called from several workers on shared
  * w/s1/s2 (Hogwild!).
  */
-static void update(const struct optim *o, float a, float *w, float *s1, float *s2, const float *g,
-		   size_t n)
+HR_MULTIVERSION
+static void update(const struct optim *o, float a, float *restrict w, float *restrict s1,
+		   float *restrict s2, const float *restrict g, size_t n)
 {
 	const float l2 = o->l2, eps = o->eps, b1 = o->beta1, b2 = o->beta2;
 

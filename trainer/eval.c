@@ -34,6 +34,29 @@ static int load_item_base(struct evaluator *e)
 	return 0;
 }
 
+/* The mean train rating of row r of a CSR view (off, ratings), or mean. */
+static double row_mean(const uint64_t *off, const float *ratings, uint32_t n_rows, uint32_t r,
+		       double mean)
+{
+	double s = 0;
+
+	if (r == 0 || r >= n_rows || off[r + 1] == off[r])
+		return mean;
+	for (uint64_t k = off[r]; k < off[r + 1]; k++)
+		s += ratings[k];
+	return s / (double)(off[r + 1] - off[r]);
+}
+
+/* Every row's mean train rating (mean for an empty or unknown row); NULL on ENOMEM. */
+static float *row_means(const uint64_t *off, const float *ratings, uint32_t n_rows, double mean)
+{
+	float *m = malloc((n_rows ? n_rows : 1) * sizeof(float));
+
+	for (uint32_t r = 0; m && r < n_rows; r++)
+		m[r] = (float)row_mean(off, ratings, n_rows, r, mean);
+	return m;
+}
+
 int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
 		   uint32_t batch_size)
 {
@@ -64,6 +87,15 @@ int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
 				(unsigned long long)cap);
 	}
 	rc = load_item_base(e);
+	if (!rc && m->ops->target == TARGET_RATING) {
+		const struct interactions *x = m->data->train;
+		e->item_mean =
+			row_means(x->item_off, x->item_rating, x->n_items, m->data->rating_mean);
+		e->user_mean =
+			row_means(x->user_off, x->user_rating, x->n_users, m->data->rating_mean);
+		if (!e->item_mean || !e->user_mean)
+			rc = hr_error(HR_ENOMEM, "out of memory for the mean ratings");
+	}
 	if (rc)
 		evaluator_release(e);
 	return rc;
@@ -80,20 +112,9 @@ void evaluator_release(struct evaluator *e)
 	free(e->label);
 	free(e->base);
 	free(e->user);
+	free(e->item_mean);
+	free(e->user_mean);
 	memset(e, 0, sizeof(*e));
-}
-
-/* The mean train rating of row r of a CSR view (off, ratings), or mean. */
-static double row_mean(const uint64_t *off, const float *ratings, uint32_t n_rows, uint32_t r,
-		       double mean)
-{
-	double s = 0;
-
-	if (r == 0 || r >= n_rows || off[r + 1] == off[r])
-		return mean;
-	for (uint64_t k = off[r]; k < off[r + 1]; k++)
-		s += ratings[k];
-	return s / (double)(off[r + 1] - off[r]);
 }
 
 /* Adds a rating model's squared errors (and its baselines') of batch b into res's sums. */
@@ -106,8 +127,8 @@ static void rating_rows(struct evaluator *e, const struct batch *b, uint64_t fir
 	(void)first;
 	for (uint32_t i = 0; i < b->n; i++) {
 		double r = b->rating[i], g = d->rating_mean;
-		double it = row_mean(x->item_off, x->item_rating, x->n_items, b->item[i], g);
-		double us = row_mean(x->user_off, x->user_rating, x->n_users, b->user[i], g);
+		double it = b->item[i] < x->n_items ? e->item_mean[b->item[i]] : g;
+		double us = b->user[i] < x->n_users ? e->user_mean[b->user[i]] : g;
 		res->rmse += ((double)e->logits[i] - r) * ((double)e->logits[i] - r);
 		res->rmse_global_mean += (g - r) * (g - r);
 		res->rmse_item_mean += (it - r) * (it - r);

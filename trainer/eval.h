@@ -43,7 +43,8 @@ struct evaluator {
 	struct batch b;
 	float *ws;
 	float *logits;
-	float *item_base; /* per encoded item: baseline probability */
+	float *item_base;             /* per encoded item: baseline probability */
+	float *item_mean, *user_mean; /* rating models: per encoded id, the mean train rating */
 	uint32_t n_items;
 	uint64_t cap; /* rows the score buffers hold */
 	float *score, *prob, *label, *base;

@@ -342,6 +342,28 @@ void nn_running_stats_update(float *run_mean, float *run_var, const float *mean,
 /* --------------------------------------------------------------- Scoring */
 
 /*
+ * <a, b> over n floats, summed in 16 independent lanes (vectorised without
+ * -ffast-math; the order differs from a sequential sum by rounding only).
+ * Inline, so that a multiversioned caller (common/simd.h) gets it at its
+ * width.
+ */
+static inline float nn_dotf(const float *a, const float *b, int n)
+{
+	float acc[16] = {0};
+	int d = 0;
+
+	for (; d + 16 <= n; d += 16)
+		for (int j = 0; j < 16; j++)
+			acc[j] += a[d + j] * b[d + j];
+	for (int j = 0; d < n; d++, j++)
+		acc[j] += a[d] * b[d];
+	for (int j = 8; j > 0; j /= 2)
+		for (int k = 0; k < j; k++)
+			acc[k] += acc[k + j];
+	return acc[0];
+}
+
+/*
  * out[b] = <a[b], b[b]>.
  *   out (B), a (B, D), b (B, D)
  * Backward: da[b] += dout[b] * b[b];  db[b] += dout[b] * a[b]
