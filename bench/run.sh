@@ -176,6 +176,8 @@ zoo() { # name hogrec-store torch-script [shared options...]
 }
 declare -A rmse
 zoo neumf "$STORE" torch_ref.py --model neumf --epochs "$EPOCHS"
+# LibRecommender's TwoTower defaults: embed_size 16, softmax loss.
+zoo twotower "$STORE" torch_twotower.py --epochs "$EPOCHS" --emb-dim 16
 # AutoRec regresses every rating (the 3s too): an implicit store, per-user split.
 STORE_ALL="$W/ml-1m-$RATINGS-user-all.lmdb"
 "$BIN/ingest" -q --force --label implicit --split user -o "$STORE_ALL" "$DATA"
@@ -185,11 +187,15 @@ zoo autorec "$STORE_ALL" torch_autorec.py --epochs "$AR_EPOCHS" --batch 64 --l2 
 awk -v an="${auc[neumf]}" -v tan="${auc[torch-neumf]:-0}" -v rn="${rate[neumf]}" \
     -v trn="${rate[torch-neumf]:-0}" -v ra="${rmse[autorec]}" -v tra="${rmse[torch-autorec]:-0}" \
     -v sa="${rate[autorec]}" -v tsa="${rate[torch-autorec]:-0}" -v o="$oracle" \
+    -v at="${auc[twotower]}" -v tat="${auc[torch-twotower]:-0}" -v rt="${rate[twotower]}" \
+    -v trt="${rate[torch-twotower]:-0}" \
     'BEGIN {
 	printf "{\"bench\":\"zoo_summary\",\"oracle_test_auc\":%s,\"neumf_auc\":%s,", o, an;
 	if (trn > 0) printf "\"neumf_auc_minus_torch\":%.4f,\"neumf_vs_torch_speed\":%.2f,\"neumf_target_speed\":6,", an - tan, rn / trn;
+	printf "\"twotower_auc\":%s,", at;
+	if (trt > 0) printf "\"twotower_auc_minus_torch\":%.4f,\"twotower_vs_torch_speed\":%.2f,\"twotower_target_speed\":3,", at - tat, rt / trt;
 	printf "\"autorec_rmse\":%s,", ra;
 	if (tsa > 0) printf "\"autorec_rmse_minus_torch\":%.4f,\"autorec_vs_torch_speed\":%.2f,\"autorec_target_speed\":5,", ra - tra, sa / tsa;
-	printf "\"neumf_samples_per_s\":%s,\"autorec_rows_per_s\":%s}\n", rn, sa;
+	printf "\"neumf_samples_per_s\":%s,\"twotower_samples_per_s\":%s,\"autorec_rows_per_s\":%s}\n", rn, rt, sa;
     }'
 rm -rf "$STORE_ALL"

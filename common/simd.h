@@ -11,6 +11,17 @@
 #ifndef HR_SIMD_H
 #define HR_SIMD_H
 
+/* ThreadSanitizer's runtime is not up when the loader runs ifunc resolvers
+ * (the program dies with SIGSEGV before main): no clones under TSan. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HR_NO_MULTIVERSION 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define HR_NO_MULTIVERSION 1
+#endif
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(HR_NO_MULTIVERSION)
 #define HR_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
