@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "common/progress.h"
+#include "common/rng.h"
 #include "models/interact.h"
 #include "store/codec.h"
 #include "store/items.h"
@@ -16,21 +17,17 @@ static int load_item_base(struct evaluator *e)
 {
 	const struct store_info *info = &e->m->info;
 	float lo = info->scaler_min[3], hi = info->scaler_max[3];
-	struct store_items items;
-	int rc = store_items_load(e->st, info->vocab[SF_ITEM], info->vocab[SF_GENRE], &items);
+	int rc = store_items_load(e->st, info->vocab[SF_ITEM], info->vocab[SF_GENRE], &e->items);
 
 	if (rc)
 		return rc;
 	e->n_items = info->vocab[SF_ITEM];
 	e->item_base = malloc(e->n_items * sizeof(float));
-	if (!e->item_base) {
-		store_items_release(&items);
+	if (!e->item_base)
 		return hr_error(HR_ENOMEM, "out of memory for the baseline");
-	}
 	e->item_base[0] = (float)info->positive_rate[0];
 	for (uint32_t c = 1; c < e->n_items; c++) /* item_pos_rate, unscaled */
-		e->item_base[c] = lo + items.dense[(size_t)c * 2 + 1] * (hi - lo);
-	store_items_release(&items);
+		e->item_base[c] = lo + e->items.dense[(size_t)c * 2 + 1] * (hi - lo);
 	return 0;
 }
 
@@ -81,7 +78,11 @@ int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
 	e->label = malloc(e->cap * sizeof(float));
 	e->base = malloc(e->cap * sizeof(float));
 	e->user = malloc(e->cap * sizeof(uint32_t));
-	if (!e->ws || !e->logits || !e->score || !e->prob || !e->label || !e->base || !e->user) {
+	e->s_score = malloc(2 * e->cap * sizeof(float));
+	e->s_label = malloc(2 * e->cap * sizeof(float));
+	e->s_base = malloc(2 * e->cap * sizeof(float));
+	if (!e->ws || !e->logits || !e->score || !e->prob || !e->label || !e->base || !e->user ||
+	    !e->s_score || !e->s_label || !e->s_base) {
 		evaluator_release(e);
 		return hr_error(HR_ENOMEM, "out of memory for evaluation of %llu rows",
 				(unsigned long long)cap);
@@ -114,7 +115,57 @@ void evaluator_release(struct evaluator *e)
 	free(e->user);
 	free(e->item_mean);
 	free(e->user_mean);
+	free(e->s_score);
+	free(e->s_label);
+	free(e->s_base);
+	store_items_release(&e->items);
 	memset(e, 0, sizeof(*e));
+}
+
+/*
+ * The sampled AUC's rows of batch b (just scored into e->logits): each
+ * positive's score, then b's positives rewritten to a random other item
+ * (id, genres, item dense values from the items table) and scored again.
+ * Appends to e->s_score/s_label at *ns.  Rewrites b.
+ */
+static void sampled_rows(struct evaluator *e, struct batch *b, struct rng *rng, uint64_t *ns)
+{
+	const struct store_items *it = &e->items;
+	uint64_t k = *ns;
+
+	if (e->n_items < 3)
+		return;
+	for (uint32_t i = 0; i < b->n; i++) {
+		if (b->label[i] != 1.0f)
+			continue;
+		e->s_score[k] = e->logits[i];
+		e->s_base[k] = b->item[i] < e->n_items ? it->dense[2 * (size_t)b->item[i]] : 0;
+		e->s_label[k++] = 1;
+		uint32_t j = 1 + (uint32_t)rng_below(rng, e->n_items - 2); /* 1 .. n-2 */
+		if (j >= b->item[i] && b->item[i] > 0)
+			j++; /* skip the positive: uniform over the others */
+		uint32_t lo = it->genre_off[j], n = it->genre_off[j + 1] - lo;
+		if (n > BATCH_GENRES)
+			n = BATCH_GENRES;
+		b->item[i] = j;
+		memset(b->genres + (size_t)i * BATCH_GENRES, 0, BATCH_GENRES * sizeof(uint32_t));
+		memcpy(b->genres + (size_t)i * BATCH_GENRES, it->genre + lo, n * sizeof(uint32_t));
+		b->n_genres[i] = n;
+		if (b->n_dense == 4) { /* item_log_count, item_pos_rate (docs/FORMAT.md) */
+			b->dense[(size_t)i * 4 + 2] = it->dense[2 * (size_t)j];
+			b->dense[(size_t)i * 4 + 3] = it->dense[2 * (size_t)j + 1];
+		}
+	}
+	if (k == *ns)
+		return;
+	e->m->ops->forward(e->m, e->ws, b, e->logits, 0);
+	for (uint32_t i = 0; i < b->n; i++)
+		if (b->label[i] == 1.0f) {
+			e->s_score[k] = e->logits[i];
+			e->s_base[k] = it->dense[2 * (size_t)b->item[i]];
+			e->s_label[k++] = 0;
+		}
+	*ns = k;
 }
 
 /* Adds a rating model's squared errors (and its baselines') of batch b into res's sums. */
@@ -151,9 +202,12 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 	struct store_reader *r;
 	struct store_index ix = {0};
 	struct batch *b = &e->b;
-	uint64_t total = 0;
+	uint64_t total = 0, ns = 0;
 	double t0 = now_seconds(), pos = 0;
+	struct rng rng;
 	int rc = store_reader_begin(e->st, &r);
+
+	rng_seed(&rng, 0x5a3d, (uint64_t)db); /* the same random items every epoch */
 
 	memset(res, 0, sizeof(*res));
 	if (!rc)
@@ -191,6 +245,7 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 			e->base[k] = b->item[i] < e->n_items ? e->item_base[b->item[i]] : 0.5f;
 			pos += b->label[i];
 		}
+		sampled_rows(e, b, &rng, &ns);
 	}
 	store_index_release(&ix);
 	store_reader_end(r);
@@ -219,6 +274,11 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 		    metric_gauc(e->score, e->label, e->user, total, &res->gauc, &res->gauc_users))
 			res->gauc = NAN;
 	}
+	res->sampled_auc = res->base_sampled_auc = NAN;
+	if (!rc && ns > 0 && metric_auc(e->s_score, e->s_label, ns, &res->sampled_auc))
+		res->sampled_auc = NAN;
+	if (!rc && ns > 0 && metric_auc(e->s_base, e->s_label, ns, &res->base_sampled_auc))
+		res->base_sampled_auc = NAN;
 	res->logloss = metric_logloss(e->prob, e->label, total);
 	res->base_logloss = metric_logloss(e->base, e->label, total);
 	res->seconds = now_seconds() - t0;

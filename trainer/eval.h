@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "models/model.h"
+#include "store/items.h"
 #include "store/store.h"
 
 struct eval_result {
@@ -29,6 +30,12 @@ struct eval_result {
 	double base_auc, base_logloss;
 	size_t gauc_users;
 	double positive_rate;
+	/* label models: AUC of each positive against one random item of the same
+	 * user (uniform over the catalogue but the positive, its genres and dense
+	 * values from the items table, seeded): what a model ranks, also where
+	 * labels are all 1 (implicit stores) */
+	double sampled_auc;
+	double base_sampled_auc; /* the same rows scored by item popularity (items table) */
 	/* rating models (TARGET_RATING): RMSE of the model and of the train
 	 * split's global, item and user mean ratings (a user or item without
 	 * train ratings gets the global mean) */
@@ -45,6 +52,9 @@ struct evaluator {
 	float *logits;
 	float *item_base;             /* per encoded item: baseline probability */
 	float *item_mean, *user_mean; /* rating models: per encoded id, the mean train rating */
+	struct store_items items;     /* the items table: the sampled AUC's random items */
+	float *s_score, *s_label;     /* (2 cap) the sampled AUC's rows */
+	float *s_base;                /* (2 cap) their popularity scores */
 	uint32_t n_items;
 	uint64_t cap; /* rows the score buffers hold */
 	float *score, *prob, *label, *base;

@@ -374,6 +374,8 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 		jnum(line, sizeof(line), "auc", r->auc, 6);
 		jnum(line, sizeof(line), "logloss", r->logloss, 6);
 		jnum(line, sizeof(line), "gauc", r->gauc, 6);
+		jnum(line, sizeof(line), "sampled_auc", r->sampled_auc, 6);
+		jnum(line, sizeof(line), "baseline_sampled_auc", r->base_sampled_auc, 6);
 		jnum(line, sizeof(line), "baseline_auc", r->base_auc, 6);
 		jnum(line, sizeof(line), "baseline_logloss", r->base_logloss, 6);
 		jnum(line, sizeof(line), "positive_rate", r->positive_rate, 4);
