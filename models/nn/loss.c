@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/simd.h"
 
 /* ------------------------------------------------------ in-batch softmax */
 
@@ -26,6 +27,7 @@ static bool accidental_hit(const uint32_t *ids, int i, int j)
  * One row: z = s / tau - logq into p (masked: -inf), then p = softmax(z).
  * Returns -log p[i], as log(sum e^(z - m)) - (z[i] - m) in double.
  */
+HR_MULTIVERSION
 static double inbatch_row(float *p, const float *s, const float *logq, const uint32_t *ids,
 			  float tau, int i, int B)
 {

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/simd.h"
 #include "models/nn/internal.h"
 
 #define NN_CHUNK 16
@@ -23,6 +24,7 @@ static inline int chunk_width(int d0, int D)
 }
 
 /* mean (D), rstd (D) of in (B, D) over the batch, biased variance. */
+HR_MULTIVERSION
 static void batch_stats(float *mean, float *rstd, const float *in, float eps, int B, int D)
 {
 	for (int d0 = 0; d0 < D; d0 += NN_CHUNK) {
@@ -140,13 +142,12 @@ void nn_batchnorm_forward(float *out, float *mean, float *rstd, const float *in,
 	}
 }
 
-void nn_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-			   const float *in, const float *mean, const float *rstd,
-			   const float *gamma, bool training, int B, int D)
+/* nn_batchnorm_backward's loops, built per CPU (common/simd.h). */
+HR_MULTIVERSION
+static void bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+			const float *in, const float *mean, const float *rstd, const float *gamma,
+			bool training, int B, int D)
 {
-	HR_ASSERT(B >= 0 && D >= 0);
-	if (B == 0)
-		return;
 	for (int d0 = 0; d0 < D; d0 += NN_CHUNK) {
 		int w = chunk_width(d0, D);
 		double sg[NN_CHUNK] = {0}, sgx[NN_CHUNK] = {0}; /* sums of dout, dout*xhat */
@@ -181,6 +182,15 @@ void nn_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
 						 sgx[j] * gm, B);
 			}
 	}
+}
+
+void nn_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+			   const float *in, const float *mean, const float *rstd,
+			   const float *gamma, bool training, int B, int D)
+{
+	HR_ASSERT(B >= 0 && D >= 0);
+	if (B > 0)
+		bn_backward(dinp, dgamma, dbeta, dout, in, mean, rstd, gamma, training, B, D);
 }
 
 void nn_running_stats_update(float *run_mean, float *run_var, const float *mean, const float *rstd,
