@@ -429,6 +429,10 @@ const struct model_ops model_autorec = {
 	.summary = "AutoRec: an autoencoder over rows of the train rating matrix (RMSE)",
 	.needs = 0,
 	.wants = autorec_wants,
+	.max_workers = 1,
+	.max_workers_why = "each batch updates nearly every row of its tables, so Hogwild "
+			   "workers overwrite each other's updates (2 workers: test RMSE 1.020 "
+			   "against 0.988 with one, synthetic ml-1m)",
 	.default_hidden = autorec_hidden,
 	.options = autorec_options,
 	.n_options = sizeof(autorec_options) / sizeof(autorec_options[0]),

@@ -137,10 +137,15 @@ struct model_data {
 struct model;
 
 struct model_ops {
-	const char *name;                   /* lowercase, as on the command line */
-	const char *summary;                /* one line for --help */
-	unsigned needs;                     /* enum model_needs bits */
-	const uint32_t *default_hidden;     /* zero-terminated */
+	const char *name;               /* lowercase, as on the command line */
+	const char *summary;            /* one line for --help */
+	unsigned needs;                 /* enum model_needs bits */
+	const uint32_t *default_hidden; /* zero-terminated */
+	/* Most Hogwild workers that help it (0: no limit), and why: a model
+	 * whose every batch updates nearly all its parameters (AutoRec) loses
+	 * accuracy to workers overwriting each other's updates. */
+	int max_workers;
+	const char *max_workers_why;
 	const struct model_option *options; /* the model's own options, or NULL */
 	int n_options;
 	/* Names of the loss terms train_forward reports, NULL-terminated; the

@@ -93,6 +93,7 @@ struct trainer {
 	struct batch *batches;
 	uint32_t n_batches;
 	struct worker *workers;
+	int threads; /* workers: o->threads, or fewer when the model says so */
 
 	_Atomic uint64_t step; /* global optimizer step (Adam bias correction) */
 	_Atomic uint64_t done; /* batches finished in the current epoch */
@@ -219,10 +220,10 @@ static int workers_init(struct trainer *t)
 	uint32_t F = model_train_factor(m), B = t->o->batch * F; /* rows a batch becomes */
 	size_t ws = m->ops->workspace_floats(m, B);
 
-	t->workers = calloc((size_t)t->o->threads, sizeof(*t->workers));
+	t->workers = calloc((size_t)t->threads, sizeof(*t->workers));
 	if (!t->workers)
 		return hr_error(HR_ENOMEM, "out of memory for workers");
-	for (int k = 0; k < t->o->threads; k++) {
+	for (int k = 0; k < t->threads; k++) {
 		struct worker *w = &t->workers[k];
 		w->t = t; /* w->id stays 0 until its thread starts (see setup) */
 		w->ws = aligned_alloc(64, ((ws ? ws : 1) * sizeof(float) + 63) & ~(size_t)63);
@@ -260,7 +261,7 @@ static void workers_release(struct trainer *t)
 {
 	if (!t->workers)
 		return;
-	for (int k = 0; k < t->o->threads; k++) {
+	for (int k = 0; k < t->threads; k++) {
 		struct worker *w = &t->workers[k];
 		free(w->ws);
 		free(w->logits);
@@ -387,7 +388,7 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 	jnum(line, sizeof(line), "samples_per_s", samples_per_s, 0);
 	jnum(line, sizeof(line), "gflops", gflops, 2);
 	size_t n = strlen(line);
-	snprintf(line + n, sizeof(line) - n, ",\"threads\":%d,\"batch\":%u", t->o->threads,
+	snprintf(line + n, sizeof(line) - n, ",\"threads\":%d,\"batch\":%u", t->threads,
 		 t->o->batch);
 	n = strlen(line);
 	if (best_epoch > 0)
@@ -523,6 +524,13 @@ static int setup(struct trainer *t)
 	if (o->threads < 1 || o->threads > 256)
 		return hr_error(HR_EINVAL, "--threads must be between 1 and 256, not %d",
 				o->threads);
+	t->threads = o->threads;
+	const struct model_ops *ops = model_find(o->model);
+	if (ops && ops->max_workers && t->threads > ops->max_workers) {
+		t->threads = ops->max_workers;
+		log_info("model %s trains with %d worker%s, not %d: %s", ops->name, t->threads,
+			 t->threads == 1 ? "" : "s", o->threads, ops->max_workers_why);
+	}
 	if (o->batch < 1 || o->batch > 65536)
 		return hr_error(HR_EINVAL, "--batch must be between 1 and 65536, not %u", o->batch);
 	if (o->epochs < 1)
@@ -542,7 +550,7 @@ static int setup(struct trainer *t)
 	if (rc)
 		return rc;
 	/* Enough batches that the loader runs ahead of every worker. */
-	t->n_batches = 2 * (uint32_t)(o->threads + o->loaders) + 2;
+	t->n_batches = 2 * (uint32_t)(t->threads + o->loaders) + 2;
 	while (cap < t->n_batches)
 		cap *= 2;
 	rc = ring_init(&t->full, cap);
@@ -579,7 +587,7 @@ static int setup(struct trainer *t)
 		rc = data_setup(t);
 	if (!rc)
 		rc = workers_init(t);
-	for (int k = 0; !rc && k < o->threads; k++)
+	for (int k = 0; !rc && k < t->threads; k++)
 		if (pthread_create(&t->workers[k].thread, NULL, worker_main, &t->workers[k]))
 			rc = hr_error(HR_EIO, "cannot start worker thread %d", k);
 		else
@@ -591,7 +599,7 @@ static void teardown(struct trainer *t)
 {
 	if (t->workers) {
 		ring_close(&t->full);
-		for (int k = 0; k < t->o->threads; k++)
+		for (int k = 0; k < t->threads; k++)
 			if (t->workers[k].id)
 				pthread_join(t->workers[k].thread, NULL);
 	}
@@ -694,7 +702,7 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 	struct progress bar;
 	int rc = 0;
 
-	for (int k = 0; k < t->o->threads; k++) {
+	for (int k = 0; k < t->threads; k++) {
 		memset(t->workers[k].loss_sum, 0, sizeof(t->workers[k].loss_sum));
 		t->workers[k].samples = 0;
 	}
@@ -716,11 +724,11 @@ static int train_epoch(struct trainer *t, int epoch, uint64_t first, double *sec
 		}
 	}
 	progress_end(&bar);
-	for (int k = 0; k < t->o->threads; k++)
+	for (int k = 0; k < t->threads; k++)
 		samples += t->workers[k].samples;
 	for (int i = 0; i < MODEL_MAX_LOSSES; i++) {
 		double sum = 0;
-		for (int k = 0; k < t->o->threads; k++)
+		for (int k = 0; k < t->threads; k++)
 			sum += t->workers[k].loss_sum[i];
 		loss[i] = samples ? sum / (double)samples : NAN;
 	}
@@ -1240,7 +1248,7 @@ int trainer_run(const struct train_opts *o)
 			 "records; %d workers, batch %u, %s lr %g",
 			 o->model, params_count(&t->model.params), t->model.params.dense_n,
 			 (unsigned long long)t->info.count[0], (unsigned long long)t->info.count[1],
-			 (unsigned long long)t->info.count[2], o->threads, o->batch,
+			 (unsigned long long)t->info.count[2], t->threads, o->batch,
 			 optim_name(o->optim.kind), (double)o->optim.lr);
 		if (found && st.next_batch == 0 && early_stopping(t) &&
 		    t->bad_epochs >= o->early_stop && st.epoch <= o->epochs)
