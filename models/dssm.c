@@ -16,15 +16,14 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "fields.h"
 #include "mlp.h"
 #include "model.h"
 #include "nn/nn.h"
 
-enum { T_USER, T_ITEM, T_GENDER, T_AGE, T_OCC, T_ZIP, T_GENRE, T_N };
-
 struct dssm {
 	uint32_t E, L, uin, iin;
-	int t[T_N];
+	int t[F_N];
 	struct mlp ut, it;
 };
 
@@ -32,13 +31,6 @@ static const uint32_t dssm_hidden[] = {300, 300, 128, 0};
 
 static int dssm_init(struct model *m, const struct store_info *info)
 {
-	static const char *const names[T_N] = {
-		"user_emb",       "item_emb", "gender_emb", "age_emb",
-		"occupation_emb", "zip_emb",  "genre_emb",
-	};
-	static const enum store_field fields[T_N] = {
-		SF_USER, SF_ITEM, SF_GENDER, SF_AGE, SF_OCCUPATION, SF_ZIP, SF_GENRE,
-	};
 	struct dssm *d = calloc(1, sizeof(*d));
 	int rc;
 
@@ -52,16 +44,9 @@ static int dssm_init(struct model *m, const struct store_info *info)
 				info->n_dense);
 	d->E = m->cfg.emb_dim;
 	d->L = info->hist_len;
-	for (int k = 0; k < T_N; k++) {
-		d->t[k] = params_add(&m->params, names[k], info->vocab[fields[k]], d->E, 1,
-				     INIT_NORMAL, 0.05f);
-		if (d->t[k] < 0)
-			return d->t[k];
-		m->params.t[d->t[k]].lookups = 1;
-		m->params.t[d->t[k]].vocab = (int)fields[k];
-	}
-	m->params.t[d->t[T_ITEM]].lookups = 1 + d->L;
-	m->params.t[d->t[T_GENRE]].lookups = BATCH_GENRES;
+	rc = fields_declare(&m->params, info, d->E, INIT_NORMAL, 0.05f, d->t);
+	if (rc)
+		return rc;
 	d->uin = 6 * d->E + 2;
 	d->iin = 2 * d->E + 2;
 	rc = mlp_declare(&d->ut, &m->params, "user_tower", d->uin, m->cfg.hidden, m->cfg.n_hidden,
@@ -114,14 +99,6 @@ static size_t dssm_ws_floats(const struct model *m, uint32_t B)
 	return dssm_layout(m->impl, B, NULL, &w);
 }
 
-/* Copies row ids[r] of table (width E) to column col of x (row stride s). */
-static void gather(float *x, size_t s, size_t col, const float *table, const uint32_t *ids,
-		   uint32_t B, uint32_t E)
-{
-	for (uint32_t r = 0; r < B; r++)
-		memcpy(x + r * s + col, table + (size_t)ids[r] * E, E * sizeof(float));
-}
-
 static void put_cols(float *x, size_t s, size_t col, const float *src, uint32_t B, uint32_t E)
 {
 	for (uint32_t r = 0; r < B; r++)
@@ -145,17 +122,17 @@ static void dssm_forward(const struct model *m, float *ws, const struct batch *b
 
 	(void)train;
 	dssm_layout(d, B, ws, &w);
-	gather(w.xu, d->uin, 0, p->t[d->t[T_USER]].w, b->user, B, E);
-	gather(w.xu, d->uin, E, p->t[d->t[T_GENDER]].w, b->gender, B, E);
-	gather(w.xu, d->uin, 2 * E, p->t[d->t[T_AGE]].w, b->age, B, E);
-	gather(w.xu, d->uin, 3 * E, p->t[d->t[T_OCC]].w, b->occupation, B, E);
-	gather(w.xu, d->uin, 4 * E, p->t[d->t[T_ZIP]].w, b->zip, B, E);
-	nn_bag_forward(w.pool, NULL, b->hist, b->n_hist, p->t[d->t[T_ITEM]].w, NN_POOL_MEAN, (int)B,
-		       (int)L, (int)p->t[d->t[T_ITEM]].rows, (int)E);
+	fields_gather(w.xu, d->uin, 0, p->t[d->t[F_USER]].w, b->user, B, E);
+	fields_gather(w.xu, d->uin, E, p->t[d->t[F_GENDER]].w, b->gender, B, E);
+	fields_gather(w.xu, d->uin, 2 * E, p->t[d->t[F_AGE]].w, b->age, B, E);
+	fields_gather(w.xu, d->uin, 3 * E, p->t[d->t[F_OCC]].w, b->occupation, B, E);
+	fields_gather(w.xu, d->uin, 4 * E, p->t[d->t[F_ZIP]].w, b->zip, B, E);
+	nn_bag_forward(w.pool, NULL, b->hist, b->n_hist, p->t[d->t[F_ITEM]].w, NN_POOL_MEAN, (int)B,
+		       (int)L, (int)p->t[d->t[F_ITEM]].rows, (int)E);
 	put_cols(w.xu, d->uin, 5 * E, w.pool, B, E);
-	gather(w.xi, d->iin, 0, p->t[d->t[T_ITEM]].w, b->item, B, E);
-	nn_bag_forward(w.pool, NULL, b->genres, b->n_genres, p->t[d->t[T_GENRE]].w, NN_POOL_MEAN,
-		       (int)B, BATCH_GENRES, (int)p->t[d->t[T_GENRE]].rows, (int)E);
+	fields_gather(w.xi, d->iin, 0, p->t[d->t[F_ITEM]].w, b->item, B, E);
+	nn_bag_forward(w.pool, NULL, b->genres, b->n_genres, p->t[d->t[F_GENRE]].w, NN_POOL_MEAN,
+		       (int)B, BATCH_GENRES, (int)p->t[d->t[F_GENRE]].rows, (int)E);
 	put_cols(w.xi, d->iin, E, w.pool, B, E);
 	for (uint32_t r = 0; r < B; r++) {
 		const float *dn = b->dense + (size_t)r * b->n_dense;
@@ -169,18 +146,6 @@ static void dssm_forward(const struct model *m, float *ws, const struct batch *b
 	nn_dot_forward(logits, u, v, (int)B, (int)D);
 }
 
-/* Sparse gradients of a pooled bag: slot gradients to the rows they came from. */
-static void bag_grads(struct sparse_grad *sg, float *dslots, const float *dpool,
-		      const uint32_t *ids, const uint32_t *lens, uint32_t B, uint32_t L, uint32_t E)
-{
-	memset(dslots, 0, (size_t)B * L * E * sizeof(float));
-	nn_bag_backward(dslots, dpool, NULL, lens, NN_POOL_MEAN, (int)B, (int)L, (int)E);
-	for (uint32_t r = 0; r < B; r++)
-		for (uint32_t l = 0; l < lens[r]; l++)
-			sparse_grad_add(sg, ids[(size_t)r * L + l],
-					dslots + ((size_t)r * L + l) * E);
-}
-
 static void dssm_backward(const struct model *m, float *ws, const struct batch *b,
 			  const float *dlogits, float *grad, struct sparse_grad *sg)
 {
@@ -189,7 +154,7 @@ static void dssm_backward(const struct model *m, float *ws, const struct batch *
 	uint32_t B = b->n, E = d->E, D = mlp_out_width(&d->ut);
 	struct dssm_ws w;
 	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
-	static const int tabs[5] = {T_USER, T_GENDER, T_AGE, T_OCC, T_ZIP};
+	static const int tabs[5] = {F_USER, F_GENDER, F_AGE, F_OCC, F_ZIP};
 	const float *u, *v; /* the towers' outputs, where the forward left them */
 
 	dssm_layout(d, B, ws, &w);
@@ -207,12 +172,12 @@ static void dssm_backward(const struct model *m, float *ws, const struct batch *
 			sparse_grad_add(&sg[d->t[tabs[k]]], ids[k][r],
 					w.dxu + (size_t)r * d->uin + (size_t)k * E);
 	get_cols(w.dpool, w.dxu, d->uin, 5 * E, B, E);
-	bag_grads(&sg[d->t[T_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, d->L, E);
+	fields_bag_grads(&sg[d->t[F_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, d->L, E);
 	for (uint32_t r = 0; r < B; r++)
-		sparse_grad_add(&sg[d->t[T_ITEM]], b->item[r], w.dxi + (size_t)r * d->iin);
+		sparse_grad_add(&sg[d->t[F_ITEM]], b->item[r], w.dxi + (size_t)r * d->iin);
 	get_cols(w.dpool, w.dxi, d->iin, E, B, E);
-	bag_grads(&sg[d->t[T_GENRE]], w.dslots, w.dpool, b->genres, b->n_genres, B, BATCH_GENRES,
-		  E);
+	fields_bag_grads(&sg[d->t[F_GENRE]], w.dslots, w.dpool, b->genres, b->n_genres, B,
+			 BATCH_GENRES, E);
 }
 
 static double dssm_flops(const struct model *m)

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "fields.h"
 #include "interact.h"
 #include "model.h"
 #include "nn/nn.h"
@@ -70,8 +71,6 @@ static const struct model_option tt_options[OPT_N] = {
 			"max_margin: the margin a positive must beat each negative by"},
 };
 
-enum { T_USER, T_ITEM, T_GENDER, T_AGE, T_OCC, T_ZIP, T_GENRE, T_N };
-
 #define TT_MAX_LAYERS MODEL_MAX_HIDDEN
 
 /* One tower: BN over the input, then Linear (ReLU, BN) ... Linear. */
@@ -84,7 +83,7 @@ struct tower {
 
 struct twotower {
 	uint32_t E, L, D; /* embedding width, history length, output width */
-	int t[T_N], dense_t, tau_t;
+	int t[F_N], dense_t, tau_t;
 	struct tower ut, it;
 };
 
@@ -234,13 +233,6 @@ static void tower_backward(const struct tower *tw, const struct params *p, struc
 
 static int tt_init(struct model *m, const struct store_info *info)
 {
-	static const char *const names[T_N] = {
-		"user_emb",       "item_emb", "gender_emb", "age_emb",
-		"occupation_emb", "zip_emb",  "genre_emb",
-	};
-	static const enum store_field fields[T_N] = {
-		SF_USER, SF_ITEM, SF_GENDER, SF_AGE, SF_OCCUPATION, SF_ZIP, SF_GENRE,
-	};
 	struct twotower *t = calloc(1, sizeof(*t));
 	int rc;
 
@@ -257,16 +249,9 @@ static int tt_init(struct model *m, const struct store_info *info)
 				TT_MAX_LAYERS);
 	t->E = m->cfg.emb_dim;
 	t->L = info->hist_len;
-	for (int k = 0; k < T_N; k++) {
-		t->t[k] = params_add(&m->params, names[k], info->vocab[fields[k]], t->E, 1,
-				     INIT_XAVIER, 0);
-		if (t->t[k] < 0)
-			return t->t[k];
-		m->params.t[t->t[k]].lookups = 1;
-		m->params.t[t->t[k]].vocab = (int)fields[k];
-	}
-	m->params.t[t->t[T_ITEM]].lookups = 1 + t->L;
-	m->params.t[t->t[T_GENRE]].lookups = BATCH_GENRES;
+	rc = fields_declare(&m->params, info, t->E, INIT_XAVIER, 0, t->t);
+	if (rc)
+		return rc;
 	t->dense_t = params_add(&m->params, "dense_emb", 4, t->E, 0, INIT_XAVIER, 0);
 	t->tau_t = -1;
 	if (m->opt[OPT_TEMPERATURE] <= 0)
@@ -363,13 +348,6 @@ static size_t tt_ws_floats(const struct model *m, uint32_t B)
 	return tt_layout(m->impl, B, item_factor(m), NULL, &w);
 }
 
-static void gather(float *x, size_t s, size_t col, const float *table, const uint32_t *ids,
-		   uint32_t B, uint32_t E)
-{
-	for (uint32_t r = 0; r < B; r++)
-		memcpy(x + r * s + col, table + (size_t)ids[r] * E, E * sizeof(float));
-}
-
 /*
  * The item side of the item tower's rows: the batch's own items (genres and
  * dense values from their records), then, with negatives, row r's num_neg
@@ -417,13 +395,13 @@ static void towers(const struct model *m, struct tt_ws *w, const struct batch *b
 	const float *Dt = p->t[t->dense_t].w;
 	int norm = m->opt[OPT_NORM] != 0;
 
-	gather(w->u.x, su, 0, p->t[t->t[T_USER]].w, b->user, B, E);
-	gather(w->u.x, su, E, p->t[t->t[T_GENDER]].w, b->gender, B, E);
-	gather(w->u.x, su, 2 * E, p->t[t->t[T_AGE]].w, b->age, B, E);
-	gather(w->u.x, su, 3 * E, p->t[t->t[T_OCC]].w, b->occupation, B, E);
-	gather(w->u.x, su, 4 * E, p->t[t->t[T_ZIP]].w, b->zip, B, E);
-	nn_bag_forward(w->pool, NULL, b->hist, b->n_hist, p->t[t->t[T_ITEM]].w, NN_POOL_MEAN,
-		       (int)B, (int)t->L, (int)p->t[t->t[T_ITEM]].rows, (int)E);
+	fields_gather(w->u.x, su, 0, p->t[t->t[F_USER]].w, b->user, B, E);
+	fields_gather(w->u.x, su, E, p->t[t->t[F_GENDER]].w, b->gender, B, E);
+	fields_gather(w->u.x, su, 2 * E, p->t[t->t[F_AGE]].w, b->age, B, E);
+	fields_gather(w->u.x, su, 3 * E, p->t[t->t[F_OCC]].w, b->occupation, B, E);
+	fields_gather(w->u.x, su, 4 * E, p->t[t->t[F_ZIP]].w, b->zip, B, E);
+	nn_bag_forward(w->pool, NULL, b->hist, b->n_hist, p->t[t->t[F_ITEM]].w, NN_POOL_MEAN,
+		       (int)B, (int)t->L, (int)p->t[t->t[F_ITEM]].rows, (int)E);
 	for (uint32_t r = 0; r < B; r++) {
 		const float *dn = b->dense + (size_t)r * b->n_dense;
 		float *xu = w->u.x + r * su;
@@ -433,9 +411,9 @@ static void towers(const struct model *m, struct tt_ws *w, const struct batch *b
 			xu[7 * E + e] = dn[1] * Dt[E + e];
 		}
 	}
-	gather(w->v.x, si, 0, p->t[t->t[T_ITEM]].w, w->item, Bi, E);
-	nn_bag_forward(w->pool, NULL, w->genres, w->n_genres, p->t[t->t[T_GENRE]].w, NN_POOL_MEAN,
-		       (int)Bi, BATCH_GENRES, (int)p->t[t->t[T_GENRE]].rows, (int)E);
+	fields_gather(w->v.x, si, 0, p->t[t->t[F_ITEM]].w, w->item, Bi, E);
+	nn_bag_forward(w->pool, NULL, w->genres, w->n_genres, p->t[t->t[F_GENRE]].w, NN_POOL_MEAN,
+		       (int)Bi, BATCH_GENRES, (int)p->t[t->t[F_GENRE]].rows, (int)E);
 	for (uint32_t r = 0; r < Bi; r++) {
 		float *xi = w->v.x + r * si;
 		memcpy(xi + E, w->pool + (size_t)r * E, E * sizeof(float));
@@ -531,18 +509,6 @@ static double tt_train_forward(const struct model *m, float *ws, const struct ba
 	return terms[0];
 }
 
-/* Embedding gradients of a mean-pooled bag. */
-static void bag_grads(struct sparse_grad *sg, float *dslots, const float *dpool,
-		      const uint32_t *ids, const uint32_t *lens, uint32_t B, uint32_t L, uint32_t E)
-{
-	memset(dslots, 0, (size_t)B * L * E * sizeof(float));
-	nn_bag_backward(dslots, dpool, NULL, lens, NN_POOL_MEAN, (int)B, (int)L, (int)E);
-	for (uint32_t r = 0; r < B; r++)
-		for (uint32_t l = 0; l < lens[r]; l++)
-			sparse_grad_add(sg, ids[(size_t)r * L + l],
-					dslots + ((size_t)r * L + l) * E);
-}
-
 /* du, dv from the sampled losses' dpos (B), dneg (B, N). */
 static void pair_backward(const struct twotower *t, struct tt_ws *w, uint32_t B, uint32_t N)
 {
@@ -573,7 +539,7 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 	uint32_t B = b->n, E = t->E, D = t->D, su = 8 * E, si = 4 * E;
 	uint32_t F = item_factor(m), N = F - 1, Bi = B * F;
 	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
-	static const int tabs[5] = {T_USER, T_GENDER, T_AGE, T_OCC, T_ZIP};
+	static const int tabs[5] = {F_USER, F_GENDER, F_AGE, F_OCC, F_ZIP};
 	float dtau = 0, *dD = grad + p->t[t->dense_t].offset;
 	int norm = m->opt[OPT_NORM] != 0;
 	struct tt_ws w;
@@ -623,17 +589,18 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 			dD[E + e] += dn[1] * du[7 * E + e];
 		}
 	}
-	bag_grads(&sg[t->t[T_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, t->L, E);
+	fields_bag_grads(&sg[t->t[F_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, t->L, E);
 	for (uint32_t r = 0; r < Bi; r++) {
 		const float *dv = w.v.dx + (size_t)r * si;
-		sparse_grad_add(&sg[t->t[T_ITEM]], w.item[r], dv);
+		sparse_grad_add(&sg[t->t[F_ITEM]], w.item[r], dv);
 		memcpy(w.dpool + (size_t)r * E, dv + E, E * sizeof(float));
 		for (uint32_t e = 0; e < E; e++) {
 			dD[2 * E + e] += w.idense[2 * r] * dv[2 * E + e];
 			dD[3 * E + e] += w.idense[2 * r + 1] * dv[3 * E + e];
 		}
 	}
-	bag_grads(&sg[t->t[T_GENRE]], w.dslots, w.dpool, w.genres, w.n_genres, Bi, BATCH_GENRES, E);
+	fields_bag_grads(&sg[t->t[F_GENRE]], w.dslots, w.dpool, w.genres, w.n_genres, Bi,
+			 BATCH_GENRES, E);
 }
 
 static uint32_t tt_dim(const struct model *m)
