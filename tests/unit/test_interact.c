@@ -26,36 +26,18 @@
 #include "models/interact.h"
 #include "store/codec.h"
 #include "store/info.h"
-
-static char dir[256], data[300], storep[300];
+#include "genstore.h"
 
 static int setup(void **state)
 {
-	struct mlgen_opts g;
-	struct ingest_opts o;
-	struct ingest_report rep;
 	(void)state;
-	log_init("test", LOG_WARN);
-	snprintf(dir, sizeof(dir), "/tmp/hogrec-test-interact-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(data, sizeof(data), "%s/ml", dir);
-	snprintf(storep, sizeof(storep), "%s/ml.lmdb", dir);
-	mlgen_defaults(&g);
-	g.users = 50;
-	g.items = 70;
-	g.ratings = 2500;
-	g.seed = 9;
-	ingest_opts_defaults(&o);
-	o.in_dir = data;
-	o.out_path = storep;
-	return mlgen_write(&g, data) || ingest_run(&o, &rep) ? -1 : 0;
+	return genstore_setup("interact", 50, 70, 2500, 9);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return remove_tree(dir);
+	return genstore_teardown();
 }
 
 /* An entry as one sortable key: user, item, label, rating bits. */

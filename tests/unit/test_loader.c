@@ -27,37 +27,20 @@
 #include "store/codec.h"
 #include "store/info.h"
 #include "trainer/loader.h"
+#include "genstore.h"
 
-static char dir[256], data[300], storep[300];
 static int copy_records; /* run_segment: load from store_index_copy()'s copy */
 
 static int setup(void **state)
 {
-	struct mlgen_opts g;
-	struct ingest_opts o;
-	struct ingest_report rep;
 	(void)state;
-	log_init("test", LOG_WARN);
-	snprintf(dir, sizeof(dir), "/tmp/hogrec-test-loader-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(data, sizeof(data), "%s/ml", dir);
-	snprintf(storep, sizeof(storep), "%s/ml.lmdb", dir);
-	mlgen_defaults(&g);
-	g.users = 60;
-	g.items = 80;
-	g.ratings = 3000;
-	g.seed = 4;
-	ingest_opts_defaults(&o);
-	o.in_dir = data;
-	o.out_path = storep;
-	return mlgen_write(&g, data) || ingest_run(&o, &rep) ? -1 : 0;
+	return genstore_setup("loader", 60, 80, 3000, 4);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return remove_tree(dir);
+	return genstore_teardown();
 }
 
 static void test_permutation(void **state)

@@ -34,6 +34,7 @@
 #include "ingest/mlgen.h"
 #include "models/interact.h"
 #include "models/sampler.h"
+#include "genstore.h"
 
 #ifndef SEED
 #define SEED 20240601ULL
@@ -41,35 +42,16 @@
 #define NI 11 /* items 1..10 */
 #define NU 5
 
-static char dir[256], data[300], storep[300];
-
 static int setup(void **state)
 {
-	struct mlgen_opts g;
-	struct ingest_opts o;
-	struct ingest_report rep;
 	(void)state;
-	log_init("test", LOG_WARN);
-	snprintf(dir, sizeof(dir), "/tmp/hogrec-test-sampler-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(data, sizeof(data), "%s/ml", dir);
-	snprintf(storep, sizeof(storep), "%s/ml.lmdb", dir);
-	mlgen_defaults(&g);
-	g.users = 60;
-	g.items = 40;
-	g.ratings = 2000;
-	g.seed = 3;
-	ingest_opts_defaults(&o);
-	o.in_dir = data;
-	o.out_path = storep;
-	return mlgen_write(&g, data) || ingest_run(&o, &rep) ? -1 : 0;
+	return genstore_setup("sampler", 60, 40, 2000, 3);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return remove_tree(dir);
+	return genstore_teardown();
 }
 
 /* The 1 - 1e-5 quantile of chi-square with df degrees of freedom (Wilson-Hilferty). */
