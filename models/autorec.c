@@ -122,38 +122,40 @@ static uint64_t batch_entries_max(const struct model *m, uint32_t B)
 }
 
 /*
- * Workspace of a training batch of B rows with at most E entries:
+ * Workspace of a training batch of B rows:
  *   h (B, H)       the codes (pre-activations first)
  *   dh (B, H)      their gradient
- *   pred (E)       the predictions, in the batch's entry order
- *   the batch's entries by column (counting sort): off (n_in + 1) into
- *   erow (E), eval (E) the row in the batch and the rating, eidx (E) the
- *   entry's place in pred; cols (n_in) the columns the batch touches
+ *   off (n_in + 1) the batch's entries sorted by column (counting sort):
+ *                  column c's are ent[off[c] .. off[c + 1])
+ *   ent            each entry's row in the batch, rating and prediction,
+ *                  as many as the batch has (autorec_ws bounds them)
  * The column order lets a batch read each V and W row once and find each
  * gradient row once, however many of the batch's rows share the column.
  * Scoring records uses h alone.
  */
-struct ar_ws {
-	float *h, *dh, *pred, *eval;
-	uint32_t *off, *erow, *eidx, *cols;
+struct ar_entry {
+	uint32_t row;
+	float val, pred;
 };
 
-static size_t ar_layout(const struct autorec *a, uint32_t B, uint64_t E, float *base,
-			struct ar_ws *w)
+struct ar_ws {
+	float *h, *dh;
+	uint32_t *off;
+	struct ar_entry *ent;
+};
+
+/* The layout at base (sizes only with base NULL); returns the floats before ent. */
+static size_t ar_layout(const struct autorec *a, uint32_t B, float *base, struct ar_ws *w)
 {
 	size_t o = 0;
-#define PUT(f, k) (w->f = base ? base + o : NULL, o += (k))
-#define PUTU(f, k) (w->f = base ? (uint32_t *)(void *)(base + o) : NULL, o += (k))
-	PUT(h, (size_t)B * a->H);
-	PUT(dh, (size_t)B * a->H);
-	PUT(pred, E);
-	PUT(eval, E);
-	PUTU(off, (size_t)a->n_in + 1);
-	PUTU(erow, E);
-	PUTU(eidx, E);
-	PUTU(cols, a->n_in);
-#undef PUTU
-#undef PUT
+
+	w->h = base ? base : NULL;
+	o += (size_t)B * a->H;
+	w->dh = base ? base + o : NULL;
+	o += (size_t)B * a->H;
+	w->off = base ? (uint32_t *)(void *)(base + o) : NULL;
+	o += (size_t)a->n_in + 1;
+	w->ent = base ? (struct ar_entry *)(void *)(base + o) : NULL;
 	return o;
 }
 
@@ -161,7 +163,8 @@ static size_t autorec_ws(const struct model *m, uint32_t B)
 {
 	struct ar_ws w;
 
-	return ar_layout(m->impl, B, batch_entries_max(m, B), NULL, &w);
+	return ar_layout(m->impl, B, NULL, &w) +
+	       batch_entries_max(m, B) * (sizeof(struct ar_entry) / sizeof(float));
 }
 
 /* The observed entries of row `row`: columns, ratings, count. */
@@ -271,16 +274,10 @@ static void autorec_forward(const struct model *m, float *ws, const struct batch
 	}
 }
 
-/*
- * Sorts batch b's observed entries by column into w (see struct ar_ws);
- * returns how many, and the number of distinct columns in *n_cols.
- */
-static uint64_t by_column(const struct model *m, const struct batch *b, struct ar_ws *w,
-			  uint32_t *n_cols)
+/* Sorts batch b's observed entries by column into w (see struct ar_ws); returns how many. */
+static uint32_t by_column(const struct model *m, const struct batch *b, struct ar_ws *w)
 {
 	const struct autorec *a = m->impl;
-	uint64_t e = 0;
-	uint32_t nc = 0;
 
 	memset(w->off, 0, ((size_t)a->n_in + 1) * sizeof(uint32_t));
 	for (uint32_t r = 0; r < b->n; r++) {
@@ -288,8 +285,7 @@ static uint64_t by_column(const struct model *m, const struct batch *b, struct a
 		const float *ratings;
 		uint64_t n = row_entries(m, batch_row(a, b, r), &cols, &ratings);
 		for (uint64_t k = 0; k < n; k++)
-			if (w->off[cols[k] + 1]++ == 0)
-				w->cols[nc++] = cols[k];
+			w->off[cols[k] + 1]++;
 	}
 	for (uint32_t c = 0; c < a->n_in; c++)
 		w->off[c + 1] += w->off[c];
@@ -297,18 +293,13 @@ static uint64_t by_column(const struct model *m, const struct batch *b, struct a
 		const uint32_t *cols;
 		const float *ratings;
 		uint64_t n = row_entries(m, batch_row(a, b, r), &cols, &ratings);
-		for (uint64_t k = 0; k < n; k++, e++) {
-			uint32_t at = w->off[cols[k]]++;
-			w->erow[at] = r;
-			w->eval[at] = ratings[k];
-			w->eidx[at] = (uint32_t)e;
-		}
+		for (uint64_t k = 0; k < n; k++)
+			w->ent[w->off[cols[k]]++] = (struct ar_entry){r, ratings[k], 0};
 	}
 	for (uint32_t c = a->n_in; c > 0; c--) /* back to the starts */
 		w->off[c] = w->off[c - 1];
 	w->off[0] = 0;
-	*n_cols = nc;
-	return e;
+	return w->off[a->n_in];
 }
 
 /* Training on rows: the batch's observed entries' mean squared error. */
@@ -319,35 +310,31 @@ static double autorec_train_forward(const struct model *m, float *ws, const stru
 	const struct autorec *a = m->impl;
 	const float *V = m->params.t[a->enc].w, *W = m->params.t[a->dec].w;
 	const float *c = m->params.t[a->dec_b].w, *b_enc = m->params.t[a->enc_b].w;
-	uint32_t H = a->H, n_cols;
+	uint32_t H = a->H, count;
 	struct ar_ws w;
 	double sse = 0;
-	uint64_t count;
 
 	(void)ctx;
-	ar_layout(a, b->n, batch_entries_max(m, b->n), ws, &w);
-	count = by_column(m, b, &w, &n_cols);
+	ar_layout(a, b->n, ws, &w);
+	count = by_column(m, b, &w);
 	for (uint32_t r = 0; r < b->n; r++)
 		memcpy(w.h + (size_t)r * H, b_enc, H * sizeof(float));
-	for (uint32_t k = 0; k < n_cols; k++) { /* encoder: each V row read once */
-		uint32_t col = w.cols[k];
+	for (uint32_t col = 0; col < a->n_in; col++) { /* encoder: each V row read once */
 		const float *v = V + (size_t)col * H;
 		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
-			float *h = w.h + (size_t)w.erow[e] * H, x = w.eval[e];
+			float *h = w.h + (size_t)w.ent[e].row * H, x = w.ent[e].val;
 			for (uint32_t d = 0; d < H; d++)
 				h[d] += x * v[d];
 		}
 	}
 	for (size_t k = 0; k < (size_t)b->n * H; k++)
 		w.h[k] = 1.0f / (1.0f + expf(-w.h[k]));
-	for (uint32_t k = 0; k < n_cols; k++) { /* decoder at the observed entries */
-		uint32_t col = w.cols[k];
+	for (uint32_t col = 0; col < a->n_in; col++) { /* decoder at the observed entries */
 		const float *wr = W + (size_t)col * H;
 		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
-			const float *h = w.h + (size_t)w.erow[e] * H;
-			float p = c[col] + nn_dotf(wr, h, (int)H);
-			w.pred[w.eidx[e]] = p;
-			sse += ((double)p - w.eval[e]) * ((double)p - w.eval[e]);
+			struct ar_entry *x = &w.ent[e];
+			x->pred = c[col] + nn_dotf(wr, w.h + (size_t)x->row * H, (int)H);
+			sse += ((double)x->pred - x->val) * ((double)x->pred - x->val);
 		}
 	}
 	terms[0] = count ? sse / (double)count : 0;
@@ -361,28 +348,25 @@ static void autorec_train_backward(const struct model *m, float *ws, const struc
 	const struct autorec *a = m->impl;
 	const float *W = m->params.t[a->dec].w;
 	float *db_enc = grad + m->params.t[a->enc_b].offset;
-	uint32_t H = a->H, n_cols = 0;
-	uint64_t count;
+	uint32_t H = a->H, count;
 	struct ar_ws w;
 
 	(void)ctx;
-	ar_layout(a, b->n, batch_entries_max(m, b->n), ws, &w);
-	for (uint32_t c = 0; c < a->n_in; c++) /* the columns the forward sorted */
-		if (w.off[c + 1] > w.off[c])
-			w.cols[n_cols++] = c;
+	ar_layout(a, b->n, ws, &w); /* as the forward left it */
 	count = w.off[a->n_in];
 	if (!count)
 		return;
 	memset(w.dh, 0, (size_t)b->n * H * sizeof(float));
-	for (uint32_t k = 0; k < n_cols; k++) { /* decoder: one gradient row per column */
-		uint32_t col = w.cols[k];
+	for (uint32_t col = 0; col < a->n_in; col++) { /* decoder: one gradient row per column */
+		if (w.off[col + 1] == w.off[col])
+			continue;
 		const float *wr = W + (size_t)col * H;
 		float *gw = sparse_grad_row(&sg[a->dec], col);
 		float *gc = sparse_grad_row(&sg[a->dec_b], col);
 		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
-			const float *h = w.h + (size_t)w.erow[e] * H;
-			float *dh = w.dh + (size_t)w.erow[e] * H;
-			float dp = 2.0f * (w.pred[w.eidx[e]] - w.eval[e]) / (float)count;
+			const float *h = w.h + (size_t)w.ent[e].row * H;
+			float *dh = w.dh + (size_t)w.ent[e].row * H;
+			float dp = 2.0f * (w.ent[e].pred - w.ent[e].val) / (float)count;
 			for (uint32_t d = 0; d < H; d++)
 				dh[d] += dp * wr[d];
 			if (gw)
@@ -400,14 +384,15 @@ static void autorec_train_backward(const struct model *m, float *ws, const struc
 			db_enc[d] += dh[d];
 		}
 	}
-	for (uint32_t k = 0; k < n_cols; k++) { /* encoder: one gradient row per column */
-		uint32_t col = w.cols[k];
+	for (uint32_t col = 0; col < a->n_in; col++) { /* encoder: one gradient row per column */
+		if (w.off[col + 1] == w.off[col])
+			continue;
 		float *gv = sparse_grad_row(&sg[a->enc], col);
 		if (!gv)
 			continue;
 		for (uint32_t e = w.off[col]; e < w.off[col + 1]; e++) {
-			const float *dh = w.dh + (size_t)w.erow[e] * H;
-			float x = w.eval[e];
+			const float *dh = w.dh + (size_t)w.ent[e].row * H;
+			float x = w.ent[e].val;
 			for (uint32_t d = 0; d < H; d++)
 				gv[d] += x * dh[d];
 		}
