@@ -143,7 +143,9 @@ struct model_ops {
 	const uint32_t *default_hidden; /* zero-terminated */
 	/* Most Hogwild workers that help it (0: no limit), and why: a model
 	 * whose every batch updates nearly all its parameters (AutoRec) loses
-	 * accuracy to workers overwriting each other's updates. */
+	 * accuracy to workers overwriting each other's updates.  With a cap of
+	 * one, the trainer lends the other threads to the optimizer step
+	 * (common/team.h); the model's calls still run on one thread. */
 	int max_workers;
 	const char *max_workers_why;
 	const struct model_option *options; /* the model's own options, or NULL */

@@ -104,6 +104,38 @@ void optim_sparse_update(const struct optim *o, struct tensor *t, const uint32_t
 	}
 }
 
+/* [lo, hi) of n split in `parts`: part k's share, boundaries at multiples of `align`. */
+static void share(size_t n, size_t align, int k, int parts, size_t *lo, size_t *hi)
+{
+	size_t units = (n + align - 1) / align;
+
+	*lo = units * (size_t)k / (size_t)parts * align;
+	*hi = units * (size_t)(k + 1) / (size_t)parts * align;
+	if (*lo > n)
+		*lo = n;
+	if (*hi > n)
+		*hi = n;
+}
+
+void optim_step(const struct optim *o, struct params *p, const float *grad,
+		const struct sparse_grad *sg, uint64_t step, int part, int parts)
+{
+	size_t lo, hi;
+
+	share(p->dense_n, 16, part, parts, &lo, &hi); /* 16 floats: one cache line */
+	if (hi > lo)
+		update(o, step_size(o, o->lr, step), p->dense + lo,
+		       p->dense_s1 ? p->dense_s1 + lo : NULL, p->dense_s2 ? p->dense_s2 + lo : NULL,
+		       grad + lo, hi - lo);
+	for (int i = 0; i < p->n; i++) {
+		if (!p->t[i].sparse)
+			continue;
+		share(sg[i].n, 1, part, parts, &lo, &hi);
+		optim_sparse_update(o, &p->t[i], sg[i].rows + lo, sg[i].g + lo * sg[i].cols,
+				    (uint32_t)(hi - lo), step);
+	}
+}
+
 int sparse_grad_init(struct sparse_grad *s, uint32_t cap, uint32_t cols)
 {
 	uint32_t slots = 16;

@@ -51,6 +51,19 @@ void optim_dense_update(const struct optim *o, struct params *p, const float *gr
 void optim_sparse_update(const struct optim *o, struct tensor *t, const uint32_t *rows,
 			 const float *grad, uint32_t n, uint64_t step);
 
+struct sparse_grad;
+
+/*
+ * One training step's update: the dense gradient and every sparse table's
+ * summed rows (sg[i] for each sparse tensor i of p), or part `part` of
+ * `parts` of it: a contiguous share of the dense values and of each
+ * table's rows.  The parts together apply exactly the whole update, each
+ * value by the same arithmetic, so a step split over threads (common/team.h)
+ * gives the same bits as one thread.  Hogwild.
+ */
+void optim_step(const struct optim *o, struct params *p, const float *grad,
+		const struct sparse_grad *sg, uint64_t step, int part, int parts);
+
 struct sparse_grad {
 	uint32_t cols;
 	uint32_t n, cap; /* distinct rows so far, capacity */

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "common/ring.h"
+#include "common/team.h"
 #include "eval.h"
 #include "loader.h"
 #include "models/carry.h"
@@ -79,6 +80,7 @@ struct worker {
 	struct model_ctx ctx;              /* the model's per-batch stream and scratch */
 	double loss_sum[MODEL_MAX_LOSSES]; /* each loss term times samples, this epoch */
 	uint64_t samples;
+	uint64_t step; /* the batch's, for update_part */
 };
 
 struct trainer {
@@ -94,6 +96,9 @@ struct trainer {
 	uint32_t n_batches;
 	struct worker *workers;
 	int threads; /* workers: o->threads, or fewer when the model says so */
+	/* With one worker and threads to spare (the model caps its workers),
+	 * the spare threads share each step's optimizer update. */
+	struct team *team;
 
 	_Atomic uint64_t step; /* global optimizer step (Adam bias correction) */
 	_Atomic uint64_t done; /* batches finished in the current epoch */
@@ -142,6 +147,14 @@ static void seed_batch_stream(struct rng *r, uint64_t seed, int id, uint64_t ste
 	rng_seed(r, seed ^ splitmix64(&x), (uint64_t)id + 1);
 }
 
+/* Part `part` of `parts` of the worker's optimizer step (team_fn). */
+static void update_part(void *arg, int part, int parts)
+{
+	struct worker *w = arg;
+
+	optim_step(&w->t->o->optim, &w->t->model.params, w->grad, w->sg, w->step, part, parts);
+}
+
 static int train_batch(struct worker *w, const struct batch *b)
 {
 	struct trainer *t = w->t;
@@ -167,11 +180,8 @@ static int train_batch(struct worker *w, const struct batch *b)
 		if (p->t[i].sparse)
 			sparse_grad_clear(&w->sg[i]);
 	model_train_backward(m, w->ws, b, &w->ctx, w->grad, w->sg);
-	optim_dense_update(&t->o->optim, p, w->grad, step);
-	for (int i = 0; i < p->n; i++)
-		if (p->t[i].sparse)
-			optim_sparse_update(&t->o->optim, &p->t[i], w->sg[i].rows, w->sg[i].g,
-					    w->sg[i].n, step);
+	w->step = step;
+	team_run(t->team, update_part, w); /* just the call with no team */
 	return 0;
 }
 
@@ -528,8 +538,9 @@ static int setup(struct trainer *t)
 	const struct model_ops *ops = model_find(o->model);
 	if (ops && ops->max_workers && t->threads > ops->max_workers) {
 		t->threads = ops->max_workers;
-		log_info("model %s trains with %d worker%s, not %d: %s", ops->name, t->threads,
-			 t->threads == 1 ? "" : "s", o->threads, ops->max_workers_why);
+		log_info("model %s trains with %d worker%s, not %d: %s%s", ops->name, t->threads,
+			 t->threads == 1 ? "" : "s", o->threads, ops->max_workers_why,
+			 t->threads == 1 ? "; the other threads share its optimizer steps" : "");
 	}
 	if (o->batch < 1 || o->batch > 65536)
 		return hr_error(HR_EINVAL, "--batch must be between 1 and 65536, not %u", o->batch);
@@ -587,6 +598,8 @@ static int setup(struct trainer *t)
 		rc = data_setup(t);
 	if (!rc)
 		rc = workers_init(t);
+	if (!rc && t->threads == 1 && o->threads > 1 && !o->loader_only)
+		rc = team_start(&t->team, o->threads - 1, flush_denormals);
 	for (int k = 0; !rc && k < t->threads; k++)
 		if (pthread_create(&t->workers[k].thread, NULL, worker_main, &t->workers[k]))
 			rc = hr_error(HR_EIO, "cannot start worker thread %d", k);
@@ -603,6 +616,7 @@ static void teardown(struct trainer *t)
 			if (t->workers[k].id)
 				pthread_join(t->workers[k].thread, NULL);
 	}
+	team_stop(t->team);
 	workers_release(t);
 	loader_release(&t->loader);
 	store_index_release(&t->index);
