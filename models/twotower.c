@@ -13,17 +13,43 @@
  * where D is a (4, E) table: each dense feature is a learned vector scaled
  * by its value.  History items share the item table with the item tower.
  * Each tower is LibRecommender's dense_nn(use_bn, bn_after_activation):
- *   BN(x) -> Linear -> ReLU -> BN -> ... -> Linear (the last layer linear)
+ *   BN(x) -> Linear -> ReLU -> BN [-> dropout] -> ... -> Linear (the last layer linear)
  * BatchNorm: eps 1e-3, running statistics with momentum 0.01 (TF's 0.99),
- * non-trainable tensors (params_add_state) used when scoring.
- * With norm_embed the tower outputs are L2-normalised.  Score = <u, v>.
+ * non-trainable tensors (params_add_state) used when scoring.  Dropout
+ * (option dropout, training only, inverted scaling) follows each hidden
+ * layer's BN, as dense_nn places it; its masks come from the batch's random
+ * stream.  With norm_embed the tower outputs are L2-normalised.
+ * Score = <u, v>.
  *
  * Loss (training, on a batch of positive records; the view hands it only
  * those): logits z_ij = <u_i, v_j> / tau - log q_j, cross entropy with the
  * diagonal as targets (models/nn: nn_inbatch_softmax_*).  tau is the option
  * temperature, or a learned scalar (initialised to 1) when it is <= 0.
+ *
+ * Self-supervised term (option ssl_pattern, softmax only; Yao et al. 2020,
+ * LibRecommender's libreco/feature/ssl.py and tfops/loss.py): B items drawn
+ * uniformly from the item ids 1 .. n_items-1 (without replacement when B is
+ * smaller), each with its genres and dense values from the items table, go
+ * through the item tower twice, as a left and a right view in which some of
+ * the item's sparse fields (the id, the genre bag) are masked: the field's
+ * slot of the tower input is zero (LibRecommender's non-trainable zero
+ * "default" embedding); the dense fields are never masked.  One mask per
+ * view and batch, the same for every row:
+ *   rfm                each view masks half the fields (rounded down), drawn
+ *                      independently;
+ *   rfm-complementary  a random half masked on the left, the rest on the right;
+ *   cfm                a random seed field; the left view masks the half of
+ *                      the other fields with the highest mutual information
+ *                      with it (over the train positives, computed once, at
+ *                      the first training batch), the right view the rest.
+ * ssl_loss = alpha * mean_i -log softmax_j(<l_i, r_j> / tau)[i], the same
+ * temperature, no log q, no accidental-hit removal.  Each view is its own
+ * BatchNorm batch and updates the running statistics, as TF's update ops
+ * for every call of the shared tower do.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,10 +74,15 @@ enum {
 	OPT_NUM_NEG,
 	OPT_SAMPLER,
 	OPT_MARGIN,
+	OPT_SSL,
+	OPT_ALPHA,
+	OPT_DROPOUT,
 	OPT_N
 };
 enum { LOSS_SOFTMAX, LOSS_CE, LOSS_MARGIN };
 static const char *const loss_names[] = {"softmax", "cross_entropy", "max_margin", NULL};
+enum { SSL_NONE, SSL_RFM, SSL_RFM_COMPLEMENTARY, SSL_CFM };
+static const char *const ssl_names[] = {"none", "rfm", "rfm-complementary", "cfm", NULL};
 static const struct model_option tt_options[OPT_N] = {
 	[OPT_LOSS] = {"loss", MOPT_ENUM, 0, 0, LOSS_SOFTMAX, loss_names,
 		      "softmax (in-batch, positives only), cross_entropy (BCE over positives and "
@@ -69,7 +100,21 @@ static const struct model_option tt_options[OPT_N] = {
 			 "cross_entropy, max_margin: how negatives are drawn"},
 	[OPT_MARGIN] = {"margin", MOPT_FLOAT, 0, 100, 1.0, NULL,
 			"max_margin: the margin a positive must beat each negative by"},
+	[OPT_SSL] = {"ssl_pattern", MOPT_ENUM, 0, 0, SSL_NONE, ssl_names,
+		     "softmax: self-supervised loss over two feature-masked views of random "
+		     "items: random (rfm), complementary (rfm-complementary) or correlated "
+		     "(cfm) masking"},
+	[OPT_ALPHA] = {"alpha", MOPT_FLOAT, 0, 100, 0.2, NULL,
+		       "ssl_pattern: the weight of the self-supervised loss"},
+	[OPT_DROPOUT] = {"dropout", MOPT_FLOAT, 0, 0.9, 0, NULL,
+			 "dropout rate after each hidden layer of both towers (training only)"},
 };
+
+static const char *const tt_losses[] = {"train_loss", "ssl_loss", NULL};
+
+/* The item fields SSL masks (bits of a mask): the item tower's sparse slots. */
+enum { FM_ITEM = 1u << 0, FM_GENRES = 1u << 1 };
+#define SSL_FIELDS 2
 
 #define TT_MAX_LAYERS MODEL_MAX_HIDDEN
 
@@ -85,6 +130,23 @@ struct twotower {
 	uint32_t E, L, D; /* embedding width, history length, output width */
 	int t[F_N], dense_t, tau_t;
 	struct tower ut, it;
+	/*
+	 * cfm: cfm_left[s] is the mask of the left view when field s is the
+	 * seed, from mi, the fields' pairwise mutual information over the train
+	 * positives (nats).  Computed by the first training batch (m->data is
+	 * attached after init) under cfm_lock; mi_rows is its scratch.
+	 */
+	unsigned cfm_left[SSL_FIELDS];
+	double mi[SSL_FIELDS][SSL_FIELDS];
+	atomic_int cfm_ready;
+	pthread_mutex_t cfm_lock;
+	int lock_made;
+	struct mi_row *mi_rows;
+};
+
+/* One item's values of two fields (keys a, b) and its weight (train positives). */
+struct mi_row {
+	uint64_t a, b, w;
 };
 
 static const uint32_t tt_hidden[] = {128, 64, 32, 0};
@@ -126,13 +188,16 @@ struct tower_ws {
 	float *x;                                         /* (B, in), the caller's */
 	float *y[TT_MAX_LAYERS];                          /* BN k output (B, width) */
 	float *mean[TT_MAX_LAYERS], *rstd[TT_MAX_LAYERS]; /* BN k cache */
+	float *drop[TT_MAX_LAYERS];                       /* dropout mask of y[k], k >= 1 */
 	float *z[TT_MAX_LAYERS], *a[TT_MAX_LAYERS];       /* layer l output, ReLU of it */
 	float *out, *nrm;                                 /* (B, D) output (normalised), (B) */
 	float *g1, *g2;                                   /* (B, maxw) gradients */
 	float *dx;                                        /* (B, in) */
 };
 
-static size_t tower_layout(const struct tower *tw, uint32_t B, float *base, struct tower_ws *w)
+/* With dropout, a mask per BN output after a hidden layer (k >= 1). */
+static size_t tower_layout(const struct tower *tw, uint32_t B, int dropout, float *base,
+			   struct tower_ws *w)
 {
 	size_t o = 0;
 	uint32_t prev = tw->in;
@@ -142,6 +207,7 @@ static size_t tower_layout(const struct tower *tw, uint32_t B, float *base, stru
 		PUT(y[k], (size_t)B * prev);
 		PUT(mean[k], prev);
 		PUT(rstd[k], prev);
+		PUT(drop[k], k && dropout ? (size_t)B * prev : 0);
 		PUT(z[k], (size_t)B * tw->width[k]);
 		PUT(a[k], (size_t)B * tw->width[k]);
 		prev = tw->width[k];
@@ -155,9 +221,13 @@ static size_t tower_layout(const struct tower *tw, uint32_t B, float *base, stru
 	return o;
 }
 
-/* Runs the tower on w->x; the output (normalised with norm) lands in w->out. */
+/*
+ * Runs the tower on w->x; the output (normalised with norm) lands in w->out.
+ * Training with rng and dropout > 0 drops elements of each hidden layer's
+ * BN output (seeds from rng, masks kept in w->drop for the backward).
+ */
 static void tower_forward(const struct tower *tw, const struct params *p, struct tower_ws *w,
-			  uint32_t B, int train, int norm)
+			  uint32_t B, int train, int norm, float dropout, struct rng *rng)
 {
 	const float *in = w->x;
 	uint32_t prev = tw->in, D = tw->width[tw->n - 1];
@@ -169,6 +239,9 @@ static void tower_forward(const struct tower *tw, const struct params *p, struct
 		if (train) /* shared state, written racily by the workers (nn.h) */
 			nn_running_stats_update(rm, rv, w->mean[k], w->rstd[k], TT_EPS, TT_MOMENTUM,
 						(int)B, (int)prev);
+		if (k && train && dropout > 0 && rng) /* in place: backward reads y as dropped */
+			nn_dropout_forward(w->y[k], w->drop[k], w->y[k], dropout, rng_next(rng),
+					   true, (int)(B * prev));
 		nn_linear_forward(w->z[k], w->y[k], p->t[tw->lw[k]].w, p->t[tw->lb[k]].w, (int)B,
 				  (int)prev, (int)tw->width[k]);
 		if (k + 1 < tw->n) {
@@ -191,9 +264,12 @@ static void tower_forward(const struct tower *tw, const struct params *p, struct
 	}
 }
 
-/* From dout (B, D), which it may overwrite: w->dx = d/dx; dense grads into grad. */
+/*
+ * From dout (B, D), which it may overwrite: w->dx = d/dx; dense grads into
+ * grad.  dropout as the training forward's (its masks in w->drop).
+ */
 static void tower_backward(const struct tower *tw, const struct params *p, struct tower_ws *w,
-			   float *dout, float *grad, uint32_t B, int norm)
+			   float *dout, float *grad, uint32_t B, int norm, float dropout)
 {
 	uint32_t D = tw->width[tw->n - 1];
 	float *d = dout, *bufs[2] = {w->g1, w->g2};
@@ -217,6 +293,9 @@ static void tower_backward(const struct tower *tw, const struct params *p, struc
 		memset(dy, 0, (size_t)B * I * sizeof(float));
 		nn_linear_backward(dy, grad + p->t[tw->lw[k]].offset, grad + p->t[tw->lb[k]].offset,
 				   d, w->y[k], p->t[tw->lw[k]].w, (int)B, (int)I, (int)O);
+		if (k && dropout > 0) /* through the dropout of BN k's output */
+			for (size_t i = 0; i < (size_t)B * I; i++)
+				dy[i] *= w->drop[k][i];
 		dprev = k ? bufs[k2] : w->dx;
 		memset(dprev, 0, (size_t)B * I * sizeof(float));
 		nn_batchnorm_backward(dprev, grad + p->t[tw->g[k]].offset,
@@ -234,11 +313,12 @@ static void tower_backward(const struct tower *tw, const struct params *p, struc
 static int tt_init(struct model *m, const struct store_info *info)
 {
 	struct twotower *t = calloc(1, sizeof(*t));
-	int rc;
+	int ssl = (int)m->opt[OPT_SSL], rc;
 
 	if (!t)
 		return hr_error(HR_ENOMEM, "out of memory");
 	m->impl = t;
+	atomic_init(&t->cfm_ready, 0);
 	if (info->n_dense != 4)
 		return hr_error(HR_EINVAL,
 				"model 'twotower' expects the 4 dense fields of format 1, the "
@@ -247,11 +327,32 @@ static int tt_init(struct model *m, const struct store_info *info)
 	if (m->cfg.n_hidden > TT_MAX_LAYERS)
 		return hr_error(HR_EINVAL, "model 'twotower': at most %d hidden widths",
 				TT_MAX_LAYERS);
+	if (ssl != SSL_NONE && m->opt[OPT_LOSS] != LOSS_SOFTMAX)
+		return hr_error(HR_EINVAL,
+				"model 'twotower': ssl_pattern %s needs loss softmax (its term is "
+				"an in-batch softmax), not loss %s; use --loss softmax or "
+				"--ssl-pattern none",
+				ssl_names[ssl], loss_names[(int)m->opt[OPT_LOSS]]);
+	if (ssl != SSL_NONE && info->vocab[SF_ITEM] < 2)
+		return hr_error(HR_EINVAL,
+				"model 'twotower': ssl_pattern %s needs items, the "
+				"store has none",
+				ssl_names[ssl]);
 	t->E = m->cfg.emb_dim;
 	t->L = info->hist_len;
 	rc = fields_declare(&m->params, info, t->E, INIT_XAVIER, 0, t->t);
 	if (rc)
 		return rc;
+	/* Rows one sample reads beyond fields_declare's: its negatives, its two
+	 * SSL views' items (each view one item and its genres). */
+	if (m->opt[OPT_LOSS] != LOSS_SOFTMAX) {
+		m->params.t[t->t[F_ITEM]].lookups += (uint32_t)m->opt[OPT_NUM_NEG];
+		m->params.t[t->t[F_GENRE]].lookups *= 1 + (uint32_t)m->opt[OPT_NUM_NEG];
+	}
+	if (ssl != SSL_NONE) {
+		m->params.t[t->t[F_ITEM]].lookups += 2;
+		m->params.t[t->t[F_GENRE]].lookups *= 3;
+	}
 	t->dense_t = params_add(&m->params, "dense_emb", 4, t->E, 0, INIT_XAVIER, 0);
 	t->tau_t = -1;
 	if (m->opt[OPT_TEMPERATURE] <= 0)
@@ -264,19 +365,33 @@ static int tt_init(struct model *m, const struct store_info *info)
 		rc = tower_declare(&t->it, &m->params, "item_tower", 4 * t->E, m->cfg.hidden,
 				   m->cfg.n_hidden);
 	t->D = m->cfg.hidden[m->cfg.n_hidden - 1];
+	if (!rc && ssl == SSL_CFM) {
+		t->mi_rows = calloc(info->vocab[SF_ITEM], sizeof(*t->mi_rows));
+		if (!t->mi_rows)
+			return hr_error(HR_ENOMEM, "out of memory");
+		if (pthread_mutex_init(&t->cfm_lock, NULL))
+			return hr_error(HR_ENOMEM, "model 'twotower': cannot create a mutex");
+		t->lock_made = 1;
+	}
 	return rc;
 }
 
 static void tt_release(struct model *m)
 {
-	free(m->impl);
+	struct twotower *t = m->impl;
+
+	if (t && t->lock_made)
+		pthread_mutex_destroy(&t->cfm_lock);
+	if (t)
+		free(t->mi_rows);
+	free(t);
 	m->impl = NULL;
 }
 
 static unsigned tt_wants(const struct model *m)
 {
 	(void)m;
-	/* the positives' keys; item shares and negatives; negatives' genres */
+	/* the positives' keys; item shares and negatives; negatives' and SSL items' genres */
 	return WANTS_RATINGS | WANTS_NEGATIVES | WANTS_ITEMS;
 }
 
@@ -296,24 +411,37 @@ static uint32_t item_factor(const struct model *m)
  * Workspace for B batch rows: the user tower over B rows, the item tower
  * over Bi = B * item_factor rows (the batch's items, then each row's
  * negatives), the item side of those rows (ids, padded genres, lengths,
- * the two item dense values), pooling scratch, the loss's buffers.
+ * the two item dense values), pooling scratch, the loss's buffers; with
+ * SSL the item tower twice more over B rows (the left and right views),
+ * the views' items, their masks and the SSL softmax's buffers.
  */
 struct tt_ws {
-	struct tower_ws u, v;
+	struct tower_ws u, v, sl, sr;
 	uint32_t *item, *genres, *n_genres; /* (Bi), (Bi, BATCH_GENRES), (Bi) */
 	float *idense;                      /* (Bi, 2) */
 	float *pool, *dpool, *dslots, *logq, *S, *P, *dS, *du, *dv;
 	float *pos, *neg, *dpos, *dneg; /* (B), (B, N): the sampled losses' scores */
 	float *lab, *lg, *dlg;          /* (Bi): cross_entropy's labels, logits, grads */
+	/* SSL: the views' items (B) and their genres and dense values, the two
+	 * masks (left, right), a bitset over the item ids (drawing without
+	 * replacement), scores (B, B) of left against right, their softmax and
+	 * gradient, the views' output gradients (B, D). */
+	uint32_t *sitem, *sgenres, *sn_genres, *smask, *seen;
+	float *sidense, *S2, *P2, *dS2, *dl, *dr;
 };
 
-static size_t tt_layout(const struct twotower *t, uint32_t B, uint32_t F, float *base,
-			struct tt_ws *w)
+static size_t tt_layout(const struct model *m, uint32_t B, float *base, struct tt_ws *w)
 {
-	size_t o = 0, S = t->L > BATCH_GENRES ? t->L : BATCH_GENRES, Bi = (size_t)B * F;
+	const struct twotower *t = m->impl;
+	int drop = m->opt[OPT_DROPOUT] > 0, ssl = m->opt[OPT_SSL] != SSL_NONE;
+	size_t o = 0, S = t->L > BATCH_GENRES ? t->L : BATCH_GENRES,
+	       Bi = (size_t)B * item_factor(m);
+	size_t Bs = ssl ? B : 0, words = ssl ? (m->info.vocab[SF_ITEM] + 31) / 32 : 0;
 
-	o += tower_layout(&t->ut, B, base, &w->u);
-	o += tower_layout(&t->it, (uint32_t)Bi, base ? base + o : NULL, &w->v);
+	o += tower_layout(&t->ut, B, drop, base, &w->u);
+	o += tower_layout(&t->it, (uint32_t)Bi, drop, base ? base + o : NULL, &w->v);
+	o += tower_layout(&t->it, (uint32_t)Bs, drop, base ? base + o : NULL, &w->sl);
+	o += tower_layout(&t->it, (uint32_t)Bs, drop, base ? base + o : NULL, &w->sr);
 #define PUT(f, k) (w->f = base ? base + o : NULL, o += (k))
 #define PUTU(f, k) (w->f = base ? (uint32_t *)(void *)(base + o) : NULL, o += (k))
 	PUTU(item, Bi);
@@ -336,6 +464,17 @@ static size_t tt_layout(const struct twotower *t, uint32_t B, uint32_t F, float 
 	PUT(lab, Bi);
 	PUT(lg, Bi);
 	PUT(dlg, Bi);
+	PUTU(sitem, Bs);
+	PUTU(sgenres, Bs * BATCH_GENRES);
+	PUTU(sn_genres, Bs);
+	PUTU(smask, 2);
+	PUTU(seen, words);
+	PUT(sidense, Bs * 2);
+	PUT(S2, Bs * Bs);
+	PUT(P2, Bs * Bs);
+	PUT(dS2, Bs * Bs);
+	PUT(dl, Bs * t->D);
+	PUT(dr, Bs * t->D);
 #undef PUTU
 #undef PUT
 	return o;
@@ -345,7 +484,20 @@ static size_t tt_ws_floats(const struct model *m, uint32_t B)
 {
 	struct tt_ws w;
 
-	return tt_layout(m->impl, B, item_factor(m), NULL, &w);
+	return tt_layout(m, B, NULL, &w);
+}
+
+/* Item i's genres (into a BATCH_GENRES row, zero-padded) and dense values from the items table. */
+static void item_from_table(const struct store_items *it, uint32_t i, uint32_t *genres,
+			    uint32_t *n_genres, float *dense)
+{
+	uint32_t lo = it->genre_off[i], n = it->genre_off[i + 1] - lo;
+
+	memset(genres, 0, BATCH_GENRES * sizeof(uint32_t));
+	memcpy(genres, it->genre + lo, n * sizeof(uint32_t));
+	*n_genres = n;
+	dense[0] = it->dense[2 * (size_t)i];
+	dense[1] = it->dense[2 * (size_t)i + 1];
 }
 
 /*
@@ -371,27 +523,84 @@ static uint32_t item_side(const struct model *m, struct tt_ws *w, const struct b
 		for (uint32_t j = 0; j < N; j++, k++) {
 			uint32_t i =
 				sampler_draw(m->data->sampler, &ctx->rng, b->user[r], b->item[r]);
-			uint32_t lo = it->genre_off[i], n = it->genre_off[i + 1] - lo;
 			w->item[k] = i;
-			memset(w->genres + (size_t)k * BATCH_GENRES, 0,
-			       BATCH_GENRES * sizeof(uint32_t));
-			memcpy(w->genres + (size_t)k * BATCH_GENRES, it->genre + lo,
-			       n * sizeof(uint32_t));
-			w->n_genres[k] = n;
-			w->idense[2 * k] = it->dense[2 * (size_t)i];
-			w->idense[2 * k + 1] = it->dense[2 * (size_t)i + 1];
+			item_from_table(it, i, w->genres + (size_t)k * BATCH_GENRES,
+					&w->n_genres[k], &w->idense[2 * k]);
 		}
 	return k;
 }
 
-/* Fills the user tower's input from b, the item tower's from w's item side
- * (Bi rows), and runs both. */
-static void towers(const struct model *m, struct tt_ws *w, const struct batch *b, uint32_t Bi,
-		   int train)
+/*
+ * The item tower's input x (n, 4E) for items with their genres and dense
+ * values; a field in masked (FM_* bits) has a zero slot.
+ */
+static void item_input(const struct model *m, struct tt_ws *w, float *x, const uint32_t *item,
+		       const uint32_t *genres, const uint32_t *n_genres, const float *idense,
+		       uint32_t n, unsigned masked)
 {
 	const struct twotower *t = m->impl;
 	const struct params *p = &m->params;
-	uint32_t B = b->n, E = t->E, su = 8 * E, si = 4 * E;
+	const float *Dt = p->t[t->dense_t].w;
+	uint32_t E = t->E, si = 4 * E;
+
+	if (!(masked & FM_ITEM))
+		fields_gather(x, si, 0, p->t[t->t[F_ITEM]].w, item, n, E);
+	if (!(masked & FM_GENRES))
+		nn_bag_forward(w->pool, NULL, genres, n_genres, p->t[t->t[F_GENRE]].w, NN_POOL_MEAN,
+			       (int)n, BATCH_GENRES, (int)p->t[t->t[F_GENRE]].rows, (int)E);
+	for (uint32_t r = 0; r < n; r++) {
+		float *xi = x + (size_t)r * si;
+		if (masked & FM_ITEM)
+			memset(xi, 0, E * sizeof(float));
+		if (masked & FM_GENRES)
+			memset(xi + E, 0, E * sizeof(float));
+		else
+			memcpy(xi + E, w->pool + (size_t)r * E, E * sizeof(float));
+		for (uint32_t e = 0; e < E; e++) {
+			xi[2 * E + e] = idense[2 * r] * Dt[2 * E + e];
+			xi[3 * E + e] = idense[2 * r + 1] * Dt[3 * E + e];
+		}
+	}
+}
+
+/* The gradients of item_input's tables from dx (n, 4E): the unmasked
+ * fields' rows into sg, the dense vectors' into dD (4, E). */
+static void item_input_backward(const struct model *m, struct tt_ws *w, const float *dx,
+				const uint32_t *item, const uint32_t *genres,
+				const uint32_t *n_genres, const float *idense, uint32_t n,
+				unsigned masked, float *dD, struct sparse_grad *sg)
+{
+	const struct twotower *t = m->impl;
+	uint32_t E = t->E, si = 4 * E;
+
+	for (uint32_t r = 0; r < n; r++) {
+		const float *dv = dx + (size_t)r * si;
+		if (!(masked & FM_ITEM))
+			sparse_grad_add(&sg[t->t[F_ITEM]], item[r], dv);
+		memcpy(w->dpool + (size_t)r * E, dv + E, E * sizeof(float));
+		for (uint32_t e = 0; e < E; e++) {
+			dD[2 * E + e] += idense[2 * r] * dv[2 * E + e];
+			dD[3 * E + e] += idense[2 * r + 1] * dv[3 * E + e];
+		}
+	}
+	if (!(masked & FM_GENRES))
+		fields_bag_grads(&sg[t->t[F_GENRE]], w->dslots, w->dpool, genres, n_genres, n,
+				 BATCH_GENRES, E);
+}
+
+static float tt_dropout(const struct model *m)
+{
+	return (float)m->opt[OPT_DROPOUT];
+}
+
+/* Fills the user tower's input from b, the item tower's from w's item side
+ * (Bi rows), and runs both (dropout when training with rng). */
+static void towers(const struct model *m, struct tt_ws *w, const struct batch *b, uint32_t Bi,
+		   int train, struct rng *rng)
+{
+	const struct twotower *t = m->impl;
+	const struct params *p = &m->params;
+	uint32_t B = b->n, E = t->E, su = 8 * E;
 	const float *Dt = p->t[t->dense_t].w;
 	int norm = m->opt[OPT_NORM] != 0;
 
@@ -411,19 +620,9 @@ static void towers(const struct model *m, struct tt_ws *w, const struct batch *b
 			xu[7 * E + e] = dn[1] * Dt[E + e];
 		}
 	}
-	fields_gather(w->v.x, si, 0, p->t[t->t[F_ITEM]].w, w->item, Bi, E);
-	nn_bag_forward(w->pool, NULL, w->genres, w->n_genres, p->t[t->t[F_GENRE]].w, NN_POOL_MEAN,
-		       (int)Bi, BATCH_GENRES, (int)p->t[t->t[F_GENRE]].rows, (int)E);
-	for (uint32_t r = 0; r < Bi; r++) {
-		float *xi = w->v.x + r * si;
-		memcpy(xi + E, w->pool + (size_t)r * E, E * sizeof(float));
-		for (uint32_t e = 0; e < E; e++) {
-			xi[2 * E + e] = w->idense[2 * r] * Dt[2 * E + e];
-			xi[3 * E + e] = w->idense[2 * r + 1] * Dt[3 * E + e];
-		}
-	}
-	tower_forward(&t->ut, p, &w->u, B, train, norm);
-	tower_forward(&t->it, p, &w->v, Bi, train, norm);
+	item_input(m, w, w->v.x, w->item, w->genres, w->n_genres, w->idense, Bi, 0);
+	tower_forward(&t->ut, p, &w->u, B, train, norm, tt_dropout(m), rng);
+	tower_forward(&t->it, p, &w->v, Bi, train, norm, tt_dropout(m), rng);
 }
 
 static void tt_forward(const struct model *m, float *ws, const struct batch *b, float *logits,
@@ -432,9 +631,9 @@ static void tt_forward(const struct model *m, float *ws, const struct batch *b, 
 	const struct twotower *t = m->impl;
 	struct tt_ws w;
 
-	tt_layout(t, b->n, item_factor(m), ws, &w);
+	tt_layout(m, b->n, ws, &w);
 	item_side(m, &w, b, NULL, 1);
-	towers(m, &w, b, b->n, train);
+	towers(m, &w, b, b->n, train, NULL);
 	nn_dot_forward(logits, w.u.out, w.v.out, (int)b->n, (int)t->D);
 }
 
@@ -446,6 +645,235 @@ static float tt_tau(const struct model *m)
 		return (float)m->opt[OPT_TEMPERATURE];
 	return fmaxf(m->params.t[t->tau_t].w[0], TT_TAU_MIN);
 }
+
+/* ------------------------------------------------------------------ SSL */
+
+/* H of the keys (a, or (a, b) with pair) of rows sorted by them, weighted by w over total. */
+static double entropy_sorted(const struct mi_row *r, size_t n, int pair, double total)
+{
+	double h = 0, g = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		g += (double)r[k].w;
+		if (k + 1 == n || r[k + 1].a != r[k].a || (pair && r[k + 1].b != r[k].b)) {
+			h -= g / total * log(g / total);
+			g = 0;
+		}
+	}
+	return h;
+}
+
+static int mi_row_cmp(const void *x, const void *y)
+{
+	const struct mi_row *a = x, *b = y;
+
+	if (a->a != b->a)
+		return a->a < b->a ? -1 : 1;
+	return a->b < b->b ? -1 : a->b > b->b;
+}
+
+/* Item i's value of SSL field f as a category: the id, or its genre set (a
+ * hash of the set, independent of the order of its genres). */
+static uint64_t field_value(const struct store_items *it, uint32_t i, int f)
+{
+	uint64_t h;
+
+	if (f == 0)
+		return i;
+	h = it->genre_off[i + 1] - it->genre_off[i];
+	for (uint32_t k = it->genre_off[i]; k < it->genre_off[i + 1]; k++) {
+		uint64_t x = it->genre[k];
+		h += splitmix64(&x);
+	}
+	return h;
+}
+
+/*
+ * The fields' pairwise mutual information over the train positives (as
+ * LibRecommender's get_mutual_info over its train rows, sklearn's
+ * mutual_info_score in nats): every field is a function of the item, so a
+ * positive counts as its item's values.  MI = H(X) + H(Y) - H(X, Y).
+ * Then cfm_left[s]: the SSL_FIELDS / 2 other fields of highest MI with s
+ * (ties: the lower field).
+ */
+static void cfm_prepare(const struct model *m)
+{
+	struct twotower *t = m->impl;
+	const struct interactions *pos = m->data->pos;
+	const struct store_items *it = m->data->items;
+	uint32_t n_items = m->info.vocab[SF_ITEM];
+	double h[SSL_FIELDS], total = (double)pos->n;
+	struct mi_row *r = t->mi_rows;
+	size_t n;
+
+	for (int f = 0; f < SSL_FIELDS; f++)
+		for (int g = f; g < SSL_FIELDS; g++) {
+			n = 0;
+			for (uint32_t i = 1; i < n_items; i++) {
+				uint64_t c = pos->item_off[i + 1] - pos->item_off[i];
+				if (!c)
+					continue;
+				r[n].a = field_value(it, i, f);
+				r[n].b = g == f ? 0 : field_value(it, i, g);
+				r[n++].w = c;
+			}
+			qsort(r, n, sizeof(*r), mi_row_cmp);
+			if (g == f)
+				h[f] = entropy_sorted(r, n, 0, total);
+			else
+				t->mi[f][g] = entropy_sorted(r, n, 1, total); /* H(f, g) for now */
+		}
+	for (int f = 0; f < SSL_FIELDS; f++) {
+		t->mi[f][f] = -1; /* never its own partner */
+		for (int g = f + 1; g < SSL_FIELDS; g++)
+			t->mi[f][g] = t->mi[g][f] = fmax(0.0, h[f] + h[g] - t->mi[f][g]);
+	}
+	for (int s = 0; s < SSL_FIELDS; s++) {
+		unsigned left = 0;
+		for (int k = 0; k < SSL_FIELDS / 2; k++) {
+			int best = -1;
+			for (int f = 0; f < SSL_FIELDS; f++)
+				if (f != s && !(left & (1u << f)) &&
+				    (best < 0 || t->mi[s][f] > t->mi[s][best]))
+					best = f;
+			left |= 1u << best;
+		}
+		t->cfm_left[s] = left;
+	}
+}
+
+/* cfm_prepare once, by whichever worker's batch comes first. */
+static void cfm_once(const struct model *m)
+{
+	struct twotower *t = m->impl;
+
+	if (atomic_load_explicit(&t->cfm_ready, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&t->cfm_lock);
+	if (!atomic_load_explicit(&t->cfm_ready, memory_order_relaxed)) {
+		cfm_prepare(m);
+		atomic_store_explicit(&t->cfm_ready, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&t->cfm_lock);
+}
+
+/* A random order of the SSL fields (Fisher-Yates). */
+static void shuffle_fields(struct rng *rng, int *perm)
+{
+	for (int f = 0; f < SSL_FIELDS; f++)
+		perm[f] = f;
+	for (int f = SSL_FIELDS - 1; f > 0; f--) {
+		int j = (int)rng_below(rng, (uint32_t)f + 1), x = perm[f];
+		perm[f] = perm[j];
+		perm[j] = x;
+	}
+}
+
+/* The batch's masks (FM_* bits) of the left and right views. */
+static void ssl_masks(const struct model *m, struct rng *rng, uint32_t *left, uint32_t *right)
+{
+	const struct twotower *t = m->impl;
+	int perm[SSL_FIELDS], half = SSL_FIELDS / 2;
+
+	*left = *right = 0;
+	switch ((int)m->opt[OPT_SSL]) {
+	case SSL_CFM: {
+		uint32_t s = rng_below(rng, SSL_FIELDS);
+		*left = t->cfm_left[s];
+		*right = ((1u << SSL_FIELDS) - 1) & ~*left;
+		break;
+	}
+	case SSL_RFM_COMPLEMENTARY:
+		shuffle_fields(rng, perm);
+		for (int k = 0; k < SSL_FIELDS; k++)
+			*(k < half ? left : right) |= 1u << perm[k];
+		break;
+	default: /* rfm: two independent halves */
+		shuffle_fields(rng, perm);
+		for (int k = 0; k < half; k++)
+			*left |= 1u << perm[k];
+		shuffle_fields(rng, perm);
+		for (int k = 0; k < half; k++)
+			*right |= 1u << perm[k];
+	}
+}
+
+/*
+ * B item ids uniform over 1 .. n_items-1, distinct when B < n_items - 1
+ * (Floyd's algorithm over a bitset), else independent draws.
+ */
+static void ssl_items(uint32_t *out, uint32_t *seen, uint32_t n_items, uint32_t B, struct rng *rng)
+{
+	uint32_t n = n_items - 1, k = 0;
+
+	if (B >= n) {
+		for (uint32_t r = 0; r < B; r++)
+			out[r] = 1 + rng_below(rng, n);
+		return;
+	}
+	memset(seen, 0, (n_items + 31) / 32 * sizeof(uint32_t));
+	for (uint32_t j = n - B; j < n; j++) {
+		uint32_t x = rng_below(rng, j + 1);
+		if (seen[x / 32] & (1u << (x % 32)))
+			x = j;
+		seen[x / 32] |= 1u << (x % 32);
+		out[k++] = 1 + x;
+	}
+}
+
+/* The SSL views of B random items through the item tower and alpha times
+ * their in-batch softmax (what terms[1] reports). */
+static double ssl_forward(const struct model *m, struct tt_ws *w, uint32_t B, struct rng *rng)
+{
+	const struct twotower *t = m->impl;
+	const struct params *p = &m->params;
+	const struct store_items *it = m->data->items;
+	int norm = m->opt[OPT_NORM] != 0;
+
+	if (m->opt[OPT_SSL] == SSL_CFM)
+		cfm_once(m);
+	ssl_items(w->sitem, w->seen, m->info.vocab[SF_ITEM], B, rng);
+	for (uint32_t r = 0; r < B; r++)
+		item_from_table(it, w->sitem[r], w->sgenres + (size_t)r * BATCH_GENRES,
+				&w->sn_genres[r], &w->sidense[2 * r]);
+	ssl_masks(m, rng, &w->smask[0], &w->smask[1]);
+	item_input(m, w, w->sl.x, w->sitem, w->sgenres, w->sn_genres, w->sidense, B, w->smask[0]);
+	tower_forward(&t->it, p, &w->sl, B, 1, norm, tt_dropout(m), rng);
+	item_input(m, w, w->sr.x, w->sitem, w->sgenres, w->sn_genres, w->sidense, B, w->smask[1]);
+	tower_forward(&t->it, p, &w->sr, B, 1, norm, tt_dropout(m), rng);
+	nn_sgemm(false, true, (int)B, (int)B, (int)t->D, 1.0f, w->sl.out, (int)t->D, w->sr.out,
+		 (int)t->D, 0.0f, w->S2, (int)B);
+	return m->opt[OPT_ALPHA] *
+	       nn_inbatch_softmax_forward(w->P2, w->S2, NULL, NULL, tt_tau(m), (int)B);
+}
+
+/* The gradient of ssl_forward's term: into grad, sg and *dtau. */
+static void ssl_backward(const struct model *m, struct tt_ws *w, uint32_t B, float *grad,
+			 struct sparse_grad *sg, float *dtau)
+{
+	const struct twotower *t = m->impl;
+	const struct params *p = &m->params;
+	float *dD = grad + p->t[t->dense_t].offset;
+	int norm = m->opt[OPT_NORM] != 0;
+	uint32_t D = t->D;
+
+	memset(w->dS2, 0, (size_t)B * B * sizeof(float));
+	nn_inbatch_softmax_backward(w->dS2, dtau, (float)m->opt[OPT_ALPHA], w->P2, w->S2, tt_tau(m),
+				    (int)B);
+	/* S2 = L R^T: dL = dS2 R, dR = dS2^T L */
+	nn_sgemm(false, false, (int)B, (int)D, (int)B, 1.0f, w->dS2, (int)B, w->sr.out, (int)D,
+		 0.0f, w->dl, (int)D);
+	nn_sgemm(true, false, (int)B, (int)D, (int)B, 1.0f, w->dS2, (int)B, w->sl.out, (int)D, 0.0f,
+		 w->dr, (int)D);
+	tower_backward(&t->it, p, &w->sl, w->dl, grad, B, norm, tt_dropout(m));
+	tower_backward(&t->it, p, &w->sr, w->dr, grad, B, norm, tt_dropout(m));
+	item_input_backward(m, w, w->sl.dx, w->sitem, w->sgenres, w->sn_genres, w->sidense, B,
+			    w->smask[0], dD, sg);
+	item_input_backward(m, w, w->sr.dx, w->sitem, w->sgenres, w->sn_genres, w->sidense, B,
+			    w->smask[1], dD, sg);
+}
+
+/* ------------------------------------------------------------- training */
 
 /* <u_r, v_k> for the item rows k of batch row r: pos (B) and neg (B, N). */
 static void pair_scores(const struct twotower *t, struct tt_ws *w, uint32_t B, uint32_t N)
@@ -476,9 +904,9 @@ static double tt_train_forward(const struct model *m, float *ws, const struct ba
 	struct tt_ws w;
 	int correct = m->opt[OPT_CORRECTION] != 0;
 
-	tt_layout(t, B, F, ws, &w);
+	tt_layout(m, B, ws, &w);
 	uint32_t Bi = item_side(m, &w, b, ctx, F);
-	towers(m, &w, b, Bi, 1);
+	towers(m, &w, b, Bi, 1, &ctx->rng);
 	switch ((int)m->opt[OPT_LOSS]) {
 	case LOSS_CE: /* LibRecommender: BCE over the positive and its negatives */
 		pair_scores(t, &w, B, N);
@@ -506,7 +934,8 @@ static double tt_train_forward(const struct model *m, float *ws, const struct ba
 						      m->opt[OPT_HITS] != 0 ? b->item : NULL,
 						      tt_tau(m), (int)B);
 	}
-	return terms[0];
+	terms[1] = m->opt[OPT_SSL] != SSL_NONE ? ssl_forward(m, &w, B, &ctx->rng) : 0.0;
+	return terms[0] + terms[1];
 }
 
 /* du, dv from the sampled losses' dpos (B), dneg (B, N). */
@@ -536,7 +965,7 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 {
 	const struct twotower *t = m->impl;
 	const struct params *p = &m->params;
-	uint32_t B = b->n, E = t->E, D = t->D, su = 8 * E, si = 4 * E;
+	uint32_t B = b->n, E = t->E, D = t->D, su = 8 * E;
 	uint32_t F = item_factor(m), N = F - 1, Bi = B * F;
 	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
 	static const int tabs[5] = {F_USER, F_GENDER, F_AGE, F_OCC, F_ZIP};
@@ -545,7 +974,7 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 	struct tt_ws w;
 
 	(void)ctx;
-	tt_layout(t, B, F, ws, &w);
+	tt_layout(m, B, ws, &w);
 	switch ((int)m->opt[OPT_LOSS]) {
 	case LOSS_CE:
 		memset(w.dlg, 0, Bi * sizeof(float));
@@ -567,16 +996,14 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 	default:
 		memset(w.dS, 0, (size_t)B * B * sizeof(float));
 		nn_inbatch_softmax_backward(w.dS, &dtau, 1.0f, w.P, w.S, tt_tau(m), (int)B);
-		if (t->tau_t >= 0 && p->t[t->tau_t].w[0] > TT_TAU_MIN)
-			grad[p->t[t->tau_t].offset] += dtau;
 		/* S = U V^T: dU = dS V, dV = dS^T U */
 		nn_sgemm(false, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.v.out, (int)D,
 			 0.0f, w.du, (int)D);
 		nn_sgemm(true, false, (int)B, (int)D, (int)B, 1.0f, w.dS, (int)B, w.u.out, (int)D,
 			 0.0f, w.dv, (int)D);
 	}
-	tower_backward(&t->ut, p, &w.u, w.du, grad, B, norm);
-	tower_backward(&t->it, p, &w.v, w.dv, grad, Bi, norm);
+	tower_backward(&t->ut, p, &w.u, w.du, grad, B, norm, tt_dropout(m));
+	tower_backward(&t->it, p, &w.v, w.dv, grad, Bi, norm, tt_dropout(m));
 	for (int k = 0; k < 5; k++)
 		for (uint32_t r = 0; r < B; r++)
 			sparse_grad_add(&sg[t->t[tabs[k]]], ids[k][r],
@@ -590,17 +1017,11 @@ static void tt_train_backward(const struct model *m, float *ws, const struct bat
 		}
 	}
 	fields_bag_grads(&sg[t->t[F_ITEM]], w.dslots, w.dpool, b->hist, b->n_hist, B, t->L, E);
-	for (uint32_t r = 0; r < Bi; r++) {
-		const float *dv = w.v.dx + (size_t)r * si;
-		sparse_grad_add(&sg[t->t[F_ITEM]], w.item[r], dv);
-		memcpy(w.dpool + (size_t)r * E, dv + E, E * sizeof(float));
-		for (uint32_t e = 0; e < E; e++) {
-			dD[2 * E + e] += w.idense[2 * r] * dv[2 * E + e];
-			dD[3 * E + e] += w.idense[2 * r + 1] * dv[3 * E + e];
-		}
-	}
-	fields_bag_grads(&sg[t->t[F_GENRE]], w.dslots, w.dpool, w.genres, w.n_genres, Bi,
-			 BATCH_GENRES, E);
+	item_input_backward(m, &w, w.v.dx, w.item, w.genres, w.n_genres, w.idense, Bi, 0, dD, sg);
+	if (m->opt[OPT_SSL] != SSL_NONE)
+		ssl_backward(m, &w, B, grad, sg, &dtau);
+	if (t->tau_t >= 0 && p->t[t->tau_t].w[0] > TT_TAU_MIN)
+		grad[p->t[t->tau_t].offset] += dtau;
 }
 
 static uint32_t tt_dim(const struct model *m)
@@ -613,9 +1034,9 @@ static void tt_user_vectors(const struct model *m, float *ws, const struct batch
 	const struct twotower *t = m->impl;
 	struct tt_ws w;
 
-	tt_layout(t, b->n, item_factor(m), ws, &w);
+	tt_layout(m, b->n, ws, &w);
 	item_side(m, &w, b, NULL, 1);
-	towers(m, &w, b, b->n, 0);
+	towers(m, &w, b, b->n, 0, NULL);
 	memcpy(out, w.u.out, (size_t)b->n * t->D * sizeof(float));
 }
 
@@ -624,9 +1045,9 @@ static void tt_item_vectors(const struct model *m, float *ws, const struct batch
 	const struct twotower *t = m->impl;
 	struct tt_ws w;
 
-	tt_layout(t, b->n, item_factor(m), ws, &w);
+	tt_layout(m, b->n, ws, &w);
 	item_side(m, &w, b, NULL, 1);
-	towers(m, &w, b, b->n, 0);
+	towers(m, &w, b, b->n, 0, NULL);
 	memcpy(out, w.v.out, (size_t)b->n * t->D * sizeof(float));
 }
 
@@ -652,11 +1073,12 @@ static double tt_flops(const struct model *m)
 const struct model_ops model_twotower = {
 	.name = "twotower",
 	.summary = "TwoTower (LibRecommender): BatchNorm towers, in-batch softmax with logQ "
-		   "correction",
+		   "correction, SSL feature masking",
 	.needs = NEEDS_DEMOGRAPHICS | NEEDS_HISTORY | NEEDS_DENSE | NEEDS_GENRES,
 	.default_hidden = tt_hidden,
 	.options = tt_options,
 	.n_options = OPT_N,
+	.losses = tt_losses,
 	.wants = tt_wants,
 	.init = tt_init,
 	.release = tt_release,

@@ -263,18 +263,18 @@ static int is_invariant(const struct model_ops *ops, const struct tensor *t)
 }
 
 /*
- * 1 when some tensor of ops fails on the batch and weights of seed; with
- * implicit set, on an implicit store (every train record a positive), where
+ * 1 when some tensor of ops fails on the batch and weights of seed, with
+ * the n_opt options opt set; with implicit set, on an implicit store (every train record a positive), where
  * models with num_neg train on sampled negatives (skipped for the others).
  */
 static int check_model(const struct model_ops *ops, uint64_t seed, int implicit,
-		       const struct model_opt_value *opt)
+		       const struct model_opt_value *opt, int n_opt)
 {
 	struct store_info info;
 	struct model_config cfg = {.emb_dim = 4, .hidden = {6, 5}, .n_hidden = 2, .seed = 11};
 
-	if (opt)
-		cfg.opt[cfg.n_opt++] = *opt;
+	for (int k = 0; k < n_opt; k++)
+		cfg.opt[cfg.n_opt++] = opt[k];
 	struct fixture f;
 	struct params *p;
 	int failed = 0;
@@ -397,6 +397,41 @@ static int check_model(const struct model_ops *ops, uint64_t seed, int implicit,
 	return failed;
 }
 
+/*
+ * Options that act together (each value alone is checked too), run on every
+ * model that has all of a row's options: the self-supervised term with
+ * dropout, a learned temperature and normalised outputs; a heavy SSL weight
+ * (a dropped SSL gradient must show beside the main loss's); complementary
+ * masks with the main softmax's own variants.
+ */
+#define COMBO_MAX 5
+static const struct {
+	const char *name, *value;
+} combos[][COMBO_MAX] = {
+	{{"ssl_pattern", "cfm"}, {"dropout", "0.3"}, {"temperature", "-1"}, {"norm_embed", "yes"}},
+	{{"ssl_pattern", "rfm"}, {"alpha", "5"}, {"dropout", "0.2"}},
+	{{"ssl_pattern", "rfm-complementary"},
+	 {"alpha", "3"},
+	 {"remove_accidental_hits", "yes"},
+	 {"use_correction", "no"}},
+};
+
+/* Row c of combos as values for ops, or 0 when ops lacks one of its options. */
+static int combo_values(const struct model_ops *ops, size_t c, struct model_opt_value *v)
+{
+	int n = 0;
+
+	for (; n < COMBO_MAX && combos[c][n].name; n++) {
+		int i = model_option_index(ops, combos[c][n].name);
+		if (i < 0)
+			return 0;
+		v[n].name = ops->options[i].name;
+		assert_int_equal(model_option_parse(&ops->options[i], combos[c][n].value, &v[n].v),
+				 0);
+	}
+	return n;
+}
+
 /* The k-th value of option o other than its default (0 when none is left). */
 static int other_value(const struct model_option *o, int k, double *v)
 {
@@ -430,7 +465,7 @@ static void test_every_model(void **state)
 		fprintf(stderr, "gradient check: %s\n", ops->name);
 		for (uint64_t seed = 1; seed <= seeds; seed++)
 			for (int implicit = 0; implicit < 2; implicit++)
-				failed |= check_model(ops, seed, implicit, NULL);
+				failed |= check_model(ops, seed, implicit, NULL, 0);
 		/* each option at another value: every loss variant, each sampler */
 		for (int i = 0; i < ops->n_options; i++) {
 			struct model_opt_value v = {ops->options[i].name, 0};
@@ -438,8 +473,21 @@ static void test_every_model(void **state)
 				fprintf(stderr, "gradient check: %s --%s %g\n", ops->name, v.name,
 					v.v);
 				for (int implicit = 0; implicit < 2; implicit++)
-					failed |= check_model(ops, 1, implicit, &v);
+					failed |= check_model(ops, 1, implicit, &v, 1);
 			}
+		}
+		for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
+			struct model_opt_value v[COMBO_MAX];
+			int nv = combo_values(ops, c, v);
+			if (!nv)
+				continue;
+			fprintf(stderr, "gradient check: %s", ops->name);
+			for (int k = 0; k < nv; k++)
+				fprintf(stderr, " --%s %s", v[k].name, combos[c][k].value);
+			fprintf(stderr, "\n");
+			for (uint64_t seed = 1; seed <= 2; seed++)
+				for (int implicit = 0; implicit < 2; implicit++)
+					failed |= check_model(ops, seed, implicit, v, nv);
 		}
 	}
 	assert_false(failed);
