@@ -5,7 +5,9 @@
                             [--epochs 1] [--batch 256] [--lr 0.001] [--emb-dim 16]
                             [--hidden 128,64,32] [--norm-embed] [--temperature 1.0]
                             [--no-correction] [--remove-accidental-hits]
-                            [--num-neg 1] [--margin 1.0] [--threads 2]
+                            [--num-neg 1] [--margin 1.0] [--ssl-pattern none|rfm|
+                            rfm-complementary|cfm] [--alpha 0.2] [--dropout 0]
+                            [--threads 2]
                             [--blas-threads 1] [--seed 1] [--max-train N]
                             [--eval-batch 16384] [--keep-denormals]
 
@@ -14,8 +16,7 @@ trains the two-tower retrieval model of LibRecommender
 (massquantity/LibRecommender: libreco/algorithms/two_tower.py, the towers
 from libreco/tfops dense_nn), scored by a dot product, then evaluates it on
 valid and test after every epoch.  Debian packages only (python3-torch
-1.13, python3-numpy, python3-lmdb, python3-msgpack).  The self-supervised
-terms (ssl_pattern rfm/cfm) are not implemented.
+1.13, python3-numpy, python3-lmdb, python3-msgpack).
 
 Parameters (E = --emb-dim, default 16), every table Glorot/Xavier-uniform
 +-sqrt(6 / (rows + cols)):
@@ -38,9 +39,10 @@ the length counts in the divisor; an empty list gives zeros).
 Each tower (own weights) is dense_nn(use_bn=True, bn_after_activation=True):
 BatchNorm1d on the input, then for each width of --hidden (default
 128,64,32) a Linear layer (Glorot-uniform weight, bias 0), followed, for
-every layer but the last, by ReLU and then BatchNorm1d; the last layer is
-linear.  BatchNorm: eps 1e-3, momentum 0.01 (PyTorch's convention for TF's
-0.99), gamma 1, beta 0; training normalises with the batch's statistics
+every layer but the last, by ReLU, BatchNorm1d and, with --dropout p > 0,
+torch.nn.Dropout(p) (inverted, active in training mode only); the last
+layer is linear.  BatchNorm: eps 1e-3, momentum 0.01 (PyTorch's convention
+for TF's 0.99), gamma 1, beta 0; training normalises with the batch's statistics
 (biased variance) and updates the running ones (unbiased variance, as
 PyTorch and nn_running_stats_update() in models/nn/nn.h); eval uses the
 running ones.  A training batch of one row (the last one of an epoch can
@@ -75,6 +77,24 @@ Losses (--loss):
   max_margin: the same positives and negatives; loss: the mean over the
       --batch * num_neg (positive, negative) pairs of
       relu(margin - s_pos + s_neg), --margin default 1.0.
+
+Self-supervised term (--ssl-pattern, softmax only, as models/twotower.c
+and LibRecommender's libreco/feature/ssl.py): every batch of Bb positives
+also draws Bb item ids uniformly from 1 .. n_items-1 (without replacement
+when Bb < n_items - 1), with their genres and dense values from the
+store's `items` table (as of the end of train).  Each goes through the item
+tower twice, as a left and a right view; a view's masked fields (of the
+item id and the genre bag; the dense fields are never masked) enter as
+zero vectors.  Masks, one pair per batch: rfm, each view masks F // 2 of
+the F = 2 fields, drawn independently; rfm-complementary, a random half
+left, the rest right; cfm, a random seed field s, the left view masks the
+F // 2 other fields of highest mutual information with s (over the train
+positives, computed once), the right view the rest.  Loss:
+alpha (--alpha, default 0.2) times the cross entropy of
+(left @ right^T) / tau with the diagonal as targets (no log q, no
+accidental hits), added to the softmax loss; the lines report it as
+"ssl_loss" (the epoch's mean, alpha applied).  The views run the tower in
+training mode, so each updates the BatchNorm running statistics.
 
 A negative's item tower input: the negative item's id, the negative item's
 genres and the positive record's item dense values (dense[2], dense[3]).
@@ -116,12 +136,13 @@ stdout, JSON lines (compact):
   {"impl":"torch","model":"twotower","load_s":..,"train":N,
    "train_positives":P,"valid":N,"test":N,"loss":..,...}          once, first
   {"impl":"torch","model":"twotower","split":"valid"|"test","epoch":e,"n":..,
-   "auc":..,"logloss":..,"positive_rate":..,"train_loss":..,"samples_per_s":..,
-   "epoch_s":..,"eval_s":..,"threads":..,"batch":..,"loss":..,...,"torch":..,
-   "blas_core":..,...}                                     per epoch and split
+   "auc":..,"logloss":..,"positive_rate":..,"train_loss":..,"ssl_loss":..,
+   "samples_per_s":..,"epoch_s":..,"eval_s":..,"threads":..,"batch":..,
+   "loss":..,"dropout":..,...,"torch":..,"blas_core":..,...}  per epoch and split
 plus the loss's own settings (softmax: "temperature" (the learned value with
-"learn_temperature":true), "correction", "remove_accidental_hits";
-cross_entropy and max_margin: "num_neg", "sampler"; max_margin: "margin").
+"learn_temperature":true), "correction", "remove_accidental_hits",
+"ssl_pattern" and with SSL "alpha"; cross_entropy and max_margin: "num_neg",
+"sampler"; max_margin: "margin").
 
 samples_per_s = train positives / wall seconds of the epoch's training loop
 (shuffling, negative sampling, batch gathering, forward, backward,
@@ -129,7 +150,9 @@ optimiser step), for every loss: the sampled negatives are not counted (as
 bin/trainer's samples_per_s counts records).  train_loss is the epoch's
 mean of the loss's terms (each batch's loss, before its update, weighted by
 its rows (softmax), rows with negatives (cross_entropy) or pairs
-(max_margin)).
+(max_margin)); ssl_loss the same mean of the SSL term (0 without one), as
+bin/trainer reports its terms.  With SSL samples_per_s includes drawing the
+views' items and masks and their two item-tower passes.
 
 Differences from bin/trainer, as torch_ref.py's (see its docstring):
 synchronous training (--threads sizes torch's OpenMP pool, --blas-threads
@@ -155,6 +178,8 @@ ref.PROG = "torch_twotower"
 log, emit = ref.log, ref.emit
 
 LOSSES = ("softmax", "cross_entropy", "max_margin")
+SSL_PATTERNS = ("none", "rfm", "rfm-complementary", "cfm")
+SSL_FIELDS = 2  # the item id and the genre bag: the item tower's sparse slots
 DEFAULT_HIDDEN = [128, 64, 32]
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # PyTorch's convention: TF's momentum (decay) 0.99
@@ -190,6 +215,11 @@ def parse_args(argv):
     ap.add_argument("--num-neg", type=int, default=1,
                     help="cross_entropy, max_margin: negatives per positive (default 1)")
     ap.add_argument("--margin", type=float, default=1.0, help="max_margin: margin")
+    ap.add_argument("--ssl-pattern", choices=SSL_PATTERNS, default="none",
+                    help="softmax: self-supervised term over feature-masked item views")
+    ap.add_argument("--alpha", type=float, default=0.2, help="weight of the SSL term")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout rate after each hidden layer's BatchNorm (0 .. 0.9)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-train", type=int, default=None,
                     help="use only the first N train records (time order)")
@@ -209,6 +239,12 @@ def parse_args(argv):
         ap.error("--temperature must be finite")
     if not math.isfinite(a.margin):
         ap.error("--margin must be finite")
+    if a.ssl_pattern != "none" and a.loss != "softmax":
+        ap.error("--ssl-pattern %s needs --loss softmax, not %s" % (a.ssl_pattern, a.loss))
+    if not 0 <= a.alpha <= 100:
+        ap.error("--alpha must be 0 .. 100")
+    if not 0 <= a.dropout <= 0.9:
+        ap.error("--dropout must be 0 .. 0.9")
     if a.max_train is not None and a.max_train < 1:
         ap.error("--max-train must be >= 1")
     try:
@@ -220,7 +256,7 @@ def parse_args(argv):
     return a
 
 
-def build_model(torch, vocab, E, hidden, norm_embed, learn_temperature):
+def build_model(torch, vocab, E, hidden, norm_embed, learn_temperature, dropout):
     nn = torch.nn
     F = torch.nn.functional
 
@@ -259,6 +295,8 @@ def build_model(torch, vocab, E, hidden, norm_embed, learn_temperature):
             layers.append(lin)
             if k < len(hidden) - 1:
                 layers += [nn.ReLU(), BatchNorm(w)]
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
             prev = w
         return nn.Sequential(*layers)
 
@@ -301,9 +339,12 @@ def build_model(torch, vocab, E, hidden, norm_embed, learn_temperature):
                            self.dense_part(b["dense"][:, 0:2], 0)], dim=1)
             return self.out(self.user_tower(x))
 
-        def item_vec(self, item, genres, n_genres, item_dense):
-            """item_dense: the item's two dense values (dense[2], dense[3])."""
-            x = torch.cat([self.item_emb(item),
+        def item_vec(self, item, genres, n_genres, item_dense, masked=()):
+            """item_dense: the item's two dense values (dense[2], dense[3]);
+            masked: the SSL fields (0 the id, 1 the genres) entered as zeros."""
+            zero = torch.zeros(item.shape[0], E)
+            x = torch.cat([zero if 0 in masked else self.item_emb(item),
+                           zero if 1 in masked else
                            self.bag_mean(self.genre_emb, genres, n_genres),
                            self.dense_part(item_dense, 2)], dim=1)
             return self.out(self.item_tower(x))
@@ -325,6 +366,59 @@ def item_genres_table(splits, n_items, width):
     g[ids] = genres[first]
     n[ids] = lens[first]
     return g, n
+
+
+def items_table(path, meta, n_items):
+    """Every item's genres (n_items, width), genre count and two dense values
+    from the store's `items` table (as of the end of train); row 0 empty."""
+    import lmdb
+    import msgpack
+    names = meta["item_fields"]
+    gi, di = names.index("genres"), names.index("dense")
+    rows = {}
+    env = lmdb.open(path, readonly=True, lock=False, max_dbs=8, subdir=True)
+    try:
+        with env.begin() as txn:
+            db = env.open_db(b"items", txn=txn, create=False)
+            for k, v in txn.cursor(db=db):
+                r = msgpack.unpackb(v)
+                rows[int.from_bytes(k, "big")] = (r[gi], r[di])
+    finally:
+        env.close()
+    width = max([1] + [len(g) for g, _ in rows.values()])
+    genres = np.zeros((n_items, width), dtype=np.int64)
+    n_genres = np.zeros(n_items, dtype=np.int32)
+    dense = np.zeros((n_items, 2), dtype=np.float32)
+    for i, (g, d) in rows.items():
+        if 0 < i < n_items:
+            genres[i, :len(g)] = g
+            n_genres[i] = len(g)
+            dense[i] = d
+    return genres, n_genres, dense
+
+
+def cfm_partners(pos_items, genres, n_genres):
+    """For each seed field s, the SSL_FIELDS // 2 other fields of highest
+    mutual information with it over the train positives (each positive
+    counting as its item's values: the id, the genre set), ties to the
+    lower field; and the information matrix (nats)."""
+    sets = [tuple(sorted(genres[i, :n_genres[i]].tolist())) for i in range(len(n_genres))]
+    cols = [pos_items.tolist(), [sets[i] for i in pos_items]]
+
+    def entropy(xs):
+        _, c = np.unique(np.array([hash(x) for x in xs], dtype=np.int64), return_counts=True)
+        p = c / c.sum()
+        return float(-(p * np.log(p)).sum())
+    h = [entropy(c) for c in cols]
+    mi = np.full((SSL_FIELDS, SSL_FIELDS), -1.0)
+    for f in range(SSL_FIELDS):
+        for g in range(f + 1, SSL_FIELDS):
+            mi[f, g] = mi[g, f] = max(0.0, h[f] + h[g] - entropy(list(zip(cols[f], cols[g]))))
+    left = []
+    for s_ in range(SSL_FIELDS):
+        order = sorted((f for f in range(SSL_FIELDS) if f != s_), key=lambda f: (-mi[s_, f], f))
+        left.append(tuple(order[:SSL_FIELDS // 2]))
+    return left, mi
 
 
 def main(argv):
@@ -395,7 +489,18 @@ def main(argv):
         g, n = item_genres_table(splits, n_items, gw)
         item_g, item_ng = torch.from_numpy(g), torch.from_numpy(n)
 
-    model = build_model(torch, vocab, a.emb_dim, a.hidden, a.norm_embed, learn_t)
+    ssl = a.ssl_pattern != "none"
+    if ssl:
+        if n_items < 2:
+            log("--ssl-pattern needs items; store '%s' has none" % a.data)
+            return 65
+        sg, sng, sdense = (torch.from_numpy(x) for x in items_table(a.data, meta, n_items))
+        if a.ssl_pattern == "cfm":
+            cfm_left, cfm_mi = cfm_partners(tr["item"][pos_rows], sg.numpy(), sng.numpy())
+            log("cfm: mutual information %s; left masks by seed field %s"
+                % (np.round(cfm_mi, 4).tolist(), cfm_left))
+
+    model = build_model(torch, vocab, a.emb_dim, a.hidden, a.norm_embed, learn_t, a.dropout)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     gen = torch.Generator().manual_seed(a.seed)
@@ -404,11 +509,14 @@ def main(argv):
         return float(model.temperature.detach()) if learn_t else a.temperature
 
     hyper = {"loss": a.loss, "emb_dim": a.emb_dim, "hidden": a.hidden,
-             "norm_embed": a.norm_embed, "lr": a.lr}
+             "norm_embed": a.norm_embed, "lr": a.lr, "dropout": a.dropout}
     if a.loss == "softmax":
         hyper.update({"temperature": temperature(), "learn_temperature": learn_t,
                       "correction": not a.no_correction,
-                      "remove_accidental_hits": a.remove_accidental_hits})
+                      "remove_accidental_hits": a.remove_accidental_hits,
+                      "ssl_pattern": a.ssl_pattern})
+        if ssl:
+            hyper["alpha"] = a.alpha
     else:
         hyper.update({"num_neg": N, "sampler": "random"})
         if a.loss == "max_margin":
@@ -435,6 +543,32 @@ def main(argv):
         model.train()
         return torch.cat(out).numpy()
 
+    def ssl_masks():
+        """The batch's (left, right) masked fields."""
+        half = SSL_FIELDS // 2
+        if a.ssl_pattern == "cfm":
+            s_ = int(torch.randint(SSL_FIELDS, (1,), generator=gen))
+            left = cfm_left[s_]
+            return left, tuple(f for f in range(SSL_FIELDS) if f not in left)
+        perm = torch.randperm(SSL_FIELDS, generator=gen).tolist()
+        if a.ssl_pattern == "rfm-complementary":
+            return tuple(perm[:half]), tuple(perm[half:])
+        return tuple(perm[:half]), tuple(torch.randperm(SSL_FIELDS, generator=gen)[:half].tolist())
+
+    def ssl_loss(Bb):
+        """alpha times the in-batch softmax of Bb random items' two views."""
+        n = n_items - 1
+        if Bb < n:
+            si = torch.randperm(n, generator=gen)[:Bb] + 1
+        else:
+            si = torch.randint(1, n_items, (Bb,), generator=gen)
+        ml, mr = ssl_masks()
+        g, ng, d = sg.index_select(0, si), sng.index_select(0, si), sdense.index_select(0, si)
+        left = model.item_vec(si, g, ng, d, ml)
+        right = model.item_vec(si, g, ng, d, mr)
+        z = (left @ right.t()) / (model.temperature if learn_t else a.temperature)
+        return a.alpha * F.cross_entropy(z, torch.arange(Bb))
+
     B = a.batch
     if a.loss == "cross_entropy":
         ce_y = torch.zeros(1, 1 + N)
@@ -442,6 +576,7 @@ def main(argv):
     for epoch in range(1, a.epochs + 1):
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64)
+        ssl_sum = torch.zeros((), dtype=torch.float64)
         terms = 0
         t0 = time.perf_counter()
         perm = torch.randperm(P, generator=gen)
@@ -470,6 +605,9 @@ def main(argv):
                     logits = logits.masked_fill(hit, torch.finfo(logits.dtype).min)
                 loss = F.cross_entropy(logits, torch.arange(Bb))
                 n_terms = Bb
+                if ssl:
+                    sl = ssl_loss(Bb)
+                    ssl_sum += sl.detach().double() * Bb
             else:
                 ni = neg[s:s + B].reshape(-1)  # (Bb * N), positive by positive
                 v = model.item_vec(torch.cat([b["item"], ni]),
@@ -486,13 +624,14 @@ def main(argv):
                     loss = F.relu(a.margin - s_pos.unsqueeze(1) + s_neg).mean()
                     n_terms = Bb * N
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + sl if ssl else loss).backward()
             opt.step()
             loss_sum += loss.detach().double() * n_terms
             terms += n_terms
         secs = time.perf_counter() - t0
         train_loss = float(loss_sum) / terms
-        if not math.isfinite(train_loss):
+        ssl_mean = float(ssl_sum) / terms
+        if not math.isfinite(train_loss) or not math.isfinite(ssl_mean):
             log("loss is not finite in epoch %d; try a lower --lr" % epoch)
             return 65
         rate = P / secs
@@ -514,14 +653,15 @@ def main(argv):
                     "n": n, "auc": round(auc, 6) if math.isfinite(auc) else None,
                     "logloss": round(ref.logloss(scores, y), 6),
                     "positive_rate": round(float(y.mean()), 4),
-                    "train_loss": round(train_loss, 6), "samples_per_s": round(rate),
+                    "train_loss": round(train_loss, 6), "ssl_loss": round(ssl_mean, 6),
+                    "samples_per_s": round(rate),
                     "epoch_s": round(secs, 3), "eval_s": round(time.perf_counter() - te, 3),
                     "threads": a.threads, "batch": a.batch, **hyper, **common}
             if split == "test" and epoch == a.epochs:
                 line["final"] = True
             emit(line)
-        log("epoch %d: train loss %.4f, %.0f samples/s (%.1fs)%s"
-            % (epoch, train_loss, rate, secs,
+        log("epoch %d: train loss %.4f%s, %.0f samples/s (%.1fs)%s"
+            % (epoch, train_loss, ", ssl loss %.4f" % ssl_mean if ssl else "", rate, secs,
                ", temperature %.4f" % temperature() if learn_t else ""))
     return 0
 
