@@ -107,6 +107,12 @@ unsigned model_decode_flags(const struct model *m)
 	return flags;
 }
 
+int model_attach(struct model *m, const struct model_data *d)
+{
+	m->data = d;
+	return m->ops->data_ready ? m->ops->data_ready(m) : 0;
+}
+
 int model_score_prepare(const struct model *m)
 {
 	return m->ops->score_prepare ? m->ops->score_prepare(m) : 0;

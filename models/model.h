@@ -176,6 +176,12 @@ struct model_ops {
 	 * encodes every row once here instead of once per record).  HR_ENOMEM.
 	 */
 	int (*score_prepare)(const struct model *m);
+	/*
+	 * Optional: called once by model_attach when m->data is attached, before
+	 * any training or scoring call, on one thread: may derive from the data
+	 * what the model then reads (twotower's cfm mutual information).  HR_ENOMEM.
+	 */
+	int (*data_ready)(struct model *m);
 	/* Accumulates d loss / d params from dlogits (B) into grad and sg. */
 	void (*backward)(const struct model *m, float *ws, const struct batch *b,
 			 const float *dlogits, float *grad, struct sparse_grad *sg);
@@ -271,6 +277,8 @@ extern const struct model_option model_negative_options[2];
 extern const char *const model_sampler_names[]; /* the choices of "sampler" */
 unsigned model_negative_wants(const struct model *m);
 
+/* Attaches the loaded data (m->data = d) and calls ops->data_ready. */
+int model_attach(struct model *m, const struct model_data *d);
 /* ops->score_prepare(m) when the model has one, else 0. */
 int model_score_prepare(const struct model *m);
 

@@ -40,16 +40,14 @@
  *   rfm-complementary  a random half masked on the left, the rest on the right;
  *   cfm                a random seed field; the left view masks the half of
  *                      the other fields with the highest mutual information
- *                      with it (over the train positives, computed once, at
- *                      the first training batch), the right view the rest.
+ *                      with it (over the train positives, computed once,
+ *                      when the data is attached), the right view the rest.
  * ssl_loss = alpha * mean_i -log softmax_j(<l_i, r_j> / tau)[i], the same
  * temperature, no log q, no accidental-hit removal.  Each view is its own
  * BatchNorm batch and updates the running statistics, as TF's update ops
  * for every call of the shared tower do.
  */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,15 +131,10 @@ struct twotower {
 	/*
 	 * cfm: cfm_left[s] is the mask of the left view when field s is the
 	 * seed, from mi, the fields' pairwise mutual information over the train
-	 * positives (nats).  Computed by the first training batch (m->data is
-	 * attached after init) under cfm_lock; mi_rows is its scratch.
+	 * positives (nats).  Computed when the data is attached (tt_data_ready).
 	 */
 	unsigned cfm_left[SSL_FIELDS];
 	double mi[SSL_FIELDS][SSL_FIELDS];
-	atomic_int cfm_ready;
-	pthread_mutex_t cfm_lock;
-	int lock_made;
-	struct mi_row *mi_rows;
 };
 
 /* One item's values of two fields (keys a, b) and its weight (train positives). */
@@ -318,7 +311,6 @@ static int tt_init(struct model *m, const struct store_info *info)
 	if (!t)
 		return hr_error(HR_ENOMEM, "out of memory");
 	m->impl = t;
-	atomic_init(&t->cfm_ready, 0);
 	if (info->n_dense != 4)
 		return hr_error(HR_EINVAL,
 				"model 'twotower' expects the 4 dense fields of format 1, the "
@@ -365,26 +357,12 @@ static int tt_init(struct model *m, const struct store_info *info)
 		rc = tower_declare(&t->it, &m->params, "item_tower", 4 * t->E, m->cfg.hidden,
 				   m->cfg.n_hidden);
 	t->D = m->cfg.hidden[m->cfg.n_hidden - 1];
-	if (!rc && ssl == SSL_CFM) {
-		t->mi_rows = calloc(info->vocab[SF_ITEM], sizeof(*t->mi_rows));
-		if (!t->mi_rows)
-			return hr_error(HR_ENOMEM, "out of memory");
-		if (pthread_mutex_init(&t->cfm_lock, NULL))
-			return hr_error(HR_ENOMEM, "model 'twotower': cannot create a mutex");
-		t->lock_made = 1;
-	}
 	return rc;
 }
 
 static void tt_release(struct model *m)
 {
-	struct twotower *t = m->impl;
-
-	if (t && t->lock_made)
-		pthread_mutex_destroy(&t->cfm_lock);
-	if (t)
-		free(t->mi_rows);
-	free(t);
+	free(m->impl);
 	m->impl = NULL;
 }
 
@@ -696,15 +674,21 @@ static uint64_t field_value(const struct store_items *it, uint32_t i, int f)
  * Then cfm_left[s]: the SSL_FIELDS / 2 other fields of highest MI with s
  * (ties: the lower field).
  */
-static void cfm_prepare(const struct model *m)
+static int tt_data_ready(struct model *m)
 {
 	struct twotower *t = m->impl;
 	const struct interactions *pos = m->data->pos;
 	const struct store_items *it = m->data->items;
 	uint32_t n_items = m->info.vocab[SF_ITEM];
 	double h[SSL_FIELDS], total = (double)pos->n;
-	struct mi_row *r = t->mi_rows;
+	struct mi_row *r;
 	size_t n;
+
+	if (m->opt[OPT_SSL] != SSL_CFM)
+		return 0;
+	r = malloc(n_items * sizeof(*r));
+	if (!r)
+		return hr_error(HR_ENOMEM, "out of memory for cfm's mutual information");
 
 	for (int f = 0; f < SSL_FIELDS; f++)
 		for (int g = f; g < SSL_FIELDS; g++) {
@@ -740,21 +724,8 @@ static void cfm_prepare(const struct model *m)
 		}
 		t->cfm_left[s] = left;
 	}
-}
-
-/* cfm_prepare once, by whichever worker's batch comes first. */
-static void cfm_once(const struct model *m)
-{
-	struct twotower *t = m->impl;
-
-	if (atomic_load_explicit(&t->cfm_ready, memory_order_acquire))
-		return;
-	pthread_mutex_lock(&t->cfm_lock);
-	if (!atomic_load_explicit(&t->cfm_ready, memory_order_relaxed)) {
-		cfm_prepare(m);
-		atomic_store_explicit(&t->cfm_ready, 1, memory_order_release);
-	}
-	pthread_mutex_unlock(&t->cfm_lock);
+	free(r);
+	return 0;
 }
 
 /* A random order of the SSL fields (Fisher-Yates). */
@@ -830,8 +801,6 @@ static double ssl_forward(const struct model *m, struct tt_ws *w, uint32_t B, st
 	const struct store_items *it = m->data->items;
 	int norm = m->opt[OPT_NORM] != 0;
 
-	if (m->opt[OPT_SSL] == SSL_CFM)
-		cfm_once(m);
 	ssl_items(w->sitem, w->seen, m->info.vocab[SF_ITEM], B, rng);
 	for (uint32_t r = 0; r < B; r++)
 		item_from_table(it, w->sitem[r], w->sgenres + (size_t)r * BATCH_GENRES,
@@ -1082,6 +1051,7 @@ const struct model_ops model_twotower = {
 	.wants = tt_wants,
 	.init = tt_init,
 	.release = tt_release,
+	.data_ready = tt_data_ready,
 	.view = tt_view,
 	.workspace_floats = tt_ws_floats,
 	.forward = tt_forward,

@@ -94,6 +94,33 @@ static void shape_diff(const json_t *have, const json_t *want, const char *prefi
 	}
 }
 
+/*
+ * A copy of a checkpoint's shape in which each option of m's model that the
+ * checkpoint does not name has its default: a checkpoint written before
+ * the model gained an option trained as the default does (NULL stays NULL).
+ */
+static json_t *with_new_options(const json_t *have, const struct model *m)
+{
+	json_t *c = have ? json_deep_copy(have) : NULL, *opts;
+	char text[64];
+
+	if (!json_is_object(c) || !m->ops->n_options)
+		return c;
+	opts = json_object_get(c, "options");
+	if (!opts) {
+		opts = json_object();
+		json_object_set_new(c, "options", opts);
+	}
+	for (int i = 0; json_is_object(opts) && i < m->ops->n_options; i++) {
+		const struct model_option *mo = &m->ops->options[i];
+		if (json_object_get(opts, mo->name))
+			continue;
+		model_option_format(mo, mo->def, text, sizeof(text));
+		json_object_set_new(opts, mo->name, json_string(text));
+	}
+	return c;
+}
+
 /* Adds the early-stopping state of st to the "hogrec" document extra. */
 static int early_stop_json(json_t *extra, const struct snapshot_state *st)
 {
@@ -208,14 +235,17 @@ static int check_match(const struct train_opts *o, const struct model *m, const 
 			      "checkpoint '%s' was trained on a store with schema %s; "
 			      "'%s' has schema %s",
 			      path, info->schema_hash, o->data, m->info.schema_hash);
-	} else if (!json_equal(json_object_get(extra, "shape"), shape)) {
+	} else {
+		json_t *have = with_new_options(json_object_get(extra, "shape"), m);
 		char diff[768] = "";
-		const json_t *have = json_object_get(extra, "shape");
-		if (json_is_object(have))
-			shape_diff(have, shape, NULL, diff, sizeof(diff));
-		rc = hr_error(HR_EINVAL,
-			      "checkpoint '%s' has other model options than this run: %s", path,
-			      diff[0] ? diff : "no shape in its metadata");
+		if (!json_equal(have, shape)) {
+			if (json_is_object(have))
+				shape_diff(have, shape, NULL, diff, sizeof(diff));
+			rc = hr_error(HR_EINVAL,
+				      "checkpoint '%s' has other model options than this run: %s",
+				      path, diff[0] ? diff : "no shape in its metadata");
+		}
+		json_decref(have);
 	}
 	json_decref(shape);
 	return rc;

@@ -486,9 +486,10 @@ static int data_setup(struct trainer *t)
 	uint64_t n = 0;
 	int rc = model_data_load(&t->data, &t->model, &src, t->st);
 
+	if (!rc)
+		rc = model_attach(&t->model, &t->data);
 	if (rc)
 		return rc;
-	t->model.data = &t->data;
 	view = model_view(&t->model);
 	if (view == VIEW_RECORDS)
 		return 0;
@@ -773,7 +774,7 @@ static int predict_data(const struct train_opts *o, struct store *st, struct mod
 	store_index_release(&ix);
 	store_reader_end(r);
 	if (!rc)
-		m->data = data;
+		rc = model_attach(m, data);
 	return rc;
 }
 

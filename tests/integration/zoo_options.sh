@@ -204,4 +204,27 @@ expect_exit 64 "$BIN/trainer" "${one[@]}" --epochs 2 --out "$T/rep1" --ssl-patte
 expect_err 'options.ssl_pattern (checkpoint "cfm", this run "rfm")'
 ok "twotower with SSL and dropout replays with one worker; another ssl_pattern does not resume"
 
+# A checkpoint written before the model had an option (here: one without
+# ssl_pattern, alpha and dropout in shape.options, blanked out of its header
+# and resealed) trained as the option's default does: it resumes with the
+# defaults and is refused, naming the assumption, with another value.
+expect_exit 0 "$BIN/trainer" "${one[@]/cfm/none}" --dropout 0 --epochs 1 --out "$T/old"
+ck=$(ls "$T"/old/ckpt-*.safetensors | tail -1)
+/usr/bin/python3 - "$ck" "$(dirname "$0")" <<'PY' || fail "could not rewrite the checkpoint"
+import re, sys
+sys.path.insert(0, sys.argv[2])
+from ckpt_interop import reseal
+data = open(sys.argv[1], "rb").read()
+new, n = re.subn(rb',\\"ssl_pattern\\":\\"none\\",\\"alpha\\":\\"0.2\\",\\"dropout\\":\\"0\\"',
+                 lambda m: b" " * len(m.group(0)), data)
+assert n == 1, n
+open(sys.argv[1], "wb").write(reseal(new))
+PY
+"$BIN/ckpt" verify "$ck" >/dev/null || fail "the rewritten checkpoint does not verify"
+expect_exit 64 "$BIN/trainer" "${one[@]/cfm/rfm}" --dropout 0 --epochs 2 --out "$T/old"
+expect_err 'options.ssl_pattern (checkpoint "none", this run "rfm")'
+expect_exit 0 "$BIN/trainer" "${one[@]/cfm/none}" --dropout 0 --epochs 2 --out "$T/old"
+grep -q '"split":"test","epoch":2' "$T/old/metrics.jsonl" || fail "the old checkpoint did not resume"
+ok "a checkpoint without options the model gained since resumes with their defaults, and only so"
+
 [ "$bugs" -eq 0 ] || fail "$bugs product bug(s) reported above"

@@ -294,7 +294,7 @@ static int check_model(const struct model_ops *ops, uint64_t seed, int implicit,
 		return 0;
 	}
 	make_data(&f.data, seed);
-	f.m.data = &f.data;
+	assert_int_equal(model_attach(&f.m, &f.data), 0);
 	f.seed = seed;
 	p = &f.m.params;
 	randomise(p, seed);
