@@ -10,10 +10,11 @@
 #include "sampler.h"
 #include "store/codec.h"
 
-extern const struct model_ops model_ncf, model_dssm, model_neumf, model_autorec, model_twotower;
+extern const struct model_ops model_ncf, model_gmf, model_dssm, model_neumf, model_autorec,
+	model_twotower;
 
 static const struct model_ops *const models[] = {
-	&model_ncf, &model_dssm, &model_neumf, &model_autorec, &model_twotower,
+	&model_ncf, &model_gmf, &model_dssm, &model_neumf, &model_autorec, &model_twotower,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 
@@ -144,7 +145,7 @@ const char *const model_sampler_names[] = {"random", "unconsumed", "popular", NU
 
 const struct model_option model_negative_options[2] = {
 	{"num_neg", MOPT_INT, 0, 100, 4, NULL,
-	 "negatives sampled per positive (ncf, neumf: on implicit stores, 0 trains on the "
+	 "negatives sampled per positive (ncf, gmf, neumf: on implicit stores, 0 trains on the "
 	 "records alone; twotower: cross_entropy and max_margin)"},
 	{"sampler", MOPT_ENUM, 0, 0, SAMPLER_RANDOM, model_sampler_names,
 	 "how negatives are drawn: random (any item), unconsumed (none the user rated in "

@@ -270,7 +270,7 @@ uint32_t model_num_neg(const struct model *m);
 
 /*
  * The options of pointwise models that train on sampled negatives of an
- * implicit store (num_neg, sampler), shared by ncf and neumf, and their
+ * implicit store (num_neg, sampler), shared by ncf, gmf and neumf, and their
  * wants function (WANTS_NEGATIVES when model_train_factor() > 1).
  */
 extern const struct model_option model_negative_options[2];

@@ -393,7 +393,7 @@ static int shape_config(const json_t *shape, const char *path, struct model_conf
 	memset(cfg, 0, sizeof(*cfg));
 	if (!json_is_integer(emb) || json_integer_value(emb) < 1 ||
 	    json_integer_value(emb) > 4096 || !json_is_array(hidden) ||
-	    json_array_size(hidden) < 1 || json_array_size(hidden) > MODEL_MAX_HIDDEN)
+	    json_array_size(hidden) > MODEL_MAX_HIDDEN) /* gmf has none */
 		return hr_error(HR_EFORMAT, "checkpoint '%s': no valid model shape in its metadata",
 				path);
 	cfg->emb_dim = (uint32_t)json_integer_value(emb);

@@ -134,7 +134,7 @@ sed -n '/^model options/,/^$/p' "$T/out" | grep -o '^  --[a-z-]*' | sort >"$T/mo
 for o in kind num-neg sampler; do
 	grep -qx "  --$o" "$T/mopts" || fail "--help lists no model option --$o"
 done
-grep -qF -- "(default: ncf 4, neumf 4, twotower 1)" "$T/out" || fail "--help: --num-neg's defaults are not ncf 4, neumf 4, twotower 1"
+grep -qF -- "(default: ncf 4, gmf 4, neumf 4, twotower 1)" "$T/out" || fail "--help: --num-neg's defaults are not ncf 4, gmf 4, neumf 4, twotower 1"
 grep -qF -- "(default: autorec item)" "$T/out" || fail "--help: --kind's default is not autorec item"
 if [ "$(uniq -d "$T/mopts")" = "" ]; then
 	ok "--help lists each model option once"

@@ -285,8 +285,12 @@ static int check_model(const struct model_ops *ops, uint64_t seed, int implicit,
 	make_info(&info);
 	if (implicit)
 		info.positive_rate[0] = 1;
-	while (cfg.n_hidden > 1 && !ops->default_hidden[cfg.n_hidden - 1]) /* autorec: one */
-		cfg.n_hidden--;
+	/* no more layers than the model's default has: autorec one, gmf none */
+	for (int k = 0; k < cfg.n_hidden; k++)
+		if (!ops->default_hidden[k]) {
+			cfg.n_hidden = k;
+			break;
+		}
 	assert_int_equal(model_create(&f.m, ops->name, &cfg, &info, 0), 0);
 	F = model_train_factor(&f.m);
 	if (implicit && F == 1) {
