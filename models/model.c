@@ -144,12 +144,8 @@ uint32_t model_num_neg(const struct model *m)
 const char *const model_sampler_names[] = {"random", "unconsumed", "popular", NULL};
 
 const struct model_option model_negative_options[2] = {
-	{"num_neg", MOPT_INT, 0, 100, 4, NULL,
-	 "negatives sampled per positive (ncf, gmf, neumf: on implicit stores, 0 trains on the "
-	 "records alone; twotower: cross_entropy and max_margin)"},
-	{"sampler", MOPT_ENUM, 0, 0, SAMPLER_RANDOM, model_sampler_names,
-	 "how negatives are drawn: random (any item), unconsumed (none the user rated in "
-	 "train), popular (by train frequency)"},
+	MODEL_OPTION_NUM_NEG,
+	MODEL_OPTION_SAMPLER,
 };
 
 unsigned model_negative_wants(const struct model *m)
@@ -222,6 +218,81 @@ void model_train_backward(const struct model *m, float *ws, const struct batch *
 	memset(ctx->dlogits, 0, b->n * sizeof(float));
 	nn_bce_logits_backward(ctx->dlogits, 1.0f, ctx->logits, b->label, (int)b->n);
 	m->ops->backward(m, ws, b, ctx->dlogits, grad, sg);
+}
+
+/* ---- pre-training ------------------------------------------------------ */
+
+void model_init_from_list(char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < N_MODELS && n < size; i++)
+		if (models[i]->init_from)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "",
+					      models[i]->name);
+}
+
+int model_init_from(struct model *m, const struct model_source *src, int n)
+{
+	char can[128];
+
+	if (!m->ops->init_from) {
+		model_init_from_list(can, sizeof(can));
+		return hr_error(HR_EINVAL,
+				"model '%s' cannot start from other models' checkpoints (%s can)",
+				m->ops->name, can[0] ? can : "no model");
+	}
+	if (n < 1 || n > MODEL_MAX_SOURCES)
+		return hr_error(HR_EINVAL, "%d checkpoints to start from: 1 to %d can be given", n,
+				MODEL_MAX_SOURCES);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++)
+			if (!strcmp(src[i].model, src[j].model))
+				return hr_error(HR_EINVAL,
+						"'%s' and '%s' are both %s checkpoints: give one",
+						src[j].where, src[i].where, src[i].model);
+	return m->ops->init_from(m, src, n);
+}
+
+int model_source_tensor(const struct model *m, const struct model_source *src, const char *name,
+			uint32_t rows, uint32_t cols, const char *to, const float **out)
+{
+	static const char hint[] = "the pre-trained model's --emb-dim, --hidden and store must be "
+				   "this run's";
+	uint64_t r = 0, c = 0;
+
+	*out = src->tensor(src->ctx, name, &r, &c);
+	if (!*out)
+		return hr_error(HR_EINVAL, "'%s' (model %s) has no tensor '%s' for %s's %s",
+				src->where, src->model, name, m->ops->name, to);
+	if (r != rows || c != cols)
+		return hr_error(
+			HR_EINVAL,
+			"'%s' (model %s): tensor '%s' is %llux%llu; %s's %s wants %ux%u (%s)",
+			src->where, src->model, name, (unsigned long long)r, (unsigned long long)c,
+			m->ops->name, to, rows, cols, hint);
+	return 0;
+}
+
+int model_source_copy(struct model *m, int dst, uint32_t col, uint32_t cols,
+		      const struct model_source *src, const char *name, float scale)
+{
+	struct tensor *t = &m->params.t[dst];
+	const float *x;
+	char to[PARAM_NAME_MAX + 64];
+	int rc;
+
+	HR_ASSERT(col + cols <= t->cols);
+	if (col == 0 && cols == t->cols)
+		snprintf(to, sizeof(to), "'%s'", t->name);
+	else
+		snprintf(to, sizeof(to), "'%s' columns %u..%u", t->name, col, col + cols - 1);
+	rc = model_source_tensor(m, src, name, t->rows, cols, to, &x);
+	for (uint32_t r = 0; !rc && r < t->rows; r++)
+		for (uint32_t c = 0; c < cols; c++)
+			t->w[(size_t)r * t->cols + col + c] = scale * x[(size_t)r * cols + c];
+	return rc;
 }
 
 /* ---- options ----------------------------------------------------------- */

@@ -136,6 +136,23 @@ struct model_data {
 
 struct model;
 
+#define MODEL_MAX_SOURCES 8
+
+/*
+ * A trained model whose tensors initialise another (pre-training,
+ * model_ops.init_from; bin/trainer --init-from reads them from a
+ * checkpoint).  The tensors are the source model's own, by the names its
+ * model file gives them (docs/FORMAT.md lists them).
+ */
+struct model_source {
+	const char *model; /* the source's model name, e.g. "gmf" */
+	const char *where; /* what names it in messages: its checkpoint's path */
+	/* Its tensor `name`: (*rows, *cols) floats, row-major, read-only, valid
+	 * during the init_from call; NULL (rows and cols untouched) without one. */
+	const float *(*tensor)(const void *ctx, const char *name, uint64_t *rows, uint64_t *cols);
+	const void *ctx;
+};
+
 struct model_ops {
 	const char *name;               /* lowercase, as on the command line */
 	const char *summary;            /* one line for --help */
@@ -210,6 +227,19 @@ struct model_ops {
 	void (*item_vectors)(const struct model *m, float *ws, const struct batch *b, float *out);
 	/* Multiply-adds times two of one sample's forward pass (for GFLOP/s). */
 	double (*flops_forward)(const struct model *m);
+	/*
+	 * Optional, pre-training: sets m's parameters, fresh from
+	 * model_create, from trained models of other kinds, src[0 .. n) (n >=
+	 * 1, at most one per source model: model_init_from checks), copying
+	 * what maps from each (model_source_copy) and leaving the rest as
+	 * initialised.  The optimizer state stays zero.  HR_EINVAL naming the
+	 * source when m does not start from its model, or when a tensor it
+	 * maps is missing or of another shape (model_source_tensor's message).
+	 * On failure m's parameters may be partly overwritten.  NULL: the model
+	 * starts from nothing but its initialisation.  Nothing may train while
+	 * it runs.
+	 */
+	int (*init_from)(struct model *m, const struct model_source *src, int n);
 };
 
 struct model {
@@ -271,14 +301,59 @@ uint32_t model_num_neg(const struct model *m);
 /*
  * The options of pointwise models that train on sampled negatives of an
  * implicit store (num_neg, sampler), shared by ncf, gmf and neumf, and their
- * wants function (WANTS_NEGATIVES when model_train_factor() > 1).
+ * wants function (WANTS_NEGATIVES when model_train_factor() > 1).  The two
+ * rows are also macros, for a model whose table has more (neumf).
  */
+#define MODEL_OPTION_NUM_NEG                                                                                \
+	{                                                                                                   \
+		"num_neg", MOPT_INT, 0, 100, 4, NULL,                                                       \
+			"negatives sampled per positive (ncf, gmf, neumf: on implicit stores, 0 trains on " \
+			"the records alone; twotower: cross_entropy and max_margin)"                        \
+	}
+#define MODEL_OPTION_SAMPLER                                                                              \
+	{                                                                                                 \
+		"sampler", MOPT_ENUM, 0, 0, 0 /* SAMPLER_RANDOM */, model_sampler_names,                  \
+			"how negatives are drawn: random (any item), unconsumed (none the user rated in " \
+			"train), popular (by train frequency)"                                            \
+	}
 extern const struct model_option model_negative_options[2];
 extern const char *const model_sampler_names[]; /* the choices of "sampler" */
 unsigned model_negative_wants(const struct model *m);
 
 /* Attaches the loaded data (m->data = d) and calls ops->data_ready. */
 int model_attach(struct model *m, const struct model_data *d);
+
+/* ---- pre-training (model_ops.init_from) ---- */
+
+/*
+ * Initialises m from the trained models src[0 .. n) through its
+ * init_from.  HR_EINVAL when m's model has none ("model 'ncf' cannot start
+ * from other models' checkpoints (neumf can)"), n is not 1 to
+ * MODEL_MAX_SOURCES, two sources are of one model, or init_from refuses
+ * one (its message).  On failure m's parameters may be partly overwritten.
+ */
+int model_init_from(struct model *m, const struct model_source *src, int n);
+
+/* Writes the names of the models that have an init_from ("neumf"), comma separated. */
+void model_init_from_list(char *buf, size_t size);
+
+/*
+ * For init_from: src's tensor `name`, which must be rows x cols, into
+ * *out.  `to` names what it initialises in the message: HR_EINVAL "'WHERE'
+ * (model gmf): tensor 'user_emb' is 301x16; neumf's 'user_gmf' wants 301x32
+ * (...)", or "... has no tensor 'out.0.w' (...)".
+ */
+int model_source_tensor(const struct model *m, const struct model_source *src, const char *name,
+			uint32_t rows, uint32_t cols, const char *to, const float **out);
+
+/*
+ * For init_from: copies src's tensor `name`, times scale, into columns
+ * [col, col + cols) of m's tensor dst (an index into m->params); src's must
+ * be (dst's rows) x cols.  HR_EINVAL as model_source_tensor.
+ */
+int model_source_copy(struct model *m, int dst, uint32_t col, uint32_t cols,
+		      const struct model_source *src, const char *name, float scale);
+
 /* ops->score_prepare(m) when the model has one, else 0. */
 int model_score_prepare(const struct model *m);
 

@@ -10,6 +10,16 @@
  *
  * The output layer is Xavier-initialised, the MLP Kaiming (mlp.h), the
  * four tables N(0, 0.05^2) with row 0 zero.
+ *
+ * Pre-training (the paper's §3.4.1; init_from, bin/trainer --init-from):
+ * from a trained gmf, the GMF tables and w's first E columns times alpha;
+ * from a trained ncf (the same --emb-dim and --hidden), the MLP tables and
+ * hidden layers as they are and w's last H columns, ncf's output layer,
+ * times 1 - alpha; b = alpha b_gmf + (1 - alpha) b_ncf.  alpha is the
+ * option pretrain_alpha (the paper's 0.5; its Keras code halves the sum
+ * of the biases, the same at 0.5).  The logit then starts as alpha
+ * logit_gmf + (1 - alpha) logit_ncf.  A branch no checkpoint is given for
+ * keeps its initialisation (and its columns of w); its bias term is 0.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +30,16 @@
 #include "nn/nn.h"
 
 enum { T_UG, T_IG, T_UM, T_IM, T_N };
+enum { OPT_NUM_NEG, OPT_SAMPLER, OPT_ALPHA, OPT_N };
+
+static const struct model_option neumf_options[OPT_N] = {
+	[OPT_NUM_NEG] = MODEL_OPTION_NUM_NEG,
+	[OPT_SAMPLER] = MODEL_OPTION_SAMPLER,
+	[OPT_ALPHA] =
+		{"pretrain_alpha", MOPT_FLOAT, 0, 1, 0.5, NULL,
+		 "--init-from: the pre-trained GMF's share alpha of neumf's output layer (the MLP's "
+		 "1 - alpha)"},
+};
 
 struct neumf {
 	uint32_t E, H; /* embedding width; the MLP's output width */
@@ -152,6 +172,91 @@ static void neumf_backward(const struct model *m, float *ws, const struct batch 
 	}
 }
 
+/* From a trained gmf: the GMF tables, w's GMF columns and bias term, times alpha. */
+static int from_gmf(struct model *m, const struct model_source *src, float alpha, float *bias)
+{
+	const struct neumf *n = m->impl;
+	const float *b;
+	int rc = model_source_copy(m, n->t[T_UG], 0, n->E, src, "user_emb", 1.0f);
+
+	if (!rc)
+		rc = model_source_copy(m, n->t[T_IG], 0, n->E, src, "item_emb", 1.0f);
+	if (!rc)
+		rc = model_source_copy(m, n->out.w[0], 0, n->E, src, "out.0.w", alpha);
+	if (!rc)
+		rc = model_source_tensor(m, src, "out.0.b", 1, 1, "'out.0.b'", &b);
+	if (!rc)
+		*bias += alpha * b[0];
+	return rc;
+}
+
+/*
+ * From a trained ncf (hidden layers mlp.0 .. mlp.L-1, output mlp.L): the
+ * MLP tables and hidden layers, w's MLP columns and bias term times beta.
+ */
+static int from_ncf(struct model *m, const struct model_source *src, float beta, float *bias)
+{
+	const struct neumf *n = m->impl;
+	int L = n->mlp.n, have = 0, rc; /* have: ncf's layers, its output included */
+	char name[PARAM_NAME_MAX];
+	uint64_t rows, cols;
+	const float *b;
+
+	for (;;) {
+		snprintf(name, sizeof(name), "mlp.%d.w", have);
+		if (have > MODEL_MAX_HIDDEN || !src->tensor(src->ctx, name, &rows, &cols))
+			break;
+		have++;
+	}
+	if (have != L + 1)
+		return hr_error(HR_EINVAL,
+				"'%s' (model ncf) has %d hidden layer%s, neumf's --hidden %d: the "
+				"pre-trained model's --hidden must be this run's",
+				src->where, have ? have - 1 : 0, have == 2 ? "" : "s", L);
+	rc = model_source_copy(m, n->t[T_UM], 0, n->E, src, "user_emb", 1.0f);
+	if (!rc)
+		rc = model_source_copy(m, n->t[T_IM], 0, n->E, src, "item_emb", 1.0f);
+	for (int k = 0; !rc && k < L; k++) {
+		snprintf(name, sizeof(name), "mlp.%d.w", k);
+		rc = model_source_copy(m, n->mlp.w[k], 0, m->params.t[n->mlp.w[k]].cols, src, name,
+				       1.0f);
+		snprintf(name, sizeof(name), "mlp.%d.b", k);
+		if (!rc)
+			rc = model_source_copy(m, n->mlp.b[k], 0, n->mlp.width[k], src, name, 1.0f);
+	}
+	snprintf(name, sizeof(name), "mlp.%d.w", L);
+	if (!rc)
+		rc = model_source_copy(m, n->out.w[0], n->E, n->H, src, name, beta);
+	snprintf(name, sizeof(name), "mlp.%d.b", L);
+	if (!rc)
+		rc = model_source_tensor(m, src, name, 1, 1, "'out.0.b'", &b);
+	if (!rc)
+		*bias += beta * b[0];
+	return rc;
+}
+
+static int neumf_init_from(struct model *m, const struct model_source *src, int n_src)
+{
+	const struct neumf *n = m->impl;
+	float alpha = (float)m->opt[OPT_ALPHA], bias = 0;
+	int rc = 0;
+
+	for (int s = 0; !rc && s < n_src; s++) {
+		if (!strcmp(src[s].model, "gmf"))
+			rc = from_gmf(m, &src[s], alpha, &bias);
+		else if (!strcmp(src[s].model, "ncf"))
+			rc = from_ncf(m, &src[s], 1.0f - alpha, &bias);
+		else
+			rc = hr_error(HR_EINVAL,
+				      "'%s' is a %s checkpoint: neumf starts from gmf and ncf "
+				      "checkpoints (its GMF and MLP branches)",
+				      src[s].where, src[s].model);
+	}
+	if (!rc)
+		m->params.t[n->out.b[0]].w[0] = bias;
+	return rc;
+}
+
 static double neumf_flops(const struct model *m)
 {
 	const struct neumf *n = m->impl;
@@ -164,8 +269,8 @@ const struct model_ops model_neumf = {
 	.summary = "NeuMF: a GMF and an MLP branch with their own embeddings, fused by one layer",
 	.needs = 0,
 	.default_hidden = neumf_hidden,
-	.options = model_negative_options,
-	.n_options = 2,
+	.options = neumf_options,
+	.n_options = OPT_N,
 	.wants = model_negative_wants,
 	.init = neumf_init,
 	.release = neumf_release,
@@ -173,4 +278,5 @@ const struct model_ops model_neumf = {
 	.forward = neumf_forward,
 	.backward = neumf_backward,
 	.flops_forward = neumf_flops,
+	.init_from = neumf_init_from,
 };

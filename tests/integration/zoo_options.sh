@@ -57,7 +57,7 @@ expect_exit 0 trainer --model ncf --out "$T/x" --check-config
 [ "$(model_section "$T/out")" = $'num_neg = 4\nsampler = random' ] ||
 	{ cat "$T/out" >&2; fail "ncf --check-config: [model] is not num_neg = 4, sampler = random"; }
 expect_exit 0 trainer --model neumf --out "$T/x" --num-neg 7 --sampler popular --check-config
-[ "$(model_section "$T/out")" = $'num_neg = 7\nsampler = popular' ] ||
+[ "$(model_section "$T/out")" = $'num_neg = 7\nsampler = popular\npretrain_alpha = 0.5' ] ||
 	{ cat "$T/out" >&2; fail "neumf --check-config: [model] does not show the flags' values"; }
 cp "$T/out" "$T/neumf.ini"
 expect_exit 0 trainer --model autorec --out "$T/x" --check-config

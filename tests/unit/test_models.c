@@ -498,10 +498,145 @@ static void test_every_model(void **state)
 	assert_true(n >= 2);
 }
 
+/* ---- pre-training (model_ops.init_from) ---------------------------------- */
+
+/* model_source.tensor over a model built here. */
+static const float *model_lookup(const void *ctx, const char *name, uint64_t *rows, uint64_t *cols)
+{
+	struct model *m = (struct model *)ctx;
+	const struct tensor *t = params_find(&m->params, name);
+
+	if (!t)
+		return NULL;
+	*rows = t->rows;
+	*cols = t->cols;
+	return t->w;
+}
+
+/* Builds model `name` (emb_dim E, hidden[0 .. nh)) with weights of O(0.3) from seed. */
+static void build(struct model *m, const char *name, uint32_t E, const uint32_t *hidden, int nh,
+		  const struct model_opt_value *opt, uint64_t seed)
+{
+	struct store_info info;
+	struct model_config cfg = {.emb_dim = E, .n_hidden = nh, .seed = seed};
+
+	make_info(&info);
+	memcpy(cfg.hidden, hidden, (size_t)nh * sizeof(*hidden));
+	if (opt)
+		cfg.opt[cfg.n_opt++] = *opt;
+	if (model_create(m, name, &cfg, &info, 0))
+		fail_msg("%s: %s", name, hr_errmsg());
+	randomise(&m->params, seed);
+}
+
+static struct model_source source_of(struct model *m, const char *where)
+{
+	return (struct model_source){m->ops->name, where, model_lookup, m};
+}
+
+/* m's logits (B) on the test batch. */
+static void logits_of(const struct model *m, const struct batch *b, float *out)
+{
+	float *ws = calloc(m->ops->workspace_floats(m, B), sizeof(float));
+
+	assert_non_null(ws);
+	m->ops->forward(m, ws, b, out, 0);
+	free(ws);
+}
+
+/*
+ * neumf from a trained gmf and ncf (the NCF paper's pre-training): its
+ * logit starts as alpha gmf's + (1 - alpha) ncf's, for the default alpha
+ * and another; a source it does not start from, or of another shape, is
+ * refused naming the source and the tensor; so are two of one model and a
+ * model without a mapping.
+ */
+static void test_neumf_init_from(void **state)
+{
+	static const uint32_t h2[] = {6, 5}, h1[] = {6}, h3[] = {6, 5, 1};
+	struct model gmf, ncf, neumf, other;
+	struct model_source src[2];
+	struct batch b;
+	float lg[B], ln[B], lm[B];
+	(void)state;
+
+	assert_int_equal(batch_alloc(&b, B, L, D), 0);
+	make_batch(&b, 1);
+	build(&gmf, "gmf", 4, NULL, 0, NULL, 2);
+	build(&ncf, "ncf", 4, h2, 2, NULL, 3);
+	logits_of(&gmf, &b, lg);
+	logits_of(&ncf, &b, ln);
+	src[0] = source_of(&gmf, "runs/gmf");
+	src[1] = source_of(&ncf, "runs/ncf");
+	for (int k = 0; k < 2; k++) {
+		struct model_opt_value alpha = {"pretrain_alpha", 0.3};
+		double a = k ? alpha.v : 0.5;
+		build(&neumf, "neumf", 4, h2, 2, k ? &alpha : NULL, 4);
+		if (model_init_from(&neumf, src, 2))
+			fail_msg("%s", hr_errmsg());
+		logits_of(&neumf, &b, lm);
+		for (int r = 0; r < B; r++)
+			if (fabs(lm[r] - (a * lg[r] + (1 - a) * ln[r])) > 1e-5 * (1 + fabs(lm[r])))
+				fail_msg("alpha %g, row %d: neumf %g, gmf %g, ncf %g", a, r, lm[r],
+					 lg[r], ln[r]);
+		model_release(&neumf);
+	}
+
+	build(&neumf, "neumf", 4, h2, 2, NULL, 4);
+	build(&other, "dssm", 4, h2, 2, NULL, 5);
+	src[1] = source_of(&other, "runs/dssm");
+	assert_int_equal(model_init_from(&neumf, src, 2), HR_EINVAL);
+	assert_string_equal(hr_errmsg(), "'runs/dssm' is a dssm checkpoint: neumf starts from gmf "
+					 "and ncf checkpoints (its GMF and MLP branches)");
+	model_release(&other);
+	build(&other, "gmf", 8, NULL, 0, NULL, 5);
+	src[1] = source_of(&other, "runs/gmf8");
+	assert_int_equal(model_init_from(&neumf, &src[1], 1), HR_EINVAL);
+	assert_string_equal(hr_errmsg(),
+			    "'runs/gmf8' (model gmf): tensor 'user_emb' is 7x8; neumf's 'user_gmf' "
+			    "wants 7x4 (the pre-trained model's --emb-dim, --hidden and store must "
+			    "be this run's)");
+	assert_int_equal(model_init_from(&neumf, src, 2), HR_EINVAL);
+	assert_string_equal(hr_errmsg(),
+			    "'runs/gmf' and 'runs/gmf8' are both gmf checkpoints: give one");
+	model_release(&other);
+	build(&other, "ncf", 4, h1, 1, NULL, 5);
+	src[1] = source_of(&other, "runs/ncf1");
+	assert_int_equal(model_init_from(&neumf, &src[1], 1), HR_EINVAL);
+	assert_string_equal(hr_errmsg(), "'runs/ncf1' (model ncf) has 1 hidden layer, neumf's "
+					 "--hidden 2: the pre-trained model's --hidden must be "
+					 "this run's");
+	model_release(&other);
+	build(&other, "ncf", 4, h3, 3, NULL, 5);
+	src[1] = source_of(&other, "runs/ncf3");
+	assert_int_equal(model_init_from(&neumf, &src[1], 1), HR_EINVAL);
+	assert_string_equal(hr_errmsg(), "'runs/ncf3' (model ncf) has 3 hidden layers, neumf's "
+					 "--hidden 2: the pre-trained model's --hidden must be "
+					 "this run's");
+	model_release(&other);
+	static const uint32_t h2b[] = {6, 4}; /* the same depth, another width */
+	build(&other, "ncf", 4, h2b, 2, NULL, 5);
+	src[1] = source_of(&other, "runs/ncf64");
+	assert_int_equal(model_init_from(&neumf, &src[1], 1), HR_EINVAL);
+	assert_string_equal(hr_errmsg(), "'runs/ncf64' (model ncf): tensor 'mlp.1.w' is 4x6; "
+					 "neumf's 'mlp.1.w' wants 5x6 (the pre-trained model's "
+					 "--emb-dim, --hidden and store must be this run's)");
+	model_release(&other);
+	assert_int_equal(model_init_from(&ncf, src, 1), HR_EINVAL);
+	assert_string_equal(hr_errmsg(),
+			    "model 'ncf' cannot start from other models' checkpoints (neumf can)");
+
+	model_release(&neumf);
+	model_release(&ncf);
+	model_release(&gmf);
+	batch_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_model),
+		cmocka_unit_test(test_neumf_init_from),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
