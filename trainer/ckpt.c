@@ -225,6 +225,44 @@ static int check_early_stop(const json_t *doc, char *why, size_t cap)
 }
 
 /*
+ * "init_from" (trainer/pretrain.h): a list of at most CKPT_SOURCES_MAX
+ * objects, each with "path" and "file" (1 to CKPT_PATH_MAX bytes), "model"
+ * (1 to 63) and "step" (a decimal string like next_batch).
+ */
+static int check_init_from(const json_t *a, char *why, size_t cap)
+{
+	static const struct {
+		const char *key;
+		size_t max;
+	} text[] = {
+		{"path", CKPT_PATH_MAX}, {"file", CKPT_PATH_MAX}, {"model", CKPT_MODEL_MAX - 1}};
+	const json_t *e;
+	size_t i;
+	uint64_t u;
+
+	if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > CKPT_SOURCES_MAX)
+		return whyf(why, cap, "'init_from' is not a list of 1 to %d checkpoints",
+			    CKPT_SOURCES_MAX);
+	json_array_foreach(a, i, e)
+	{
+		if (!json_is_object(e))
+			return whyf(why, cap, "'init_from[%zu]' is not an object", i);
+		for (size_t k = 0; k < sizeof(text) / sizeof(text[0]); k++)
+			if (!short_text(json_object_get(e, text[k].key), text[k].max))
+				return whyf(why, cap,
+					    "'init_from[%zu].%s' is not a string of 1 to %zu "
+					    "characters",
+					    i, text[k].key, text[k].max);
+		if (!dec_str(json_object_get(e, "step"), CKPT_COUNT_MAX, &u))
+			return whyf(
+				why, cap,
+				"'init_from[%zu].step' is not a decimal string from 0 to %" PRIu64,
+				i, CKPT_COUNT_MAX);
+	}
+	return 0;
+}
+
+/*
  * The keys of the "hogrec" document that the trainer reads, each checked
  * for its type and range when present (other keys are the writer's own);
  * next_batch and seed go into in.  -1 with the reason in why if one fails.
@@ -260,6 +298,8 @@ static int check_hogrec(const json_t *doc, struct ckpt_info *in, char *why, size
 			return whyf(why, cap, "'%s' is not a number from 0 to %g", rates[i].key,
 				    rates[i].max);
 	if ((v = json_object_get(doc, "metrics")) && check_metrics(v, why, cap))
+		return -1;
+	if ((v = json_object_get(doc, "init_from")) && check_init_from(v, why, cap))
 		return -1;
 	return check_early_stop(doc, why, cap);
 }

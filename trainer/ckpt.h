@@ -62,6 +62,10 @@
  * reader), created is at most 9999-12-31T23:59:59Z.
  */
 #define CKPT_EPOCH_MAX 1000000
+/* The "hogrec" key init_from (docs/FORMAT.md): at most this many
+ * checkpoints, paths of at most CKPT_PATH_MAX bytes. */
+#define CKPT_SOURCES_MAX 8
+#define CKPT_PATH_MAX 4096
 #define CKPT_COUNT_MAX ((UINT64_C(1) << 53) - 1)
 #define CKPT_CREATED_MAX INT64_C(253402300799)
 

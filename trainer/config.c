@@ -17,6 +17,7 @@
 #include "common/parse.h"
 #include "models/model.h"
 #include "models/optim.h"
+#include "trainer/pretrain.h"
 
 enum opt_type {
 	T_INT,    /* int field */
@@ -43,6 +44,7 @@ struct opt {
 	int (*get_enum)(const struct train_opts *o);   /* T_ENUM */
 	int (*valid)(const char *s);                   /* T_STRING: extra check */
 	const char *expect;                            /* T_STRING: what it holds */
+	const char *arg;                               /* T_STRING: --help's ARG, if not PATH */
 	void (*after)(struct train_opts *o);           /* after a successful set */
 	const char *help;
 };
@@ -147,6 +149,11 @@ static const struct opt opts[] = {
 	 .help = "checkpoints kept in out (the newest)"},
 	{"resume", "resume", T_BOOL, 0, 1, "yes", OFF(resume),
 	 .help = "continue from out's latest checkpoint if any"},
+	{"init_from", "init-from", T_STRING, 0, 0, NULL, OFF(init_from),
+	 .expect = "checkpoint paths separated by commas", .arg = "CKPT[,CKPT...]",
+	 .help = "a fresh run starts from these trained checkpoints (files, or run directories' "
+		 "latest), e.g. neumf from a gmf and an ncf run; out's run resumes only if it "
+		 "started from the same"},
 	{"follow", "follow", T_BOOL, 0, 1, "no", OFF(follow),
 	 .help = "after the epochs, wait for a new store at data and train on its new records"},
 	{"follow_poll", "follow-poll", T_DOUBLE, 0.01, 86400, "5", OFF(follow_poll),
@@ -764,6 +771,30 @@ static int in_range(const struct train_opts *o, const struct opt *d)
 	return x >= d->min && x <= d->max ? 0 : -1;
 }
 
+/* init_from: a list of paths, for a model that can start from checkpoints. */
+static int check_init_from(const struct train_opts *o)
+{
+	struct pretrain_list l;
+	char can[128];
+	int rc;
+
+	if (!o->init_from)
+		return 0;
+	rc = pretrain_list_parse(&l, o->init_from);
+	if (rc)
+		return rc;
+	pretrain_list_release(&l);
+	if (o->model && !model_find(o->model)->init_from) {
+		model_init_from_list(can, sizeof(can));
+		return hr_error(
+			HR_EINVAL,
+			"'init_from': model '%s' cannot start from other models' checkpoints "
+			"(%s can)",
+			o->model, can[0] ? can : "no model");
+	}
+	return 0;
+}
+
 int config_check(const struct train_opts *o)
 {
 	char value[LINE_SHOWN];
@@ -795,7 +826,7 @@ int config_check(const struct train_opts *o)
 	    strcmp(o->predict, "test"))
 		return hr_error(HR_EINVAL, "--predict: '%s' is not train, valid or test",
 				o->predict);
-	return 0;
+	return o->predict ? 0 : check_init_from(o); /* --predict trains nothing */
 }
 
 int config_finish(struct train_opts *o)
@@ -911,7 +942,7 @@ void config_usage(FILE *out)
 		case T_FLOAT:
 		case T_DOUBLE: arg = "X"; break;
 		case T_BOOL: arg = "yes|no"; break;
-		case T_STRING: arg = d->valid ? "NAME" : "PATH"; break;
+		case T_STRING: arg = d->arg ? d->arg : d->valid ? "NAME" : "PATH"; break;
 		case T_LIST: arg = "A,B,..."; break;
 		case T_ENUM: arg = "NAME"; break;
 		}

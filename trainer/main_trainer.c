@@ -61,9 +61,12 @@ static void usage(FILE *out)
 	      "example:\n"
 	      "  trainer --data ml-1m.lmdb --model dssm --out runs/dssm --epochs 3\n"
 	      "  trainer --config /etc/hogrec/trainer.ini --epochs 5\n"
+	      "  trainer --data s.lmdb --model neumf --out runs/neumf --init-from runs/gmf,runs/ncf\n"
 	      "\n"
 	      "exit status: 0 ok, 64 bad option, 65 bad store or non-finite loss,\n"
 	      "66 store missing (--predict: DIR or its checkpoint missing), 74 I/O error;\n"
+	      "--init-from: 64 a checkpoint of another model, store or shape, 65 a\n"
+	      "damaged one, 66 a missing one;\n"
 	      "a signal stops training cleanly with the final checkpoint and exit 0, a\n"
 	      "second signal exits 130 at once.\n",
 	      out);

@@ -158,6 +158,13 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 			  seed, "batch", (json_int_t)o->batch, "shape", shape_json(o, m), "lr",
 			  (double)o->optim.lr, "lr_sparse", (double)o->optim.lr_sparse, "l2",
 			  (double)o->optim.l2, "metrics", metrics ? metrics : json_null());
+	if (extra && st->init_from) {
+		json_t *rec = json_loads(st->init_from, 0, NULL);
+		if (!rec || json_object_set_new(extra, "init_from", rec)) {
+			json_decref(extra);
+			extra = NULL;
+		}
+	}
 	text = extra && !early_stop_json(extra, st) ? json_dumps(extra, JSON_COMPACT) : NULL;
 	json_decref(extra);
 	if (!text)
@@ -295,6 +302,7 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 	int rc = ckpt_latest(o->out, path, cap);
 
 	*found = 0;
+	st->init_from = NULL;
 	if (rc == HR_ENOENT) {
 		hr_error_clear();
 		return 0;
@@ -316,6 +324,11 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 		rc = early_stop_state(extra, info, st, path);
 	if (!rc)
 		rc = load_tensors(c, m, path);
+	if (!rc && json_object_get(extra, "init_from")) { /* type-checked by ckpt_open */
+		st->init_from = json_dumps(json_object_get(extra, "init_from"), JSON_COMPACT);
+		if (!st->init_from)
+			rc = hr_error(HR_ENOMEM, "out of memory");
+	}
 	if (!rc) {
 		st->epoch = (int)info->epoch;
 		st->next_batch = info->next_batch; /* range-checked by ckpt_open */

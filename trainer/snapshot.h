@@ -6,9 +6,10 @@
  * accumulator; "optim.<name>.s2": Adam's second moment), and in the
  * metadata the model, the store's schema hash, the epoch, the batch index
  * to resume from, the optimizer step, the samples seen, the options that
- * shape the model, the metrics at save time and early stopping's state
+ * shape the model, the metrics at save time, early stopping's state
  * (best valid AUC, its step and epoch, the patience count, whether this is
- * the run's closing checkpoint; docs/FORMAT.md).
+ * the run's closing checkpoint) and the checkpoints the run started from
+ * (--init-from; docs/FORMAT.md).
  *
  * Saving and loading need the workers idle: the trainer snapshots between
  * loader segments, when every batch in flight has been applied.
@@ -36,6 +37,11 @@ struct snapshot_state {
 	int bad_epochs;     /* epochs since, without a better valid AUC */
 	int final;          /* the run's closing checkpoint: the best epoch's parameters
 			     * restored, the closing metrics written */
+	/* What the run's parameters started from (--init-from, trainer/pretrain.h):
+	 * a JSON array as text, or NULL.  snapshot_save writes it as is;
+	 * snapshot_resume sets it from the checkpoint, malloc()ed, the caller's
+	 * to free (NULL when the checkpoint has none). */
+	char *init_from;
 };
 
 /*
@@ -51,7 +57,7 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 
 /*
  * Loads the newest valid checkpoint of o->out into m (created with the same
- * options) and fills st.  *found is 0 when the directory has none (not an
+ * options) and fills st (st->init_from: see above; NULL on failure).  *found is 0 when the directory has none (not an
  * error).  HR_EINVAL when the checkpoint belongs to another model, store
  * schema or shape, saying what differs; HR_EFORMAT for a damaged file, and
  * when the directory holds checkpoints but none of them is valid (the run

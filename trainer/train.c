@@ -26,6 +26,7 @@
 #include "models/carry.h"
 #include "models/interact.h"
 #include "notify.h"
+#include "pretrain.h"
 #include "runlog.h"
 #include "snapshot.h"
 #include "models/nn/blas.h"
@@ -119,6 +120,8 @@ struct trainer {
 	struct store_reader *index_reader; /* keeps the train index's pointers valid */
 	struct store_index index;
 	FILE *metrics;
+	int pretrain;    /* setup applies --init-from (a run's first trainer, not --follow's) */
+	char *init_from; /* what the run started from (pretrain.h), a JSON array, or NULL */
 };
 
 /* Records the first failure (any thread) and asks everyone to stop. */
@@ -558,6 +561,13 @@ static int setup(struct trainer *t)
 			  optim_state_count(o->optim.kind));
 	if (rc)
 		return rc;
+	/* Before OUT is made: a source refused leaves nothing behind.  A resume
+	 * overwrites these parameters (trainer_run checks it may). */
+	if (t->pretrain && o->init_from && !o->loader_only) {
+		rc = pretrain_apply(o, &t->model, &t->init_from);
+		if (rc)
+			return rc;
+	}
 	rc = open_outputs(t);
 	if (rc)
 		return rc;
@@ -634,6 +644,7 @@ static void teardown(struct trainer *t)
 	model_data_release(&t->data);
 	free(t->rows);
 	free(t->keys);
+	free(t->init_from);
 	store_close(t->st);
 }
 
@@ -655,6 +666,7 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 		.best_epoch = t->best_epoch,
 		.bad_epochs = t->bad_epochs,
 		.final = final,
+		.init_from = t->init_from,
 	};
 	char path[4096];
 	int rc;
@@ -899,8 +911,12 @@ fail:
 	return rc;
 }
 
-/* A trainer on the heap: it embeds the rings, which need 64-byte alignment. */
-static int trainer_open(const struct train_opts *o, struct trainer **out)
+/*
+ * A trainer on the heap: it embeds the rings, which need 64-byte alignment.
+ * pretrain: initialise the model from o->init_from (a run's first trainer;
+ * --follow's next one carries the parameters over instead).
+ */
+static int trainer_open(const struct train_opts *o, int pretrain, struct trainer **out)
 {
 	struct trainer *t = aligned_alloc(64, (sizeof(*t) + 63) & ~(size_t)63);
 	int rc;
@@ -910,6 +926,7 @@ static int trainer_open(const struct train_opts *o, struct trainer **out)
 		return hr_error(HR_ENOMEM, "out of memory");
 	memset(t, 0, sizeof(*t));
 	t->o = o;
+	t->pretrain = pretrain;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
 	rc = setup(t);
@@ -1200,7 +1217,7 @@ static int switch_store(struct trainer **tp, struct evaluator *ev)
 {
 	struct trainer *old = *tp, *t;
 	uint64_t k0 = 0;
-	int rc = trainer_open(old->o, &t);
+	int rc = trainer_open(old->o, 0, &t);
 
 	if (!rc)
 		rc = model_carry_over(&t->model, t->st, &old->model, old->st);
@@ -1221,6 +1238,8 @@ static int switch_store(struct trainer **tp, struct evaluator *ev)
 		 "the model is carried over",
 		 old->o->data, t->info.schema_hash, (unsigned long long)t->index.n,
 		 (unsigned long long)(t->index.n - k0), old->info.train_end_ts);
+	t->init_from = old->init_from; /* the run's provenance goes on */
+	old->init_from = NULL;
 	evaluator_release(ev);
 	trainer_close(old);
 	*tp = t;
@@ -1240,7 +1259,7 @@ int trainer_run(const struct train_opts *o)
 	if (o->predict)
 		return predict(o);
 	store_identity(o->data, &dev, &ino);
-	rc = trainer_open(o, &t);
+	rc = trainer_open(o, 1, &t);
 	/* Before anything in OUT is read or written (trainer_open made it). */
 	if (!rc) {
 		lock = lock_out(o->out);
@@ -1248,8 +1267,20 @@ int trainer_run(const struct train_opts *o)
 	}
 	if (!rc && o->resume && !o->loader_only)
 		rc = snapshot_resume(o, &t->model, &st, &found, path, sizeof(path));
+	if (!rc && found && o->init_from)
+		rc = pretrain_check_resume(o, st.init_from, path);
+	if (!rc && found) { /* the run's record, from its checkpoint */
+		free(t->init_from);
+		t->init_from = st.init_from;
+		st.init_from = NULL;
+	}
 	if (!rc && found)
 		rc = resume_position(t, &st, path);
+	/* A run that starts from other checkpoints publishes its starting point
+	 * as step 0: the record of what it started from, and what a restart
+	 * before the first epoch's checkpoint resumes from. */
+	if (!rc && !found && t->init_from)
+		rc = checkpoint(t, 1, 0, NULL, 0);
 	if (!rc && !o->loader_only)
 		rc = metrics_open(t, st.epoch);
 	if (!rc)
@@ -1298,6 +1329,7 @@ int trainer_run(const struct train_opts *o)
 		log_info("stopped by a signal; the final checkpoint is written");
 	evaluator_release(&ev);
 	trainer_close(t);
+	free(st.init_from);
 	if (lock >= 0)
 		close(lock);
 	return rc;

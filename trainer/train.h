@@ -60,6 +60,8 @@ struct train_opts {
 	double ckpt_every_secs;    /* checkpoint every T seconds (0: off) */
 	int keep;                  /* checkpoints kept (the newest K) */
 	int resume;                /* continue from OUT's latest checkpoint if any */
+	const char *init_from;     /* a fresh run's parameters from these checkpoints, comma
+				    * separated (trainer/pretrain.h), or NULL */
 	int follow;                /* after the epochs, wait for a new store and train on it */
 	double follow_poll;        /* seconds between checks of the store path */
 	const char *predict;       /* "train"/"valid"/"test": print the logits of out's latest

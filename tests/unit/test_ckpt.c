@@ -756,7 +756,9 @@ static void test_retain(void **state)
 static const char *trainer_doc =
 	"{\"next_batch\":\"3\",\"seed\":\"18446744073709551615\",\"batch\":64,"
 	"\"shape\":{\"emb_dim\":32,\"hidden\":[64,32],\"optimizer\":\"adam\"},\"lr\":0.001,"
-	"\"lr_sparse\":0.01,\"l2\":0,\"metrics\":{\"valid_auc\":0.7,\"test_auc\":null}}";
+	"\"lr_sparse\":0.01,\"l2\":0,\"metrics\":{\"valid_auc\":0.7,\"test_auc\":null},"
+	"\"init_from\":[{\"path\":\"runs/gmf\",\"file\":\"runs/gmf/ckpt-000000000012.safetensors\","
+	"\"model\":\"gmf\",\"step\":\"12\"}]}";
 
 static void test_metadata_ranges(void **state)
 {
@@ -820,6 +822,19 @@ static void test_metadata_ranges(void **state)
 		 "'metrics.loss' is not null or a finite"},
 		{"hogrec", "{\"next_batch\":\"1\"}",
 		 "'epoch' is 0, but a trainer's epochs start at 1"},
+		{"hogrec", "{\"init_from\":[]}", "'init_from' is not a list of 1 to 8 checkpoints"},
+		{"hogrec", "{\"init_from\":{}}", "'init_from' is not a list of 1 to 8"},
+		{"hogrec", "{\"init_from\":[1,2,3,4,5,6,7,8,9]}", "'init_from' is not a list of 1"},
+		{"hogrec", "{\"init_from\":[\"runs/gmf\"]}", "'init_from[0]' is not an object"},
+		{"hogrec", "{\"init_from\":[{\"path\":\"a\",\"model\":\"gmf\",\"step\":\"1\"}]}",
+		 "'init_from[0].file' is not a string of 1 to 4096 characters"},
+		{"hogrec",
+		 "{\"init_from\":[{\"path\":\"a\\u001b[2J\",\"file\":\"f\",\"model\":\"gmf\","
+		 "\"step\":\"1\"}]}",
+		 "'init_from[0].path' is not a string of 1 to 4096 characters"},
+		{"hogrec",
+		 "{\"init_from\":[{\"path\":\"a\",\"file\":\"f\",\"model\":\"gmf\",\"step\":1}]}",
+		 "'init_from[0].step' is not a decimal string"},
 	};
 	assert_int_equal(save_step(6, path, sizeof(path)), 0); /* epoch 0 */
 	snprintf(bad, sizeof(bad), "%s/ranges.safetensors", dir);

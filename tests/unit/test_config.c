@@ -52,9 +52,10 @@ static int load_text(struct train_opts *o, const char *text, char **path)
 
 static void assert_opts_equal(const struct train_opts *a, const struct train_opts *b)
 {
-	const char *sa[] = {a->data, a->out, a->model}, *sb[] = {b->data, b->out, b->model};
+	const char *sa[] = {a->data, a->out, a->model, a->init_from},
+		   *sb[] = {b->data, b->out, b->model, b->init_from};
 
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 4; k++) {
 		assert_true((sa[k] == NULL) == (sb[k] == NULL));
 		if (sa[k])
 			assert_string_equal(sa[k], sb[k]);
@@ -557,6 +558,44 @@ static void test_check_predict(void **state)
 	config_release(&o);
 }
 
+/* init_from: a list of 1 to 8 paths, for a model that can start from
+ * checkpoints; --predict (which trains nothing) ignores it. */
+static void test_init_from(void **state)
+{
+	struct train_opts o;
+	(void)state;
+	config_defaults(&o);
+	assert_int_equal(config_apply_option(&o, "data", "d", "--data"), 0);
+	assert_int_equal(config_apply_option(&o, "out", "o", "--out"), 0);
+	assert_int_equal(config_apply_option(&o, "model", "neumf", "--model"), 0);
+	assert_int_equal(config_apply_option(&o, "init-from", "runs/gmf,runs/ncf/ckpt.st", "--x"),
+			 0);
+	assert_string_equal(o.init_from, "runs/gmf,runs/ncf/ckpt.st");
+	assert_int_equal(config_check(&o), 0);
+	round_trip(&o);
+	static const char *const bad[] = {"a,,b", ",a", "a,", "1,2,3,4,5,6,7,8,9"};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char want[160];
+		assert_int_equal(config_apply_option(&o, "init_from", bad[k], "x:1"), 0);
+		assert_int_equal(config_check(&o), HR_EINVAL);
+		snprintf(want, sizeof(want),
+			 "'init_from' must be 1 to 8 checkpoint paths separated by commas, not "
+			 "'%s'",
+			 bad[k]);
+		assert_string_equal(hr_errmsg(), want);
+	}
+	assert_int_equal(config_apply_option(&o, "init_from", "1,2,3,4,5,6,7,8", "x:1"), 0);
+	assert_int_equal(config_check(&o), 0);
+	assert_int_equal(config_apply_option(&o, "model", "ncf", "--model"), 0);
+	assert_int_equal(config_check(&o), HR_EINVAL);
+	assert_string_equal(hr_errmsg(), "'init_from': model 'ncf' cannot start from other "
+					 "models' checkpoints (neumf can)");
+	o.predict = "test";
+	assert_int_equal(config_check(&o), 0);
+	config_release(&o);
+	assert_null(o.init_from);
+}
+
 /* deploy/trainer.ini parses, passes the checks and mentions every key. */
 static void test_deploy_example(void **state)
 {
@@ -608,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_check_predict),
+		cmocka_unit_test(test_init_from),
 		cmocka_unit_test(test_deploy_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
