@@ -521,7 +521,8 @@ static void build(struct model *m, const char *name, uint32_t E, const uint32_t 
 	struct model_config cfg = {.emb_dim = E, .n_hidden = nh, .seed = seed};
 
 	make_info(&info);
-	memcpy(cfg.hidden, hidden, (size_t)nh * sizeof(*hidden));
+	for (int k = 0; k < nh; k++) /* hidden may be NULL (gmf) */
+		cfg.hidden[k] = hidden[k];
 	if (opt)
 		cfg.opt[cfg.n_opt++] = *opt;
 	if (model_create(m, name, &cfg, &info, 0))
