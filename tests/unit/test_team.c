@@ -35,7 +35,8 @@ static void add_one(void *arg, int part, int parts)
 {
 	struct job *j = arg;
 
-	j->parts_seen = parts;
+	if (part == 0) /* what every part writes is its own */
+		j->parts_seen = parts;
 	j->runs[part]++;
 	j->thread[part] = pthread_self();
 	for (size_t i = SLOTS * (size_t)part / parts; i < SLOTS * (size_t)(part + 1) / parts; i++)
