@@ -11,10 +11,10 @@
 #include "store/codec.h"
 
 extern const struct model_ops model_ncf, model_gmf, model_dssm, model_neumf, model_autorec,
-	model_twotower;
+	model_twotower, model_autoint;
 
 static const struct model_ops *const models[] = {
-	&model_ncf, &model_gmf, &model_dssm, &model_neumf, &model_autorec, &model_twotower,
+	&model_ncf, &model_gmf, &model_dssm, &model_neumf, &model_autorec, &model_twotower, &model_autoint,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 
