@@ -40,8 +40,8 @@ int nn_mhsa_proj(const struct nn_mhsa *a)
  *   dct   (P A, F, B)
  *   dy    (A, F, B)       d/dY after the ReLU (and the LayerNorm's output side)
  *   dpre  (A, F, B)       d/dY before LayerNorm (only with layer_norm)
- *   t     scratch: the per-head backward's 2 F F LW (as vectors, so
- *         aligned to 64 bytes inside 16 spare floats), the LayerNorm
+ *   t     scratch: the per-head kernels' 3 F F LW (as vectors, so
+ *         aligned to 64 bytes inside LW spare floats), the LayerNorm
  *         backward's 2 F B
  */
 struct mhsa_cache {
@@ -63,7 +63,7 @@ static size_t mhsa_layout(const struct nn_mhsa *a, int B, float *base, struct mh
 	PUT(dct, PA * T);
 	PUT(dy, (size_t)a->A * T);
 	PUT(dpre, ln ? (size_t)a->A * T : 0);
-	PUT(t, (2 * (size_t)a->F * a->F * LW > 2 * T ? 2 * (size_t)a->F * a->F * LW : 2 * T) + LW);
+	PUT(t, (3 * (size_t)a->F * a->F * LW > 2 * T ? 3 * (size_t)a->F * a->F * LW : 2 * T) + LW);
 #undef PUT
 	return o;
 }
@@ -166,54 +166,70 @@ KERNEL size_t at(const struct head *g, int r, int i)
 }
 
 /*
+ * The kernels read every Q, K, V (and dO) row of a chunk once per pass,
+ * feature by feature, and keep the (F, F) blocks of scores and weights in
+ * scratch: lane-layout rows are B floats apart (1 KiB at B = 256), so the
+ * rows of a chunk share a few L1 sets, and loops that re-read K and V for
+ * every query thrashed them.
+ */
+
+/*
  * The forward of one head on the nl <= LW examples from g->b0: P into
  * prob, the dropout mask into mask (drop), O added into pre.  madd (F):
- * 0 or -inf per key and example.
+ * 0 or -inf per key and example.  t: 2 F F vectors of scratch.
  */
 KERNEL void head_forward(const struct head *g, float *prob, float *mask, float *pre,
-			 const float *ct, const vf *madd, int nl, float rate, uint64_t seed,
+			 const float *ct, const vf *madd, vf *t, int nl, float rate, uint64_t seed,
 			 bool drop, bool training)
 {
 	int F = g->F, d = g->d;
-	vf S[NN_MHSA_MAX_TOKENS], Pd[NN_MHSA_MAX_TOKENS];
-	const vf *Pw = drop ? Pd : S, zero = {0};
+	vf *S = t, *Pd = t + (size_t)F * F; /* [i F + j] */
+	vf x[NN_MHSA_MAX_TOKENS], y[NN_MHSA_MAX_TOKENS];
+	const vf zero = {0};
 
-	for (int i = 0; i < F; i++) {
-		vf mx, sum = {0};
-
-		for (int j = 0; j < F; j++)
-			S[j] = (vf){0};
-		for (int c = 0; c < d; c++) {
-			vf q = ld(ct + at(g, g->q + c, i), nl);
-			for (int j = 0; j < F; j++)
-				S[j] += q * ld(ct + at(g, g->k + c, j), nl);
+	for (int e = 0; e < F * F; e++)
+		S[e] = zero;
+	for (int c = 0; c < d; c++) { /* S += q_c k_c^T */
+		for (int i = 0; i < F; i++) {
+			x[i] = ld(ct + at(g, g->q + c, i), nl);
+			y[i] = ld(ct + at(g, g->k + c, i), nl);
 		}
-		mx = zero - INFINITY;
+		for (int i = 0; i < F; i++)
+			for (int j = 0; j < F; j++)
+				S[i * F + j] += x[i] * y[j];
+	}
+	for (int i = 0; i < F; i++) {
+		vf *Si = S + (size_t)i * F, mx = zero - INFINITY, sum = zero;
 		for (int j = 0; j < F; j++) {
-			S[j] = S[j] * g->s + madd[j];
-			mx = sel(S[j] > mx, S[j], mx);
+			Si[j] = Si[j] * g->s + madd[j];
+			mx = sel(Si[j] > mx, Si[j], mx);
 		}
 		mx = sel(mx == -INFINITY, zero, mx); /* no valid key: weights 0 */
 		for (int j = 0; j < F; j++) {
-			S[j] -= mx;
-			exp_nonpos(&S[j]); /* -inf: 0, masked keys */
-			sum += S[j];
+			Si[j] -= mx;
+			exp_nonpos(&Si[j]); /* -inf: 0, masked keys */
+			sum += Si[j];
 		}
 		vf inv = sel(sum > 0.0f, 1.0f / sum, zero);
 		for (int j = 0; j < F; j++) {
 			size_t e0 = at(g, g->w + i, j);
-			S[j] *= inv;
-			st(prob + e0, S[j], nl);
+			Si[j] *= inv;
+			st(prob + e0, Si[j], nl);
 			if (drop) /* elements e0 .. of one nn_dropout_forward over prob */
-				nn_dropout_forward((float *)&Pd[j], mask + e0, (const float *)&S[j],
-						   rate, seed + e0 * 0x9e3779b97f4a7c15ULL,
-						   training, nl);
+				nn_dropout_forward((float *)&Pd[i * F + j], mask + e0,
+						   (const float *)&Si[j], rate,
+						   seed + e0 * 0x9e3779b97f4a7c15ULL, training, nl);
 		}
-		for (int c = 0; c < d; c++) {
+	}
+	const vf *P = drop ? Pd : S;
+	for (int c = 0; c < d; c++) { /* O_c += P v_c */
+		for (int j = 0; j < F; j++)
+			y[j] = ld(ct + at(g, g->v + c, j), nl);
+		for (int i = 0; i < F; i++) {
 			float *o = pre + at(g, g->o + c, i);
 			vf acc = ld(o, nl);
 			for (int j = 0; j < F; j++)
-				acc += Pw[j] * ld(ct + at(g, g->v + c, j), nl);
+				acc += P[i * F + j] * y[j];
 			st(o, acc, nl);
 		}
 	}
@@ -222,64 +238,69 @@ KERNEL void head_forward(const struct head *g, float *prob, float *mask, float *
 /*
  * The backward of one head on the nl <= LW examples from g->b0, from dY:
  * dV += Pd^T dO, dP = (dO V^T) * mask, dS = P * (dP - rowdot(P, dP)),
- * dQ += s dS K, dK += s dS^T Q, into dct.  mask NULL without dropout.
- * Two passes, so that every gradient row is read and written once: over
- * the queries i (dS and Pd of the chunk into t, (2 F F) vectors; dQ), then
- * over the keys j (dK and dV, summed over i in registers).
+ * dQ += s dS K, dK += s dS^T Q, into dct (each row read and written once).
+ * mask NULL without dropout.  t: 3 F F vectors of scratch.
  */
 KERNEL void head_backward(const struct head *g, float *dct, const float *dY, const float *ct,
 			  const float *prob, const float *mask, vf *t, int nl)
 {
 	int F = g->F, d = g->d;
-	vf *dS = t, *Pd = t + (size_t)F * F; /* [i F + j] */
-	vf P[NN_MHSA_MAX_TOKENS], dP[NN_MHSA_MAX_TOKENS], x[NN_MHSA_MAX_TOKENS];
+	size_t FF = (size_t)F * F;
+	vf *P = t, *Pd = t + FF, *dS = t + 2 * FF; /* [i F + j]; dS holds dP first */
+	vf x[NN_MHSA_MAX_TOKENS], y[NN_MHSA_MAX_TOKENS];
+	const vf zero = {0};
 
-	for (int i = 0; i < F; i++) {
-		vf dot = {0};
-
+	for (int i = 0; i < F; i++)
 		for (int j = 0; j < F; j++) {
-			P[j] = ld(prob + at(g, g->w + i, j), nl);
-			Pd[i * F + j] = mask ? P[j] * ld(mask + at(g, g->w + i, j), nl) : P[j];
-			dP[j] = (vf){0};
+			P[i * F + j] = ld(prob + at(g, g->w + i, j), nl);
+			Pd[i * F + j] = mask ? P[i * F + j] * ld(mask + at(g, g->w + i, j), nl) :
+					       P[i * F + j];
+			dS[i * F + j] = zero;
 		}
-		for (int c = 0; c < d; c++) { /* dPd = dO V^T */
-			vf go = ld(dY + at(g, g->o + c, i), nl);
-			for (int j = 0; j < F; j++)
-				dP[j] += go * ld(ct + at(g, g->v + c, j), nl);
-		}
-		for (int j = 0; j < F; j++) {
-			if (mask)
-				dP[j] *= ld(mask + at(g, g->w + i, j), nl);
-			dot += P[j] * dP[j];
-		}
-		for (int j = 0; j < F; j++) /* 0 at masked keys: P = 0 */
-			dS[i * F + j] = g->s * P[j] * (dP[j] - dot);
-		for (int c = 0; c < d; c++) { /* dQ_i += dS_i K */
-			float *dq = dct + at(g, g->q + c, i);
-			vf acc = ld(dq, nl);
-			for (int j = 0; j < F; j++)
-				acc += dS[i * F + j] * ld(ct + at(g, g->k + c, j), nl);
-			st(dq, acc, nl);
-		}
-	}
-	for (int c = 0; c < d; c++) {
-		for (int i = 0; i < F; i++) /* q rows, then dO rows, of feature c */
-			x[i] = ld(ct + at(g, g->q + c, i), nl);
-		for (int j = 0; j < F; j++) { /* dK_j += sum_i dS[i][j] q_i */
-			float *dk = dct + at(g, g->k + c, j);
-			vf acc = ld(dk, nl);
-			for (int i = 0; i < F; i++)
-				acc += dS[i * F + j] * x[i];
-			st(dk, acc, nl);
+	for (int c = 0; c < d; c++) { /* dPd += dO_c v_c^T; dV_c += Pd^T dO_c */
+		for (int i = 0; i < F; i++) {
+			x[i] = ld(dY + at(g, g->o + c, i), nl);
+			y[i] = ld(ct + at(g, g->v + c, i), nl);
 		}
 		for (int i = 0; i < F; i++)
-			x[i] = ld(dY + at(g, g->o + c, i), nl);
-		for (int j = 0; j < F; j++) { /* dV_j += sum_i Pd[i][j] dO_i */
+			for (int j = 0; j < F; j++)
+				dS[i * F + j] += x[i] * y[j];
+		for (int j = 0; j < F; j++) {
 			float *dv = dct + at(g, g->v + c, j);
 			vf acc = ld(dv, nl);
 			for (int i = 0; i < F; i++)
 				acc += Pd[i * F + j] * x[i];
 			st(dv, acc, nl);
+		}
+	}
+	for (int i = 0; i < F; i++) {
+		vf *dSi = dS + (size_t)i * F, *Pi = P + (size_t)i * F, dot = zero;
+		for (int j = 0; j < F; j++) {
+			if (mask)
+				dSi[j] *= ld(mask + at(g, g->w + i, j), nl);
+			dot += Pi[j] * dSi[j];
+		}
+		for (int j = 0; j < F; j++) /* 0 at masked keys: P = 0 */
+			dSi[j] = g->s * Pi[j] * (dSi[j] - dot);
+	}
+	for (int c = 0; c < d; c++) { /* dQ_c += dS k_c; dK_c += dS^T q_c */
+		for (int i = 0; i < F; i++) {
+			x[i] = ld(ct + at(g, g->q + c, i), nl);
+			y[i] = ld(ct + at(g, g->k + c, i), nl);
+		}
+		for (int i = 0; i < F; i++) {
+			float *dq = dct + at(g, g->q + c, i);
+			vf acc = ld(dq, nl);
+			for (int j = 0; j < F; j++)
+				acc += dS[i * F + j] * y[j];
+			st(dq, acc, nl);
+		}
+		for (int j = 0; j < F; j++) {
+			float *dk = dct + at(g, g->k + c, j);
+			vf acc = ld(dk, nl);
+			for (int i = 0; i < F; i++)
+				acc += dS[i * F + j] * x[i];
+			st(dk, acc, nl);
 		}
 	}
 }
@@ -301,6 +322,12 @@ static struct head head_of(const struct nn_mhsa *a, int B, int h)
 	};
 }
 
+/* The kernels' vectors in c->t, aligned (the cache may not be). */
+static vf *scratch(const struct mhsa_cache *c)
+{
+	return (vf *)(void *)(((uintptr_t)c->t + sizeof(vf) - 1) & ~(uintptr_t)(sizeof(vf) - 1));
+}
+
 /* madd (F): 0 for a valid key, -inf for a masked one (lanes < nl). */
 static void key_mask(vf *madd, const uint8_t *valid, int F, int b0, int nl)
 {
@@ -317,7 +344,7 @@ HR_MULTIVERSION
 static void attend_forward(struct mhsa_cache *c, const struct nn_mhsa *a, const uint8_t *valid,
 			   uint64_t seed, bool training, int B)
 {
-	vf madd[NN_MHSA_MAX_TOKENS];
+	vf madd[NN_MHSA_MAX_TOKENS], *t = scratch(c);
 	bool drop = a->dropout > 0.0f;
 
 	for (int b0 = 0; b0 < B; b0 += LW) {
@@ -327,10 +354,10 @@ static void attend_forward(struct mhsa_cache *c, const struct nn_mhsa *a, const 
 			struct head g = head_of(a, B, h);
 			g.b0 = b0;
 			if (nl == LW)
-				head_forward(&g, c->prob, c->mask, c->pre, c->ct, madd, LW,
+				head_forward(&g, c->prob, c->mask, c->pre, c->ct, madd, t, LW,
 					     a->dropout, seed, drop, training);
 			else
-				head_forward(&g, c->prob, c->mask, c->pre, c->ct, madd, nl,
+				head_forward(&g, c->prob, c->mask, c->pre, c->ct, madd, t, nl,
 					     a->dropout, seed, drop, training);
 		}
 	}
@@ -340,7 +367,7 @@ HR_MULTIVERSION
 static void attend_backward(struct mhsa_cache *c, const struct nn_mhsa *a, const float *dY, int B)
 {
 	const float *mask = a->dropout > 0.0f ? c->mask : NULL;
-	vf *t = (vf *)(void *)(((uintptr_t)c->t + sizeof(vf) - 1) & ~(uintptr_t)(sizeof(vf) - 1));
+	vf *t = scratch(c);
 
 	for (int b0 = 0; b0 < B; b0 += LW) {
 		int nl = B - b0 < LW ? B - b0 : LW;
@@ -420,6 +447,69 @@ static void ln_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
 	}
 }
 
+/*
+ * dst[j ds + k] = src[k ss + j] (add: +=) for j < nj, k < nk, both <= LW:
+ * one tile of a transpose, each dst row written whole from a column of
+ * src (gathers).  Inlined with constant bounds for whole tiles.  (Through
+ * a local tile, written scalar by scalar and read back as vectors, it was
+ * 4x slower: store forwarding fails.)
+ */
+KERNEL void tile_move(float *dst, size_t ds, const float *src, size_t ss, int nj, int nk, bool add)
+{
+	for (int j = 0; j < nj; j++) {
+		float *o = dst + j * ds;
+		const float *col = src + j;
+		if (add)
+			for (int k = 0; k < nk; k++)
+				o[k] += col[k * ss];
+		else
+			for (int k = 0; k < nk; k++)
+				o[k] = col[k * ss];
+	}
+}
+
+HR_MULTIVERSION
+static void transpose_tile(float *dst, size_t ds, const float *src, size_t ss, int nj, int nk,
+			   bool add)
+{
+	if (nj == LW && nk == LW && add)
+		tile_move(dst, ds, src, ss, LW, LW, true);
+	else if (nj == LW && nk == LW)
+		tile_move(dst, ds, src, ss, LW, LW, false);
+	else
+		tile_move(dst, ds, src, ss, nj, nk, add);
+}
+
+/* lanes (C, F, B), rows ld floats apart, = rows (B, F, C) transposed (add:
+ * +=), in LW x LW tiles. */
+static void rows_to_lanes(float *lanes, size_t ld, const float *rows, int C, int F, int B, bool add)
+{
+	size_t R = (size_t)F * C;
+
+	for (int i = 0; i < F; i++)
+		for (int b0 = 0; b0 < B; b0 += LW)
+			for (int c0 = 0; c0 < C; c0 += LW)
+				transpose_tile(lanes + (size_t)c0 * ld + (size_t)i * B + b0, ld,
+					       rows + ((size_t)b0 * F + i) * C + c0, R,
+					       C - c0 < LW ? C - c0 : LW, B - b0 < LW ? B - b0 : LW,
+					       add);
+}
+
+/* rows (B, F, C) = lanes (C, F, B), rows ld floats apart, transposed (add:
+ * +=), in LW x LW tiles. */
+static void lanes_to_rows(float *rows, const float *lanes, size_t ld, int C, int F, int B, bool add)
+{
+	size_t R = (size_t)F * C;
+
+	for (int i = 0; i < F; i++)
+		for (int b0 = 0; b0 < B; b0 += LW)
+			for (int c0 = 0; c0 < C; c0 += LW)
+				transpose_tile(rows + ((size_t)b0 * F + i) * C + c0, R,
+					       lanes + (size_t)c0 * ld + (size_t)i * B + b0, ld,
+					       B - b0 < LW ? B - b0 : LW, C - c0 < LW ? C - c0 : LW,
+					       add);
+}
+
 void nn_mhsa_forward(float *out, float *cache, const float *in, const float *W, const float *gamma,
 		     const float *beta, const uint8_t *valid, uint64_t seed, bool training,
 		     const struct nn_mhsa *a, int B)
@@ -433,8 +523,8 @@ void nn_mhsa_forward(float *out, float *cache, const float *in, const float *W, 
 		return;
 	mhsa_layout(a, B, cache, &c);
 	/* the projections of every token: ct (P A, F, B) = W in^T */
-	if (a->in_rows)
-		for (int i = 0; i < F; i++) /* field i's B rows, F D floats apart */
+	if (a->in_rows) /* F GEMMs: field i's B rows, F D floats apart */
+		for (int i = 0; i < F; i++)
 			nn_sgemm(false, true, P * A, B, D, 1.0f, W, D, in + (size_t)i * D, F * D,
 				 0.0f, c.ct + (size_t)i * B, T);
 	else
@@ -446,12 +536,8 @@ void nn_mhsa_forward(float *out, float *cache, const float *in, const float *W, 
 		memcpy(c.pre, c.ct + (size_t)3 * A * T, (size_t)A * T * sizeof(float));
 	else if (!a->in_rows)
 		memcpy(c.pre, in, (size_t)A * T * sizeof(float));
-	else
-		for (int b = 0; b < B; b++)
-			for (int i = 0; i < F; i++)
-				for (int e = 0; e < A; e++)
-					c.pre[((size_t)e * F + i) * B + b] =
-						in[((size_t)b * F + i) * D + e];
+	else /* D == A */
+		rows_to_lanes(c.pre, (size_t)T, in, A, F, B, false);
 	attend_forward(&c, a, valid, seed, training, B);
 	if (a->layer_norm) {
 		ln_forward(out, c.mean, c.rstd, c.pre, gamma, beta, A, T);
@@ -490,14 +576,10 @@ void nn_mhsa_backward(float *dinp, float *dW, float *dgamma, float *dbeta, const
 	else if (a->residual && dinp && !a->in_rows)
 		for (size_t e = 0; e < (size_t)A * T; e++)
 			dinp[e] += dY[e];
-	else if (a->residual && dinp)
-		for (int b = 0; b < B; b++)
-			for (int i = 0; i < F; i++)
-				for (int e = 0; e < A; e++)
-					dinp[((size_t)b * F + i) * D + e] +=
-						dY[((size_t)e * F + i) * B + b];
+	else if (a->residual && dinp) /* D == A */
+		lanes_to_rows(dinp, dY, (size_t)T, A, F, B, true);
 	attend_backward(&c, a, dY, B);
-	if (a->in_rows) {
+	if (a->in_rows) { /* per field, as the forward */
 		for (int i = 0; i < F; i++) {
 			const float *dci = c.dct + (size_t)i * B;
 			if (dW)
@@ -518,23 +600,13 @@ void nn_mhsa_backward(float *dinp, float *dW, float *dgamma, float *dbeta, const
 void nn_lanes_to_rows(float *rows, const float *lanes, int C, int F, int B)
 {
 	HR_ASSERT(C >= 0 && F >= 0 && B >= 0);
-	for (int c = 0; c < C; c++)
-		for (int i = 0; i < F; i++) {
-			const float *src = lanes + ((size_t)c * F + i) * B;
-			for (int b = 0; b < B; b++)
-				rows[((size_t)b * F + i) * C + c] = src[b];
-		}
+	lanes_to_rows(rows, lanes, (size_t)F * B, C, F, B, false);
 }
 
 void nn_rows_to_lanes_add(float *lanes, const float *rows, int C, int F, int B)
 {
 	HR_ASSERT(C >= 0 && F >= 0 && B >= 0);
-	for (int c = 0; c < C; c++)
-		for (int i = 0; i < F; i++) {
-			float *dst = lanes + ((size_t)c * F + i) * B;
-			for (int b = 0; b < B; b++)
-				dst[b] += rows[((size_t)b * F + i) * C + c];
-		}
+	rows_to_lanes(lanes, (size_t)F * B, rows, C, F, B, true);
 }
 
 double nn_mhsa_flops(const struct nn_mhsa *a)
