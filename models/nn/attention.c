@@ -237,9 +237,9 @@ KERNEL void head_forward(const struct head *g, float *prob, float *mask, float *
 
 /*
  * The backward of one head on the nl <= LW examples from g->b0, from dY:
- * dV += Pd^T dO, dP = (dO V^T) * mask, dS = P * (dP - rowdot(P, dP)),
- * dQ += s dS K, dK += s dS^T Q, into dct (each row read and written once).
- * mask NULL without dropout.  t: 3 F F vectors of scratch.
+ * dV = Pd^T dO, dP = (dO V^T) * mask, dS = P * (dP - rowdot(P, dP)),
+ * dQ = s dS K, dK = s dS^T Q, written into dct (each row once: nothing to
+ * zero first).  mask NULL without dropout.  t: 3 F F vectors of scratch.
  */
 KERNEL void head_backward(const struct head *g, float *dct, const float *dY, const float *ct,
 			  const float *prob, const float *mask, vf *t, int nl)
@@ -266,11 +266,10 @@ KERNEL void head_backward(const struct head *g, float *dct, const float *dY, con
 			for (int j = 0; j < F; j++)
 				dS[i * F + j] += x[i] * y[j];
 		for (int j = 0; j < F; j++) {
-			float *dv = dct + at(g, g->v + c, j);
-			vf acc = ld(dv, nl);
+			vf acc = zero;
 			for (int i = 0; i < F; i++)
 				acc += Pd[i * F + j] * x[i];
-			st(dv, acc, nl);
+			st(dct + at(g, g->v + c, j), acc, nl);
 		}
 	}
 	for (int i = 0; i < F; i++) {
@@ -289,18 +288,16 @@ KERNEL void head_backward(const struct head *g, float *dct, const float *dY, con
 			y[i] = ld(ct + at(g, g->k + c, i), nl);
 		}
 		for (int i = 0; i < F; i++) {
-			float *dq = dct + at(g, g->q + c, i);
-			vf acc = ld(dq, nl);
+			vf acc = zero;
 			for (int j = 0; j < F; j++)
 				acc += dS[i * F + j] * y[j];
-			st(dq, acc, nl);
+			st(dct + at(g, g->q + c, i), acc, nl);
 		}
 		for (int j = 0; j < F; j++) {
-			float *dk = dct + at(g, g->k + c, j);
-			vf acc = ld(dk, nl);
+			vf acc = zero;
 			for (int i = 0; i < F; i++)
 				acc += dS[i * F + j] * x[i];
-			st(dk, acc, nl);
+			st(dct + at(g, g->k + c, j), acc, nl);
 		}
 	}
 }
@@ -569,7 +566,6 @@ void nn_mhsa_backward(float *dinp, float *dW, float *dgamma, float *dbeta, const
 	}
 	if (!dinp && !dW)
 		return;
-	memset(c.dct, 0, (size_t)3 * A * T * sizeof(float));
 	/* the residual's share: through W_res, or straight to the input */
 	if (a->residual && P == 4)
 		memcpy(c.dct + (size_t)3 * A * T, dY, (size_t)A * T * sizeof(float));
