@@ -199,3 +199,16 @@ awk -v an="${auc[neumf]}" -v tan="${auc[torch-neumf]:-0}" -v rn="${rate[neumf]}"
 	printf "\"neumf_samples_per_s\":%s,\"twotower_samples_per_s\":%s,\"autorec_rows_per_s\":%s}\n", rn, rt, sa;
     }'
 rm -rf "$STORE_ALL"
+
+# ---- autoint (issue 11): FuxiCTR's AutoInt beside bench/torch_autoint.py,
+# its defaults on both sides and FuxiCTR's embedding_dim 10.  Targets: test
+# AUC at least the twin's - 0.005; samples/s at least 5x the twin's.
+zoo autoint "$STORE" torch_autoint.py --epochs "$EPOCHS" --emb-dim 10
+awk -v a="${auc[autoint]}" -v ta="${auc[torch-autoint]:-0}" -v r="${rate[autoint]}" \
+    -v tr="${rate[torch-autoint]:-0}" \
+    'BEGIN {
+	printf "{\"bench\":\"zoo_autoint\",\"autoint_auc\":%s,\"autoint_samples_per_s\":%s,", a, r;
+	if (tr > 0) printf "\"torch_auc\":%s,\"auc_minus_torch\":%.4f,\"torch_samples_per_s\":%s,\"vs_torch_speed\":%.2f,", ta, a - ta, tr, r / tr;
+	printf "\"target_auc_minus_torch\":-0.005,\"target_speed\":5}\n";
+    }'
+# ---- end autoint
