@@ -26,11 +26,13 @@
  * W_1 is (H_1, 4D) with the PyTorch nn.Linear layout: columns [0, D) act on
  * q, [D, 2D) on k, [2D, 3D) on q - k, [3D, 4D) on q * k.  It is computed
  * as x_t W_1^T = q (W_q + W_d)^T + k (W_k - W_d)^T + (q * k) W_p^T: the
- * q term once per example, not per position, and one GEMM over all N
- * positions with inner dimension 2D (k and q * k) instead of 4D.
+ * q term once per example, not per position, and GEMMs over the
+ * positions with inner dimension 2D (k and q * k) instead of 4D, in tiles
+ * of a few hundred positions whose elementwise work follows each GEMM
+ * while its output is in cache (attn.c).
  *
  * act is one of (the same in every layer):
- *   NN_ATTN_DICE   nn_dice_forward with per-channel alpha; training
+ *   NN_ATTN_DICE   Dice (nn_attn_dice_forward) with per-channel alpha; training
  *                  normalises with the statistics of the N positions of
  *                  the batch (biased variance), evaluation with the
  *                  running statistics (non-trainable state, updated by
@@ -113,7 +115,8 @@ struct nn_attn_grads {
  * Floats of the workspace for B examples and at most N positions: the
  * forward's cache (derived first-layer weights, the packed [k | q * k]
  * rows, every layer's pre- and post-activation, Dice's statistics) and
- * the backward's scratch, each region 64-byte aligned when ws is.
+ * the backward's scratch (every layer's output gradient, tile buffers),
+ * each region 64-byte aligned when ws is.
  */
 size_t nn_attn_ws_floats(const struct nn_attn_shape *s, int B, int N);
 
@@ -178,6 +181,22 @@ void nn_attn_pool_forward(float *out, const float *w, const float *v, const uint
 			  int D);
 void nn_attn_pool_backward(float *dw, float *dv, const float *dout, const float *w, const float *v,
 			   const uint32_t *off, int B, int D);
+
+/*
+ * Dice with nn_dice_forward / nn_dice_backward's contract (nn.h: the same
+ * arguments, caches and semantics), built for the unit's activations: the
+ * sigmoid is a vectorisable polynomial exp (relative error < 4e-7; a NaN
+ * input still gives a NaN output), the statistics are summed in double,
+ * and the loops are built per CPU (common/simd.h).  The unit uses its own
+ * tiled form of the same kernels; models use these for their other Dice
+ * layers (models/blocks.c).
+ */
+void nn_attn_dice_forward(float *out, float *mean, float *rstd, const float *in, const float *alpha,
+			  const float *run_mean, const float *run_var, float eps, bool training,
+			  int B, int D);
+void nn_attn_dice_backward(float *dinp, float *dalpha, const float *dout, const float *in,
+			   const float *mean, const float *rstd, const float *alpha, bool training,
+			   int B, int D);
 
 /*
  * Packs the first lens[b] rows of each example of a padded tensor:

@@ -41,7 +41,8 @@ static const uint32_t lens[AB] = {4, 0, 6, 1, 3, 5};
 struct at_ctx {
 	struct nn_attn_shape s;
 	bool training, softmax, bias_out;
-	uint32_t off[AB + 1];
+	int B;         /* examples */
+	uint32_t *off; /* (B + 1) */
 	int N;
 	float *ws, *score, *prob, *dw, *dscore;
 	float *run_mean[L], *run_var[L];
@@ -107,13 +108,13 @@ static void at_fwd(struct gc *g)
 	const float *w = c->score;
 
 	params_of(c, X(2), &p);
-	nn_attn_forward(c->score, c->ws, X(0), X(1), c->off, &p, &c->s, c->training, AB);
+	nn_attn_forward(c->score, c->ws, X(0), X(1), c->off, &p, &c->s, c->training, c->B);
 	if (c->softmax) {
-		nn_attn_softmax_forward(c->prob, c->score, c->off, AB);
+		nn_attn_softmax_forward(c->prob, c->score, c->off, c->B);
 		w = c->prob;
 	}
 	memcpy(g->out, w, (size_t)c->N * sizeof(float));
-	nn_attn_pool_forward(g->out + c->N, w, X(1), c->off, AB, AD);
+	nn_attn_pool_forward(g->out + c->N, w, X(1), c->off, c->B, AD);
 }
 
 static void at_bwd(struct gc *g)
@@ -128,15 +129,15 @@ static void at_bwd(struct gc *g)
 	grads_of(c, GR(2), &gr);
 	w = c->softmax ? c->prob : c->score;
 	memcpy(c->dw, g->R, (size_t)c->N * sizeof(float));
-	nn_attn_pool_backward(c->dw, GR(1), g->R + c->N, w, X(1), c->off, AB, AD);
+	nn_attn_pool_backward(c->dw, GR(1), g->R + c->N, w, X(1), c->off, c->B, AD);
 	if (c->softmax) {
 		memset(c->dscore, 0, (size_t)c->N * sizeof(float));
-		nn_attn_softmax_backward(c->dscore, c->dw, c->prob, c->off, AB);
+		nn_attn_softmax_backward(c->dscore, c->dw, c->prob, c->off, c->B);
 	} else {
 		memcpy(c->dscore, c->dw, (size_t)c->N * sizeof(float));
 	}
 	nn_attn_backward(GR(0), GR(1), &gr, c->dscore, c->ws, X(0), X(1), c->off, &p, &c->s,
-			 c->training, AB);
+			 c->training, c->B);
 }
 
 /* The double reference: every position's full input row times W_1. */
@@ -145,13 +146,13 @@ static void at_ref(struct gc *g)
 	struct at_ctx *c = g->ctx;
 	const double *q = XD(0), *k = XD(1), *x = XD(2);
 	int N = c->N, in = 4 * AD, pre = 0;
-	double *h = calloc((size_t)N * 64, sizeof(double)),
-	       *z = calloc((size_t)N * 64, sizeof(double));
-	double s[AB * AT], w[AB * AT];
+	double *h = calloc((size_t)N * 64 + 1, sizeof(double));
+	double *z = calloc((size_t)N * 64 + 1, sizeof(double));
+	double *s = calloc((size_t)N + 1, sizeof(double)),
+	       *w = calloc((size_t)N + 1, sizeof(double));
 
-	assert_non_null(h);
-	assert_non_null(z);
-	for (int b = 0; b < AB; b++)
+	assert_true(h && z && s && w);
+	for (int b = 0; b < c->B; b++)
 		for (uint32_t t = c->off[b]; t < c->off[b + 1]; t++)
 			for (int d = 0; d < AD; d++) {
 				double qd = q[b * AD + d], kd = k[t * AD + d];
@@ -208,7 +209,7 @@ static void at_ref(struct gc *g)
 		w[t] = s[t];
 	}
 	if (c->softmax)
-		for (int b = 0; b < AB; b++) {
+		for (int b = 0; b < c->B; b++) {
 			double mx = -INFINITY, sum = 0;
 			for (uint32_t t = c->off[b]; t < c->off[b + 1]; t++)
 				mx = fmax(mx, s[t]);
@@ -219,7 +220,7 @@ static void at_ref(struct gc *g)
 		}
 	for (int t = 0; t < N; t++)
 		g->outd[t] = w[t];
-	for (int b = 0; b < AB; b++)
+	for (int b = 0; b < c->B; b++)
 		for (int d = 0; d < AD; d++) {
 			double o = 0;
 			for (uint32_t t = c->off[b]; t < c->off[b + 1]; t++)
@@ -228,6 +229,8 @@ static void at_ref(struct gc *g)
 		}
 	free(h);
 	free(z);
+	free(s);
+	free(w);
 }
 
 /* PReLU and ReLU: a pre-activation changes sign between x - h and x + h. */
@@ -258,59 +261,74 @@ static bool at_kink(struct gc *g, int ti, int i, double h)
 	return kink;
 }
 
+/* Sets up g and c for the composition on B examples of lengths lens (padded to T). */
+static void setup(struct gc *g, struct at_ctx *c, enum nn_attn_act act, int n_layers, bool softmax,
+		  bool training, const char *name, uint64_t seed, int B, int T, const uint32_t *len)
+{
+	float *padded;
+
+	memset(c, 0, sizeof(*c));
+	c->s.D = AD;
+	c->s.n = n_layers;
+	c->s.H[0] = 5;
+	c->s.H[1] = 4;
+	c->s.act = act;
+	c->s.eps = 1e-5f;
+	c->training = training;
+	c->softmax = softmax;
+	c->bias_out = !softmax; /* under a softmax b_out has no effect (attn.h) */
+	c->B = B;
+	gc_init(g, name, 1, seed); /* nout set below, once N is known */
+	c->off = gc_alloc(g, (size_t)(B + 1) * sizeof(uint32_t));
+	c->N = (int)nn_attn_pack(NULL, c->off, NULL, len, B, T, AD);
+	c->np = layout(c);
+	for (int l = 0; l < n_layers; l++)
+		c->npre += c->s.H[l];
+	g->nout = c->N + B * AD;
+	g->out = gc_alloc(g, sizeof(float) * (size_t)g->nout);
+	g->outd = gc_alloc(g, sizeof(double) * (size_t)g->nout);
+	g->R = gc_alloc(g, sizeof(float) * (size_t)g->nout);
+	for (int i = 0; i < g->nout; i++)
+		g->R[i] = (float)unif(&g->rng, -1.0, 1.0);
+	c->ws = gc_alloc(g, nn_attn_ws_floats(&c->s, B, c->N) * sizeof(float));
+	c->score = gc_alloc(g, (size_t)c->N * sizeof(float));
+	c->prob = gc_alloc(g, (size_t)c->N * sizeof(float));
+	c->dw = gc_alloc(g, (size_t)c->N * sizeof(float));
+	c->dscore = gc_alloc(g, (size_t)c->N * sizeof(float));
+	c->pre = gc_alloc(g, (size_t)c->N * c->npre * sizeof(double));
+	for (int l = 0; l < n_layers; l++) {
+		c->run_mean[l] = gc_alloc(g, (size_t)c->s.H[l] * sizeof(float));
+		c->run_var[l] = gc_alloc(g, (size_t)c->s.H[l] * sizeof(float));
+		for (int o = 0; o < c->s.H[l]; o++) {
+			c->run_mean[l][o] = (float)unif(&g->rng, -0.5, 0.5);
+			c->run_var[l][o] = (float)unif(&g->rng, 0.2, 2.0);
+		}
+	}
+	gc_tensor(g, "q", B * AD, -1, 1);
+	/* keys: packed from a padded tensor whose padding is NaN */
+	padded = gc_alloc(g, (size_t)B * T * AD * sizeof(float));
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++)
+			for (int d = 0; d < AD; d++)
+				padded[(b * T + t) * AD + d] =
+					(uint32_t)t < len[b] ? (float)unif(&g->rng, -1, 1) : NAN;
+	float *keys = gc_tensor(g, "keys", c->N * AD, 0, 0); /* (N, D), packed: */
+	assert_int_equal(nn_attn_pack(keys, c->off, padded, len, B, T, AD), c->N);
+	gc_tensor(g, "params", c->np, -0.5, 0.5);
+	g->ctx = c;
+	g->fwd = at_fwd;
+	g->ref = at_ref;
+	g->bwd = at_bwd;
+	g->kink = at_kink;
+}
+
 static void check_attn(enum nn_attn_act act, int n_layers, bool softmax, bool training,
 		       const char *name, uint64_t seed)
 {
 	struct at_ctx c;
 	struct gc g;
-	float *padded;
 
-	memset(&c, 0, sizeof(c));
-	c.s.D = AD;
-	c.s.n = n_layers;
-	c.s.H[0] = 5;
-	c.s.H[1] = 4;
-	c.s.act = act;
-	c.s.eps = 1e-5f;
-	c.training = training;
-	c.softmax = softmax;
-	c.bias_out = !softmax; /* under a softmax b_out has no effect (attn.h) */
-	c.N = (int)nn_attn_pack(NULL, c.off, NULL, lens, AB, AT, AD);
-	c.np = layout(&c);
-	for (int l = 0; l < n_layers; l++)
-		c.npre += c.s.H[l];
-
-	gc_init(&g, name, c.N + AB * AD, seed);
-	c.ws = gc_alloc(&g, nn_attn_ws_floats(&c.s, AB, c.N) * sizeof(float));
-	c.score = gc_alloc(&g, (size_t)c.N * sizeof(float));
-	c.prob = gc_alloc(&g, (size_t)c.N * sizeof(float));
-	c.dw = gc_alloc(&g, (size_t)c.N * sizeof(float));
-	c.dscore = gc_alloc(&g, (size_t)c.N * sizeof(float));
-	c.pre = gc_alloc(&g, (size_t)c.N * c.npre * sizeof(double));
-	for (int l = 0; l < n_layers; l++) {
-		c.run_mean[l] = gc_alloc(&g, (size_t)c.s.H[l] * sizeof(float));
-		c.run_var[l] = gc_alloc(&g, (size_t)c.s.H[l] * sizeof(float));
-		for (int o = 0; o < c.s.H[l]; o++) {
-			c.run_mean[l][o] = (float)unif(&g.rng, -0.5, 0.5);
-			c.run_var[l][o] = (float)unif(&g.rng, 0.2, 2.0);
-		}
-	}
-	gc_tensor(&g, "q", AB * AD, -1, 1);
-	/* keys: packed from a padded tensor whose padding is NaN */
-	padded = gc_alloc(&g, (size_t)AB * AT * AD * sizeof(float));
-	for (int b = 0; b < AB; b++)
-		for (int t = 0; t < AT; t++)
-			for (int d = 0; d < AD; d++)
-				padded[(b * AT + t) * AD + d] =
-					(uint32_t)t < lens[b] ? (float)unif(&g.rng, -1, 1) : NAN;
-	float *keys = gc_tensor(&g, "keys", c.N * AD, 0, 0); /* (N, D), packed: */
-	assert_int_equal(nn_attn_pack(keys, c.off, padded, lens, AB, AT, AD), c.N);
-	gc_tensor(&g, "params", c.np, -0.5, 0.5);
-	g.ctx = &c;
-	g.fwd = at_fwd;
-	g.ref = at_ref;
-	g.bwd = at_bwd;
-	g.kink = at_kink;
+	setup(&g, &c, act, n_layers, softmax, training, name, seed, AB, AT, lens);
 	gc_run(&g);
 }
 
@@ -337,6 +355,63 @@ static void test_gc_attn_relu(void **state)
 	(void)state;
 	check_attn(NN_ATTN_RELU, 2, false, true, "attn relu", 321);
 	check_attn(NN_ATTN_RELU, 2, true, true, "attn relu softmax", 322);
+}
+
+/*
+ * Many positions (about 1200 over 48 histories of up to 50): the unit
+ * works in tiles of 512 positions, with tile boundaries inside histories
+ * and Dice's statistics summed across tiles.  The forward against the
+ * reference at every output; the backward against the reference's
+ * central differences at 60 random elements of each input.
+ */
+static void check_tiles(enum nn_attn_act act, bool softmax, bool training, const char *name,
+			uint64_t seed)
+{
+	enum { TB = 48, TT = 50 };
+	uint32_t tl[TB];
+	struct at_ctx c;
+	struct gc g;
+	struct rng r;
+
+	rng_seed(&r, seed, 9);
+	for (int b = 0; b < TB; b++)
+		tl[b] = b % 7 == 3 ? 0 : (uint32_t)rng_below(&r, TT + 1);
+	setup(&g, &c, act, 2, softmax, training, name, seed, TB, TT, tl);
+	assert_true(c.N > 2 * 512);
+	for (int t = 0; t < g.nt; t++)
+		for (int i = 0; i < g.t[t].n; i++)
+			g.t[t].xd[i] = g.t[t].x[i];
+	gc_check_forward(&g);
+	gc_zero_grads(&g);
+	g.bwd(&g);
+	for (int t = 0; t < g.nt; t++)
+		for (int k = 0; k < 60; k++) {
+			int i = (int)rng_below(&r, (uint64_t)g.t[t].n);
+			double v = g.t[t].xd[i], num;
+			if (at_kink(&g, t, i, GC_H_REF))
+				continue;
+			g.t[t].xd[i] = v + GC_H_REF;
+			g.ref(&g);
+			num = gc_objective(&g, true);
+			g.t[t].xd[i] = v - GC_H_REF;
+			g.ref(&g);
+			num = (num - gc_objective(&g, true)) / (2 * GC_H_REF);
+			g.t[t].xd[i] = v;
+			if (!(gc_err(g.t[t].g[i], num) <= GC_TOL_REF))
+				fail_msg(
+					"%s: d%s[%d]: backward %.9g, reference central difference %.9g",
+					name, g.t[t].name, i, g.t[t].g[i], num);
+		}
+	gc_free(&g);
+}
+
+static void test_attn_tiles(void **state)
+{
+	(void)state;
+	check_tiles(NN_ATTN_DICE, false, true, "tiles dice", 331);
+	check_tiles(NN_ATTN_DICE, true, true, "tiles dice softmax", 332);
+	check_tiles(NN_ATTN_DICE, false, false, "tiles dice eval", 333);
+	check_tiles(NN_ATTN_PRELU, false, true, "tiles prelu", 334);
 }
 
 /*
@@ -428,9 +503,9 @@ static void test_attn_pack(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gc_attn_dice), cmocka_unit_test(test_gc_attn_prelu),
-		cmocka_unit_test(test_gc_attn_relu), cmocka_unit_test(test_attn_running_stats),
-		cmocka_unit_test(test_attn_pack),
+		cmocka_unit_test(test_gc_attn_dice),       cmocka_unit_test(test_gc_attn_prelu),
+		cmocka_unit_test(test_gc_attn_relu),       cmocka_unit_test(test_attn_tiles),
+		cmocka_unit_test(test_attn_running_stats), cmocka_unit_test(test_attn_pack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
