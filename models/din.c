@@ -284,7 +284,7 @@ static void din_backward(const struct model *m, float *ws, const struct batch *b
 	struct nn_attn_params ap;
 	struct nn_attn_grads ag;
 	struct din_ws w;
-	const float *ds;
+	const float *ds, *wt;
 
 	din_layout(d, B, ws, &w);
 	N = w.off[B];
@@ -299,10 +299,17 @@ static void din_backward(const struct model *m, float *ws, const struct batch *b
 		memcpy(w.pool + (size_t)r * D, dx + 5 * E, D * sizeof(float));
 		memcpy(w.dq + (size_t)r * D, dx + 7 * E, D * sizeof(float));
 	}
+	/* the pooling's gradient: dw, and dkeys = w_t dpool (written: no zeroing pass) */
+	wt = d->softmax ? w.prob : w.score;
 	memset(w.dw, 0, N * sizeof(float));
-	memset(w.dkeys, 0, (size_t)N * D * sizeof(float));
-	nn_attn_pool_backward(w.dw, w.dkeys, w.pool, d->softmax ? w.prob : w.score, w.keys, w.off,
-			      (int)B, (int)D);
+	nn_attn_pool_backward(w.dw, NULL, w.pool, wt, w.keys, w.off, (int)B, (int)D);
+	for (uint32_t r = 0; r < B; r++)
+		for (uint32_t t = w.off[r]; t < w.off[r + 1]; t++) {
+			float *dk = w.dkeys + (size_t)t * D;
+			const float *g = w.pool + (size_t)r * D;
+			for (uint32_t e = 0; e < D; e++)
+				dk[e] = wt[t] * g[e];
+		}
 	ds = w.dw;
 	if (d->softmax) {
 		memset(w.dscore, 0, N * sizeof(float));

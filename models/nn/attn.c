@@ -231,23 +231,34 @@ static void dice_sum_back(double *restrict sa, double *restrict sg, double *rest
 			  const float *restrict mean, const float *restrict rstd,
 			  const float *restrict alpha, int rows, int w, int ld)
 {
-	for (int t = 0; t < rows; t++) {
-		const float *xt = x + (size_t)t * ld, *g = dy + (size_t)t * ld;
-		for (int h = 0; h < w; h++) {
-			float p = dice_gate(xt[h], mean[h], rstd[h]);
-			float one = g[h] * xt[h] * (1.0f - p), gz = one * (1.0f - alpha[h]) * p;
-			sa[h] += one;
-			sg[h] += gz;
-			sgz[h] += gz * ((xt[h] - mean[h]) * rstd[h]);
+	/* float sums over blocks of 64 rows (full-width vectors), then into double */
+	for (int h0 = 0; h0 < w; h0 += DICE_CHUNK) {
+		int cw = w - h0 < DICE_CHUNK ? w - h0 : DICE_CHUNK;
+		const float *m = mean + h0, *r = rstd + h0, *al = alpha + h0;
+		for (int t0 = 0; t0 < rows; t0 += 64) {
+			float fa[DICE_CHUNK] = {0}, fg[DICE_CHUNK] = {0}, fz[DICE_CHUNK] = {0};
+			int t1 = rows - t0 < 64 ? rows : t0 + 64;
+			for (int t = t0; t < t1; t++) {
+				const float *xt = x + (size_t)t * ld + h0,
+					    *g = dy + (size_t)t * ld + h0;
+				for (int h = 0; h < cw; h++) {
+					float p = dice_gate(xt[h], m[h], r[h]);
+					float one = g[h] * xt[h] * (1.0f - p);
+					float gz = one * (1.0f - al[h]) * p;
+					fa[h] += one;
+					fg[h] += gz;
+					fz[h] += gz * ((xt[h] - m[h]) * r[h]);
+				}
+			}
+			for (int h = 0; h < cw; h++) {
+				sa[h0 + h] += fa[h];
+				sg[h0 + h] += fg[h];
+				sgz[h0 + h] += fz[h];
+			}
 		}
 	}
 }
 
-/*
- * dx (= or += with acc) = dy (alpha + (1 - alpha) p) + rstd (gz - mg - z mgz),
- * mg, mgz the batch means of gz and gz z (0 without batch statistics): the
- * direct term and the path through z and the statistics, as BatchNorm's.
- */
 static inline float dice_dx1(float g, float x, float m, float r, float al, float mg, float mgz)
 {
 	float p = dice_gate(x, m, r), gz = g * x * (1.0f - p) * (1.0f - al) * p;
