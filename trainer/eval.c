@@ -168,6 +168,71 @@ static void sampled_rows(struct evaluator *e, struct batch *b, struct rng *rng, 
 	*ns = k;
 }
 
+/* ---- test-only history shuffles (din) ------------------------------------- */
+
+/*
+ * HOGREC_EVAL_SHUFFLE=order: every scored record's history is permuted
+ * (seeded by its position in the split); =rows: every record gets the
+ * history of the record half a batch away (the batch rotated by half:
+ * neighbours in time are often the same user's).
+ * Evaluation only, deterministic; unset (or anything else): nothing.  The
+ * test that a model reads its history's content and order
+ * (tests/integration/zoo_models.sh) compares the AUCs with and without.
+ */
+enum { SHUFFLE_NONE, SHUFFLE_ORDER, SHUFFLE_ROWS };
+
+static int shuffle_mode(void)
+{
+	const char *v = getenv("HOGREC_EVAL_SHUFFLE");
+
+	if (!v)
+		return SHUFFLE_NONE;
+	return !strcmp(v, "order") ? SHUFFLE_ORDER :
+	       !strcmp(v, "rows")  ? SHUFFLE_ROWS :
+				     SHUFFLE_NONE;
+}
+
+/* Reverses the order of the histories of rows [lo, hi). */
+static void reverse_rows(struct batch *b, uint32_t lo, uint32_t hi)
+{
+	uint32_t L = b->hist_cap;
+
+	for (; hi > lo + 1; lo++, hi--) {
+		uint32_t *x = b->hist + (size_t)lo * L, *y = b->hist + (size_t)(hi - 1) * L, t;
+		for (uint32_t k = 0; k < L; k++) {
+			t = x[k];
+			x[k] = y[k];
+			y[k] = t;
+		}
+		t = b->n_hist[lo];
+		b->n_hist[lo] = b->n_hist[hi - 1];
+		b->n_hist[hi - 1] = t;
+	}
+}
+
+static void shuffle_histories(struct batch *b, int mode, uint64_t first)
+{
+	uint32_t L = b->hist_cap;
+	struct rng r;
+
+	if (mode == SHUFFLE_ORDER) {
+		for (uint32_t i = 0; i < b->n; i++) {
+			uint32_t *h = b->hist + (size_t)i * L;
+			rng_seed(&r, 0x5f1e, first + i);
+			for (uint32_t k = b->n_hist[i]; k > 1; k--) {
+				uint32_t j = (uint32_t)rng_below(&r, k), t = h[k - 1];
+				h[k - 1] = h[j];
+				h[j] = t;
+			}
+		}
+		return;
+	}
+	/* rows: rotate by half the batch, by three reversals (in place) */
+	reverse_rows(b, 0, b->n / 2);
+	reverse_rows(b, b->n / 2, b->n);
+	reverse_rows(b, 0, b->n);
+}
+
 /* Adds a rating model's squared errors (and its baselines') of batch b into res's sums. */
 static void rating_rows(struct evaluator *e, const struct batch *b, uint64_t first,
 			struct eval_result *res)
@@ -205,7 +270,7 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 	uint64_t total = 0, ns = 0;
 	double t0 = now_seconds(), pos = 0;
 	struct rng rng;
-	int rc = store_reader_begin(e->st, &r);
+	int rc = store_reader_begin(e->st, &r), shuffle = shuffle_mode();
 
 	rng_seed(&rng, 0x5a3d, (uint64_t)db); /* the same random items every epoch */
 
@@ -231,6 +296,8 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 		rc = batch_fill(b, &src, first, left < b->cap ? (uint32_t)left : b->cap);
 		if (rc)
 			break;
+		if (shuffle)
+			shuffle_histories(b, shuffle, first);
 		e->m->ops->forward(e->m, e->ws, b, e->logits, 0);
 		if (e->m->ops->target == TARGET_RATING) {
 			rating_rows(e, b, first, res);
