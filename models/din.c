@@ -71,7 +71,8 @@ static const struct model_option din_options[OPT_N] = {
 
 struct din {
 	uint32_t E, L, D, xin, n_dense;
-	uint32_t window; /* history items attended, the most recent; <= L */
+	uint32_t window;   /* history items attended, the most recent; <= L */
+	uint32_t n_genres; /* the genre vocabulary */
 	int t[F_N];
 	int softmax;
 	struct attn_block att;
@@ -97,6 +98,7 @@ static int din_init(struct model *m, const struct store_info *info)
 	d->D = 2 * d->E;
 	d->L = info->hist_len;
 	d->window = (uint32_t)m->opt[OPT_WINDOW];
+	d->n_genres = info->vocab[SF_GENRE];
 	if (d->window == 0 || d->window > d->L)
 		d->window = d->L;
 	d->n_dense = info->n_dense;
@@ -138,6 +140,8 @@ struct din_ws {
 	float *dw, *dscore;  /* (B L) */
 	float *pool;         /* (B, 2E); its gradient in the backward */
 	float *x, *dx;       /* (B, xin) */
+	float *dgenre;       /* (genres, E) the genre table's gradient, summed before the sparse
+			* update, then (genres) flags of the rows read */
 	float *att, *mlp;    /* the blocks' workspaces */
 };
 
@@ -159,6 +163,7 @@ static size_t din_layout(const struct din *d, uint32_t B, float *base, struct di
 	PUT(pool, (size_t)B * d->D);
 	PUT(x, (size_t)B * d->xin);
 	PUT(dx, (size_t)B * d->xin);
+	PUT(dgenre, (size_t)d->n_genres * (d->E + 1));
 	PUT(att, nn_attn_ws_floats(&s, (int)B, (int)N));
 	PUT(mlp, dnn_ws_floats(&d->mlp, B));
 #undef PUT
@@ -257,18 +262,22 @@ static void din_forward(const struct model *m, float *ws, const struct batch *b,
 	dnn_forward(&d->mlp, p, w.mlp, w.x, logits, B, train);
 }
 
-/* A representation's gradient g (2E) to its item row and, 1/n each, to its genres' rows. */
-static void represent_grads(struct sparse_grad *sg_item, struct sparse_grad *sg_genre, float *g,
+/*
+ * A representation's gradient g (2E) to its item row (sparse) and, 1/n
+ * each, to its genres' rows: summed in dgen (genres, E), the genre table
+ * being small, and handed to the sparse update once per row (genre_grads);
+ * read[] flags the rows.
+ */
+static void represent_grads(struct sparse_grad *sg_item, float *dgen, float *read, const float *g,
 			    uint32_t item, const uint32_t *genres, uint32_t n, uint32_t E)
 {
 	sparse_grad_add(sg_item, item, g);
-	if (n == 0)
-		return;
-	if (n > 1)
+	for (uint32_t k = 0; k < n; k++) {
+		float *row = dgen + (size_t)genres[k] * E, c = 1.0f / (float)n;
 		for (uint32_t e = 0; e < E; e++)
-			g[E + e] /= (float)n;
-	for (uint32_t k = 0; k < n; k++)
-		sparse_grad_add(sg_genre, genres[k], g + E);
+			row[e] += c * g[E + e];
+		read[genres[k]] = 1;
+	}
 }
 
 static void din_backward(const struct model *m, float *ws, const struct batch *b,
@@ -320,16 +329,22 @@ static void din_backward(const struct model *m, float *ws, const struct batch *b
 	attn_block_grads(&d->att, p, grad, &ag);
 	nn_attn_backward(w.dq, w.dkeys, &ag, ds, w.att, w.q, w.keys, w.off, &ap, &d->att.s, true,
 			 (int)B);
+	float *read = w.dgenre + (size_t)d->n_genres * E;
+	memset(w.dgenre, 0, (size_t)d->n_genres * (E + 1) * sizeof(float));
 	for (uint32_t r = 0; r < B; r++) {
-		represent_grads(sgi, sgg, w.dq + (size_t)r * D, b->item[r],
+		represent_grads(sgi, w.dgenre, read, w.dq + (size_t)r * D, b->item[r],
 				b->genres + (size_t)r * BATCH_GENRES, b->n_genres[r], E);
 		uint32_t j0 = first_slot(d, b->n_hist[r]);
 		for (uint32_t j = j0; j < b->n_hist[r]; j++) {
 			uint32_t h = b->hist[(size_t)r * d->L + j], lo = it->genre_off[h];
-			represent_grads(sgi, sgg, w.dkeys + (size_t)(w.off[r] + j - j0) * D, h,
+			represent_grads(sgi, w.dgenre, read,
+					w.dkeys + (size_t)(w.off[r] + j - j0) * D, h,
 					it->genre + lo, it->genre_off[h + 1] - lo, E);
 		}
 	}
+	for (uint32_t gi = 0; gi < d->n_genres; gi++)
+		if (read[gi] != 0)
+			sparse_grad_add(sgg, gi, w.dgenre + (size_t)gi * E);
 }
 
 static double din_flops(const struct model *m)
