@@ -31,6 +31,7 @@
 
 #include "blocks.h"
 #include "common/err.h"
+#include "common/simd.h"
 #include "fields.h"
 #include "model.h"
 #include "nn/attn.h"
@@ -177,18 +178,20 @@ static size_t din_ws_floats(const struct model *m, uint32_t B)
 	return din_layout(m->impl, B, NULL, &w);
 }
 
+/* y (n) += a x: the per-row loops of the representations and their gradients */
+HR_MULTIVERSION
+static void axpy(float *restrict y, float a, const float *restrict x, uint32_t n)
+{
+	for (uint32_t e = 0; e < n; e++)
+		y[e] += a * x[e];
+}
+
 /* out (E) = mean of table's rows ids[0 .. n); zeros when n == 0. */
 static void mean_rows(float *out, const float *table, const uint32_t *ids, uint32_t n, uint32_t E)
 {
 	memset(out, 0, E * sizeof(float));
-	for (uint32_t k = 0; k < n; k++) {
-		const float *row = table + (size_t)ids[k] * E;
-		for (uint32_t e = 0; e < E; e++)
-			out[e] += row[e];
-	}
-	if (n > 1)
-		for (uint32_t e = 0; e < E; e++)
-			out[e] /= (float)n;
+	for (uint32_t k = 0; k < n; k++)
+		axpy(out, 1.0f / (float)n, table + (size_t)ids[k] * E, E);
 }
 
 /* The first history slot attended of a row with n items: the last `window` are. */
@@ -273,9 +276,7 @@ static void represent_grads(struct sparse_grad *sg_item, float *dgen, float *rea
 {
 	sparse_grad_add(sg_item, item, g);
 	for (uint32_t k = 0; k < n; k++) {
-		float *row = dgen + (size_t)genres[k] * E, c = 1.0f / (float)n;
-		for (uint32_t e = 0; e < E; e++)
-			row[e] += c * g[E + e];
+		axpy(dgen + (size_t)genres[k] * E, 1.0f / (float)n, g + E, E);
 		read[genres[k]] = 1;
 	}
 }
@@ -314,10 +315,8 @@ static void din_backward(const struct model *m, float *ws, const struct batch *b
 	nn_attn_pool_backward(w.dw, NULL, w.pool, wt, w.keys, w.off, (int)B, (int)D);
 	for (uint32_t r = 0; r < B; r++)
 		for (uint32_t t = w.off[r]; t < w.off[r + 1]; t++) {
-			float *dk = w.dkeys + (size_t)t * D;
-			const float *g = w.pool + (size_t)r * D;
-			for (uint32_t e = 0; e < D; e++)
-				dk[e] = wt[t] * g[e];
+			memset(w.dkeys + (size_t)t * D, 0, D * sizeof(float));
+			axpy(w.dkeys + (size_t)t * D, wt[t], w.pool + (size_t)r * D, D);
 		}
 	ds = w.dw;
 	if (d->softmax) {
