@@ -198,6 +198,22 @@ awk -v an="${auc[neumf]}" -v tan="${auc[torch-neumf]:-0}" -v rn="${rate[neumf]}"
 	if (tsa > 0) printf "\"autorec_rmse_minus_torch\":%.4f,\"autorec_vs_torch_speed\":%.2f,\"autorec_target_speed\":5,", ra - tra, sa / tsa;
 	printf "\"neumf_samples_per_s\":%s,\"twotower_samples_per_s\":%s,\"autorec_rows_per_s\":%s}\n", rn, rt, sa;
     }'
+# --- din: begin ---
+# DIN beside its twin (DeepCTR-Torch's DIN: Dice attention unit (64, 16), MLP
+# 256,128) on the per-user store, and beside the DNN two-tower's AUC (dssm,
+# 2 workers, the train section above): issue 11's targets are DIN's test AUC
+# >= the twin's - 0.005 and >= dssm's, and 5x the twin's samples/s.
+zoo din "$STORE" torch_din.py --epochs "$EPOCHS"
+awk -v a="${auc[din]}" -v ta="${auc[torch-din]:-0}" -v r="${rate[din]}" \
+    -v tr="${rate[torch-din]:-0}" -v d="${auc[dssm-2]}" 'BEGIN {
+	printf "{\"bench\":\"zoo_din\",\"din_auc\":%s,", a;
+	if (tr > 0) {
+		printf "\"torch_auc\":%s,\"auc_minus_torch\":%.4f,\"target_auc_minus_torch\":-0.005,", ta, a - ta;
+		printf "\"torch_samples_per_s\":%s,\"vs_torch_speed\":%.2f,", tr, r / tr;
+	}
+	printf "\"samples_per_s\":%s,\"target_speed\":5,\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f}\n", r, d, a - d;
+    }'
+# --- din: end ---
 rm -rf "$STORE_ALL"
 
 # ---- autoint (issue 11): FuxiCTR's AutoInt beside bench/torch_autoint.py,
