@@ -9,7 +9,7 @@
  *   | dense_k * Dn[k] for each dense feature k (a learned vector scaled by its value)
  * (history items share the item table; models/fields.h).
  *
- * Interacting layers l = 0 .. attention_layers - 1 (models/nn/attention.h):
+ * Interacting layers l = 0 .. attention_layers - 1 (models/nn/mhsa.h):
  *   Z_l = relu(LN?(MHSA_l(Z_{l-1}) + residual)),  Z_{-1} = X viewed as (B F, E)
  * with attention_dim A, num_heads H, W_res on layer 0 when E != A.  The
  * layers keep Z in lane layout (A, F, B), the batch innermost; the first
@@ -39,7 +39,7 @@
 #include "common/err.h"
 #include "fields.h"
 #include "model.h"
-#include "nn/attention.h"
+#include "nn/mhsa.h"
 #include "nn/nn.h"
 
 #define AI_MAX_LAYERS 6

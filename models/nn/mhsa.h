@@ -1,5 +1,5 @@
 /*
- * attention.h - multi-head self-attention over a small set of tokens per
+ * mhsa.h - multi-head self-attention over a small set of tokens per
  * example (AutoInt's interacting layer: the tokens are an example's feature
  * fields), as a forward/backward pair in the conventions of nn.h.
  *
@@ -40,8 +40,8 @@
  * Thread-safety and ownership as in nn.h: pure functions of their
  * arguments, caller-owned buffers, nothing allocated.
  */
-#ifndef HR_NN_ATTENTION_H
-#define HR_NN_ATTENTION_H
+#ifndef HR_NN_MHSA_H
+#define HR_NN_MHSA_H
 
 #include <stdbool.h>
 #include <stddef.h>

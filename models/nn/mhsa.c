@@ -1,5 +1,5 @@
-/* attention.c - multi-head self-attention in lane layout (attention.h). */
-#include "models/nn/attention.h"
+/* mhsa.c - multi-head self-attention in lane layout (mhsa.h). */
+#include "models/nn/mhsa.h"
 
 #include <math.h>
 #include <string.h>

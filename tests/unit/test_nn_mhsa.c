@@ -1,6 +1,6 @@
 /*
- * test_nn_attention.c - the multi-head self-attention layer
- * (models/nn/attention.h): central finite-difference checks against an
+ * test_nn_mhsa.c - the multi-head self-attention layer
+ * (models/nn/mhsa.h): central finite-difference checks against an
  * independent double-precision reference (harness and tolerances:
  * gradcheck.h) over every switch (W_res or identity residual or none,
  * scaled or not, LayerNorm, heads, masked keys, dropout, row or lane-layout
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/nn/attention.h"
+#include "models/nn/mhsa.h"
 #include "models/nn/nn.h"
 #include "tests/unit/gradcheck.h"
 
@@ -57,7 +57,7 @@ static int out_at(const struct at_ctx *c, int b, int i, int o)
 	return (o * c->a.F + i) * c->B + b;
 }
 
-/* The layer by the formula in attention.h, in double, one (b, h, i) at a
+/* The layer by the formula in mhsa.h, in double, one (b, h, i) at a
  * time; y (B F, A) and the projections (B F, P A) in rows. */
 static void at_ref(struct gc *g)
 {
@@ -177,7 +177,7 @@ static void check_attention(const char *name, struct nn_mhsa a, int B, const uin
 	c.ykink = gc_alloc(&g, sizeof(double) * 2 * (size_t)N * a.A);
 	c.work = gc_alloc(&g, sizeof(double) * (size_t)N * P * a.A);
 	if (a.dropout > 0 && training) {
-		/* attention.h: the draws of one nn_dropout_forward over the (B, H, F, F) weights */
+		/* mhsa.h: the draws of one nn_dropout_forward over the (B, H, F, F) weights */
 		float *ones = gc_alloc(&g, sizeof(float) * W),
 		      *tmp = gc_alloc(&g, sizeof(float) * W);
 		c.mask = gc_alloc(&g, sizeof(float) * W);
