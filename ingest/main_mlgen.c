@@ -20,7 +20,7 @@
 static void usage(FILE *out)
 {
 	fputs("usage: mlgen -o DIR [--users N] [--items M] [--ratings K] [--seed S]\n"
-	      "             [--format ml-1m|ml-100k|csv] [--force] [-q]\n"
+	      "             [--interest B] [--format ml-1m|ml-100k|csv] [--force] [-q]\n"
 	      "       mlgen --oracle DIR [--pos-min R] [--neg-max R]\n"
 	      "\n"
 	      "Writes a synthetic MovieLens data set whose ratings come from a known\n"
@@ -32,6 +32,9 @@ static void usage(FILE *out)
 	      "      --items M      rated movies (default 3706; ~M*1.048 listed)\n"
 	      "      --ratings K    ratings, 20*N <= K <= N*M, K >= M (default 1000209)\n"
 	      "      --seed S       random seed (default 1); same options, same bytes\n"
+	      "      --interest B   logit boost of a movie in the user's current interest\n"
+	      "                     genre, 0..5 (default 0.4); larger makes the recent\n"
+	      "                     history matter more\n"
 	      "      --format F     ml-1m (default): ratings.dat users.dat movies.dat\n"
 	      "                     ml-100k: u.data u.user u.item u.genre u.occupation\n"
 	      "                     csv: ratings.csv movies.csv (ml-latest style)\n"
@@ -70,6 +73,7 @@ enum {
 	OPT_ITEMS,
 	OPT_RATINGS,
 	OPT_SEED,
+	OPT_INTEREST,
 	OPT_FORMAT,
 	OPT_FORCE,
 	OPT_ORACLE,
@@ -85,6 +89,7 @@ int main(int argc, char **argv)
 		{"items", required_argument, NULL, OPT_ITEMS},
 		{"ratings", required_argument, NULL, OPT_RATINGS},
 		{"seed", required_argument, NULL, OPT_SEED},
+		{"interest", required_argument, NULL, OPT_INTEREST},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"oracle", required_argument, NULL, OPT_ORACLE},
@@ -126,6 +131,11 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, "--seed", 0, UINT64_MAX, &v))
 				return usage_error("%s", hr_errmsg());
 			o.seed = v;
+			gen_opts = 1;
+			break;
+		case OPT_INTEREST:
+			if (parse_f64(optarg, "--interest", 0, MLGEN_MAX_INTEREST, &o.interest))
+				return usage_error("%s", hr_errmsg());
 			gen_opts = 1;
 			break;
 		case OPT_FORMAT:

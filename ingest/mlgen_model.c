@@ -66,7 +66,6 @@
 #define SD_AFF_SEX 0.45
 #define SD_AFF_AGE 0.375
 #define SD_AFF_OCC 0.30
-#define INTEREST_BETA 0.4 /* rating boost for movies of the current interest */
 #define SD_ITEM_TREND 0.3
 #define GLOBAL_TREND (-0.2)
 #define TREND_PIVOT 0.3
@@ -988,7 +987,7 @@ static double time_x(uint32_t ts)
 	return sqrt(f < 0 ? 0 : f > 1 ? 1 : f);
 }
 
-static void gen_scores(struct gen *g)
+static void gen_scores(struct gen *g, double beta)
 {
 	for (uint32_t u = 0; u < g->n_users; u++) {
 		double aff[NG];
@@ -1012,7 +1011,7 @@ static void gen_scores(struct gen *g)
 			}
 			s += gsum / ng;
 			if (mask & (1u << g->ev_interest[e]))
-				s += INTEREST_BETA;
+				s += beta;
 			s += g->tau[i] * (x - TREND_PIVOT) + GLOBAL_TREND * x;
 			g->ev_s[e] = s;
 		}
@@ -1110,7 +1109,7 @@ int mlgen_generate(const struct mlgen_opts *o, struct gen *g)
 	if (rc)
 		return rc;
 	gen_cover(g, o->seed);
-	gen_scores(g);
+	gen_scores(g, o->interest);
 	solve_cutpoints(g);
 	gen_ratings(g, o->seed);
 	return 0;

@@ -498,6 +498,7 @@ void mlgen_defaults(struct mlgen_opts *o)
 	o->items = 3706;
 	o->ratings = 1000209;
 	o->seed = 1;
+	o->interest = MLGEN_INTEREST_DEFAULT;
 	o->format = MLGEN_ML1M;
 	o->force = 0;
 }
@@ -532,6 +533,9 @@ int mlgen_check(const struct mlgen_opts *o)
 	if (N < 1 || N > MAX_USERS)
 		return hr_error(HR_EINVAL, "--users must be between 1 and %u, not %llu", MAX_USERS,
 				(unsigned long long)N);
+	if (!(o->interest >= 0 && o->interest <= MLGEN_MAX_INTEREST))
+		return hr_error(HR_EINVAL, "--interest must be between 0 and %g, not %g",
+				MLGEN_MAX_INTEREST, o->interest);
 	if (M < 1 || M > MAX_ITEMS)
 		return hr_error(HR_EINVAL, "--items must be between 1 and %u, not %llu", MAX_ITEMS,
 				(unsigned long long)M);

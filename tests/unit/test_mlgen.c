@@ -264,6 +264,54 @@ static void test_deterministic(void **state)
 	assert_int_equal(remove_tree(other), 0);
 }
 
+/*
+ * The interest boost moves ratings, not picks: the same users, movies and
+ * times in the same order at any strength; without it the oracle loses
+ * what the recent history tells, with a strong one it gains.
+ */
+static void test_interest(void **state)
+{
+	struct fixture *fx = *state;
+	char none[300], strong[300];
+	struct mlgen_opts o = small_opts(SEED, MLGEN_ML1M);
+	double a_none, a_default, a_strong, pr;
+	size_t rows;
+	char *s0, *s1, *p0, *p1;
+	size_t n = 0;
+
+	snprintf(none, sizeof(none), "%s/interest0", fx->root);
+	snprintf(strong, sizeof(strong), "%s/interest3", fx->root);
+	o.interest = 0;
+	assert_int_equal(mlgen_write(&o, none), 0);
+	o.interest = 3;
+	assert_int_equal(mlgen_write(&o, strong), 0);
+	s0 = p0 = slurp(none, "ratings.dat", NULL);
+	s1 = p1 = slurp(strong, "ratings.dat", NULL);
+	while (*p0 && *p1) {
+		unsigned u0, m0, r0, t0, u1, m1, r1, t1;
+		int k0 = 0, k1 = 0;
+		assert_int_equal(sscanf(p0, "%u::%u::%u::%u\n%n", &u0, &m0, &r0, &t0, &k0), 4);
+		assert_int_equal(sscanf(p1, "%u::%u::%u::%u\n%n", &u1, &m1, &r1, &t1, &k1), 4);
+		assert_true(u0 == u1 && m0 == m1 && t0 == t1);
+		p0 += k0;
+		p1 += k1;
+		n++;
+	}
+	assert_true(*p0 == '\0' && *p1 == '\0');
+	assert_int_equal(n, N_RATINGS);
+	free(s0);
+	free(s1);
+
+	assert_int_equal(mlgen_oracle(none, 4, 2, &a_none, &rows, &pr), 0);
+	assert_int_equal(mlgen_oracle(fx->ml1m, 4, 2, &a_default, &rows, &pr), 0);
+	assert_int_equal(mlgen_oracle(strong, 4, 2, &a_strong, &rows, &pr), 0);
+	if (!(a_none < a_default && a_default + 0.01 < a_strong))
+		fail_msg("oracle auc: interest 0 %.4f, 0.4 %.4f, 3 %.4f", a_none, a_default,
+			 a_strong);
+	assert_int_equal(remove_tree(none), 0);
+	assert_int_equal(remove_tree(strong), 0);
+}
+
 /* ml-100k and csv write their files, hold the same data, and --force. */
 static void test_formats(void **state)
 {
@@ -357,6 +405,16 @@ static void test_bad_options(void **state)
 	o.format = (enum mlgen_format)7;
 	o.ratings = N_ITEMS;
 	assert_int_equal(mlgen_check(&o), HR_EINVAL);
+	o = small_opts(1, MLGEN_ML1M);
+	o.interest = -0.1;
+	assert_int_equal(mlgen_check(&o), HR_EINVAL);
+	assert_non_null(strstr(hr_errmsg(), "--interest"));
+	o.interest = MLGEN_MAX_INTEREST + 0.1;
+	assert_int_equal(mlgen_check(&o), HR_EINVAL);
+	o.interest = NAN;
+	assert_int_equal(mlgen_check(&o), HR_EINVAL);
+	o.interest = MLGEN_MAX_INTEREST;
+	assert_int_equal(mlgen_check(&o), 0);
 
 	o = small_opts(1, MLGEN_ML1M);
 	o.ratings = 1;
@@ -450,7 +508,7 @@ int main(void)
 		cmocka_unit_test(test_truth_matches), cmocka_unit_test(test_oracle_band),
 		cmocka_unit_test(test_deterministic), cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_bad_options),   cmocka_unit_test(test_dense_extreme),
-		cmocka_unit_test(test_oracle_errors),
+		cmocka_unit_test(test_oracle_errors), cmocka_unit_test(test_interest),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
