@@ -1,11 +1,13 @@
 #include "batch.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
 #include "store/codec.h"
+#include "store/items.h"
 
 int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_dense)
 {
@@ -219,4 +221,46 @@ int batch_fill(struct batch *b, const struct batch_source *src, uint64_t first, 
 		b->n++;
 	}
 	return 0;
+}
+
+void batch_copy_row(struct batch *dst, uint32_t r, const struct batch *src, uint32_t k)
+{
+	size_t L = src->hist_cap, D = src->n_dense;
+
+	assert(dst->hist_cap == src->hist_cap && dst->n_dense == src->n_dense);
+	dst->user[r] = src->user[k];
+	dst->item[r] = src->item[k];
+	dst->gender[r] = src->gender[k];
+	dst->age[r] = src->age[k];
+	dst->occupation[r] = src->occupation[k];
+	dst->zip[r] = src->zip[k];
+	memcpy(dst->genres + r * (size_t)BATCH_GENRES, src->genres + k * (size_t)BATCH_GENRES,
+	       BATCH_GENRES * sizeof(uint32_t));
+	dst->n_genres[r] = src->n_genres[k];
+	memcpy(dst->dense + r * D, src->dense + k * D, D * sizeof(float));
+	memcpy(dst->hist + r * L, src->hist + k * L, L * sizeof(uint32_t));
+	dst->n_hist[r] = src->n_hist[k];
+	memcpy(dst->neg + r * L, src->neg + k * L, L * sizeof(uint32_t));
+	dst->n_neg[r] = src->n_neg[k];
+	dst->label[r] = src->label[k];
+	dst->rating[r] = src->rating[k];
+	dst->user_raw[r] = src->user_raw[k];
+	dst->item_raw[r] = src->item_raw[k];
+	dst->ts[r] = src->ts[k];
+}
+
+void batch_set_item(struct batch *b, uint32_t r, const struct store_items *it, uint32_t i)
+{
+	uint32_t lo = it->genre_off[i], n = it->genre_off[i + 1] - lo;
+
+	if (n > BATCH_GENRES)
+		n = BATCH_GENRES;
+	b->item[r] = i;
+	memset(b->genres + (size_t)r * BATCH_GENRES, 0, BATCH_GENRES * sizeof(uint32_t));
+	memcpy(b->genres + (size_t)r * BATCH_GENRES, it->genre + lo, n * sizeof(uint32_t));
+	b->n_genres[r] = n;
+	if (b->n_dense == 4) { /* item_log_count, item_pos_rate (docs/FORMAT.md) */
+		b->dense[(size_t)r * 4 + 2] = it->dense[2 * (size_t)i];
+		b->dense[(size_t)r * 4 + 3] = it->dense[2 * (size_t)i + 1];
+	}
 }

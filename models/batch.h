@@ -43,6 +43,8 @@ struct batch {
 	void *mem;
 };
 
+struct store_items;
+
 /* One allocation for every array.  HR_ENOMEM. */
 int batch_alloc(struct batch *b, uint32_t cap, uint32_t hist_cap, uint32_t n_dense);
 void batch_release(struct batch *b);
@@ -107,5 +109,19 @@ struct batch_source {
  * "store 'STORE': DB record KEY".  Thread-safe for distinct batches.
  */
 int batch_fill(struct batch *b, const struct batch_source *src, uint64_t first, uint32_t count);
+
+/*
+ * Row r of dst becomes row k of src (every field; dst and src of the same
+ * hist_cap and n_dense, asserted).  Scoring one user's record against many
+ * items starts from copies of it.
+ */
+void batch_copy_row(struct batch *dst, uint32_t r, const struct batch *src, uint32_t k);
+
+/*
+ * Row r's item side becomes item i of the items table (store/items.h): the
+ * id, its genres, and with the four dense values of docs/FORMAT.md its two
+ * (item_log_count, item_pos_rate as of the end of train).  i < it->n.
+ */
+void batch_set_item(struct batch *b, uint32_t r, const struct store_items *it, uint32_t i);
 
 #endif

@@ -154,6 +154,11 @@ static const struct opt opts[] = {
 	 .help = "a fresh run starts from these trained checkpoints (files, or run directories' "
 		 "latest), e.g. neumf from a gmf and an ncf run; out's run resumes only if it "
 		 "started from the same"},
+	{"rank_metrics", "rank-metrics", T_BOOL, 0, 1, "no", OFF(rank_metrics),
+	 .help = "also rank every item for each valid/test user: recall, ndcg, hit, mrr, coverage "
+		 "at 10/20/50/100 beside the most popular items (users x items scores)"},
+	{"rank_exclude", "rank-exclude", T_BOOL, 0, 1, "yes", OFF(rank_exclude),
+	 .help = "rank-metrics: leave out the items each user has in train"},
 	{"follow", "follow", T_BOOL, 0, 1, "no", OFF(follow),
 	 .help = "after the epochs, wait for a new store at data and train on its new records"},
 	{"follow_poll", "follow-poll", T_DOUBLE, 0.01, 86400, "5", OFF(follow_poll),

@@ -8,6 +8,7 @@
 #include "common/metrics.h"
 #include "common/progress.h"
 #include "common/rng.h"
+#include "rankeval.h"
 #include "models/interact.h"
 #include "store/codec.h"
 #include "store/items.h"
@@ -144,17 +145,7 @@ static void sampled_rows(struct evaluator *e, struct batch *b, struct rng *rng, 
 		uint32_t j = 1 + (uint32_t)rng_below(rng, e->n_items - 2); /* 1 .. n-2 */
 		if (j >= b->item[i] && b->item[i] > 0)
 			j++; /* skip the positive: uniform over the others */
-		uint32_t lo = it->genre_off[j], n = it->genre_off[j + 1] - lo;
-		if (n > BATCH_GENRES)
-			n = BATCH_GENRES;
-		b->item[i] = j;
-		memset(b->genres + (size_t)i * BATCH_GENRES, 0, BATCH_GENRES * sizeof(uint32_t));
-		memcpy(b->genres + (size_t)i * BATCH_GENRES, it->genre + lo, n * sizeof(uint32_t));
-		b->n_genres[i] = n;
-		if (b->n_dense == 4) { /* item_log_count, item_pos_rate (docs/FORMAT.md) */
-			b->dense[(size_t)i * 4 + 2] = it->dense[2 * (size_t)j];
-			b->dense[(size_t)i * 4 + 3] = it->dense[2 * (size_t)j + 1];
-		}
+		batch_set_item(b, i, it, j);
 	}
 	if (k == *ns)
 		return;
@@ -262,6 +253,22 @@ static void rating_finish(struct eval_result *res, uint64_t n)
 	res->positive_rate = NAN;
 }
 
+/* The ranking metrics when e->rank asks for them. */
+static int rank_split(struct evaluator *e, enum store_db db, struct eval_result *res)
+{
+	struct rank_eval_result rr;
+	int rc;
+
+	if (!e->rank)
+		return 0;
+	rc = rank_evaluate(e, db, e->exclude_train, &rr);
+	if (!rc) {
+		res->rank = rr.model;
+		res->rank_popular = rr.popular;
+	}
+	return rc;
+}
+
 int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 {
 	struct store_reader *r;
@@ -321,10 +328,12 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 	res->n = total;
 	if (e->m->ops->target == TARGET_RATING) {
 		rating_finish(res, total);
+		if (!isfinite(res->rmse))
+			return hr_error(HR_EFORMAT, "the model's %s RMSE is %g", store_db_name(db),
+					res->rmse);
+		rc = rank_split(e, db, res);
 		res->seconds = now_seconds() - t0;
-		return isfinite(res->rmse) ? 0 :
-					     hr_error(HR_EFORMAT, "the model's %s RMSE is %g",
-						      store_db_name(db), res->rmse);
+		return rc;
 	}
 	res->positive_rate = pos / (double)total;
 	for (uint64_t k = 0; k < total; k++)
@@ -348,6 +357,8 @@ int evaluate(struct evaluator *e, enum store_db db, struct eval_result *res)
 		res->base_sampled_auc = NAN;
 	res->logloss = metric_logloss(e->prob, e->label, total);
 	res->base_logloss = metric_logloss(e->base, e->label, total);
+	if (!rc)
+		rc = rank_split(e, db, res);
 	res->seconds = now_seconds() - t0;
 	return rc;
 }

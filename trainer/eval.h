@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "common/rank.h"
 #include "models/model.h"
 #include "store/items.h"
 #include "store/store.h"
@@ -40,6 +41,9 @@ struct eval_result {
 	 * split's global, item and user mean ratings (a user or item without
 	 * train ratings gets the global mean) */
 	double rmse, rmse_global_mean, rmse_item_mean, rmse_user_mean;
+	/* with evaluator.rank: full-catalogue ranking (trainer/rankeval.h) of the
+	 * model and of the most-popular list; rank.users 0 otherwise */
+	struct rank_result rank, rank_popular;
 	double seconds;
 };
 
@@ -59,6 +63,8 @@ struct evaluator {
 	uint64_t cap; /* rows the score buffers hold */
 	float *score, *prob, *label, *base;
 	uint32_t *user;
+	int rank;          /* also rank the catalogue (rankeval.h); set after init */
+	int exclude_train; /* ranking leaves out the user's train items */
 };
 
 int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,

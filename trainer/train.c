@@ -62,6 +62,7 @@ void train_opts_defaults(struct train_opts *o)
 	o->keep = 3;
 	o->resume = 1;
 	o->predict_n = 10;
+	o->rank_exclude = 1;
 	o->follow_poll = 5;
 	o->batch = 256;
 	o->seed = 1;
@@ -374,7 +375,7 @@ static void jnum(char *line, size_t cap, const char *key, double v, int decimals
 static void emit(struct trainer *t, const char *split, int epoch, const struct eval_result *r,
 		 const double *loss, double samples_per_s, int final, int best_epoch)
 {
-	char line[1024];
+	char line[4096];
 	double gflops = samples_per_s * 3.0 * t->model.ops->flops_forward(&t->model) * 1e-9;
 
 	snprintf(line, sizeof(line), "{\"split\":\"%s\",\"epoch\":%d,\"model\":\"%s\",\"n\":%llu",
@@ -393,6 +394,26 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 		jnum(line, sizeof(line), "baseline_auc", r->base_auc, 6);
 		jnum(line, sizeof(line), "baseline_logloss", r->base_logloss, 6);
 		jnum(line, sizeof(line), "positive_rate", r->positive_rate, 4);
+	}
+	if (r->rank.users) {
+		static const char *const names[] = {"recall", "ndcg",     "hit",
+						    "mrr",    "coverage", "popularity"};
+		const double *v[] = {r->rank.recall, r->rank.ndcg,     r->rank.hit,
+				     r->rank.mrr,    r->rank.coverage, r->rank.popularity};
+		const double *p[] = {r->rank_popular.recall, r->rank_popular.ndcg,
+				     r->rank_popular.hit, r->rank_popular.mrr};
+		char key[48];
+		for (int q = 0; q < RANK_NK; q++)
+			for (int f = 0; f < 6; f++) {
+				snprintf(key, sizeof(key), "%s@%u", names[f], rank_k[q]);
+				jnum(line, sizeof(line), key, v[f][q], f == 5 ? 2 : 6);
+			}
+		for (int q = 0; q < RANK_NK; q++)
+			for (int f = 0; f < 4; f++) {
+				snprintf(key, sizeof(key), "baseline_%s@%u", names[f], rank_k[q]);
+				jnum(line, sizeof(line), key, p[f][q], 6);
+			}
+		jnum(line, sizeof(line), "rank_users", (double)r->rank.users, 0);
 	}
 	int n_terms;
 	const char *const *terms = model_losses(&t->model, &n_terms);
@@ -693,6 +714,16 @@ static void metrics_json(const struct trainer *t, char *buf, size_t cap,
 		snprintf(buf, cap, "{\"valid_auc\":%.6f,\"test_auc\":%.6f}",
 			 isfinite(valid->auc) ? valid->auc : 0,
 			 isfinite(test->auc) ? test->auc : 0);
+}
+
+/* t's evaluator: its batch size, and ranking as the options ask. */
+static int trainer_evaluator(struct trainer *t, struct evaluator *ev)
+{
+	int rc = evaluator_init(ev, t->st, &t->model, t->o->batch);
+
+	ev->rank = t->o->rank_metrics;
+	ev->exclude_train = t->o->rank_exclude;
+	return rc;
 }
 
 /* The metric early stopping selects on: "auc", or "rmse" for rating models. */
@@ -1243,7 +1274,7 @@ static int switch_store(struct trainer **tp, struct evaluator *ev)
 	evaluator_release(ev);
 	trainer_close(old);
 	*tp = t;
-	return evaluator_init(ev, t->st, &t->model, t->o->batch);
+	return trainer_evaluator(t, ev);
 }
 
 int trainer_run(const struct train_opts *o)
@@ -1284,7 +1315,7 @@ int trainer_run(const struct train_opts *o)
 	if (!rc && !o->loader_only)
 		rc = metrics_open(t, st.epoch);
 	if (!rc)
-		rc = evaluator_init(&ev, t->st, &t->model, o->batch);
+		rc = trainer_evaluator(t, &ev);
 	if (!rc) {
 		notify_ready();
 		notify_status("training %s from epoch %d, step %llu", o->model, st.epoch,

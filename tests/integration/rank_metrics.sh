@@ -1,0 +1,105 @@
+# Full-catalogue ranking metrics (trainer --rank-metrics, trainer/rankeval.h)
+# on the small generated store of zoo_models.sh; one worker, fixed seeds.
+#  1. the most-popular recommender's metrics on every valid/test line equal
+#     a Python computation from the dumped records (users: raw ids with a
+#     positive of a train item; catalogue: every item code; each user's
+#     train items left out, or not with --rank-exclude no; ties to the lower
+#     code), and so does the number of users;
+#  2. the model's metrics are within their bounds and grow with K;
+#  3. twotower scored by one sgemm of user and item vectors ranks as its
+#     forward pass does (HOGREC_RANK_SCORING=forward, a test hook);
+#  4. without --rank-metrics the lines carry none of it.
+source "$(dirname "$0")/_lib.sh"
+
+"$BIN/mlgen" -q -o "$T/ml" --users 300 --items 300 --ratings 20000 --seed 5
+"$BIN/ingest" -q --split user -o "$T/ex.lmdb" "$T/ml"
+for s in train valid test; do
+	"$BIN/ingest" --dump "$T/ex.lmdb" $s 100000000 >"$T/$s.jsonl"
+done
+train() { "$BIN/trainer" -q --threads 1 --data "$T/ex.lmdb" --batch 64 --epochs 2 --seed 1 "$@"; }
+
+train --model ncf --out "$T/ncf" --early-stop 0 --rank-metrics yes >/dev/null
+train --model ncf --out "$T/ncf-all" --early-stop 0 --rank-metrics yes --rank-exclude no \
+	>/dev/null
+
+# check METRICS EXCLUDE: the popular list's metrics and the model's bounds
+check() {
+	/usr/bin/python3 - "$T" "$1" "$2" <<'PY'
+import collections, json, math, sys
+T, metrics, exclude = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
+rows = lambda p: [json.loads(l) for l in open(p)]
+train = rows(T + "/train.jsonl")
+count = collections.Counter(r["item"] for r in train)
+seen = collections.defaultdict(set)
+for r in train:
+    seen[r["user"]].add(r["item"])
+KS = (10, 20, 50, 100)
+
+def popular(split):
+    recs = rows("%s/%s.jsonl" % (T, split))
+    n_items = 1 + max(r["item"] for r in train + recs)
+    order = sorted(range(1, n_items), key=lambda j: (-count[j], j))
+    users = collections.OrderedDict()
+    for r in recs:  # key order: a user's first record is the query
+        u = users.setdefault(r["user_raw"], {"code": r["user"], "pos": set()})
+        if r["label"] == 1 and r["item"] > 0:
+            u["pos"].add(r["item"])
+    sums = collections.defaultdict(float)
+    n = 0
+    for u in users.values():
+        if not u["pos"]:
+            continue
+        n += 1
+        skip = seen[u["code"]] if exclude and u["code"] > 0 else set()
+        top = [j for j in order if j not in skip][:100]
+        for K in KS:
+            hits = [j for j, it in enumerate(top[:K]) if it in u["pos"]]
+            idcg = sum(1 / math.log2(j + 2) for j in range(min(K, len(u["pos"]))))
+            sums["recall@%d" % K] += len(hits) / len(u["pos"])
+            sums["hit@%d" % K] += bool(hits)
+            sums["ndcg@%d" % K] += sum(1 / math.log2(j + 2) for j in hits) / idcg
+            sums["mrr@%d" % K] += 1 / (hits[0] + 1) if hits else 0
+    return n, {k: v / n for k, v in sums.items()}
+
+lines = [r for r in rows(metrics) if "recall@10" in r]
+assert len(lines) == 4, "2 epochs x (valid, test): %d" % len(lines)
+for r in lines:
+    n, want = popular(r["split"])
+    assert r["rank_users"] == n, (r["split"], r["rank_users"], n)
+    for k, v in want.items():
+        got = r["baseline_" + k]
+        assert abs(got - v) < 2e-6, (r["split"], k, got, v)
+    for f in ("recall", "ndcg", "hit", "mrr", "coverage"):
+        vals = [r["%s@%d" % (f, K)] for K in KS]
+        assert all(0 <= x <= 1 for x in vals), (f, vals)
+        if f != "mrr" and f != "ndcg":
+            assert vals == sorted(vals), (f, vals)
+    assert r["hit@10"] >= r["recall@10"] and r["popularity@10"] > 0, r
+print("%s: %d users; popular recall@10 %.4f, model %.4f" % (
+    metrics, lines[-1]["rank_users"], lines[-1]["baseline_recall@10"], lines[-1]["recall@10"]))
+PY
+}
+check "$T/ncf/metrics.jsonl" yes || fail "--rank-metrics: the popular list or the bounds (train items left out)"
+ok "the most-popular list's recall/ndcg/hit/mrr and the users equal Python's; the model's within bounds"
+check "$T/ncf-all/metrics.jsonl" no || fail "--rank-metrics --rank-exclude no"
+ok "--rank-exclude no: the same with the train items ranked too"
+
+# 3. twotower: the sgemm of vectors ranks as the forward pass does.
+for how in sgemm forward; do
+	HOGREC_RANK_SCORING=$how train --model twotower --out "$T/tt-$how" --rank-metrics yes \
+		>"$T/tt-$how.jsonl"
+done
+/usr/bin/python3 - "$T/tt-sgemm.jsonl" "$T/tt-forward.jsonl" <<'PY' || fail "twotower: sgemm and forward rank differently"
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+assert len(a) == len(b) and a
+for x, y in zip(a, b):
+    keys = [k for k in x if "@" in k]
+    assert keys and all(abs(x[k] - y[k]) < 1e-6 for k in keys), (x, y)
+PY
+ok "twotower: one sgemm of user and item vectors ranks as the forward pass"
+
+# 4. Off by default.
+train --model ncf --out "$T/plain" --epochs 1 >"$T/plain.jsonl"
+grep -q '"recall@10"' "$T/plain.jsonl" && fail "ranking metrics without --rank-metrics"
+ok "no ranking metrics unless asked"

@@ -1,0 +1,297 @@
+/* rankeval.c - full-catalogue ranking metrics (rankeval.h). */
+#include "rankeval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/progress.h"
+#include "models/interact.h"
+#include "models/nn/nn.h"
+
+/* One record of the split: who, what, where. */
+struct entry {
+	uint32_t user_raw, item, pos;
+	uint8_t label;
+};
+
+static int by_user_pos(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->user_raw != y->user_raw)
+		return x->user_raw < y->user_raw ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int by_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The users to rank: each one's query position and positives (ascending, distinct). */
+struct users {
+	uint32_t n;
+	uint64_t *query;   /* (n) the user's first position in the split */
+	uint64_t *pos_off; /* (n + 1) */
+	uint32_t *pos;     /* positives, by user */
+};
+
+static void users_release(struct users *u)
+{
+	free(u->query);
+	free(u->pos_off);
+	free(u->pos);
+	memset(u, 0, sizeof(*u));
+}
+
+/* Reads db's records (user, item, label) and groups them by raw user. */
+static int collect_users(struct evaluator *e, const struct batch_source *src, struct users *u)
+{
+	struct batch *b = &e->b;
+	struct entry *ent = malloc((src->n ? src->n : 1) * sizeof(*ent));
+	int rc = ent ? 0 : hr_error(HR_ENOMEM, "out of memory for the ranking's users");
+
+	memset(u, 0, sizeof(*u));
+	for (uint64_t first = 0; !rc && first < src->n; first += b->n) {
+		uint64_t left = src->n - first;
+		rc = batch_fill(b, src, first, left < b->cap ? (uint32_t)left : b->cap);
+		for (uint32_t i = 0; !rc && i < b->n; i++)
+			ent[first + i] = (struct entry){b->user_raw[i], b->item[i],
+							(uint32_t)(first + i), b->label[i] == 1.0f};
+	}
+	if (!rc) {
+		qsort(ent, src->n, sizeof(*ent), by_user_pos);
+		u->query = malloc((src->n ? src->n : 1) * sizeof(uint64_t));
+		u->pos_off = malloc((src->n + 1) * sizeof(uint64_t));
+		u->pos = malloc((src->n ? src->n : 1) * sizeof(uint32_t));
+		if (!u->query || !u->pos_off || !u->pos)
+			rc = hr_error(HR_ENOMEM, "out of memory for the ranking's users");
+	}
+	uint64_t np = 0;
+	for (uint64_t g = 0; !rc && g < src->n;) {
+		uint64_t end = g, start = np;
+		while (end < src->n && ent[end].user_raw == ent[g].user_raw) {
+			if (ent[end].label && ent[end].item > 0)
+				u->pos[np++] = ent[end].item;
+			end++;
+		}
+		if (np > start) {
+			uint32_t *p = u->pos + start, k = 0;
+			qsort(p, np - start, sizeof(*p), by_u32);
+			for (uint64_t j = 0; j < np - start; j++) /* distinct */
+				if (k == 0 || p[j] != p[k - 1])
+					p[k++] = p[j];
+			np = start + k;
+			u->query[u->n] = ent[g].pos;
+			u->pos_off[u->n++] = start;
+		}
+		g = end;
+	}
+	if (!rc)
+		u->pos_off[u->n] = np;
+	free(ent);
+	return rc;
+}
+
+/* Per item: its train records (the popular recommender's score, popularity's weight). */
+static float *train_counts(const struct interactions *x)
+{
+	float *c = malloc((x->n_items ? x->n_items : 1) * sizeof(float));
+
+	for (uint32_t j = 0; c && j < x->n_items; j++)
+		c[j] = (float)(x->item_off[j + 1] - x->item_off[j]);
+	return c;
+}
+
+struct ranker {
+	struct evaluator *e;
+	const struct interactions *train;
+	int exclude;
+	uint32_t n_items, k;
+	float *heap_s;
+	uint32_t *heap_i, *top, *skip;
+	const float *popular;
+	struct rank_acc model, pop;
+};
+
+/* Ranks one user's scores (n_items) and the popular list, adding both. */
+static int rank_user(struct ranker *k, const float *score, uint32_t user_code, const uint32_t *pos,
+		     uint32_t n_pos)
+{
+	uint32_t n_skip = 1, n;
+
+	k->skip[0] = 0; /* the padding / unknown item */
+	if (k->exclude && user_code > 0 && user_code < k->train->n_users) {
+		uint64_t lo = k->train->user_off[user_code], hi = k->train->user_off[user_code + 1];
+		memcpy(k->skip + 1, k->train->user_item + lo, (hi - lo) * sizeof(uint32_t));
+		n_skip += (uint32_t)(hi - lo);
+	}
+	for (uint32_t j = 1; j < k->n_items; j++)
+		if (!isfinite(score[j]))
+			return hr_error(HR_EFORMAT, "the model scored item %u as %g", j, score[j]);
+	n = rank_topk(score, k->n_items, k->skip, n_skip, k->k, k->top, k->heap_s, k->heap_i);
+	rank_acc_add(&k->model, k->top, n, pos, n_pos);
+	n = rank_topk(k->popular, k->n_items, k->skip, n_skip, k->k, k->top, k->heap_s, k->heap_i);
+	rank_acc_add(&k->pop, k->top, n, pos, n_pos);
+	return 0;
+}
+
+/* Two-tower: the item matrix (n_items, d), every item from the items table. */
+static int item_matrix(struct evaluator *e, struct batch *sb, float *V, uint32_t n_items)
+{
+	const struct model *m = e->m;
+	uint32_t d = m->ops->vector_dim(m);
+
+	for (uint32_t j0 = 0; j0 < n_items; j0 += sb->cap) {
+		uint32_t n = n_items - j0 < sb->cap ? n_items - j0 : sb->cap;
+		for (uint32_t r = 0; r < n; r++)
+			batch_set_item(sb, r, &e->items, j0 + r);
+		sb->n = n;
+		m->ops->item_vectors(m, e->ws, sb, V + (size_t)j0 * d);
+	}
+	return 0;
+}
+
+/* Any model: row i of b against every item, through forward, into score (n_items). */
+static void score_items(struct evaluator *e, struct batch *sb, const struct batch *b, uint32_t i,
+			float *score, uint32_t n_items)
+{
+	const struct model *m = e->m;
+
+	score[0] = 0;
+	for (uint32_t j0 = 1; j0 < n_items; j0 += sb->cap) {
+		uint32_t n = n_items - j0 < sb->cap ? n_items - j0 : sb->cap;
+		for (uint32_t r = 0; r < n; r++) {
+			batch_copy_row(sb, r, b, i);
+			batch_set_item(sb, r, &e->items, j0 + r);
+		}
+		sb->n = n;
+		m->ops->forward(m, e->ws, sb, score + j0, 0);
+	}
+}
+
+int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
+		  struct rank_eval_result *res)
+{
+	const struct model *m = e->m;
+	const struct store_info *info = &m->info;
+	struct store_reader *r;
+	struct store_index ix = {0}, tix = {0};
+	struct interactions train = {0};
+	struct users u = {0};
+	struct batch *b = &e->b, sb = {0};
+	struct ranker k = {.e = e, .train = &train, .exclude = exclude_train, .k = RANK_KMAX};
+	/* HOGREC_RANK_SCORING=forward (tests): score every model through its forward pass */
+	const char *how = getenv("HOGREC_RANK_SCORING");
+	int two_tower = m->ops->user_vectors && m->ops->item_vectors && m->ops->vector_dim &&
+			!(how && !strcmp(how, "forward"));
+	uint32_t n_items = e->n_items, d = two_tower ? m->ops->vector_dim(m) : 0;
+	float *S = NULL, *V = NULL, *U = NULL, *popular = NULL;
+	double t0 = now_seconds();
+	int rc = store_reader_begin(e->st, &r);
+
+	memset(res, 0, sizeof(*res));
+	if (rc)
+		return rc;
+	rc = model_score_prepare(m);
+	if (!rc)
+		rc = store_index_build(r, db, &ix);
+	if (!rc)
+		rc = store_index_build(r, STORE_TRAIN, &tix);
+	const struct batch_source src = {
+		.ix = &ix, .n = ix.n, .store = store_path(e->st), .db = store_db_name(db)};
+	const struct batch_source tsrc = {.ix = &tix,
+					  .n = tix.n,
+					  .store = store_path(e->st),
+					  .db = store_db_name(STORE_TRAIN)};
+	if (!rc)
+		rc = interactions_load(&train, &tsrc, 0);
+	if (!rc)
+		rc = collect_users(e, &src, &u);
+	if (!rc && u.n == 0)
+		rc = hr_error(HR_EINVAL, "the %s split has no user with a positive of a train item",
+			      store_db_name(db));
+	if (!rc)
+		rc = batch_alloc(&sb, b->cap, info->hist_len, info->n_dense);
+	if (!rc) {
+		batch_set_decode(&sb, b->decode);
+		popular = train_counts(&train);
+		S = malloc((size_t)b->cap * n_items * sizeof(float));
+		k.heap_s = malloc(RANK_KMAX * sizeof(float));
+		k.heap_i = malloc(RANK_KMAX * sizeof(uint32_t));
+		k.top = malloc(RANK_KMAX * sizeof(uint32_t));
+		k.skip = malloc(((size_t)train.n + 1) * sizeof(uint32_t));
+		if (two_tower) {
+			V = malloc((size_t)n_items * d * sizeof(float));
+			U = malloc((size_t)b->cap * d * sizeof(float));
+		}
+		if (!popular || !S || !k.heap_s || !k.heap_i || !k.top || !k.skip ||
+		    (two_tower && (!V || !U)))
+			rc = hr_error(HR_ENOMEM, "out of memory for ranking %u items", n_items);
+	}
+	k.n_items = n_items;
+	k.popular = popular;
+	if (!rc)
+		rc = rank_acc_init(&k.model, n_items, popular);
+	if (!rc)
+		rc = rank_acc_init(&k.pop, n_items, popular);
+	if (!rc && two_tower) {
+		/* any record gives the rows their user side; the item towers read none of it */
+		rc = batch_fill(b, &src, 0, 1);
+		for (uint32_t i = 0; !rc && i < sb.cap; i++)
+			batch_copy_row(&sb, i, b, 0);
+		if (!rc)
+			rc = item_matrix(e, &sb, V, n_items);
+	}
+	const struct batch_source qsrc = {.ix = &ix,
+					  .order = u.query,
+					  .n = u.n,
+					  .store = store_path(e->st),
+					  .db = store_db_name(db)};
+	for (uint64_t first = 0; !rc && first < u.n; first += b->n) {
+		uint64_t left = u.n - first;
+		rc = batch_fill(b, &qsrc, first, left < b->cap ? (uint32_t)left : b->cap);
+		if (rc)
+			break;
+		if (two_tower) {
+			m->ops->user_vectors(m, e->ws, b, U);
+			nn_sgemm(false, true, (int)b->n, (int)n_items, (int)d, 1.0f, U, (int)d, V,
+				 (int)d, 0.0f, S, (int)n_items);
+		} else {
+			for (uint32_t i = 0; i < b->n; i++)
+				score_items(e, &sb, b, i, S + (size_t)i * n_items, n_items);
+		}
+		for (uint32_t i = 0; !rc && i < b->n; i++) {
+			uint64_t w = first + i;
+			rc = rank_user(&k, S + (size_t)i * n_items, b->user[i],
+				       u.pos + u.pos_off[w],
+				       (uint32_t)(u.pos_off[w + 1] - u.pos_off[w]));
+		}
+	}
+	if (!rc) {
+		rank_acc_result(&k.model, &res->model);
+		rank_acc_result(&k.pop, &res->popular);
+	}
+	res->seconds = now_seconds() - t0;
+	rank_acc_release(&k.model);
+	rank_acc_release(&k.pop);
+	free(k.heap_s);
+	free(k.heap_i);
+	free(k.top);
+	free(k.skip);
+	free(S);
+	free(V);
+	free(U);
+	free(popular);
+	batch_release(&sb);
+	users_release(&u);
+	interactions_release(&train);
+	store_index_release(&tix);
+	store_index_release(&ix);
+	store_reader_end(r);
+	return rc;
+}
