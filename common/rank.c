@@ -102,7 +102,7 @@ void rank_acc_release(struct rank_acc *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static int has(const uint32_t *v, uint32_t n, uint32_t x)
+int rank_contains(const uint32_t *v, uint32_t n, uint32_t x)
 {
 	uint32_t lo = 0, hi = n;
 
@@ -137,7 +137,7 @@ void rank_acc_add(struct rank_acc *a, const uint32_t *top, uint32_t n_top, const
 				if (a->weight)
 					pop += a->weight[it];
 			}
-			if (has(pos, n_pos, it)) {
+			if (rank_contains(pos, n_pos, it)) {
 				hits++;
 				dcg += 1.0 / log2((double)j + 2);
 				if (first == 0)
@@ -161,6 +161,9 @@ int rank_acc_merge(struct rank_acc *a, const struct rank_acc *b)
 		return hr_error(HR_EINVAL, "ranking metrics over %u and %u items", a->n_items,
 				b->n_items);
 	a->users += b->users;
+	a->loo_users += b->loo_users;
+	a->loo_hr += b->loo_hr;
+	a->loo_ndcg += b->loo_ndcg;
 	for (int q = 0; q < RANK_NK; q++) {
 		a->recall[q] += b->recall[q];
 		a->ndcg[q] += b->ndcg[q];
@@ -180,6 +183,9 @@ void rank_acc_result(const struct rank_acc *a, struct rank_result *r)
 
 	memset(r, 0, sizeof(*r));
 	r->users = a->users;
+	r->loo_users = a->loo_users;
+	r->loo_hr = a->loo_users ? a->loo_hr / (double)a->loo_users : NAN;
+	r->loo_ndcg = a->loo_users ? a->loo_ndcg / (double)a->loo_users : NAN;
 	for (int q = 0; q < RANK_NK; q++) {
 		uint32_t covered = 0;
 		for (uint32_t i = 0; i < a->n_items; i++)
@@ -202,4 +208,13 @@ uint32_t rank_loo(float pos_score, const float *neg_scores, uint32_t n_neg)
 	for (uint32_t i = 0; i < n_neg; i++)
 		r += !(neg_scores[i] < pos_score); /* higher, tied or NaN */
 	return r;
+}
+
+void rank_acc_add_loo(struct rank_acc *a, uint32_t rank)
+{
+	a->loo_users++;
+	if (rank < 10) {
+		a->loo_hr += 1;
+		a->loo_ndcg += 1.0 / log2((double)rank + 2);
+	}
 }

@@ -44,10 +44,15 @@ extern const uint32_t rank_k[RANK_NK]; /* 10, 20, 50, 100 */
 uint32_t rank_topk(const float *score, uint32_t n, const uint32_t *skip, uint32_t n_skip,
 		   uint32_t k, uint32_t *idx, float *heap_s, uint32_t *heap_i);
 
+/* Whether x is in v[0 .. n) (ascending; duplicates allowed): a binary search. */
+int rank_contains(const uint32_t *v, uint32_t n, uint32_t x);
+
 struct rank_acc {
 	uint64_t users; /* users added (each with >= 1 positive) */
 	double recall[RANK_NK], ndcg[RANK_NK], hit[RANK_NK], mrr[RANK_NK];
 	double pop[RANK_NK]; /* sum of the weights of recommended items */
+	uint64_t loo_users;  /* leave-one-out ranks added */
+	double loo_hr, loo_ndcg;
 	uint64_t slots[RANK_NK];
 	uint32_t n_items;
 	uint8_t *seen;       /* (n_items) bit j: in some top rank_k[j] */
@@ -74,6 +79,8 @@ struct rank_result {
 	double recall[RANK_NK], ndcg[RANK_NK], hit[RANK_NK], mrr[RANK_NK];
 	double coverage[RANK_NK];
 	double popularity[RANK_NK]; /* NaN without weights */
+	uint64_t loo_users;
+	double loo_hr, loo_ndcg; /* HR@10, NDCG@10 of the leave-one-out ranks; NaN without */
 };
 
 /* The means; every field NaN when no user was added. */
@@ -87,5 +94,8 @@ void rank_acc_result(const struct rank_acc *a, struct rank_result *r);
  * NDCG@k = 1 / log2(rank + 2) when rank < k.  A NaN positive ranks last.
  */
 uint32_t rank_loo(float pos_score, const float *neg_scores, uint32_t n_neg);
+
+/* Adds one leave-one-out rank (rank_loo's) to a's HR@10 and NDCG@10. */
+void rank_acc_add_loo(struct rank_acc *a, uint32_t rank);
 
 #endif

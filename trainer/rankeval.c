@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/progress.h"
+#include "common/rng.h"
 #include "models/interact.h"
 #include "models/nn/nn.h"
 
@@ -36,6 +37,8 @@ static int by_u32(const void *a, const void *b)
 struct users {
 	uint32_t n;
 	uint64_t *query;   /* (n) the user's first position in the split */
+	uint32_t *first;   /* (n) the user's first positive in the split (leave-one-out) */
+	uint32_t *raw;     /* (n) raw user id (the leave-one-out draws) */
 	uint64_t *pos_off; /* (n + 1) */
 	uint32_t *pos;     /* positives, by user */
 };
@@ -43,6 +46,8 @@ struct users {
 static void users_release(struct users *u)
 {
 	free(u->query);
+	free(u->first);
+	free(u->raw);
 	free(u->pos_off);
 	free(u->pos);
 	memset(u, 0, sizeof(*u));
@@ -66,9 +71,11 @@ static int collect_users(struct evaluator *e, const struct batch_source *src, st
 	if (!rc) {
 		qsort(ent, src->n, sizeof(*ent), by_user_pos);
 		u->query = malloc((src->n ? src->n : 1) * sizeof(uint64_t));
+		u->first = malloc((src->n ? src->n : 1) * sizeof(uint32_t));
+		u->raw = malloc((src->n ? src->n : 1) * sizeof(uint32_t));
 		u->pos_off = malloc((src->n + 1) * sizeof(uint64_t));
 		u->pos = malloc((src->n ? src->n : 1) * sizeof(uint32_t));
-		if (!u->query || !u->pos_off || !u->pos)
+		if (!u->query || !u->first || !u->raw || !u->pos_off || !u->pos)
 			rc = hr_error(HR_ENOMEM, "out of memory for the ranking's users");
 	}
 	uint64_t np = 0;
@@ -81,6 +88,8 @@ static int collect_users(struct evaluator *e, const struct batch_source *src, st
 		}
 		if (np > start) {
 			uint32_t *p = u->pos + start, k = 0;
+			u->first[u->n] = p[0]; /* in time order until sorted */
+			u->raw[u->n] = ent[g].user_raw;
 			qsort(p, np - start, sizeof(*p), by_u32);
 			for (uint64_t j = 0; j < np - start; j++) /* distinct */
 				if (k == 0 || p[j] != p[k - 1])
@@ -107,8 +116,13 @@ static float *train_counts(const struct interactions *x)
 	return c;
 }
 
+#define LOO_NEGATIVES 100 /* the NCF paper's protocol: the held-out item among 100 */
+
 struct ranker {
 	struct evaluator *e;
+	enum store_db db;
+	uint32_t neg[LOO_NEGATIVES];
+	float neg_score[LOO_NEGATIVES];
 	const struct interactions *train;
 	int exclude;
 	uint32_t n_items, k;
@@ -118,18 +132,57 @@ struct ranker {
 	struct rank_acc model, pop;
 };
 
-/* Ranks one user's scores (n_items) and the popular list, adding both. */
-static int rank_user(struct ranker *k, const float *score, uint32_t user_code, const uint32_t *pos,
-		     uint32_t n_pos)
+/*
+ * The leave-one-out negatives of user raw: up to LOO_NEGATIVES distinct
+ * items drawn uniformly from those neither skipped (the user's train items,
+ * the padding id) nor positive in the split; the same for the user every
+ * evaluation.  Fewer only when the catalogue has too few.
+ */
+static uint32_t loo_negatives(struct ranker *k, uint32_t raw, uint32_t n_skip, const uint32_t *pos,
+			      uint32_t n_pos)
 {
-	uint32_t n_skip = 1, n;
+	struct rng r;
+	uint32_t n = 0;
 
-	k->skip[0] = 0; /* the padding / unknown item */
-	if (k->exclude && user_code > 0 && user_code < k->train->n_users) {
+	rng_seed(&r, 0x100e, (uint64_t)k->db << 32 | raw);
+	for (uint32_t tries = 0; n < LOO_NEGATIVES && tries < 100 * LOO_NEGATIVES; tries++) {
+		uint32_t j = 1 + rng_below(&r, k->n_items - 1), dup = 0;
+		if (rank_contains(k->skip, n_skip, j) || rank_contains(pos, n_pos, j))
+			continue;
+		for (uint32_t i = 0; i < n && !dup; i++)
+			dup = k->neg[i] == j;
+		if (!dup)
+			k->neg[n++] = j;
+	}
+	return n;
+}
+
+/* The leave-one-out rank of item `first` under score against the drawn negatives. */
+static uint32_t loo_rank(struct ranker *k, const float *score, uint32_t first, uint32_t n_neg)
+{
+	for (uint32_t i = 0; i < n_neg; i++)
+		k->neg_score[i] = score[k->neg[i]];
+	return rank_loo(score[first], k->neg_score, n_neg);
+}
+
+/*
+ * Ranks one user's scores (n_items) and the popular list, adding both: the
+ * catalogue's top K against the positives, and the first positive against
+ * sampled negatives (leave-one-out).
+ */
+static int rank_user(struct ranker *k, const float *score, uint32_t user_code, uint32_t raw,
+		     uint32_t first, const uint32_t *pos, uint32_t n_pos)
+{
+	uint32_t n_train = 1, n_skip, n;
+
+	/* skip: the padding / unknown item, then the user's train items (ascending) */
+	k->skip[0] = 0;
+	if (user_code > 0 && user_code < k->train->n_users) {
 		uint64_t lo = k->train->user_off[user_code], hi = k->train->user_off[user_code + 1];
 		memcpy(k->skip + 1, k->train->user_item + lo, (hi - lo) * sizeof(uint32_t));
-		n_skip += (uint32_t)(hi - lo);
+		n_train += (uint32_t)(hi - lo);
 	}
+	n_skip = k->exclude ? n_train : 1;
 	for (uint32_t j = 1; j < k->n_items; j++)
 		if (!isfinite(score[j]))
 			return hr_error(HR_EFORMAT, "the model scored item %u as %g", j, score[j]);
@@ -137,6 +190,11 @@ static int rank_user(struct ranker *k, const float *score, uint32_t user_code, c
 	rank_acc_add(&k->model, k->top, n, pos, n_pos);
 	n = rank_topk(k->popular, k->n_items, k->skip, n_skip, k->k, k->top, k->heap_s, k->heap_i);
 	rank_acc_add(&k->pop, k->top, n, pos, n_pos);
+	if (k->n_items > 2) { /* negatives: never a train item, whatever exclude says */
+		uint32_t nn = loo_negatives(k, raw, n_train, pos, n_pos);
+		rank_acc_add_loo(&k->model, loo_rank(k, score, first, nn));
+		rank_acc_add_loo(&k->pop, loo_rank(k, k->popular, first, nn));
+	}
 	return 0;
 }
 
@@ -184,7 +242,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 	struct interactions train = {0};
 	struct users u = {0};
 	struct batch *b = &e->b, sb = {0};
-	struct ranker k = {.e = e, .train = &train, .exclude = exclude_train, .k = RANK_KMAX};
+	struct ranker k = {
+		.e = e, .db = db, .train = &train, .exclude = exclude_train, .k = RANK_KMAX};
 	/* HOGREC_RANK_SCORING=forward (tests): score every model through its forward pass */
 	const char *how = getenv("HOGREC_RANK_SCORING");
 	int two_tower = m->ops->user_vectors && m->ops->item_vectors && m->ops->vector_dim &&
@@ -267,8 +326,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 		}
 		for (uint32_t i = 0; !rc && i < b->n; i++) {
 			uint64_t w = first + i;
-			rc = rank_user(&k, S + (size_t)i * n_items, b->user[i],
-				       u.pos + u.pos_off[w],
+			rc = rank_user(&k, S + (size_t)i * n_items, b->user[i], u.raw[w],
+				       u.first[w], u.pos + u.pos_off[w],
 				       (uint32_t)(u.pos_off[w + 1] - u.pos_off[w]));
 		}
 	}

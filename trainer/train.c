@@ -413,6 +413,10 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 				snprintf(key, sizeof(key), "baseline_%s@%u", names[f], rank_k[q]);
 				jnum(line, sizeof(line), key, p[f][q], 6);
 			}
+		jnum(line, sizeof(line), "loo_hr@10", r->rank.loo_hr, 6);
+		jnum(line, sizeof(line), "loo_ndcg@10", r->rank.loo_ndcg, 6);
+		jnum(line, sizeof(line), "baseline_loo_hr@10", r->rank_popular.loo_hr, 6);
+		jnum(line, sizeof(line), "baseline_loo_ndcg@10", r->rank_popular.loo_ndcg, 6);
 		jnum(line, sizeof(line), "rank_users", (double)r->rank.users, 0);
 	}
 	int n_terms;

@@ -8,7 +8,10 @@
 #  2. the model's metrics are within their bounds and grow with K;
 #  3. twotower scored by one sgemm of user and item vectors ranks as its
 #     forward pass does (HOGREC_RANK_SCORING=forward, a test hook);
-#  4. without --rank-metrics the lines carry none of it.
+#  4. leave-one-out (the NCF paper's protocol) on a loo store: HR@10 and
+#     NDCG@10 within bounds, the popular list's the same every epoch (the
+#     draws are the user's), and one user per held-out item;
+#  5. without --rank-metrics the lines carry none of it.
 source "$(dirname "$0")/_lib.sh"
 
 "$BIN/mlgen" -q -o "$T/ml" --users 300 --items 300 --ratings 20000 --seed 5
@@ -99,7 +102,29 @@ for x, y in zip(a, b):
 PY
 ok "twotower: one sgemm of user and item vectors ranks as the forward pass"
 
-# 4. Off by default.
+# 4. Leave-one-out on a loo store (each user's last rating is test).
+"$BIN/ingest" -q --split loo -o "$T/loo.lmdb" "$T/ml"
+"$BIN/ingest" --dump "$T/loo.lmdb" test 100000000 >"$T/loo-test.jsonl"
+"$BIN/trainer" -q --threads 1 --data "$T/loo.lmdb" --model neumf --out "$T/loo" --epochs 2 \
+	--early-stop 0 --rank-metrics yes >/dev/null
+/usr/bin/python3 - "$T/loo/metrics.jsonl" "$T/loo-test.jsonl" <<'PY' || fail "leave-one-out metrics"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+test = [json.loads(l) for l in open(sys.argv[2])]
+users = {r["user_raw"] for r in test if r["label"] == 1 and r["item"] > 0}
+t = [r for r in lines if r["split"] == "test"]
+assert len(t) == 2 and all(r["rank_users"] == len(users) for r in t), (len(users), t)
+for r in lines:
+    for p in ("", "baseline_"):
+        hr, nd = r[p + "loo_hr@10"], r[p + "loo_ndcg@10"]
+        assert 0 < hr <= 1 and 0 < nd <= hr, r
+assert t[0]["baseline_loo_hr@10"] == t[1]["baseline_loo_hr@10"], t
+print("loo: %d users, HR@10 %.4f (popular %.4f)" % (len(users), t[-1]["loo_hr@10"],
+                                                   t[-1]["baseline_loo_hr@10"]))
+PY
+ok "leave-one-out HR@10 and NDCG@10: within bounds, the popular list's fixed, one user per held-out item"
+
+# 5. Off by default.
 train --model ncf --out "$T/plain" --epochs 1 >"$T/plain.jsonl"
 grep -q '"recall@10"' "$T/plain.jsonl" && fail "ranking metrics without --rank-metrics"
 ok "no ranking metrics unless asked"

@@ -203,6 +203,20 @@ static void test_loo(void **state)
 	for (int i = 0; i < 100; i++)
 		same[i] = 0.25f;
 	assert_int_equal(rank_loo(0.25f, same, 100), 100);
+
+	struct rank_acc a;
+	struct rank_result r;
+	assert_int_equal(rank_acc_init(&a, 4, NULL), 0);
+	rank_acc_add_loo(&a, 0);   /* HR 1, NDCG 1 */
+	rank_acc_add_loo(&a, 3);   /* HR 1, NDCG 1 / log2(5) */
+	rank_acc_add_loo(&a, 10);  /* outside the top 10 */
+	rank_acc_add_loo(&a, 100); /* last */
+	rank_acc_result(&a, &r);
+	assert_int_equal(r.loo_users, 4);
+	expect(r.loo_hr, 0.5, "loo HR@10");
+	expect(r.loo_ndcg, (1 + 1 / log2(5.0)) / 4, "loo NDCG@10");
+	assert_true(isnan(r.recall[0])); /* no catalogue ranking added */
+	rank_acc_release(&a);
 }
 
 int main(void)
