@@ -265,6 +265,7 @@ static int rank_split(struct evaluator *e, enum store_db db, struct eval_result 
 	if (!rc) {
 		res->rank = rr.model;
 		res->rank_popular = rr.popular;
+		res->rank_seconds = rr.seconds;
 	}
 	return rc;
 }

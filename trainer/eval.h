@@ -44,6 +44,7 @@ struct eval_result {
 	/* with evaluator.rank: full-catalogue ranking (trainer/rankeval.h) of the
 	 * model and of the most-popular list; rank.users 0 otherwise */
 	struct rank_result rank, rank_popular;
+	double rank_seconds; /* the ranking's share of seconds */
 	double seconds;
 };
 

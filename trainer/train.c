@@ -418,6 +418,7 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 		jnum(line, sizeof(line), "baseline_loo_hr@10", r->rank_popular.loo_hr, 6);
 		jnum(line, sizeof(line), "baseline_loo_ndcg@10", r->rank_popular.loo_ndcg, 6);
 		jnum(line, sizeof(line), "rank_users", (double)r->rank.users, 0);
+		jnum(line, sizeof(line), "rank_seconds", r->rank_seconds, 3);
 	}
 	int n_terms;
 	const char *const *terms = model_losses(&t->model, &n_terms);
