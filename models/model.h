@@ -172,6 +172,11 @@ struct model_ops {
 	 * NULL}.  NULL: {"train_loss", NULL}. */
 	const char *const *losses;
 	enum model_target target;
+	/* The valid metric early stopping selects on by default
+	 * (trainer/eval.h, eval_metric_parse): NULL is "auc", or "rmse" for a
+	 * rating model; a model trained on positives only, whose label AUC says
+	 * little, names another ("sampled_auc"). */
+	const char *select_metric;
 	/* enum model_wants bits, which may depend on the options and the store
 	 * (NULL: none). */
 	unsigned (*wants)(const struct model *m);

@@ -1048,6 +1048,7 @@ const struct model_ops model_twotower = {
 	.options = tt_options,
 	.n_options = OPT_N,
 	.losses = tt_losses,
+	.select_metric = "sampled_auc", /* trained on positives: label AUC is near chance */
 	.wants = tt_wants,
 	.init = tt_init,
 	.release = tt_release,

@@ -212,6 +212,9 @@ static int check_early_stop(const json_t *doc, char *why, size_t cap)
 		return whyf(why, cap, "'best_auc' is not a number from 0 to 1");
 	if ((v = json_object_get(doc, "best_rmse")) && !num_in(v, 0, 1e6, 0))
 		return whyf(why, cap, "'best_rmse' is not a number from 0 to 1000000");
+	if ((v = json_object_get(doc, "early_stop_metric")) &&
+	    (!json_is_string(v) || json_string_length(v) >= 24))
+		return whyf(why, cap, "'early_stop_metric' is not a string of at most 23 bytes");
 	if ((v = json_object_get(doc, "best_step")) && !dec_str(v, CKPT_COUNT_MAX, &u))
 		return whyf(why, cap, "'best_step' is not a decimal string from 0 to %" PRIu64,
 			    CKPT_COUNT_MAX);

@@ -17,6 +17,7 @@
 #include "common/parse.h"
 #include "models/model.h"
 #include "models/optim.h"
+#include "trainer/eval.h"
 #include "trainer/pretrain.h"
 
 enum opt_type {
@@ -104,6 +105,13 @@ static int model_known(const char *name)
 	return model_find(name) != NULL;
 }
 
+static int metric_known(const char *name)
+{
+	struct eval_metric m;
+
+	return !strcmp(name, "auto") || !eval_metric_parse(name, &m);
+}
+
 #define OFF(field) offsetof(struct train_opts, field)
 
 /* The options, in the order config_print and --help show them. */
@@ -117,8 +125,13 @@ static const struct opt opts[] = {
 	{"epochs", "epochs", T_INT, 1, 100000, "20", OFF(epochs),
 	 .help = "passes over the train split, at most (early stopping ends most runs sooner)"},
 	{"early_stop", "early-stop", T_INT, 0, 100000, "2", OFF(early_stop),
-	 .help = "patience: stop when the valid AUC has not improved for N epochs, restore the "
-		 "best epoch's parameters; 0: off (every epoch, the last kept); off under follow"},
+	 .help = "patience: stop when the valid metric has not improved for N epochs, restore "
+		 "the best epoch's parameters; 0: off (every epoch, the last kept); off under "
+		 "follow"},
+	{"early_stop_metric", "early-stop-metric", T_STRING, 0, 0, "auto", OFF(early_stop_metric),
+	 .valid = metric_known, .expect = "auto or a metric (auc, sampled_auc, recall@20, ...)",
+	 .help = "the valid metric early stopping selects on: auto (auc; twotower sampled_auc; "
+		 "autorec rmse), gauc, recall@K, ndcg@K, hit@K, mrr@K, loo_hr@10 (rank-metrics)"},
 	{"threads", "threads", T_INT, 1, THREADS_MAX, NULL, OFF(threads),
 	 .help = "worker threads (default: the number of cores)"},
 	{"loaders", "loaders", T_INT, 1, 8, "1", OFF(loaders),

@@ -253,6 +253,74 @@ static void rating_finish(struct eval_result *res, uint64_t n)
 	res->positive_rate = NAN;
 }
 
+int eval_metric_parse(const char *name, struct eval_metric *m)
+{
+	static const struct {
+		const char *name;
+		int kind, lower;
+	} plain[] = {
+		{"auc", EM_AUC, 0},
+		{"gauc", EM_GAUC, 0},
+		{"sampled_auc", EM_SAMPLED_AUC, 0},
+		{"rmse", EM_RMSE, 1},
+		{"loo_hr@10", EM_LOO_HR, 0},
+		{"loo_ndcg@10", EM_LOO_NDCG, 0},
+	};
+	static const char *const ranked[] = {"recall", "ndcg", "hit", "mrr"};
+	char buf[32];
+
+	memset(m, 0, sizeof(*m));
+	if (strlen(name) >= sizeof(m->name))
+		goto bad;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		if (!strcmp(name, plain[i].name)) {
+			m->kind = plain[i].kind;
+			m->lower = plain[i].lower;
+			return 0;
+		}
+	for (int f = 0; f < 4; f++)
+		for (int q = 0; q < RANK_NK; q++) {
+			snprintf(buf, sizeof(buf), "%s@%u", ranked[f], rank_k[q]);
+			if (!strcmp(name, buf)) {
+				m->kind = EM_RECALL + f;
+				m->q = q;
+				return 0;
+			}
+		}
+bad:
+	return hr_error(
+		HR_EINVAL,
+		"'%s' is not a metric early stopping can select on: auc, gauc, sampled_auc, "
+		"rmse, recall@K, ndcg@K, hit@K, mrr@K (K 10, 20, 50, 100), loo_hr@10, "
+		"loo_ndcg@10",
+		name);
+}
+
+int eval_metric_ranked(const struct eval_metric *m)
+{
+	return m->kind >= EM_RECALL;
+}
+
+double eval_metric_value(const struct eval_metric *m, const struct eval_result *r)
+{
+	int ranked = r->rank.users > 0;
+
+	switch (m->kind) {
+	case EM_AUC: return r->auc;
+	case EM_GAUC: return r->gauc;
+	case EM_SAMPLED_AUC: return r->sampled_auc;
+	case EM_RMSE: return r->rmse;
+	case EM_RECALL: return ranked ? r->rank.recall[m->q] : NAN;
+	case EM_NDCG: return ranked ? r->rank.ndcg[m->q] : NAN;
+	case EM_HIT: return ranked ? r->rank.hit[m->q] : NAN;
+	case EM_MRR: return ranked ? r->rank.mrr[m->q] : NAN;
+	case EM_LOO_HR: return ranked ? r->rank.loo_hr : NAN;
+	case EM_LOO_NDCG: return ranked ? r->rank.loo_ndcg : NAN;
+	}
+	return NAN;
+}
+
 /* The ranking metrics when e->rank asks for them. */
 static int rank_split(struct evaluator *e, enum store_db db, struct eval_result *res)
 {

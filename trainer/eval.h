@@ -68,6 +68,37 @@ struct evaluator {
 	int exclude_train; /* ranking leaves out the user's train items */
 };
 
+/*
+ * A metric of an eval_result by name, as early stopping selects on it:
+ * "auc", "gauc", "sampled_auc", "rmse", "recall@K", "ndcg@K", "hit@K",
+ * "mrr@K" (K 10, 20, 50, 100; rank metrics: evaluator.rank), "loo_hr@10",
+ * "loo_ndcg@10".
+ */
+struct eval_metric {
+	char name[24];
+	enum {
+		EM_AUC,
+		EM_GAUC,
+		EM_SAMPLED_AUC,
+		EM_RMSE,
+		EM_RECALL,
+		EM_NDCG,
+		EM_HIT,
+		EM_MRR,
+		EM_LOO_HR,
+		EM_LOO_NDCG
+	} kind;
+	int q;     /* rank metrics: the index of K in rank_k */
+	int lower; /* lower is better (rmse) */
+};
+
+/* 0, or HR_EINVAL naming the metric and listing the valid names. */
+int eval_metric_parse(const char *name, struct eval_metric *m);
+/* Whether m needs the ranking (evaluator.rank). */
+int eval_metric_ranked(const struct eval_metric *m);
+/* m's value in r (NaN when r lacks it). */
+double eval_metric_value(const struct eval_metric *m, const struct eval_result *r);
+
 int evaluator_init(struct evaluator *e, struct store *st, const struct model *m,
 		   uint32_t batch_size);
 void evaluator_release(struct evaluator *e);

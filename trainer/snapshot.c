@@ -132,7 +132,8 @@ static int early_stop_json(json_t *extra, const struct snapshot_state *st)
 	       json_object_set_new(extra, "best_step", json_string(best)) ||
 	       json_object_set_new(extra, "best_epoch", json_integer(st->best_epoch)) ||
 	       json_object_set_new(extra, "bad_epochs", json_integer(st->bad_epochs)) ||
-	       json_object_set_new(extra, "final", json_boolean(st->final));
+	       json_object_set_new(extra, "final", json_boolean(st->final)) ||
+	       json_object_set_new(extra, "early_stop_metric", json_string(st->early_stop_metric));
 }
 
 int snapshot_save(const struct train_opts *o, const struct model *m,
@@ -282,6 +283,10 @@ static int early_stop_state(const json_t *extra, const struct ckpt_info *info,
 	if ((v = json_object_get(extra, "bad_epochs")))
 		st->bad_epochs = (int)json_number_value(v);
 	st->final = json_is_true(json_object_get(extra, "final"));
+	st->early_stop_metric[0] = 0;
+	if ((v = json_object_get(extra, "early_stop_metric")) && json_is_string(v))
+		snprintf(st->early_stop_metric, sizeof(st->early_stop_metric), "%s",
+			 json_string_value(v));
 	if (st->best_step > info->step || (uint64_t)st->best_epoch > info->epoch ||
 	    (uint64_t)st->bad_epochs > info->epoch)
 		return hr_error(HR_EFORMAT,

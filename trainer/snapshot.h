@@ -35,7 +35,10 @@ struct snapshot_state {
 	uint64_t best_step; /* the step of that epoch's checkpoint (0: none) */
 	int best_epoch;     /* that epoch (0: none) */
 	int bad_epochs;     /* epochs since, without a better valid AUC */
-	int final;          /* the run's closing checkpoint: the best epoch's parameters
+	/* the metric best_* are of (trainer/eval.h names); "" from a
+	 * checkpoint that does not say (auc, or rmse for a rating model) */
+	char early_stop_metric[24];
+	int final; /* the run's closing checkpoint: the best epoch's parameters
 			     * restored, the closing metrics written */
 	/* What the run's parameters started from (--init-from, trainer/pretrain.h):
 	 * a JSON array as text, or NULL.  snapshot_save writes it as is;

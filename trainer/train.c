@@ -102,17 +102,17 @@ struct trainer {
 	 * the spare threads share each step's optimizer update. */
 	struct team *team;
 
-	_Atomic uint64_t step; /* global optimizer step (Adam bias correction) */
-	_Atomic uint64_t done; /* batches finished in the current epoch */
-	_Atomic int failed;    /* first failure wins; workers then skip work */
-	_Atomic int halt;      /* tells the loader to end the segment early */
-	uint64_t samples;      /* training samples applied (main thread) */
-	double best_rmse;      /* rating models: the best (lowest) validation RMSE (0: none) */
-	double best_auc;       /* best validation AUC at an epoch end, and the */
-	uint64_t best_step;    /* step of its checkpoint (kept by retention), */
-	int best_epoch;        /* that epoch, and the epochs since without a better */
-	int bad_epochs;        /* one (early stopping; saved in every checkpoint) */
-	pthread_mutex_t mu;    /* guards fail_* and the epoch-done wakeup */
+	_Atomic uint64_t step;  /* global optimizer step (Adam bias correction) */
+	_Atomic uint64_t done;  /* batches finished in the current epoch */
+	_Atomic int failed;     /* first failure wins; workers then skip work */
+	_Atomic int halt;       /* tells the loader to end the segment early */
+	uint64_t samples;       /* training samples applied (main thread) */
+	struct eval_metric sel; /* what early stopping selects on (--early-stop-metric) */
+	double best;            /* its best valid value at an epoch end (0: none), and the */
+	uint64_t best_step;     /* step of its checkpoint (kept by retention), */
+	int best_epoch;         /* that epoch, and the epochs since without a better */
+	int bad_epochs;         /* one (early stopping; saved in every checkpoint) */
+	pthread_mutex_t mu;     /* guards fail_* and the epoch-done wakeup */
 	pthread_cond_t cv;
 	int fail_code;
 	char fail_msg[512];
@@ -555,6 +555,63 @@ static int data_setup(struct trainer *t)
 	return 0;
 }
 
+/*
+ * What early stopping selects on: o->early_stop_metric, or with "auto" the
+ * model's (rmse for a rating model, else its select_metric, else auc).
+ * HR_EINVAL when the model does not report the metric, or a ranking
+ * metric without --rank-metrics.
+ */
+static int selection_setup(struct trainer *t)
+{
+	const struct model_ops *ops = t->model.ops;
+	const char *name = t->o->early_stop_metric;
+	int rating = ops->target == TARGET_RATING, rc;
+
+	if (!name || !strcmp(name, "auto"))
+		name = rating ? "rmse" : ops->select_metric ? ops->select_metric : "auc";
+	rc = eval_metric_parse(name, &t->sel);
+	if (rc)
+		return hr_error_prefix(rc, "--early-stop-metric");
+	if (eval_metric_ranked(&t->sel) || t->sel.kind == EM_LOO_HR || t->sel.kind == EM_LOO_NDCG) {
+		if (!t->o->rank_metrics)
+			return hr_error(
+				HR_EINVAL,
+				"--early-stop-metric %s needs the ranking: add --rank-metrics "
+				"yes",
+				name);
+	} else if (rating != (t->sel.kind == EM_RMSE)) {
+		return hr_error(HR_EINVAL, "--early-stop-metric %s: model %s reports %s", name,
+				ops->name,
+				rating ? "rmse (it predicts ratings), not AUCs" : "AUCs, not rmse");
+	}
+	return 0;
+}
+
+static const char *selection_name(const struct trainer *t)
+{
+	return t->sel.name;
+}
+
+static double selection_value(const struct trainer *t, const struct eval_result *r)
+{
+	return eval_metric_value(&t->sel, r);
+}
+
+static double selection_best(const struct trainer *t)
+{
+	return t->best;
+}
+
+/* Whether valid result r beats the best epoch so far (higher, or lower for rmse). */
+static int improves(const struct trainer *t, const struct eval_result *r)
+{
+	double v = selection_value(t, r);
+
+	if (!isfinite(v))
+		return 0;
+	return t->sel.lower ? t->best == 0 || v < t->best : v > t->best;
+}
+
 static int setup(struct trainer *t)
 {
 	const struct train_opts *o = t->o;
@@ -585,6 +642,8 @@ static int setup(struct trainer *t)
 		return hr_error(HR_EINVAL, "store '%s' has no train records", o->data);
 	rc = model_create(&t->model, o->model, &o->mcfg, &t->info,
 			  optim_state_count(o->optim.kind));
+	if (!rc)
+		rc = selection_setup(t);
 	if (rc)
 		return rc;
 	/* Before OUT is made: a source refused leaves nothing behind.  A resume
@@ -686,8 +745,8 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 		.next_batch = next_batch,
 		.step = atomic_load_explicit(&t->step, memory_order_relaxed),
 		.samples = t->samples,
-		.best_auc = t->best_auc,
-		.best_rmse = t->best_rmse,
+		.best_auc = t->sel.lower ? 0 : t->best,
+		.best_rmse = t->sel.lower ? t->best : 0,
 		.best_step = t->best_step,
 		.best_epoch = t->best_epoch,
 		.bad_epochs = t->bad_epochs,
@@ -696,6 +755,8 @@ static int checkpoint(struct trainer *t, int epoch, uint64_t next_batch, const c
 	};
 	char path[4096];
 	int rc;
+
+	snprintf(st.early_stop_metric, sizeof(st.early_stop_metric), "%s", t->sel.name);
 
 	if (t->o->loader_only)
 		return 0;
@@ -729,30 +790,6 @@ static int trainer_evaluator(struct trainer *t, struct evaluator *ev)
 	ev->rank = t->o->rank_metrics;
 	ev->exclude_train = t->o->rank_exclude;
 	return rc;
-}
-
-/* The metric early stopping selects on: "auc", or "rmse" for rating models. */
-static const char *selection_name(const struct trainer *t)
-{
-	return t->model.ops->target == TARGET_RATING ? "rmse" : "auc";
-}
-
-static double selection_value(const struct trainer *t, const struct eval_result *r)
-{
-	return t->model.ops->target == TARGET_RATING ? r->rmse : r->auc;
-}
-
-static double selection_best(const struct trainer *t)
-{
-	return t->model.ops->target == TARGET_RATING ? t->best_rmse : t->best_auc;
-}
-
-/* Whether valid result r beats the best epoch so far (higher AUC, lower RMSE). */
-static int improves(const struct trainer *t, const struct eval_result *r)
-{
-	if (t->model.ops->target == TARGET_RATING)
-		return isfinite(r->rmse) && (t->best_rmse == 0 || r->rmse < t->best_rmse);
-	return r->auc > t->best_auc;
 }
 
 /* One epoch from batch `first`, in segments between checkpoints. */
@@ -1097,10 +1134,7 @@ static int run_epochs(struct trainer *t, struct evaluator *ev, int from, uint64_
 		 * better or worse, as without a valid split. */
 		int judged = t->info.count[1] && isfinite(selection_value(t, &valid));
 		if (judged && improves(t, &valid)) {
-			if (t->model.ops->target == TARGET_RATING)
-				t->best_rmse = valid.rmse;
-			else
-				t->best_auc = valid.auc;
+			t->best = selection_value(t, &valid);
 			t->best_step = atomic_load_explicit(&t->step, memory_order_relaxed);
 			t->best_epoch = epoch;
 			t->bad_epochs = 0;
@@ -1182,11 +1216,19 @@ static int resume_position(struct trainer *t, struct snapshot_state *st, const c
 	}
 	atomic_store_explicit(&t->step, st->step, memory_order_relaxed);
 	t->samples = st->samples;
-	t->best_auc = st->best_auc;
-	t->best_rmse = st->best_rmse;
-	t->best_step = st->best_step;
-	t->best_epoch = st->best_epoch;
-	t->bad_epochs = st->bad_epochs;
+	const char *was = st->early_stop_metric[0]              ? st->early_stop_metric :
+			  t->model.ops->target == TARGET_RATING ? "rmse" :
+								  "auc"; /* before the option */
+	if (strcmp(was, t->sel.name)) {
+		/* another metric's best says nothing about this one's: start afresh */
+		log_warn("%s selected on valid %s, this run on %s: early stopping starts afresh",
+			 path, was, t->sel.name);
+	} else {
+		t->best = t->sel.lower ? st->best_rmse : st->best_auc;
+		t->best_step = st->best_step;
+		t->best_epoch = st->best_epoch;
+		t->bad_epochs = st->bad_epochs;
+	}
 	log_info("resuming from %s: epoch %d, batch %llu, step %llu", path, st->epoch,
 		 (unsigned long long)st->next_batch, (unsigned long long)st->step);
 	return 0;

@@ -62,13 +62,15 @@ struct train_opts {
 	int resume;                /* continue from OUT's latest checkpoint if any */
 	const char *init_from;     /* a fresh run's parameters from these checkpoints, comma
 				    * separated (trainer/pretrain.h), or NULL */
-	int rank_metrics;          /* also rank the catalogue on valid/test (trainer/rankeval.h) */
-	int rank_exclude;          /* ranking leaves out each user's train items */
-	int follow;                /* after the epochs, wait for a new store and train on it */
-	double follow_poll;        /* seconds between checks of the store path */
-	const char *predict;       /* "train"/"valid"/"test": print the logits of out's latest
+	const char *early_stop_metric; /* the valid metric early stopping selects on
+					* (eval_metric_parse), or "auto": the model's */
+	int rank_metrics;    /* also rank the catalogue on valid/test (trainer/rankeval.h) */
+	int rank_exclude;    /* ranking leaves out each user's train items */
+	int follow;          /* after the epochs, wait for a new store and train on it */
+	double follow_poll;  /* seconds between checks of the store path */
+	const char *predict; /* "train"/"valid"/"test": print the logits of out's latest
 			      * checkpoint (its model: `model` may be NULL); train nothing */
-	uint64_t predict_n;        /* how many records --predict scores */
+	uint64_t predict_n;  /* how many records --predict scores */
 	/* SIGHUP: re-reads what can change while training (log level,
 	 * checkpoint cadence and retention) into the options; main thread. */
 	int (*reload)(void *ctx);

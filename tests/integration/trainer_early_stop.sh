@@ -110,3 +110,39 @@ train --out "$T/z" --epochs 6 --early-stop 0 >/dev/null
 tail -1 "$T/z/metrics.jsonl" | grep -q '"epoch":6,.*"final":true}$' || fail "--early-stop 0: the final line is not epoch 6's"
 grep -q best_epoch "$T/z/metrics.jsonl" && fail "--early-stop 0 wrote a best_epoch"
 ok "--early-stop 0 trains every epoch and keeps the last"
+
+# --early-stop-metric: what early stopping selects on.  twotower (trained
+# on positives: its label AUC is near chance) selects on sampled_auc by
+# default; a ranking metric with --rank-metrics; the closing pair is the
+# epoch with the best valid value of that metric, and the log names it.
+select_check() { # DIR METRIC: best_epoch is the argmax of METRIC over the valid lines
+	/usr/bin/python3 - "$1" "$2" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]
+valid = {r["epoch"]: r[sys.argv[2]] for r in rows
+         if r["split"] == "valid" and "best_epoch" not in r}
+best = max(valid, key=lambda e: (valid[e], -e))
+assert rows[-1]["best_epoch"] == best, (rows[-1]["best_epoch"], valid)
+PY
+}
+train --out "$T/tt" --model twotower --lr 0.01 --epochs 5 >/dev/null 2>"$T/tt.err" -v
+select_check "$T/tt" sampled_auc || fail "twotower: early stopping did not select on sampled_auc"
+grep -q "valid sampled_auc" "$T/tt.err" || fail "twotower: the log does not name sampled_auc"
+train --out "$T/r20" --early-stop-metric recall@20 --rank-metrics yes >/dev/null
+select_check "$T/r20" "recall@20" || fail "--early-stop-metric recall@20: not its best epoch"
+ok "early stopping selects on twotower's sampled_auc by default, and on recall@20 when asked"
+
+# Refused before anything is written (exit 64, naming the option).
+for bad in "recall@20" "rmse" "recall@7"; do
+	expect_exit 64 "$BIN/trainer" -q "${args[@]}" --out "$T/bad" --early-stop-metric "$bad"
+	grep -q "early.stop.metric" "$T/err" || fail "--early-stop-metric $bad: the message names no option"
+	[ ! -e "$T/bad" ] || fail "--early-stop-metric $bad: OUT was created"
+done
+ok "--early-stop-metric: a ranking metric without --rank-metrics, rmse on a label model, an unknown name: exit 64, nothing written"
+
+# A run resumed under another metric starts its selection afresh, saying so.
+train --out "$T/sw" --epochs 2 --early-stop 5 >/dev/null
+train --out "$T/sw" --epochs 4 --early-stop 5 --early-stop-metric gauc >/dev/null 2>"$T/sw.err"
+grep -q "selected on valid auc, this run on gauc: early stopping starts afresh" "$T/sw.err" ||
+	fail "resumed under another metric: no warning"
+ok "resumed under another --early-stop-metric: a warning, the selection afresh"
