@@ -228,3 +228,26 @@ awk -v a="${auc[autoint]}" -v ta="${auc[torch-autoint]:-0}" -v r="${rate[autoint
 	printf "\"target_auc_minus_torch\":-0.005,\"target_speed\":5}\n";
     }'
 # ---- end autoint
+
+# ---- ranking (issue 12): the whole catalogue for every valid and test user
+# of the store, by twotower (one sgemm of user vectors against the item
+# matrix, then a top-100 heap per user) and by ncf (its forward pass over
+# every user x item pair), beside the most-popular list.  rank_seconds is
+# the ranking's share of an evaluation (reading the split, the train
+# interactions, scoring, top K); users/s from the test line.
+for m in twotower ncf; do
+	rm -rf "$W/rank-$m"
+	kernel "$BIN/trainer" -q --data "$STORE" --model "$m" --out "$W/rank-$m" --early-stop 0 \
+		--threads 2 --epochs 1 --rank-metrics yes --emb-dim 16 >/dev/null
+	line=$(last_test "$W/rank-$m/metrics.jsonl")
+	echo "$line" | /usr/bin/python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+keep = ("recall@10", "ndcg@10", "recall@100", "baseline_recall@10", "baseline_ndcg@10",
+        "coverage@100", "loo_hr@10", "baseline_loo_hr@10", "rank_users", "rank_seconds")
+out = {"bench": "rank", "model": r["model"], "core": sys.argv[1]}
+out.update({k: r.get(k) for k in keep})
+out["users_per_s"] = round(r["rank_users"] / r["rank_seconds"], 1) if r.get("rank_seconds") else None
+print(json.dumps(out, separators=(",", ":")))' "$core"
+done
+# ---- end ranking
