@@ -94,7 +94,7 @@ struct eval_metric {
 
 /* 0, or HR_EINVAL naming the metric and listing the valid names. */
 int eval_metric_parse(const char *name, struct eval_metric *m);
-/* Whether m needs the ranking (evaluator.rank). */
+/* Whether m needs the ranking (evaluator.rank): the rank and leave-one-out metrics. */
 int eval_metric_ranked(const struct eval_metric *m);
 /* m's value in r (NaN when r lacks it). */
 double eval_metric_value(const struct eval_metric *m, const struct eval_result *r);

@@ -283,7 +283,11 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 		k.heap_s = malloc(RANK_KMAX * sizeof(float));
 		k.heap_i = malloc(RANK_KMAX * sizeof(uint32_t));
 		k.top = malloc(RANK_KMAX * sizeof(uint32_t));
-		k.skip = malloc(((size_t)train.n + 1) * sizeof(uint32_t));
+		uint64_t most = 0; /* the most train items of one user */
+		for (uint32_t c = 0; c < train.n_users; c++)
+			if (train.user_off[c + 1] - train.user_off[c] > most)
+				most = train.user_off[c + 1] - train.user_off[c];
+		k.skip = malloc((size_t)(most + 1) * sizeof(uint32_t));
 		if (two_tower) {
 			V = malloc((size_t)n_items * d * sizeof(float));
 			U = malloc((size_t)b->cap * d * sizeof(float));

@@ -572,7 +572,7 @@ static int selection_setup(struct trainer *t)
 	rc = eval_metric_parse(name, &t->sel);
 	if (rc)
 		return hr_error_prefix(rc, "--early-stop-metric");
-	if (eval_metric_ranked(&t->sel) || t->sel.kind == EM_LOO_HR || t->sel.kind == EM_LOO_NDCG) {
+	if (eval_metric_ranked(&t->sel)) {
 		if (!t->o->rank_metrics)
 			return hr_error(
 				HR_EINVAL,
