@@ -49,37 +49,42 @@ void nn_lightse_backward(float *dinp, float *dW, const float *dout, const float 
 
 /* ----------------------------------------------------------------- max-sim */
 
-#define NN_MAXSIM_MAX_NU 1024 /* query vectors per row */
+#define NN_MAXSIM_MAX_NU 1024 /* query vectors per row, over every layer */
 #define NN_MAXSIM_MAX_D 512   /* vector width */
 
 /*
- * Max-sim late interaction (the FE-Block score of one user layer; ColBERT's
- * MaxSim), per row b:
+ * Max-sim late interaction (IntTower's FE-Block score, summed over the
+ * user layers; ColBERT's MaxSim), per row b:
  *
- *   out[b] = sum over h < NU of max over k < NV of <U[b][h], V[b][k]>
+ *   out[b] = sum over l < NL, h < NU of max over k < NV of <U[l][b][h], V[b][k]>
  *
- *   out  (B)        written
- *   arg  (B, NU)    cache, written: the k of each max, the lowest k on ties
- *   U    (B, NU, D) the query vectors (a user layer's heads)
- *   V    (B, NV, D) the key vectors (the item's last-layer heads)
- *   1 <= NU <= NN_MAXSIM_MAX_NU, NV >= 1, 1 <= D <= NN_MAXSIM_MAX_D
+ *   out   (B)            written
+ *   arg   (NL, B, NU)    cache, written: the k of each max, the lowest k on ties
+ *   U     NL pointers to (B, NU, D): the query vectors of each layer (a
+ *                        user layer's heads)
+ *   V     (B, NV, D)     the key vectors (the item's last-layer heads)
+ *   NL, NU >= 1, NL * NU <= NN_MAXSIM_MAX_NU, NV >= 1, 1 <= D <= NN_MAXSIM_MAX_D
  *
- * Dot products and their sum are float.  A non-finite dot product anywhere
- * in a row makes out[b] NaN, even where it would not win a max: bad weights
- * surface as a non-finite loss instead of hiding behind the max.  The
- * gradient is the max's: at a tie (measure zero) it goes to the lowest k.
+ * Dot products and their sums are float (contracted to FMAs).  A
+ * non-finite dot product anywhere in a row makes out[b] NaN, even where it
+ * would not win a max: bad weights surface as a non-finite loss instead of
+ * hiding behind the max.  The gradient is the max's: at a tie (measure
+ * zero) it goes to the lowest k.
  */
-void nn_maxsim_forward(float *out, int32_t *arg, const float *U, const float *V, int B, int NU,
-		       int NV, int D);
+void nn_maxsim_forward(float *out, int32_t *arg, const float *const *U, int NL, const float *V,
+		       int B, int NU, int NV, int D);
 
 /*
- *   dU (B, NU, D) += dout[b] V[b][arg[b][h]]                 (NULL: skip)
- *   dV (B, NV, D) += sum over h with arg[b][h] = k of
- *                    dout[b] U[b][h], at k                    (NULL: skip)
- *   dout (B); arg, U, V as in the forward
+ *   dU    NL pointers to (B, NU, D), or NULL (no dU at all); a NULL pointer
+ *         skips that layer's:  dU[l][b][h] += dout[b] V[b][arg[l][b][h]]
+ *   dV    (B, NV, D) or NULL:  dV[b][k] += sum over l, h with
+ *         arg[l][b][h] = k of dout[b] U[l][b][h]
+ *   dout (B); arg, U, NL, V as in the forward (one layer l alone is the
+ *   call with NL = 1, &U[l], &dU[l] and arg + l B NU)
  */
-void nn_maxsim_backward(float *dU, float *dV, const float *dout, const int32_t *arg, const float *U,
-			const float *V, int B, int NU, int NV, int D);
+void nn_maxsim_backward(float *const *dU, float *dV, const float *dout, const int32_t *arg,
+			const float *const *U, int NL, const float *V, int B, int NU, int NV,
+			int D);
 
 /* --------------------------------------------------------- L2 normalisation */
 

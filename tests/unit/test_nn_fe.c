@@ -123,18 +123,37 @@ static void test_lightse_by_hand(void **state)
 /* ----------------------------------------------------------------- max-sim */
 
 struct ms_ctx {
-	int B, NU, NV, D;
-	int32_t *arg; // (B, NU) cache
+	int B, NL, NU, NV, D;
+	int32_t *arg; // (NL, B, NU) cache
 };
+
+/* The NL layer pointers into tensor t (NL blocks of (B, n, D)). */
+static void ms_layers(const struct gc *g, int t, int n, const float **L)
+{
+	const struct ms_ctx *c = g->ctx;
+	for (int l = 0; l < c->NL; l++)
+		L[l] = g->t[t].x + (size_t)l * c->B * n * c->D;
+}
 
 static void ms_fwd(struct gc *g)
 {
 	struct ms_ctx *c = g->ctx;
-	nn_maxsim_forward(g->out, c->arg, X(0), X(1), c->B, c->NU, c->NV, c->D);
+	const float *U[4];
+	ms_layers(g, 0, c->NU, U);
+	nn_maxsim_forward(g->out, c->arg, U, c->NL, X(1), c->B, c->NU, c->NV, c->D);
 }
 
-/* The winning key of query h of row b in double, U and V shifted by d at element i of tensor t. */
-static int ms_argmax(const struct gc *g, int b, int h, int t, int i, double d)
+/* Index of element e of query h of row b of layer l in tensor 0. */
+static size_t ms_iu(const struct ms_ctx *c, int l, int b, int h, int e)
+{
+	return (((size_t)l * c->B + b) * c->NU + h) * c->D + e;
+}
+
+/*
+ * The winning key of query h of row b of layer l in double, with element i
+ * of tensor t shifted by d (t = -1: nothing shifted).
+ */
+static int ms_argmax(const struct gc *g, int l, int b, int h, int t, int i, double d)
 {
 	const struct ms_ctx *c = g->ctx;
 	int best = 0, D = c->D;
@@ -143,8 +162,7 @@ static int ms_argmax(const struct gc *g, int b, int h, int t, int i, double d)
 	for (int k = 0; k < c->NV; k++) {
 		double s = 0.0;
 		for (int e = 0; e < D; e++) {
-			size_t iu = ((size_t)b * c->NU + h) * D + e,
-			       iv = ((size_t)b * c->NV + k) * D + e;
+			size_t iu = ms_iu(c, l, b, h, e), iv = ((size_t)b * c->NV + k) * D + e;
 			double u = XD(0)[iu] + (t == 0 && (size_t)i == iu ? d : 0.0);
 			double v = XD(1)[iv] + (t == 1 && (size_t)i == iv ? d : 0.0);
 			s += u * v;
@@ -157,21 +175,20 @@ static int ms_argmax(const struct gc *g, int b, int h, int t, int i, double d)
 	return best;
 }
 
-/* sum over h of max over k of <U[b][h], V[b][k]>, in double. */
+/* sum over l, h of max over k of <U[l][b][h], V[b][k]>, in double. */
 static void ms_ref(struct gc *g)
 {
 	struct ms_ctx *c = g->ctx;
 
 	for (int b = 0; b < c->B; b++) {
 		double total = 0.0;
-		for (int h = 0; h < c->NU; h++) {
-			int k = ms_argmax(g, b, h, -1, 0, 0.0);
-			double s = 0.0;
-			for (int e = 0; e < c->D; e++)
-				s += XD(0)[((size_t)b * c->NU + h) * c->D + e] *
-				     XD(1)[((size_t)b * c->NV + k) * c->D + e];
-			total += s;
-		}
+		for (int l = 0; l < c->NL; l++)
+			for (int h = 0; h < c->NU; h++) {
+				int k = ms_argmax(g, l, b, h, -1, 0, 0.0);
+				for (int e = 0; e < c->D; e++)
+					total += XD(0)[ms_iu(c, l, b, h, e)] *
+						 XD(1)[((size_t)b * c->NV + k) * c->D + e];
+			}
 		g->outd[b] = total;
 	}
 }
@@ -179,34 +196,45 @@ static void ms_ref(struct gc *g)
 static void ms_bwd(struct gc *g)
 {
 	struct ms_ctx *c = g->ctx;
+	const float *U[4];
+	float *dU[4];
+
 	ms_fwd(g);
-	nn_maxsim_backward(GR(0), GR(1), g->R, c->arg, X(0), X(1), c->B, c->NU, c->NV, c->D);
+	ms_layers(g, 0, c->NU, U);
+	for (int l = 0; l < c->NL; l++)
+		dU[l] = GR(0) + (size_t)l * c->B * c->NU * c->D;
+	nn_maxsim_backward(dU, GR(1), g->R, c->arg, U, c->NL, X(1), c->B, c->NU, c->NV, c->D);
 }
 
 /* Element i of U or V is near a kink when +-2h changes a winner it takes part in. */
 static bool ms_kink(struct gc *g, int t, int i, double h)
 {
 	struct ms_ctx *c = g->ctx;
-	int b = t == 0 ? i / (c->NU * c->D) : i / (c->NV * c->D);
+	int per = c->NU * c->D; /* elements of one row of one layer */
+	int b = t == 0 ? (i / per) % c->B : i / (c->NV * c->D);
 
-	for (int q = 0; q < c->NU; q++) {
-		if (t == 0 && q != (i / c->D) % c->NU)
-			continue; /* a query element moves its own row only */
-		int k0 = ms_argmax(g, b, q, -1, 0, 0.0);
-		if (ms_argmax(g, b, q, t, i, 2 * h) != k0 || ms_argmax(g, b, q, t, i, -2 * h) != k0)
-			return true;
-	}
+	for (int l = 0; l < c->NL; l++)
+		for (int q = 0; q < c->NU; q++) {
+			/* a query element moves its own layer's row only */
+			if (t == 0 && (l != i / (c->B * per) || q != (i / c->D) % c->NU))
+				continue;
+			int k0 = ms_argmax(g, l, b, q, -1, 0, 0.0);
+			if (ms_argmax(g, l, b, q, t, i, 2 * h) != k0 ||
+			    ms_argmax(g, l, b, q, t, i, -2 * h) != k0)
+				return true;
+		}
 	return false;
 }
 
-static void check_maxsim(const char *name, int B, int NU, int NV, int D, uint64_t seed)
+static void check_maxsim(const char *name, int B, int NL, int NU, int NV, int D, uint64_t seed)
 {
-	struct ms_ctx c = {B, NU, NV, D, NULL};
+	struct ms_ctx c = {B, NL, NU, NV, D, NULL};
 	struct gc g;
 
+	assert_true(NL <= 4);
 	gc_init(&g, name, B, seed);
-	c.arg = gc_alloc(&g, sizeof(int32_t) * (size_t)B * NU);
-	gc_tensor(&g, "U", B * NU * D, -1, 1);
+	c.arg = gc_alloc(&g, sizeof(int32_t) * (size_t)NL * B * NU);
+	gc_tensor(&g, "U", NL * B * NU * D, -1, 1);
 	gc_tensor(&g, "V", B * NV * D, -1, 1);
 	g.ctx = &c;
 	g.fwd = ms_fwd;
@@ -219,41 +247,44 @@ static void check_maxsim(const char *name, int B, int NU, int NV, int D, uint64_
 static void test_gc_maxsim(void **state)
 {
 	(void)state;
-	check_maxsim("maxsim", 3, 4, 5, 6, 401);
-	check_maxsim("maxsim tail rows", 2, 7, 3, 4, 402);   /* a block of 4 and one of 3 */
-	check_maxsim("maxsim two chunks", 2, 5, 40, 3, 403); /* keys 0..31 and 32..39 */
-	check_maxsim("maxsim 33 keys", 2, 3, 33, 2, 404);
-	check_maxsim("maxsim D=1", 3, 2, 4, 1, 405);
-	check_maxsim("maxsim one key", 2, 3, 1, 5, 406); /* the max of one: a plain sum of dots */
-	check_maxsim("maxsim 32x32", 1, 8, 32, 8, 407);
+	check_maxsim("maxsim", 3, 1, 4, 5, 6, 401);
+	check_maxsim("maxsim 3 layers", 3, 3, 4, 5, 6, 409);    /* IntTower's user layers */
+	check_maxsim("maxsim tail rows", 2, 2, 7, 3, 4, 402);   /* a block of 4 and one of 3 */
+	check_maxsim("maxsim two chunks", 2, 2, 5, 40, 3, 403); /* keys 0..31 and 32..39 */
+	check_maxsim("maxsim 33 keys", 2, 1, 3, 33, 2, 404);
+	check_maxsim("maxsim D=1", 3, 2, 2, 4, 1, 405);
+	check_maxsim("maxsim one key", 2, 1, 3, 1, 5, 406); /* the max of one: a sum of dots */
+	check_maxsim("maxsim 32x32", 1, 1, 8, 32, 8, 407);
 }
 
 /*
- * Forward only, at IntTower's shapes (32 heads of 32 against 32 heads):
- * the blocked kernel against the double reference, and the winners
- * against the reference's.
+ * Forward only, at IntTower's shapes (3 layers of 32 heads of 32 against
+ * 32 heads): the blocked kernel against the double reference, and the
+ * winners against the reference's.
  */
 static void test_maxsim_defaults(void **state)
 {
-	enum { B = 3, N = 32, D = 32 };
-	struct ms_ctx c = {B, N, N, D, NULL};
+	enum { B = 3, NL = 3, N = 32, D = 32 };
+	struct ms_ctx c = {B, NL, N, N, D, NULL};
 	struct gc g;
 
 	(void)state;
 	gc_init(&g, "maxsim defaults", B, 408);
-	c.arg = gc_alloc(&g, sizeof(int32_t) * B * N);
-	gc_tensor(&g, "U", B * N * D, -1, 1);
+	c.arg = gc_alloc(&g, sizeof(int32_t) * NL * B * N);
+	gc_tensor(&g, "U", NL * B * N * D, -1, 1);
 	gc_tensor(&g, "V", B * N * D, -1, 1);
 	g.ctx = &c;
 	for (int t = 0; t < 2; t++)
-		for (int i = 0; i < B * N * D; i++)
+		for (int i = 0; i < g.t[t].n; i++)
 			g.t[t].xd[i] = g.t[t].x[i];
 	ms_fwd(&g);
 	ms_ref(&g);
 	for (int b = 0; b < B; b++) {
 		assert_true(fabs(g.out[b] - g.outd[b]) <= 1e-5 * fmax(fabs(g.outd[b]), 1.0));
-		for (int h = 0; h < N; h++)
-			assert_int_equal(c.arg[b * N + h], ms_argmax(&g, b, h, -1, 0, 0.0));
+		for (int l = 0; l < NL; l++)
+			for (int h = 0; h < N; h++)
+				assert_int_equal(c.arg[(l * B + b) * N + h],
+						 ms_argmax(&g, l, b, h, -1, 0, 0.0));
 	}
 	gc_free(&g);
 }
@@ -269,18 +300,19 @@ static void test_maxsim_ties(void **state)
 	V[2 * 3] = 2;  /* key 3: <U, V> = 2 */
 	V[2 * 35] = 2; /* key 35, another chunk: the same */
 	V[2 * 36] = 1;
-	nn_maxsim_forward(&out, &arg, U, V, 1, 1, NV, 2);
+	nn_maxsim_forward(&out, &arg, &(const float *){U}, 1, V, 1, 1, NV, 2);
 	assert_true(out == 2.0f && arg == 3);
-	nn_maxsim_backward(dU, dV, &(float){0.5f}, &arg, U, V, 1, 1, NV, 2);
+	nn_maxsim_backward(&(float *){dU}, dV, &(float){0.5f}, &arg, &(const float *){U}, 1, V, 1,
+			   1, NV, 2);
 	assert_true(dU[0] == 1.0f && dU[1] == 0.0f);
 	for (int i = 0; i < NV * 2; i++)
 		assert_true(dV[i] == (i == 6 ? 0.5f : 0.0f));
 	/* every key scores 0 against a zero query: key 0 */
-	nn_maxsim_forward(&out, &arg, (float[2]){0, 0}, V, 1, 1, NV, 2);
+	nn_maxsim_forward(&out, &arg, &(const float *){(float[2]){0, 0}}, 1, V, 1, 1, NV, 2);
 	assert_true(out == 0.0f && arg == 0);
 	/* the later chunk wins when strictly greater */
 	V[2 * 37] = 2.5f;
-	nn_maxsim_forward(&out, &arg, U, V, 1, 1, NV, 2);
+	nn_maxsim_forward(&out, &arg, &(const float *){U}, 1, V, 1, 1, NV, 2);
 	assert_true(out == 2.5f && arg == 37);
 }
 
@@ -288,20 +320,23 @@ static void test_maxsim_ties(void **state)
 static void test_maxsim_nonfinite(void **state)
 {
 	float U[4] = {1, 0, 0, 1}, V[6] = {1, 0, 0, 1, 0, 0}, out[2] = {7, 7};
-	int32_t arg[2];
+	const float *Ul[2] = {U, U};
+	int32_t arg[4];
 
 	(void)state;
-	nn_maxsim_forward(out, arg, U, V, 1, 2, 3, 2);
+	nn_maxsim_forward(out, arg, Ul, 1, V, 1, 2, 3, 2);
 	assert_true(out[0] == 2.0f && arg[0] == 0 && arg[1] == 1);
+	nn_maxsim_forward(out, arg, Ul, 2, V, 1, 2, 3, 2); /* the same layer twice */
+	assert_true(out[0] == 4.0f && arg[2] == 0 && arg[3] == 1);
 	V[5] = NAN; /* key 2 of query 1: 0 * 0 + 1 * NaN */
-	nn_maxsim_forward(out, arg, U, V, 1, 2, 3, 2);
+	nn_maxsim_forward(out, arg, Ul, 1, V, 1, 2, 3, 2);
 	assert_true(isnan(out[0]));
 	V[5] = -INFINITY; /* would lose every max */
-	nn_maxsim_forward(out, arg, U, V, 1, 2, 3, 2);
+	nn_maxsim_forward(out, arg, Ul, 1, V, 1, 2, 3, 2);
 	assert_true(isnan(out[0]));
-	nn_maxsim_forward(out, arg, U, V, 0, 2, 3, 2);
+	nn_maxsim_forward(out, arg, Ul, 1, V, 0, 2, 3, 2);
 	assert_true(out[0] != 7.0f && out[1] == 7.0f);
-	nn_maxsim_backward(NULL, NULL, out, arg, U, V, 1, 2, 3, 2);
+	nn_maxsim_backward(NULL, NULL, out, arg, Ul, 1, V, 1, 2, 3, 2);
 }
 
 /* --------------------------------------------------------- L2 normalisation */
