@@ -214,6 +214,23 @@ awk -v a="${auc[din]}" -v ta="${auc[torch-din]:-0}" -v r="${rate[din]}" \
 	printf "\"samples_per_s\":%s,\"target_speed\":5,\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f}\n", r, d, a - d;
     }'
 # --- din: end ---
+# ---- inttower (issue 11) ------------------------------------------------
+# IntTower beside its twin on the per-user store: samples/s against the
+# twin's (target 2), its FLOP rate against this run's sgemm peak (target
+# 0.6, counted as dssm's: bin/trainer's gflops, 3 x the forward's flops per
+# sample), and its AUC beside dssm's (the DNN two-tower, 2 workers, the
+# same store and epochs, trained above).
+zoo inttower "$STORE" torch_inttower.py --epochs "$EPOCHS"
+it_gflops=$(field "$(last_test "$W/zoo-inttower/metrics.jsonl")" gflops)
+awk -v a="${auc[inttower]}" -v ta="${auc[torch-inttower]:-0}" -v r="${rate[inttower]}" \
+    -v tr="${rate[torch-inttower]:-0}" -v g="$it_gflops" -v pk="$peak" -v ad="${auc[dssm-2]}" \
+    'BEGIN {
+	printf "{\"bench\":\"zoo_inttower\",\"auc\":%s,", a;
+	if (tr > 0) printf "\"torch_auc\":%s,\"auc_minus_torch\":%.4f,\"torch_samples_per_s\":%s,\"vs_torch_speed\":%.2f,\"target_speed\":2,", ta, a - ta, tr, r / tr;
+	printf "\"samples_per_s\":%s,\"gflops\":%s,\"sgemm_peak_gflops\":%s,\"share_of_sgemm_peak\":%.2f,\"target_share\":0.6,", r, g, pk, g / pk;
+	printf "\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f}\n", ad, a - ad;
+    }'
+# ---- end inttower ---------------------------------------------------------
 rm -rf "$STORE_ALL"
 
 # ---- autoint (issue 11): FuxiCTR's AutoInt beside bench/torch_autoint.py,

@@ -79,9 +79,9 @@ static const struct model_option it_options[OPT_N] = {
 			"BatchNorm after the Linear of each tower layer"},
 	[OPT_DROPOUT] = {"dropout", MOPT_FLOAT, 0, 0.9, 0, NULL,
 			 "dropout rate after each hidden layer of both towers (training only)"},
-	[OPT_CIR_WEIGHT] =
-		{"cir_weight", MOPT_FLOAT, 0, 100, 0, NULL,
-		 "weight of the contrastive interaction term (CIR: in-batch InfoNCE over the positives); 0: none"},
+	[OPT_CIR_WEIGHT] = {"cir_weight", MOPT_FLOAT, 0, 100, 0, NULL,
+			    "weight of the contrastive interaction term (CIR: in-batch InfoNCE "
+			    "over the positives); 0: none"},
 	[OPT_CIR_TAU] = {"cir_tau", MOPT_FLOAT, 0.01, 100, 0.07, NULL,
 			 "temperature of the CIR term's softmax"},
 };

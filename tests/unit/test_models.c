@@ -291,8 +291,8 @@ static struct model_config base_config(const struct model_ops *ops)
  * 1..200 (HOGREC_GRADCHECK_SEEDS) 9 fail: 6 on a LightSE weight whose
  * whole gradient (norm ~1e-3) is at the float-rounding floor of the
  * central difference, 3 where more than a quarter of a 4..6-entry tensor
- * sits within H of a max-sim winner change; a broken backward fails every
- * seed at errors of 0.3..1 (docs/models.md).
+ * sits within H of a max-sim winner change; a max-sim backward routing the
+ * gradient to the wrong item head fails at 0.3..1 (docs/models.md, inttower).
  */
 static const struct check_base {
 	const char *model, *name;
