@@ -217,9 +217,9 @@ awk -v a="${auc[din]}" -v ta="${auc[torch-din]:-0}" -v r="${rate[din]}" \
 # ---- inttower (issue 11) ------------------------------------------------
 # IntTower beside its twin on the per-user store: samples/s against the
 # twin's (target 2), its FLOP rate against this run's sgemm peak (target
-# 0.6, counted as dssm's: bin/trainer's gflops, 3 x the forward's flops per
-# sample), and its AUC beside dssm's (the DNN two-tower, 2 workers, the
-# same store and epochs, trained above).
+# 0.6; bin/trainer's gflops, the model's count of a trained sample's
+# forward and backward: inttower's flops_train), and its AUC beside dssm's
+# (the DNN two-tower, 2 workers, the same store and epochs, trained above).
 zoo inttower "$STORE" torch_inttower.py --epochs "$EPOCHS"
 it_gflops=$(field "$(last_test "$W/zoo-inttower/metrics.jsonl")" gflops)
 awk -v a="${auc[inttower]}" -v ta="${auc[torch-inttower]:-0}" -v r="${rate[inttower]}" \

@@ -679,23 +679,55 @@ static void it_train_backward(const struct model *m, float *ws, const struct bat
 
 /* ---- cost ------------------------------------------------------------------ */
 
-/* Multiply-adds times two of one sample's forward (the CIR term, a
- * training-only cost that depends on the batch, is not counted). */
-static double it_flops(const struct model *m)
+/*
+ * Multiply-adds times two of one sample, counted as dssm counts (the
+ * products: GEMMs, max-sim, LightSE; not the elementwise BatchNorm, ReLU,
+ * biases), by part: g the GEMMs' forward (each Linear, towers and FE),
+ * ms the max-sim's forward, se LightSE's forward.  The CIR term, a
+ * training-only cost that depends on the batch's positives, is not
+ * counted.
+ */
+static void it_cost(const struct inttower *it, double *g, double *ms, double *se)
 {
-	const struct inttower *it = m->impl;
-	double f = 2.0 * (IT_FU * IT_FU + IT_FI * IT_FI) + 3.0 * (IT_FU + IT_FI) * it->E;
 	uint32_t prev = it->iin;
 
+	*g = 0;
 	for (uint32_t l = 0; l < it->n; l++) {
 		if (l + 1 < it->n) /* the user tower's layers */
-			f += 2.0 * user_in(it, l) * it->ut.width[l];
-		f += 2.0 * prev * it->it.width[l];
+			*g += 2.0 * user_in(it, l) * it->ut.width[l];
+		*g += 2.0 * prev * it->it.width[l];
 		prev = it->it.width[l];
-		f += 2.0 * user_in(it, l) * it->HD;        /* user FE_l */
-		f += 2.0 * it->H * (double)it->H * it->Dh; /* max-sim of layer l */
+		*g += 2.0 * user_in(it, l) * it->HD; /* user FE_l */
 	}
-	return f + 2.0 * prev * it->HD; /* item FE */
+	*g += 2.0 * prev * it->HD;                          /* item FE */
+	*ms = 2.0 * it->n * it->H * (double)it->H * it->Dh; /* every (layer, head, key) dot */
+	/* the excitation's F x F product, the mean over E and the scaling */
+	*se = 2.0 * (IT_FU * IT_FU + IT_FI * IT_FI) + 2.0 * (IT_FU + IT_FI) * it->E;
+}
+
+static double it_flops(const struct model *m)
+{
+	double g, ms, se;
+
+	it_cost(m->impl, &g, &ms, &se);
+	return g + ms + se;
+}
+
+/*
+ * Forward and backward.  Every Linear's backward is two products of its
+ * forward's size (dX, also for the first layers, whose input gradient
+ * reaches LightSE; dW).  Max-sim's backward is no product: each (layer,
+ * head) adds its winning key to dU and itself to dV, 4 d flops against the
+ * forward's 2 H d.  LightSE's is twice its forward (dW, dz; dx and the
+ * softmax's dot).
+ */
+static double it_flops_train(const struct model *m)
+{
+	const struct inttower *it = m->impl;
+	double g, ms, se;
+
+	it_cost(it, &g, &ms, &se);
+	return 3.0 * g + ms + 4.0 * it->n * it->H * (double)it->Dh + 3.0 * se;
 }
 
 const struct model_ops model_inttower = {
@@ -715,4 +747,5 @@ const struct model_ops model_inttower = {
 	.train_forward = it_train_forward,
 	.train_backward = it_train_backward,
 	.flops_forward = it_flops,
+	.flops_train = it_flops_train,
 };

@@ -14,8 +14,8 @@ extern const struct model_ops model_ncf, model_gmf, model_dssm, model_neumf, mod
 	model_twotower, model_autoint, model_din, model_inttower;
 
 static const struct model_ops *const models[] = {
-	&model_ncf,     &model_gmf,      &model_dssm,    &model_neumf,   &model_autorec,
-	&model_twotower, &model_autoint, &model_din,     &model_inttower,
+	&model_ncf,      &model_gmf,     &model_dssm, &model_neumf,    &model_autorec,
+	&model_twotower, &model_autoint, &model_din,  &model_inttower,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 
@@ -165,6 +165,11 @@ uint32_t model_train_factor(const struct model *m)
 	if (m->ops->train_forward || !implicit_store(m))
 		return 1;
 	return 1 + model_num_neg(m);
+}
+
+double model_flops_train(const struct model *m)
+{
+	return m->ops->flops_train ? m->ops->flops_train(m) : 3.0 * m->ops->flops_forward(m);
 }
 
 /*

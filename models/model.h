@@ -233,6 +233,14 @@ struct model_ops {
 	/* Multiply-adds times two of one sample's forward pass (for GFLOP/s). */
 	double (*flops_forward)(const struct model *m);
 	/*
+	 * Optional: the same for one trained sample, forward and backward
+	 * (model_flops_train).  NULL: 3 flops_forward, right when the work is
+	 * GEMMs, whose backward is two products of the forward's size (dX, dW);
+	 * a model with other work (IntTower's max-sim, whose backward is a
+	 * gather) counts it here.
+	 */
+	double (*flops_train)(const struct model *m);
+	/*
 	 * Optional, pre-training: sets m's parameters, fresh from
 	 * model_create, from trained models of other kinds, src[0 .. n) (n >=
 	 * 1, at most one per source model: model_init_from checks), copying
@@ -299,6 +307,12 @@ void model_data_release(struct model_data *d);
  * and ctx->neg holds that many rows.
  */
 uint32_t model_train_factor(const struct model *m);
+
+/*
+ * Multiply-adds times two of one trained sample (a train record), forward
+ * and backward: ops->flops_train, or 3 ops->flops_forward without one.
+ */
+double model_flops_train(const struct model *m);
 
 /* The option num_neg of m, 0 without one. */
 uint32_t model_num_neg(const struct model *m);

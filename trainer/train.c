@@ -376,7 +376,7 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 		 const double *loss, double samples_per_s, int final, int best_epoch)
 {
 	char line[4096];
-	double gflops = samples_per_s * 3.0 * t->model.ops->flops_forward(&t->model) * 1e-9;
+	double gflops = samples_per_s * model_flops_train(&t->model) * 1e-9;
 
 	snprintf(line, sizeof(line), "{\"split\":\"%s\",\"epoch\":%d,\"model\":\"%s\",\"n\":%llu",
 		 split, epoch, t->model.ops->name, (unsigned long long)r->n);
