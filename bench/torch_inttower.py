@@ -4,6 +4,7 @@
     bench/torch_inttower.py --data STORE [--epochs 1] [--batch 256] [--lr 0.001]
                             [--emb-dim 32] [--hidden 300,300,128] [--heads 32]
                             [--head-dim 32] [--fe-score mean|sum]
+                            [--fe-input inputs|outputs]
                             [--use-bn yes|no] [--dropout 0]
                             [--cir-weight 0] [--cir-tau 0.07] [--threads 2]
                             [--blas-threads 1] [--seed 1] [--max-train N]
@@ -33,10 +34,12 @@ PyTorch's default variance; the official N(0, 1e-4^2); no bias before a
 BatchNorm, whose batch mean cancels it, bias 0 without) -> BatchNorm1d
 (--use-bn, default yes; eps 1e-5, momentum 0.1) -> ReLU -> Dropout(--dropout).  FE-Block, H = --heads heads of d = --head-dim: the
 user side projects the INPUT of each of its n layers, U_l = Linear(in_l ->
-H d); the item side projects its tower's output, V = Linear(h_{n-1} ->
-H d) (FE weights and biases N(0, 1 / (3 fan_in)), PyTorch's default
-variance).  The user tower's last Linear feeds nothing in the official
-code; like hogrec, it is not built.  Score:
+H d) (--fe-input inputs, the official code; with outputs, the paper's
+formula, the output of each: U_l = Linear(h_l -> H d)); the item side
+projects its tower's output, V = Linear(h_{n-1} -> H d) (FE weights and
+biases N(0, 1 / (3 fan_in)), PyTorch's default variance).  With inputs the
+user tower's last Linear feeds nothing (official code); like hogrec, it is
+not built.  Score:
     logit = b + c sum_l sum_h max_k <U_l[h], V[k]>
 (bmm of (B, H, d) by (B, d, H), max over the item heads, sum), b a scalar
 bias initialised to 0, c = 1 / (n H) with --fe-score mean (the default) or
@@ -108,6 +111,7 @@ def parse_args(argv):
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--head-dim", type=int, default=32)
     ap.add_argument("--fe-score", choices=("mean", "sum"), default="mean")
+    ap.add_argument("--fe-input", choices=("inputs", "outputs"), default="inputs")
     ap.add_argument("--use-bn", default="yes", help="yes|no (default yes)")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--cir-weight", type=float, default=0.0)
@@ -224,9 +228,14 @@ def build_model(torch, vocab, a):
                 setattr(self, name + "_emb", e)
             self.user_se, self.item_se = LightSE(6), LightSE(2)
             uin, iin, n = 6 * E + 2, 2 * E + 2, len(a.hidden)
-            self.user_tower = tower(uin, a.hidden[:n - 1])
+            self.outputs = a.fe_input == "outputs"
+            if self.outputs:  # FE_l projects user layer l's output (the paper)
+                self.user_tower = tower(uin, a.hidden)
+                ins = a.hidden
+            else:  # its input (the official code): the last layer feeds nothing
+                self.user_tower = tower(uin, a.hidden[:n - 1])
+                ins = [uin] + a.hidden[:n - 1]
             self.item_tower = tower(iin, a.hidden)
-            ins = [uin] + a.hidden[:n - 1]
             self.user_fe = nn.ModuleList([default_linear(w, H * D) for w in ins])
             self.item_fe = default_linear(a.hidden[-1], H * D)
             self.bias = nn.Parameter(torch.zeros(()))
@@ -255,7 +264,9 @@ def build_model(torch, vocab, a):
             Vt = V.view(B, H, D).transpose(1, 2)  # (B, D, H)
             score = None
             for l, fe in enumerate(self.user_fe):
-                if l:
+                if self.outputs:
+                    x = self.user_tower[l](x)
+                elif l:
                     x = self.user_tower[l - 1](x)
                 U = fe(x)
                 s = torch.bmm(U.view(B, H, D), Vt).max(dim=2).values.sum(dim=1)
@@ -306,7 +317,8 @@ def main(argv):
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     gen = torch.Generator().manual_seed(a.seed)
     hyper = {"emb_dim": a.emb_dim, "hidden": a.hidden, "heads": a.heads,
-             "head_dim": a.head_dim, "fe_score": a.fe_score, "use_bn": a.use_bn, "dropout": a.dropout,
+             "head_dim": a.head_dim, "fe_score": a.fe_score, "fe_input": a.fe_input,
+             "use_bn": a.use_bn, "dropout": a.dropout,
              "cir_weight": a.cir_weight, "cir_tau": a.cir_tau, "lr": a.lr}
     common = {**info, "optimizer": "adam"}
     emit({"impl": "torch", "model": "inttower", "load_s": round(load_s, 3), "train": n_train,

@@ -17,8 +17,10 @@
  * (BN with use_bn, PyTorch's BatchNorm1d: eps 1e-5, momentum 0.1; dropout
  * in training only.)  FE-Block, H heads of width d (HD = H d):
  *   user: U_l = FE_l(in_l)  (B, HD) for every layer l < n: the projection
- *         of each layer's INPUT, so the user tower's last Linear feeds
- *         nothing (it is dead in the official code) and is not built here
+ *         of each layer's INPUT (fe_input inputs, the official code), so
+ *         the user tower's last Linear feeds nothing (it is dead in the
+ *         official code) and is not built here; with fe_input outputs (the
+ *         paper's formula) U_l = FE_l(h_l) and the user tower has n layers
  *   item: V = FE(h_{n-1})   (B, HD): only the item tower's output
  * FE projections are Linear layers of their own (not the tower's weights).
  *   S        = sum_l sum_h max_k <U_l[h], V[k]>     (nn_maxsim_*)
@@ -63,10 +65,13 @@ enum {
 	OPT_DROPOUT,
 	OPT_CIR_WEIGHT,
 	OPT_CIR_TAU,
+	OPT_FE_INPUT,
 	OPT_N
 };
 enum { FE_MEAN, FE_SUM };
 static const char *const fe_names[] = {"mean", "sum", NULL};
+enum { FE_INPUTS, FE_OUTPUTS };
+static const char *const fe_input_names[] = {"inputs", "outputs", NULL};
 static const struct model_option it_options[OPT_N] = {
 	[OPT_HEADS] = {"heads", MOPT_INT, 1, 256, 32, NULL,
 		       "FE-Block heads of each user layer and of the item's last layer"},
@@ -84,6 +89,9 @@ static const struct model_option it_options[OPT_N] = {
 			    "over the positives); 0: none"},
 	[OPT_CIR_TAU] = {"cir_tau", MOPT_FLOAT, 0.01, 100, 0.07, NULL,
 			 "temperature of the CIR term's softmax"},
+	[OPT_FE_INPUT] = {"fe_input", MOPT_ENUM, 0, 0, FE_INPUTS, fe_input_names,
+			  "what each user layer's FE-Block projects: its input (the official "
+			  "code) or its output (the paper)"},
 };
 static const char *const it_losses[] = {"train_loss", "cir_loss", NULL};
 static const uint32_t it_hidden[] = {300, 300, 128, 0};
@@ -102,9 +110,9 @@ struct tower {
 };
 
 struct inttower {
-	uint32_t E, L, H, Dh, HD, n; /* emb width, history, heads, head width, H Dh, layers */
-	uint32_t uin, iin, maxw;     /* tower inputs, widest of everything a tower passes */
-	int bn;
+	uint32_t E, L, H, Dh, HD, n;       /* emb width, history, heads, head width, H Dh, layers */
+	uint32_t uin, iin, maxw;           /* tower inputs, widest of everything a tower passes */
+	int bn, outputs;                   /* outputs: FE_l projects user layer l's output */
 	float scale, drop, cir_w, cir_tau; /* scale: 1 / (n H) for the mean, 1 for the sum */
 	int t[F_N], use_w, ise_w;          /* tables, LightSE weights */
 	int ufw[IT_MAX_LAYERS], ufb[IT_MAX_LAYERS], ifw, ifb, out_b; /* FE, output bias */
@@ -162,9 +170,11 @@ static int add_linear(struct params *p, const char *name, uint32_t in, uint32_t 
 	return *w < 0 || *b < 0 ? HR_EINVAL : 0;
 }
 
-/* Width of the input of user layer l (the input of FE_l). */
+/* Width of what FE_l projects: user layer l's output, or its input. */
 static uint32_t user_in(const struct inttower *it, uint32_t l)
 {
+	if (it->outputs)
+		return it->ut.width[l];
 	return l ? it->ut.width[l - 1] : it->uin;
 }
 
@@ -192,6 +202,7 @@ static int it_init(struct model *m, const struct store_info *info)
 	it->HD = it->H * it->Dh;
 	it->n = (uint32_t)m->cfg.n_hidden;
 	it->bn = m->opt[OPT_USE_BN] != 0;
+	it->outputs = m->opt[OPT_FE_INPUT] == FE_OUTPUTS;
 	it->scale = m->opt[OPT_FE_SCORE] == FE_SUM ? 1.0f : 1.0f / (float)(it->n * it->H);
 	it->drop = (float)m->opt[OPT_DROPOUT];
 	it->cir_w = (float)m->opt[OPT_CIR_WEIGHT];
@@ -211,7 +222,8 @@ static int it_init(struct model *m, const struct store_info *info)
 			       (float)(1.0 / sqrt(3.0 * IT_FI)));
 	if (it->use_w < 0 || it->ise_w < 0)
 		return HR_EINVAL;
-	rc = tower_declare(&it->ut, p, "user_tower", it->uin, m->cfg.hidden, it->n - 1, it->bn);
+	rc = tower_declare(&it->ut, p, "user_tower", it->uin, m->cfg.hidden,
+			   it->outputs ? it->n : it->n - 1, it->bn);
 	if (!rc)
 		rc = tower_declare(&it->it, p, "item_tower", it->iin, m->cfg.hidden, it->n, it->bn);
 	for (uint32_t l = 0; !rc && l < it->n; l++) {
@@ -383,9 +395,11 @@ static void tower_forward(const struct tower *tw, const struct params *p, struct
 	}
 }
 
-/* The user tower's layer inputs: in_0 = xu, in_l = h_{l-1}. */
-static const float *user_input(const struct it_ws *w, uint32_t l)
+/* What FE_l projects: h_l, or layer l's input (in_0 = xu, in_l = h_{l-1}). */
+static const float *user_input(const struct inttower *it, const struct it_ws *w, uint32_t l)
 {
+	if (it->outputs)
+		return w->u.h[l];
 	return l ? w->u.h[l - 1] : w->xu;
 }
 
@@ -430,8 +444,8 @@ static void run(const struct model *m, struct it_ws *w, const struct batch *b, i
 	tower_forward(&it->ut, p, &w->u, w->xu, B, train, it->drop, rng);
 	tower_forward(&it->it, p, &w->v, w->xi, B, train, it->drop, rng);
 	for (uint32_t l = 0; l < n; l++)
-		nn_linear_forward(w->U[l], user_input(w, l), p->t[it->ufw[l]].w, p->t[it->ufb[l]].w,
-				  (int)B, (int)user_in(it, l), (int)it->HD);
+		nn_linear_forward(w->U[l], user_input(it, w, l), p->t[it->ufw[l]].w,
+				  p->t[it->ufb[l]].w, (int)B, (int)user_in(it, l), (int)it->HD);
 	nn_linear_forward(w->V, w->v.h[n - 1], p->t[it->ifw].w, p->t[it->ifb].w, (int)B,
 			  (int)it->it.width[n - 1], (int)it->HD);
 
@@ -501,6 +515,12 @@ static void scatter_add(float *dst, const float *src, const uint32_t *pos, uint3
 	}
 }
 
+/* The buffer of d/d a_l, a_l what FE_l projects: dxu when that is xu. */
+static float *ua_grad(const struct inttower *it, struct it_ws *w, uint32_t l)
+{
+	return !it->outputs && !l ? w->dxu : w->g[l & 1];
+}
+
 /*
  * From w->dlogits (B): every gradient into grad and sg.  With P > 0 the
  * CIR term's gradients w->cdu, w->cdv (P, HD) of the rows w->pos are added
@@ -524,31 +544,33 @@ static void backward_core(const struct model *m, struct it_ws *w, const struct b
 	grad[p->t[it->out_b].offset] += db;
 
 	/*
-	 * User side, top down.  din_l = d/d in_l collects FE_l's input gradient
-	 * and (l < n - 1) tower layer l's; it then goes through tower layer l - 1
-	 * into din_{l-1}.  g[0], g[1] alternate as din; g[2], g[3] are scratch.
+	 * User side, top down.  d/d a_l (a_l what FE_l projects) collects FE_l's
+	 * input gradient and the gradient of the tower above a_l; the tower
+	 * layer below a_l (layer l - 1 when FE projects inputs, layer l when
+	 * outputs) takes it to a_{l-1}, or to the tower input xu.  g[0], g[1]
+	 * alternate (ua_grad), g[2], g[3] are scratch.
 	 */
 	memset(w->dV, 0, BHD * sizeof(float));
 	if (P)
 		scatter_add(w->dV, w->cdv, w->pos, P, it->HD);
+	memset(ua_grad(it, w, n - 1), 0, (size_t)B * user_in(it, n - 1) * sizeof(float));
 	for (uint32_t l = n; l-- > 0;) {
-		float *din = l ? w->g[l & 1] : w->dxu;
+		float *dA = ua_grad(it, w, l);
 		memset(w->dU, 0, BHD * sizeof(float));
 		if (P && l == n - 1)
 			scatter_add(w->dU, w->cdu, w->pos, P, it->HD);
 		const float *Ul = w->U[l];
 		nn_maxsim_backward(&w->dU, w->dV, w->ds, w->arg + (size_t)l * B * it->H, &Ul, 1,
 				   w->V, (int)B, (int)it->H, (int)it->H, (int)it->Dh);
-		if (l == n - 1)
-			memset(din, 0, (size_t)B * user_in(it, l) * sizeof(float));
-		nn_linear_backward(din, grad + p->t[it->ufw[l]].offset,
-				   grad + p->t[it->ufb[l]].offset, w->dU, user_input(w, l),
+		nn_linear_backward(dA, grad + p->t[it->ufw[l]].offset,
+				   grad + p->t[it->ufb[l]].offset, w->dU, user_input(it, w, l),
 				   p->t[it->ufw[l]].w, (int)B, (int)user_in(it, l), (int)it->HD);
-		if (!l)
+		if (!it->outputs && !l) /* a_0 is xu itself */
 			break;
-		float *dprev = l - 1 ? w->g[(l - 1) & 1] : w->dxu;
-		memset(dprev, 0, (size_t)B * user_in(it, l - 1) * sizeof(float));
-		layer_backward(&it->ut, p, &w->u, l - 1, user_input(w, l - 1), din, dprev, grad, B,
+		uint32_t k = it->outputs ? l : l - 1; /* the tower layer below a_l */
+		float *below = it->outputs && !l ? w->dxu : ua_grad(it, w, l - 1);
+		memset(below, 0, (size_t)B * (k ? it->ut.width[k - 1] : it->uin) * sizeof(float));
+		layer_backward(&it->ut, p, &w->u, k, k ? w->u.h[k - 1] : w->xu, dA, below, grad, B,
 			       w->g[2], w->g[3]);
 	}
 
@@ -692,9 +714,9 @@ static void it_cost(const struct inttower *it, double *g, double *ms, double *se
 	uint32_t prev = it->iin;
 
 	*g = 0;
+	for (uint32_t l = 0; l < it->ut.n; l++) /* the user tower's layers */
+		*g += 2.0 * (l ? it->ut.width[l - 1] : it->uin) * it->ut.width[l];
 	for (uint32_t l = 0; l < it->n; l++) {
-		if (l + 1 < it->n) /* the user tower's layers */
-			*g += 2.0 * user_in(it, l) * it->ut.width[l];
 		*g += 2.0 * prev * it->it.width[l];
 		prev = it->it.width[l];
 		*g += 2.0 * user_in(it, l) * it->HD; /* user FE_l */
