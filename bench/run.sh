@@ -226,7 +226,7 @@ awk -v a="${auc[inttower]}" -v ta="${auc[torch-inttower]:-0}" -v r="${rate[intto
     -v tr="${rate[torch-inttower]:-0}" -v g="$it_gflops" -v pk="$peak" -v ad="${auc[dssm-2]}" \
     'BEGIN {
 	printf "{\"bench\":\"zoo_inttower\",\"auc\":%s,", a;
-	if (tr > 0) printf "\"torch_auc\":%s,\"auc_minus_torch\":%.4f,\"torch_samples_per_s\":%s,\"vs_torch_speed\":%.2f,\"target_speed\":2,", ta, a - ta, tr, r / tr;
+	if (tr > 0) printf "\"torch_auc\":%s,\"auc_minus_torch\":%.4f,\"target_auc_minus_torch\":-0.005,\"torch_samples_per_s\":%s,\"vs_torch_speed\":%.2f,\"target_speed\":2,", ta, a - ta, tr, r / tr;
 	printf "\"samples_per_s\":%s,\"gflops\":%s,\"sgemm_peak_gflops\":%s,\"share_of_sgemm_peak\":%.2f,\"target_share\":0.6,", r, g, pk, g / pk;
 	printf "\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f}\n", ad, a - ad;
     }'
