@@ -255,6 +255,9 @@ static void test_gc_maxsim(void **state)
 	check_maxsim("maxsim D=1", 3, 2, 2, 4, 1, 405);
 	check_maxsim("maxsim one key", 2, 1, 3, 1, 5, 406); /* the max of one: a sum of dots */
 	check_maxsim("maxsim 32x32", 1, 1, 8, 32, 8, 407);
+	check_maxsim("maxsim 20 queries", 2, 2, 20, 9, 3, 410); /* 5 blocks of 4; 9 keys */
+	check_maxsim("maxsim 37 queries", 1, 1, 37, 8, 4, 411); /* 9 blocks of 4 and 1 */
+	check_maxsim("maxsim 32 queries, 32 keys", 1, 1, 32, 32, 2, 412); /* full blocks only */
 }
 
 /*
