@@ -120,6 +120,7 @@ void evaluator_release(struct evaluator *e)
 	free(e->s_label);
 	free(e->s_base);
 	store_items_release(&e->items);
+	rank_baselines_free(e->baselines);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -333,7 +334,10 @@ static int rank_split(struct evaluator *e, enum store_db db, struct eval_result 
 	if (!rc) {
 		res->rank = rr.model;
 		res->rank_popular = rr.popular;
+		res->rank_knn = rr.knn;
+		res->rank_ials = rr.ials;
 		res->rank_seconds = rr.seconds;
+		res->rank_base_seconds = rr.baseline_seconds;
 	}
 	return rc;
 }

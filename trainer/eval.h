@@ -42,9 +42,11 @@ struct eval_result {
 	 * train ratings gets the global mean) */
 	double rmse, rmse_global_mean, rmse_item_mean, rmse_user_mean;
 	/* with evaluator.rank: full-catalogue ranking (trainer/rankeval.h) of the
-	 * model and of the most-popular list; rank.users 0 otherwise */
-	struct rank_result rank, rank_popular;
-	double rank_seconds; /* the ranking's share of seconds */
+	 * model and of the baselines (most popular, item-kNN, iALS); rank.users 0
+	 * otherwise */
+	struct rank_result rank, rank_popular, rank_knn, rank_ials;
+	double rank_seconds;      /* the ranking's share of seconds */
+	double rank_base_seconds; /* the baselines' share of that (fitted, ranked once per split) */
 	double seconds;
 };
 
@@ -66,6 +68,7 @@ struct evaluator {
 	uint32_t *user;
 	int rank;          /* also rank the catalogue (rankeval.h); set after init */
 	int exclude_train; /* ranking leaves out the user's train items */
+	struct rank_baselines *baselines; /* rankeval's, kept between evaluations */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/progress.h"
 #include "common/rng.h"
+#include "models/baselines.h"
 #include "models/interact.h"
 #include "models/nn/nn.h"
 
@@ -118,18 +119,38 @@ static float *train_counts(const struct interactions *x)
 
 #define LOO_NEGATIVES 100 /* the NCF paper's protocol: the held-out item among 100 */
 
+enum { BASE_POP, BASE_KNN, BASE_IALS, N_BASE };
+
+struct rank_baselines {
+	struct knn knn;
+	struct ials ials;
+	int fitted;
+	int done[2];                        /* valid, test: ranked */
+	struct rank_result res[2][N_BASE];  /* their results */
+	double seconds[2];                  /* fitting (the first split's) and ranking */
+};
+
+void rank_baselines_free(struct rank_baselines *b)
+{
+	if (!b)
+		return;
+	knn_release(&b->knn);
+	ials_release(&b->ials);
+	free(b);
+}
+
 struct ranker {
 	struct evaluator *e;
 	enum store_db db;
-	uint32_t neg[LOO_NEGATIVES];
+	uint32_t neg[LOO_NEGATIVES], n_neg;
 	float neg_score[LOO_NEGATIVES];
 	const struct interactions *train;
 	int exclude;
-	uint32_t n_items, k;
+	uint32_t n_items, k, n_skip;
 	float *heap_s;
 	uint32_t *heap_i, *top, *skip;
 	const float *popular;
-	struct rank_acc model, pop;
+	struct rank_acc model, base[N_BASE];
 };
 
 /*
@@ -166,36 +187,63 @@ static uint32_t loo_rank(struct ranker *k, const float *score, uint32_t first, u
 }
 
 /*
- * Ranks one user's scores (n_items) and the popular list, adding both: the
- * catalogue's top K against the positives, and the first positive against
- * sampled negatives (leave-one-out).
+ * Starts one user: its skip list (the padding id, then its train items,
+ * ascending; only the padding without exclusion) and its leave-one-out
+ * negatives (never a train item, whatever exclusion says).
  */
-static int rank_user(struct ranker *k, const float *score, uint32_t user_code, uint32_t raw,
-		     uint32_t first, const uint32_t *pos, uint32_t n_pos)
+static void user_begin(struct ranker *k, uint32_t user_code, uint32_t raw, const uint32_t *pos,
+		       uint32_t n_pos)
 {
-	uint32_t n_train = 1, n_skip, n;
+	uint32_t n_train = 1;
 
-	/* skip: the padding / unknown item, then the user's train items (ascending) */
 	k->skip[0] = 0;
 	if (user_code > 0 && user_code < k->train->n_users) {
 		uint64_t lo = k->train->user_off[user_code], hi = k->train->user_off[user_code + 1];
 		memcpy(k->skip + 1, k->train->user_item + lo, (hi - lo) * sizeof(uint32_t));
 		n_train += (uint32_t)(hi - lo);
 	}
-	n_skip = k->exclude ? n_train : 1;
-	for (uint32_t j = 1; j < k->n_items; j++)
-		if (!isfinite(score[j]))
-			return hr_error(HR_EFORMAT, "the model scored item %u as %g", j, score[j]);
-	n = rank_topk(score, k->n_items, k->skip, n_skip, k->k, k->top, k->heap_s, k->heap_i);
-	rank_acc_add(&k->model, k->top, n, pos, n_pos);
-	n = rank_topk(k->popular, k->n_items, k->skip, n_skip, k->k, k->top, k->heap_s, k->heap_i);
-	rank_acc_add(&k->pop, k->top, n, pos, n_pos);
-	if (k->n_items > 2) { /* negatives: never a train item, whatever exclude says */
-		uint32_t nn = loo_negatives(k, raw, n_train, pos, n_pos);
-		rank_acc_add_loo(&k->model, loo_rank(k, score, first, nn));
-		rank_acc_add_loo(&k->pop, loo_rank(k, k->popular, first, nn));
-	}
-	return 0;
+	k->n_skip = k->exclude ? n_train : 1;
+	k->n_neg = k->n_items > 2 ? loo_negatives(k, raw, n_train, pos, n_pos) : 0;
+}
+
+/*
+ * Adds one recommender's scores (n_items) of the current user to a: the
+ * catalogue's top K against the positives, the first positive against
+ * the sampled negatives.
+ */
+static void add_ranked(struct ranker *k, struct rank_acc *a, const float *score, uint32_t first,
+		       const uint32_t *pos, uint32_t n_pos)
+{
+	uint32_t n = rank_topk(score, k->n_items, k->skip, k->n_skip, k->k, k->top, k->heap_s,
+			       k->heap_i);
+	rank_acc_add(a, k->top, n, pos, n_pos);
+	if (k->n_neg)
+		rank_acc_add_loo(a, loo_rank(k, score, first, k->n_neg));
+}
+
+/*
+ * A user's profile for the baselines: its train positives and the items
+ * of the query record's history (row i of hb), ascending, distinct, into
+ * out; returns how many.
+ */
+static uint32_t profile(const struct interactions *train, uint32_t user_code,
+			const struct batch *hb, uint32_t i, uint32_t *out)
+{
+	uint32_t n = 0, k = 0;
+
+	if (user_code > 0 && user_code < train->n_users)
+		for (uint64_t e = train->user_off[user_code]; e < train->user_off[user_code + 1];
+		     e++)
+			if (train->user_label[e] == 1)
+				out[n++] = train->user_item[e];
+	for (uint32_t h = 0; h < hb->n_hist[i]; h++)
+		if (hb->hist[(size_t)i * hb->hist_cap + h] > 0)
+			out[n++] = hb->hist[(size_t)i * hb->hist_cap + h];
+	qsort(out, n, sizeof(*out), by_u32);
+	for (uint32_t j = 0; j < n; j++)
+		if (k == 0 || out[j] != out[k - 1])
+			out[k++] = out[j];
+	return k;
 }
 
 /* Two-tower: the item matrix (n_items, d), every item from the items table. */
@@ -232,6 +280,19 @@ static void score_items(struct evaluator *e, struct batch *sb, const struct batc
 	}
 }
 
+/* Fits the kNN and iALS baselines on the train split's positives (once per evaluator). */
+static int fit_baselines(struct rank_baselines *bl, const struct interactions *train)
+{
+	double t0 = now_seconds();
+	int rc = knn_fit(&bl->knn, train, KNN_K_DEFAULT);
+
+	if (!rc)
+		rc = ials_fit(&bl->ials, train, &ials_defaults);
+	bl->fitted = !rc;
+	bl->seconds[0] = now_seconds() - t0;
+	return rc;
+}
+
 int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 		  struct rank_eval_result *res)
 {
@@ -241,22 +302,29 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 	struct store_index ix = {0}, tix = {0};
 	struct interactions train = {0};
 	struct users u = {0};
-	struct batch *b = &e->b, sb = {0};
+	struct batch *b = &e->b, sb = {0}, hb = {0};
 	struct ranker k = {
 		.e = e, .db = db, .train = &train, .exclude = exclude_train, .k = RANK_KMAX};
 	/* HOGREC_RANK_SCORING=forward (tests): score every model through its forward pass */
 	const char *how = getenv("HOGREC_RANK_SCORING");
 	int two_tower = m->ops->user_vectors && m->ops->item_vectors && m->ops->vector_dim &&
 			!(how && !strcmp(how, "forward"));
-	uint32_t n_items = e->n_items, d = two_tower ? m->ops->vector_dim(m) : 0;
+	uint32_t n_items = e->n_items, d = two_tower ? m->ops->vector_dim(m) : 0, *prof = NULL;
 	float *S = NULL, *V = NULL, *U = NULL, *popular = NULL;
-	double t0 = now_seconds();
+	float *Sk = NULL, *Si = NULL, *Xi = NULL, *iscratch = NULL;
+	int split = db == STORE_TEST, with_base;
+	double t0 = now_seconds(), tb = 0;
 	int rc = store_reader_begin(e->st, &r);
 
 	memset(res, 0, sizeof(*res));
 	if (rc)
 		return rc;
-	rc = model_score_prepare(m);
+	if (!e->baselines && !(e->baselines = calloc(1, sizeof(*e->baselines))))
+		rc = hr_error(HR_ENOMEM, "out of memory for the ranking's baselines");
+	struct rank_baselines *bl = e->baselines;
+	with_base = bl && !bl->done[split];
+	if (!rc)
+		rc = model_score_prepare(m);
 	if (!rc)
 		rc = store_index_build(r, db, &ix);
 	if (!rc)
@@ -269,6 +337,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 					  .db = store_db_name(STORE_TRAIN)};
 	if (!rc)
 		rc = interactions_load(&train, &tsrc, 0);
+	if (!rc && with_base && !bl->fitted)
+		rc = fit_baselines(bl, &train);
 	if (!rc)
 		rc = collect_users(e, &src, &u);
 	if (!rc && u.n == 0)
@@ -276,6 +346,12 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 			      store_db_name(db));
 	if (!rc)
 		rc = batch_alloc(&sb, b->cap, info->hist_len, info->n_dense);
+	if (!rc && with_base)
+		rc = batch_alloc(&hb, b->cap, info->hist_len, info->n_dense); /* every field */
+	uint64_t most = 0; /* the most train items of one user */
+	for (uint32_t c = 0; !rc && c < train.n_users; c++)
+		if (train.user_off[c + 1] - train.user_off[c] > most)
+			most = train.user_off[c + 1] - train.user_off[c];
 	if (!rc) {
 		batch_set_decode(&sb, b->decode);
 		popular = train_counts(&train);
@@ -283,25 +359,30 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 		k.heap_s = malloc(RANK_KMAX * sizeof(float));
 		k.heap_i = malloc(RANK_KMAX * sizeof(uint32_t));
 		k.top = malloc(RANK_KMAX * sizeof(uint32_t));
-		uint64_t most = 0; /* the most train items of one user */
-		for (uint32_t c = 0; c < train.n_users; c++)
-			if (train.user_off[c + 1] - train.user_off[c] > most)
-				most = train.user_off[c + 1] - train.user_off[c];
 		k.skip = malloc((size_t)(most + 1) * sizeof(uint32_t));
 		if (two_tower) {
 			V = malloc((size_t)n_items * d * sizeof(float));
 			U = malloc((size_t)b->cap * d * sizeof(float));
 		}
+		if (with_base) {
+			uint64_t pmax = most + info->hist_len + 1;
+			prof = malloc(pmax * sizeof(uint32_t));
+			Sk = malloc((size_t)n_items * sizeof(float));
+			Si = malloc((size_t)b->cap * n_items * sizeof(float));
+			Xi = malloc((size_t)b->cap * bl->ials.f * sizeof(float));
+			iscratch = malloc(ials_scratch_floats(&bl->ials, (uint32_t)pmax) *
+					  sizeof(float));
+		}
 		if (!popular || !S || !k.heap_s || !k.heap_i || !k.top || !k.skip ||
-		    (two_tower && (!V || !U)))
+		    (two_tower && (!V || !U)) || (with_base && (!prof || !Sk || !Si || !Xi || !iscratch)))
 			rc = hr_error(HR_ENOMEM, "out of memory for ranking %u items", n_items);
 	}
 	k.n_items = n_items;
 	k.popular = popular;
 	if (!rc)
 		rc = rank_acc_init(&k.model, n_items, popular);
-	if (!rc)
-		rc = rank_acc_init(&k.pop, n_items, popular);
+	for (int q = 0; !rc && q < N_BASE; q++)
+		rc = rank_acc_init(&k.base[q], n_items, popular);
 	if (!rc && two_tower) {
 		/* any record gives the rows their user side; the item towers read none of it */
 		rc = batch_fill(b, &src, 0, 1);
@@ -317,7 +398,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 					  .db = store_db_name(db)};
 	for (uint64_t first = 0; !rc && first < u.n; first += b->n) {
 		uint64_t left = u.n - first;
-		rc = batch_fill(b, &qsrc, first, left < b->cap ? (uint32_t)left : b->cap);
+		uint32_t nb = left < b->cap ? (uint32_t)left : b->cap;
+		rc = batch_fill(b, &qsrc, first, nb);
 		if (rc)
 			break;
 		if (two_tower) {
@@ -328,20 +410,60 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 			for (uint32_t i = 0; i < b->n; i++)
 				score_items(e, &sb, b, i, S + (size_t)i * n_items, n_items);
 		}
+		double t1 = now_seconds();
+		if (with_base) { /* iALS: every profile folded in, then one GEMM */
+			rc = batch_fill(&hb, &qsrc, first, nb);
+			for (uint32_t i = 0; !rc && i < nb; i++) {
+				uint32_t np = profile(&train, b->user[i], &hb, i, prof);
+				rc = ials_fold_in(&bl->ials, prof, np, iscratch,
+						  Xi + (size_t)i * bl->ials.f);
+			}
+			if (!rc)
+				ials_score(&bl->ials, Xi, nb, Si);
+		}
+		tb += now_seconds() - t1;
 		for (uint32_t i = 0; !rc && i < b->n; i++) {
 			uint64_t w = first + i;
-			rc = rank_user(&k, S + (size_t)i * n_items, b->user[i], u.raw[w],
-				       u.first[w], u.pos + u.pos_off[w],
-				       (uint32_t)(u.pos_off[w + 1] - u.pos_off[w]));
+			const uint32_t *pos = u.pos + u.pos_off[w];
+			uint32_t n_pos = (uint32_t)(u.pos_off[w + 1] - u.pos_off[w]);
+			const float *score = S + (size_t)i * n_items;
+			for (uint32_t j = 1; !rc && j < n_items; j++)
+				if (!isfinite(score[j]))
+					rc = hr_error(HR_EFORMAT, "the model scored item %u as %g", j,
+						      score[j]);
+			if (rc)
+				break;
+			user_begin(&k, b->user[i], u.raw[w], pos, n_pos);
+			add_ranked(&k, &k.model, score, u.first[w], pos, n_pos);
+			if (!with_base)
+				continue;
+			t1 = now_seconds();
+			uint32_t np = profile(&train, b->user[i], &hb, i, prof);
+			knn_score(&bl->knn, prof, np, Sk);
+			add_ranked(&k, &k.base[BASE_POP], popular, u.first[w], pos, n_pos);
+			add_ranked(&k, &k.base[BASE_KNN], Sk, u.first[w], pos, n_pos);
+			add_ranked(&k, &k.base[BASE_IALS], Si + (size_t)i * n_items, u.first[w], pos,
+				   n_pos);
+			tb += now_seconds() - t1;
 		}
 	}
 	if (!rc) {
 		rank_acc_result(&k.model, &res->model);
-		rank_acc_result(&k.pop, &res->popular);
+		if (with_base) {
+			for (int q = 0; q < N_BASE; q++)
+				rank_acc_result(&k.base[q], &bl->res[split][q]);
+			bl->seconds[1] = tb;
+			bl->done[split] = 1;
+		}
+		res->popular = bl->res[split][BASE_POP];
+		res->knn = bl->res[split][BASE_KNN];
+		res->ials = bl->res[split][BASE_IALS];
+		res->baseline_seconds = with_base ? bl->seconds[0] * !split + tb : 0;
 	}
 	res->seconds = now_seconds() - t0;
 	rank_acc_release(&k.model);
-	rank_acc_release(&k.pop);
+	for (int q = 0; q < N_BASE; q++)
+		rank_acc_release(&k.base[q]);
 	free(k.heap_s);
 	free(k.heap_i);
 	free(k.top);
@@ -350,7 +472,13 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 	free(V);
 	free(U);
 	free(popular);
+	free(prof);
+	free(Sk);
+	free(Si);
+	free(Xi);
+	free(iscratch);
 	batch_release(&sb);
+	batch_release(&hb);
 	users_release(&u);
 	interactions_release(&train);
 	store_index_release(&tix);

@@ -13,6 +13,12 @@
  * are left out (a user unknown to train has none).  The positives: the
  * user's distinct positive items in the split.
  *
+ * The baselines (most popular, item-kNN, iALS: models/baselines.h) are
+ * fitted on the train split's positives at the first call, ranked on a
+ * split's users at its first call and kept in e->baselines for the later
+ * ones (they do not change between epochs).  A user's profile for kNN and
+ * iALS: its train positives and the items of its query record's history.
+ *
  * Scoring: a model with user and item vectors (two-tower) scores a block
  * of users against the whole item matrix with one sgemm; any other model
  * scores copies of the user's query with each item through its forward
@@ -30,9 +36,18 @@
 #include "eval.h"
 
 struct rank_eval_result {
-	struct rank_result model, popular; /* the model; most popular (train records) */
-	double seconds;
+	struct rank_result model;
+	/* the baselines on the same users (models/baselines.h): most popular
+	 * (train records), item-kNN and iALS over the user's profile (its train
+	 * positives and the query record's history) */
+	struct rank_result popular, knn, ials;
+	double seconds;          /* all of it */
+	double baseline_seconds; /* the baselines' share: fitted and ranked once per split */
 };
+
+/* The baselines' fitted models and results, kept by the evaluator between calls. */
+struct rank_baselines;
+void rank_baselines_free(struct rank_baselines *b);
 
 /*
  * Ranks the catalogue for every user of db (STORE_VALID or STORE_TEST)

@@ -400,25 +400,34 @@ static void emit(struct trainer *t, const char *split, int epoch, const struct e
 						    "mrr",    "coverage", "popularity"};
 		const double *v[] = {r->rank.recall, r->rank.ndcg,     r->rank.hit,
 				     r->rank.mrr,    r->rank.coverage, r->rank.popularity};
-		const double *p[] = {r->rank_popular.recall, r->rank_popular.ndcg,
-				     r->rank_popular.hit, r->rank_popular.mrr};
 		char key[48];
 		for (int q = 0; q < RANK_NK; q++)
 			for (int f = 0; f < 6; f++) {
 				snprintf(key, sizeof(key), "%s@%u", names[f], rank_k[q]);
 				jnum(line, sizeof(line), key, v[f][q], f == 5 ? 2 : 6);
 			}
-		for (int q = 0; q < RANK_NK; q++)
-			for (int f = 0; f < 4; f++) {
-				snprintf(key, sizeof(key), "baseline_%s@%u", names[f], rank_k[q]);
-				jnum(line, sizeof(line), key, p[f][q], 6);
-			}
 		jnum(line, sizeof(line), "loo_hr@10", r->rank.loo_hr, 6);
 		jnum(line, sizeof(line), "loo_ndcg@10", r->rank.loo_ndcg, 6);
-		jnum(line, sizeof(line), "baseline_loo_hr@10", r->rank_popular.loo_hr, 6);
-		jnum(line, sizeof(line), "baseline_loo_ndcg@10", r->rank_popular.loo_ndcg, 6);
+		/* the baselines: most popular ("baseline_"), item-kNN, iALS */
+		static const char *const prefix[] = {"baseline", "knn", "ials"};
+		const struct rank_result *base[] = {&r->rank_popular, &r->rank_knn, &r->rank_ials};
+		for (int bi = 0; bi < 3; bi++) {
+			const struct rank_result *x = base[bi];
+			const double *p[] = {x->recall, x->ndcg, x->hit, x->mrr};
+			for (int q = 0; q < RANK_NK; q++)
+				for (int f = 0; f < 4; f++) {
+					snprintf(key, sizeof(key), "%s_%s@%u", prefix[bi], names[f],
+						 rank_k[q]);
+					jnum(line, sizeof(line), key, p[f][q], 6);
+				}
+			snprintf(key, sizeof(key), "%s_loo_hr@10", prefix[bi]);
+			jnum(line, sizeof(line), key, x->loo_hr, 6);
+			snprintf(key, sizeof(key), "%s_loo_ndcg@10", prefix[bi]);
+			jnum(line, sizeof(line), key, x->loo_ndcg, 6);
+		}
 		jnum(line, sizeof(line), "rank_users", (double)r->rank.users, 0);
 		jnum(line, sizeof(line), "rank_seconds", r->rank_seconds, 3);
+		jnum(line, sizeof(line), "rank_baseline_seconds", r->rank_base_seconds, 3);
 	}
 	int n_terms;
 	const char *const *terms = model_losses(&t->model, &n_terms);

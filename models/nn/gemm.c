@@ -47,6 +47,23 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 		    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* LAPACK (Fortran ABI, in libopenblas): the trailing length of the uplo string. */
+void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda, float *b,
+	    const int *ldb, int *info, size_t uplo_len);
+
+int nn_spd_solve(int n, int nrhs, float *A, float *b)
+{
+	int info = 0, ld = n > 0 ? n : 1;
+
+	if (n <= 0 || nrhs <= 0)
+		return 0;
+	sposv_("U", &n, &nrhs, A, &ld, b, &ld, &info, 1);
+	if (info > 0)
+		return hr_error(HR_EFORMAT, "a %dx%d system is not positive definite (minor %d)", n,
+				n, info);
+	return info ? hr_error(HR_EINVAL, "sposv: argument %d is invalid", -info) : 0;
+}
+
 void nn_sgemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
 		  const float *B, int ldb, float beta, float *C, int ldc)
 {

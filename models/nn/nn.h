@@ -62,6 +62,15 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 	      const float *B, int ldb, float beta, float *C, int ldc);
 
 /*
+ * Solves A x = b for a symmetric positive definite A (n, n; both
+ * triangles filled, row or column major alike) and nrhs right-hand sides,
+ * b (nrhs, n) one per row, which on return hold the solutions; A is
+ * overwritten by its Cholesky factor.  LAPACK's sposv from OpenBLAS.  0,
+ * or HR_EFORMAT when A is not positive definite.
+ */
+int nn_spd_solve(int n, int nrhs, float *A, float *b);
+
+/*
  * The same contract as nn_sgemm, computed by a naive triple loop with
  * double accumulation, rounded to float once per element.  Slow; for tests
  * and for verifying the OpenBLAS kernel at start-up.

@@ -11,7 +11,12 @@
 #  4. leave-one-out (the NCF paper's protocol) on a loo store: HR@10 and
 #     NDCG@10 within bounds, the popular list's the same every epoch (the
 #     draws are the user's), and one user per held-out item;
-#  5. without --rank-metrics the lines carry none of it.
+#  5. without --rank-metrics the lines carry none of it;
+#  6. the item-kNN baseline's metrics equal a Python computation (numpy in
+#     float32, the C code's arithmetic and summation order: cosine over
+#     train positives, 100 neighbours, profiles of train positives and the
+#     query's history, unreached items by train positives below every
+#     reached one), and iALS's are within bounds and above chance.
 source "$(dirname "$0")/_lib.sh"
 
 "$BIN/mlgen" -q -o "$T/ml" --users 300 --items 300 --ratings 20000 --seed 5
@@ -64,6 +69,67 @@ def popular(split):
             sums["mrr@%d" % K] += 1 / (hits[0] + 1) if hits else 0
     return n, {k: v / n for k, v in sums.items()}
 
+import numpy as np
+f32 = np.float32
+pos_train = [r for r in train if r["label"] == 1]
+n_all = 1 + max(r["item"] for r in train)
+cnt = collections.Counter(r["item"] for r in pos_train)
+liked = collections.defaultdict(set)
+for r in pos_train:
+    liked[r["user"]].add(r["item"])
+by_item = collections.defaultdict(set)
+for r in pos_train:
+    by_item[r["item"]].add(r["user"])
+maxc = f32(max(max(cnt.values()), 1))
+floor = [f32(-1) + f32(0.5) * f32(cnt[j]) / maxc for j in range(n_all)]
+nbrs = {}
+for i in range(1, n_all):
+    if not cnt[i]:
+        continue
+    co = collections.Counter()
+    for u in by_item[i]:
+        for j in liked[u]:
+            if j != i:
+                co[j] += 1
+    sims = {j: f32(c) / np.sqrt(f32(cnt[i]) * f32(cnt[j])) for j, c in co.items()}
+    nbrs[i] = sorted(sims.items(), key=lambda t: (-t[1], t[0]))[:100]
+
+def ranked(split, scorer):
+    recs = rows("%s/%s.jsonl" % (T, split))
+    n_items = 1 + max(r["item"] for r in train + recs)
+    users = collections.OrderedDict()
+    for r in recs:  # key order: a user's first record is the query
+        u = users.setdefault(r["user_raw"], {"code": r["user"], "pos": set(), "q": r})
+        if r["label"] == 1 and r["item"] > 0:
+            u["pos"].add(r["item"])
+    sums = collections.defaultdict(float)
+    n = 0
+    for u in users.values():
+        if not u["pos"]:
+            continue
+        n += 1
+        skip = seen[u["code"]] if exclude and u["code"] > 0 else set()
+        score = scorer(u, n_items)
+        order = sorted(range(1, n_items), key=lambda j: (-score[j], j))
+        top = [j for j in order if j not in skip][:100]
+        for K in KS:
+            hits = [j for j, it in enumerate(top[:K]) if it in u["pos"]]
+            idcg = sum(1 / math.log2(j + 2) for j in range(min(K, len(u["pos"]))))
+            sums["recall@%d" % K] += len(hits) / len(u["pos"])
+            sums["hit@%d" % K] += bool(hits)
+            sums["ndcg@%d" % K] += sum(1 / math.log2(j + 2) for j in hits) / idcg
+            sums["mrr@%d" % K] += 1 / (hits[0] + 1) if hits else 0
+    return n, {k: v / n for k, v in sums.items()}
+
+def knn(u, n_items):
+    prof = sorted((liked[u["code"]] if u["code"] > 0 else set()) |
+                  {h for h in u["q"]["hist"] if h > 0})
+    s = [f32(0)] * n_items
+    for i in prof:
+        for j, v in nbrs.get(i, []):
+            s[j] = f32(s[j] + v)
+    return [floor[j] if s[j] == 0 else s[j] for j in range(n_items)]
+
 lines = [r for r in rows(metrics) if "recall@10" in r]
 assert len(lines) == 4, "2 epochs x (valid, test): %d" % len(lines)
 for r in lines:
@@ -72,6 +138,13 @@ for r in lines:
     for k, v in want.items():
         got = r["baseline_" + k]
         assert abs(got - v) < 2e-6, (r["split"], k, got, v)
+    n, want = ranked(r["split"], knn)
+    for k, v in want.items():
+        got = r["knn_" + k]
+        assert abs(got - v) < 2e-6, ("knn", r["split"], k, got, v)
+    for K in KS:
+        assert 0 < r["ials_recall@%d" % K] <= 1, r
+    assert r["ials_loo_hr@10"] > 0.2, r  # chance: 10 of 101
     for f in ("recall", "ndcg", "hit", "mrr", "coverage"):
         vals = [r["%s@%d" % (f, K)] for K in KS]
         assert all(0 <= x <= 1 for x in vals), (f, vals)
@@ -83,7 +156,7 @@ print("%s: %d users; popular recall@10 %.4f, model %.4f" % (
 PY
 }
 check "$T/ncf/metrics.jsonl" yes || fail "--rank-metrics: the popular list or the bounds (train items left out)"
-ok "the most-popular list's recall/ndcg/hit/mrr and the users equal Python's; the model's within bounds"
+ok "the most-popular list's and item-kNN's recall/ndcg/hit/mrr and the users equal Python's; iALS and the model within bounds"
 check "$T/ncf-all/metrics.jsonl" no || fail "--rank-metrics --rank-exclude no"
 ok "--rank-exclude no: the same with the train items ranked too"
 
