@@ -9,6 +9,12 @@
 #   BENCH_TRAIN    0 skips the training benchmarks (default 1)
 #   BENCH_EPOCHS   training epochs for the accuracy comparison (default 2)
 #   BENCH_TORCH    0 skips the PyTorch reference (default 1)
+#   BENCH_ONLY     the sections to run, by name (default: all): ingest, loader,
+#                  train (ncf and dssm; implied by din, inttower and dien, whose
+#                  lines compare with dssm), zoo (neumf, twotower, autorec), din,
+#                  inttower, autoint, dien, rank, retrieval; e.g.
+#                  BENCH_ONLY="inttower dien retrieval".  A section's body keeps
+#                  the file's indentation: `if want NAME; then` ... `fi` mark it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-bin}
@@ -35,6 +41,11 @@ if [ -n "$missing" ]; then
 fi
 mkdir -p "$W"
 DATA="$W/ml-1m-$RATINGS"
+want() { # NAME: whether BENCH_ONLY (empty: everything) names the section
+	[ -z "${BENCH_ONLY:-}" ] && return 0
+	case " ${BENCH_ONLY//,/ } " in *" $1 "*) return 0 ;; esac
+	return 1
+}
 
 # Generated afresh each run (under a second): data from an older bin/mlgen
 # would not match the oracle of this one.
@@ -44,6 +55,7 @@ rm -rf "$DATA"
 oracle=$("$BIN/mlgen" --oracle "$DATA")
 echo "{\"bench\":\"mlgen_oracle\",\"ratings\":$RATINGS,\"result\":$oracle}"
 
+if want ingest; then
 # hogrec ingest: best wall time of REPEAT runs, peak RSS of that run.
 best=""
 for i in $(seq "$REPEAT"); do
@@ -68,6 +80,7 @@ if [ "$PANDAS" = 1 ]; then
 	rm -rf "$W/pandas.lmdb"
 fi
 rm -rf "$W/hogrec.lmdb"
+fi
 
 [ "${BENCH_TRAIN:-1}" = 1 ] || exit 0
 
@@ -96,6 +109,7 @@ if [ "${BENCH_TORCH:-1}" = 1 ]; then
 	learner=$(echo "$learner_json" | sed -n 's/.*"auc": \([0-9.]*\).*/\1/p')
 fi
 
+if want loader; then
 # The loader alone, one thread, in steady state (the last of 3 epochs: the
 # first also maps the store's pages in).
 declare -A loader
@@ -105,10 +119,12 @@ for m in ncf dssm; do
 	echo "$line"
 	loader[$m]=$(echo "$line" | sed -n 's/.*"records_per_s":\([0-9.]*\).*/\1/p')
 done
+fi
 
 last_test() { grep '"split":"test"' "$1" | tail -1; }
 field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p"; }
 declare -A rate auc
+if want train || want din || want inttower || want dien; then
 for m in ncf dssm; do
 	for t in 1 2; do
 		rm -rf "$W/train-$m-$t"
@@ -150,6 +166,7 @@ awk -v o="$oracle" -v d1="${rate[dssm-1]}" -v d2="${rate[dssm-2]}" -v n1="${rate
 	if (tn > 0) printf "\"ncf_vs_torch_speed\":%.2f,\"ncf_auc_minus_torch\":%.4f,", n2 / tn, an2 - atn;
 	printf "\"dssm_gflops\":%s,\"sgemm_peak_gflops\":%s,\"dssm_share_of_sgemm_peak\":%.2f}\n", fl, pk, fl / pk;
     }'
+fi
 
 # ---- the zoo: each model beside its PyTorch twin, same store, options,
 # batch, epochs and BLAS kernel; --early-stop 0 on both sides.
@@ -175,11 +192,12 @@ zoo() { # name hogrec-store torch-script [shared options...]
 	fi
 }
 declare -A rmse
+STORE_ALL="$W/ml-1m-$RATINGS-user-all.lmdb"
+if want zoo; then
 zoo neumf "$STORE" torch_ref.py --model neumf --epochs "$EPOCHS"
 # LibRecommender's TwoTower defaults: embed_size 16, softmax loss.
 zoo twotower "$STORE" torch_twotower.py --epochs "$EPOCHS" --emb-dim 16
 # AutoRec regresses every rating (the 3s too): an implicit store, per-user split.
-STORE_ALL="$W/ml-1m-$RATINGS-user-all.lmdb"
 "$BIN/ingest" -q --force --label implicit --split user -o "$STORE_ALL" "$DATA"
 AR_EPOCHS=${BENCH_AUTOREC_EPOCHS:-10}
 zoo autorec "$STORE_ALL" torch_autorec.py --epochs "$AR_EPOCHS" --batch 64 --l2 0.001
@@ -198,6 +216,8 @@ awk -v an="${auc[neumf]}" -v tan="${auc[torch-neumf]:-0}" -v rn="${rate[neumf]}"
 	if (tsa > 0) printf "\"autorec_rmse_minus_torch\":%.4f,\"autorec_vs_torch_speed\":%.2f,\"autorec_target_speed\":5,", ra - tra, sa / tsa;
 	printf "\"neumf_samples_per_s\":%s,\"twotower_samples_per_s\":%s,\"autorec_rows_per_s\":%s}\n", rn, rt, sa;
     }'
+fi
+if want din; then
 # --- din: begin ---
 # DIN beside its twin (DeepCTR-Torch's DIN: Dice attention unit (64, 16), MLP
 # 256,128) on the per-user store, and beside the DNN two-tower's AUC (dssm,
@@ -214,6 +234,8 @@ awk -v a="${auc[din]}" -v ta="${auc[torch-din]:-0}" -v r="${rate[din]}" \
 	printf "\"samples_per_s\":%s,\"target_speed\":5,\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f}\n", r, d, a - d;
     }'
 # --- din: end ---
+fi
+if want inttower; then
 # ---- inttower (issue 11) ------------------------------------------------
 # IntTower beside its twin on the per-user store: samples/s against the
 # twin's (target 2), its FLOP rate against this run's sgemm peak (target
@@ -231,8 +253,10 @@ awk -v a="${auc[inttower]}" -v ta="${auc[torch-inttower]:-0}" -v r="${rate[intto
 	printf "\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f}\n", ad, a - ad;
     }'
 # ---- end inttower ---------------------------------------------------------
+fi
 rm -rf "$STORE_ALL"
 
+if want autoint; then
 # ---- autoint (issue 11): FuxiCTR's AutoInt beside bench/torch_autoint.py,
 # its defaults on both sides and FuxiCTR's embedding_dim 10.  Targets: test
 # AUC at least the twin's - 0.005; samples/s at least 5x the twin's.
@@ -245,11 +269,14 @@ awk -v a="${auc[autoint]}" -v ta="${auc[torch-autoint]:-0}" -v r="${rate[autoint
 	printf "\"target_auc_minus_torch\":-0.005,\"target_speed\":5}\n";
     }'
 # ---- end autoint
+fi
 
+if want rank; then
 # ---- ranking (issue 12): the whole catalogue for every valid and test user
 # of the store, by twotower (one sgemm of user vectors against the item
-# matrix, then a top-100 heap per user) and by ncf (its forward pass over
-# every user x item pair), beside the most-popular list.  rank_seconds is
+# matrix, then a top-100 selection per user) and by ncf (its forward pass
+# over every user x item pair), beside the baselines (most popular,
+# item-kNN, iALS: docs/models.md).  rank_seconds is
 # the ranking's share of an evaluation (reading the split, the train
 # interactions, scoring, top K); users/s from the test line.
 for m in twotower ncf; do
@@ -260,11 +287,47 @@ for m in twotower ncf; do
 	echo "$line" | /usr/bin/python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-keep = ("recall@10", "ndcg@10", "recall@100", "baseline_recall@10", "baseline_ndcg@10",
-        "coverage@100", "loo_hr@10", "baseline_loo_hr@10", "rank_users", "rank_seconds")
+keep = ["recall@10", "ndcg@10", "recall@100", "coverage@100", "loo_hr@10"]
+keep += [p + k for p in ("baseline_", "knn_", "ials_")
+         for k in ("recall@10", "ndcg@10", "recall@100", "loo_hr@10")]
+keep += ["rank_users", "rank_seconds", "rank_baseline_seconds"]
 out = {"bench": "rank", "model": r["model"], "core": sys.argv[1]}
 out.update({k: r.get(k) for k in keep})
 out["users_per_s"] = round(r["rank_users"] / r["rank_seconds"], 1) if r.get("rank_seconds") else None
 print(json.dumps(out, separators=(",", ":")))' "$core"
 done
 # ---- end ranking
+fi
+
+if want retrieval; then
+# ---- retrieval: full-catalogue top-100 for every user of the store, one
+# thread (bin/blasbench retrieval: random vectors of twotower's width 16 and
+# of 64, the store's users, items and train exclusions), beside the same
+# sgemm calls alone (the roofline; target: half of it) and the same scoring
+# in PyTorch and numpy (bench/torch_retrieval.py, the same inputs, block and
+# kernel).  Both sides timed in CPU seconds of their one thread.
+for dim in 16 64; do
+	rdir="$W/retrieval-$dim"
+	mkdir -p "$rdir"
+	rline=$(kernel "$BIN/blasbench" retrieval --store "$STORE" --dim "$dim" --save "$rdir")
+	echo "$rline"
+	tline='{}'
+	if [ "${BENCH_TORCH:-1}" = 1 ]; then
+		tline=$(OPENBLAS_CORETYPE="$core" /usr/bin/python3 "$ROOT/bench/torch_retrieval.py" "$rdir")
+		echo "$tline"
+	fi
+	/usr/bin/python3 -c '
+import json, sys
+h, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+out = {"bench": "retrieval_summary", "dim": h["dim"], "users": h["users"], "items": h["items"],
+       "users_per_s": h["users_per_s"], "roofline_share": h["roofline_share"],
+       "target_roofline_share": 0.5}
+if t.get("torch_users_per_s"):
+    out.update(torch_users_per_s=t["torch_users_per_s"], numpy_users_per_s=t["numpy_users_per_s"],
+               vs_torch=round(h["users_per_s"] / t["torch_users_per_s"], 2),
+               vs_numpy=round(h["users_per_s"] / t["numpy_users_per_s"], 2),
+               torch_agree=t["torch_agree"])
+print(json.dumps(out, separators=(",", ":")))' "$rline" "$tline"
+done
+# ---- end retrieval
+fi

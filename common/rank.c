@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "simd.h"
 
 const uint32_t rank_k[RANK_NK] = {10, 20, 50, 100};
 
@@ -54,7 +55,7 @@ static void sift_up(float *s, uint32_t *ix, uint32_t i)
 	ix[i] = ki;
 }
 
-uint32_t rank_topk(const float *score, uint32_t n, const uint32_t *skip, uint32_t n_skip,
+static uint32_t topk_heap(const float *score, uint32_t n, const uint32_t *skip, uint32_t n_skip,
 		   uint32_t k, uint32_t *idx, float *heap_s, uint32_t *heap_i)
 {
 	uint32_t h = 0, next = 0;
@@ -85,6 +86,241 @@ uint32_t rank_topk(const float *score, uint32_t n, const uint32_t *skip, uint32_
 		sift_down(heap_s, heap_i, m - 1, 0);
 	}
 	return h;
+}
+
+/*
+ * An item as one integer that orders as rank_topk does: higher for a
+ * higher score, then for a lower index.  The score's bits are mapped so
+ * that unsigned order is float order (-0 taken as +0: equal scores tie);
+ * the index is complemented below them.  NaN never gets here.
+ */
+static inline uint64_t topk_key(float s, uint32_t j)
+{
+	uint32_t u;
+
+	if (s == 0)
+		s = 0;
+	memcpy(&u, &s, sizeof(u));
+	u = u & 0x80000000u ? ~u : u | 0x80000000u;
+	return (uint64_t)u << 32 | (UINT32_MAX - j);
+}
+
+/* Moves the k largest of key[0 .. n) (n > k) to the front, in no order (quickselect). */
+static void keys_select(uint64_t *key, uint32_t n, uint32_t k)
+{
+	uint32_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		uint64_t a = key[lo], b = key[lo + (hi - lo) / 2], c = key[hi];
+		uint64_t p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+		uint32_t i = lo, j = hi;
+		while (i <= j) { /* Hoare, descending: [lo, j] >= p >= [i, hi] */
+			while (key[i] > p)
+				i++;
+			while (key[j] < p)
+				j--;
+			if (i <= j) {
+				uint64_t t = key[i];
+				key[i++] = key[j];
+				key[j] = t;
+				if (j-- == 0)
+					break;
+			}
+		}
+		/* the first k are [0, k): done once the split falls at k */
+		if (k - 1 <= j)
+			hi = j;
+		else if (k - 1 >= i)
+			lo = i;
+		else
+			return;
+	}
+}
+
+/* Sorts key[0 .. n) descending (bottom-up merges, branch-free steps), tmp of n. */
+static void keys_sort(uint64_t *key, uint64_t *tmp, uint32_t n)
+{
+	uint64_t *a = key, *b = tmp;
+
+	for (uint32_t w = 1; w < n; w *= 2) {
+		for (uint32_t lo = 0; lo < n; lo += 2 * w) {
+			uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			uint32_t i = lo, j = mid, o = lo;
+			while (i < mid && j < hi) {
+				uint64_t x = a[i], y = a[j];
+				int take = x >= y;
+				b[o++] = take ? x : y;
+				i += take;
+				j += !take;
+			}
+			while (i < mid)
+				b[o++] = a[i++];
+			while (j < hi)
+				b[o++] = a[j++];
+		}
+		uint64_t *t = a;
+		a = b;
+		b = t;
+	}
+	if (a != key)
+		memcpy(key, a, n * sizeof(*key));
+}
+
+/* 16 floats (one AVX-512 register; two AVX2, four SSE registers in the other clones). */
+typedef float topk_v16 __attribute__((vector_size(64)));
+typedef int32_t topk_m16 __attribute__((vector_size(64)));
+
+/* (Helpers of vector type would change the ABI between clones: macros.) */
+#define V16_LOAD(v, p) memcpy(&(v), (p), sizeof(topk_v16))
+/* lane-wise m = x where x > m (a NaN lane of x keeps m) */
+#define V16_MAX_INTO(m, x)                                                                  \
+	do {                                                                                \
+		topk_m16 g_ = (x) > (m);                                                    \
+		(m) = (topk_v16)((g_ & (topk_m16)(x)) | (~g_ & (topk_m16)(m)));             \
+	} while (0)
+
+/* The mask's lanes as bits (lane j: bit j). */
+static inline uint32_t m16_bits(const topk_m16 *g)
+{
+	static const topk_m16 bit = {1,     2,     4,     8,     16,    32,    64,    128,
+				     256,   512,   1024,  2048,  4096,  8192,  16384, 32768};
+	topk_m16 b = *g & bit;
+	uint64_t w[8];
+
+	memcpy(w, &b, sizeof(w));
+	w[0] |= w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7];
+	return (uint32_t)(w[0] | w[0] >> 32);
+}
+
+/* The r-th largest (0-based) of v[0 .. n) (n > r), v reordered: quickselect. */
+static float nth_largest(float *v, uint32_t n, uint32_t r)
+{
+	uint32_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
+		float p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+		uint32_t i = lo, j = hi;
+		while (i <= j) { /* Hoare: [lo, j] >= p >= [i, hi] */
+			while (v[i] > p)
+				i++;
+			while (v[j] < p)
+				j--;
+			if (i <= j) {
+				float t = v[i];
+				v[i++] = v[j];
+				v[j] = t;
+				if (j-- == 0)
+					break;
+			}
+		}
+		if (r <= j)
+			hi = j;
+		else if (r >= i)
+			lo = i;
+		else
+			return p;
+	}
+	return v[r];
+}
+
+#define TOPK_BUF (4 * RANK_KMAX)
+
+/*
+ * A threshold first, then the few items that reach it.  The catalogue is
+ * cut into ~2.5 k groups (lane j of each run of R consecutive 16-float
+ * vectors), and one vectorised pass takes each group's maximum over the
+ * items not skipped; the k-th largest of those maxima, t, is at most the
+ * k-th best score (k groups hold an item at least t).  A second vectorised
+ * pass collects the items at or above t (random scores: ~1.2 k), and the
+ * k best of them are selected and ordered exactly (score, then index: one
+ * integer key each, so that the selection and the merge sort compare
+ * integers).
+ * Where the groups are too few or the candidates too many (many equal
+ * scores), the heap does it.  No allocation; ~n / 16 vector operations
+ * plus O(k log k).
+ */
+HR_MULTIVERSION
+static uint32_t topk_fast(const float *score, uint32_t n, const uint32_t *skip, uint32_t n_skip,
+			  uint32_t k, uint32_t *idx, float *heap_s, uint32_t *heap_i)
+{
+	float gmax[TOPK_BUF + 32];
+	uint64_t key[TOPK_BUF], tmp[TOPK_BUF];
+	uint32_t nb = 0, next = 0;
+	uint32_t nvec = n / 16, R = nvec / (5 * k / 2 / 16 + 1), G;
+
+	if (k == 0)
+		return 0;
+	if (R == 0)
+		R = 1;
+	G = 16 * ((nvec + R - 1) / R);
+	if (k > RANK_KMAX || nvec == 0 || G < 2 * k || G > TOPK_BUF + 32)
+		return topk_heap(score, n, skip, n_skip, k, idx, heap_s, heap_i);
+	/* pass 1: the groups' maxima over the items not skipped (the tail past nvec aside) */
+	const topk_v16 ninf = (topk_v16){0} - INFINITY;
+	for (uint32_t c = 0, g = 0; c < nvec; c += R, g += 16) {
+		topk_v16 m = ninf;
+		uint32_t end = c + R < nvec ? c + R : nvec;
+		for (uint32_t v = c; v < end; v++) {
+			topk_v16 x;
+			V16_LOAD(x, score + 16 * (size_t)v);
+			while (next < n_skip && skip[next] < 16 * v)
+				next++;
+			if (next < n_skip && skip[next] < 16 * v + 16) {
+				float lane[16];
+				memcpy(lane, &x, sizeof(lane));
+				for (; next < n_skip && skip[next] < 16 * v + 16; next++)
+					lane[skip[next] - 16 * v] = -INFINITY;
+				memcpy(&x, lane, sizeof(lane));
+			}
+			V16_MAX_INTO(m, x);
+		}
+		memcpy(gmax + g, &m, sizeof(m));
+	}
+	float t = nth_largest(gmax, G, k - 1);
+	if (t == -INFINITY) /* fewer than k groups with an item: -inf scores or skips */
+		return topk_heap(score, n, skip, n_skip, k, idx, heap_s, heap_i);
+	/* pass 2: the items at or above t, not skipped, in index order */
+	const topk_v16 tv = (topk_v16){0} + t;
+	next = 0;
+	for (uint32_t v = 0; v <= nvec; v++) {
+		uint32_t lo = 16 * v, bits;
+		if (v < nvec) {
+			topk_v16 x;
+			V16_LOAD(x, score + lo);
+			topk_m16 ge = x >= tv;
+			bits = m16_bits(&ge);
+		} else { /* the tail */
+			bits = 0;
+			for (uint32_t j = lo; j < n; j++)
+				bits |= (uint32_t)(score[j] >= t) << (j - lo);
+		}
+		for (; bits; bits &= bits - 1) {
+			uint32_t j = lo + (uint32_t)__builtin_ctz(bits);
+			while (next < n_skip && skip[next] < j)
+				next++;
+			if (next < n_skip && skip[next] == j)
+				continue;
+			if (nb == TOPK_BUF) /* too many equal to t */
+				return topk_heap(score, n, skip, n_skip, k, idx, heap_s, heap_i);
+			key[nb++] = topk_key(score[j], j);
+		}
+	}
+	if (nb > k) {
+		keys_select(key, nb, k);
+		nb = k;
+	}
+	keys_sort(key, tmp, nb);
+	for (uint32_t r = 0; r < nb; r++)
+		idx[r] = UINT32_MAX - (uint32_t)key[r];
+	return nb;
+}
+
+/* (The clones are internal: clang wants target_clones on every declaration of an exported function.) */
+uint32_t rank_topk(const float *score, uint32_t n, const uint32_t *skip, uint32_t n_skip,
+		   uint32_t k, uint32_t *idx, float *heap_s, uint32_t *heap_i)
+{
+	return topk_fast(score, n, skip, n_skip, k, idx, heap_s, heap_i);
 }
 
 int rank_acc_init(struct rank_acc *a, uint32_t n_items, const float *weight)

@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/npy.h"
 #include "common/parse.h"
 #include "trainer/ckpt.h"
 
@@ -316,44 +317,6 @@ static int cmd_verify(int argc, char **argv)
 
 /* ---- export ---- */
 
-/* One .npy file (format 1.0), written to OUT.tmp-PID and renamed to out. */
-static int write_npy(const char *out, const float *data, uint64_t rows, uint64_t cols)
-{
-	char head[128], tmp[PATH_MAX];
-	int dict = snprintf(head + 10, sizeof(head) - 10,
-			    "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRIu64
-			    ", %" PRIu64 "), }",
-			    rows, cols);
-	size_t len = 10 + (size_t)dict + 1, pad = (64 - len % 64) % 64, hlen;
-	FILE *f;
-	int e = 0;
-
-	/* magic, version 1.0, little-endian header length; header ends in '\n' */
-	memcpy(head, "\x93NUMPY\x01\x00", 8);
-	hlen = (size_t)dict + pad + 1;
-	head[8] = (char)(hlen & 0xff);
-	head[9] = (char)(hlen >> 8);
-	memset(head + 10 + dict, ' ', pad);
-	head[len + pad - 1] = '\n';
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", out, (long)getpid()) >= sizeof(tmp))
-		return hr_error(HR_EINVAL, "path too long: '%s'", out);
-	f = fopen(tmp, "wb");
-	if (!f)
-		return hr_error(HR_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-	if (fwrite(head, 1, len + pad, f) != len + pad ||
-	    (rows * cols != 0 && fwrite(data, sizeof(float), rows * cols, f) != rows * cols))
-		e = errno ? errno : EIO;
-	if (fclose(f) != 0 && !e)
-		e = errno;
-	if (!e && rename(tmp, out) < 0)
-		e = errno;
-	if (e) {
-		unlink(tmp);
-		return hr_error(HR_EIO, "cannot write '%s': %s", out, strerror(e));
-	}
-	return 0;
-}
-
 static int export_all(const struct ckpt *c, const char *outdir)
 {
 	if (mkdir(outdir, 0755) < 0 && !(errno == EEXIST && path_is_dir(outdir)))
@@ -372,7 +335,7 @@ static int export_all(const struct ckpt *c, const char *outdir)
 			name[0] = '_';
 		rc = path_join(p, sizeof(p), outdir, name);
 		if (!rc)
-			rc = write_npy(p, d, r, k);
+			rc = npy_write(p, NPY_F32, d, r, k);
 		if (rc)
 			return rc;
 		log_info("wrote '%s' (%" PRIu64 " x %" PRIu64 ")", p, r, k);
@@ -418,7 +381,7 @@ static int cmd_export(int argc, char **argv)
 			rc = hr_error(HR_ENOENT, "no tensor '%s' in '%s' (ckpt inspect lists them)",
 				      tensor, ckpt_path(c));
 		else
-			rc = write_npy(out, d, r, k);
+			rc = npy_write(out, NPY_F32, d, r, k);
 	}
 	ckpt_close(c);
 	return rc ? die(rc) : 0;

@@ -16,7 +16,8 @@
 #     float32, the C code's arithmetic and summation order: cosine over
 #     train positives, 100 neighbours, profiles of train positives and the
 #     query's history, unreached items by train positives below every
-#     reached one), and iALS's are within bounds and above chance.
+#     reached one), and iALS's are within bounds and above chance;
+#  7. bin/blasbench retrieval's top 100 of every user equals numpy's sort.
 source "$(dirname "$0")/_lib.sh"
 
 "$BIN/mlgen" -q -o "$T/ml" --users 300 --items 300 --ratings 20000 --seed 5
@@ -201,3 +202,41 @@ ok "leave-one-out HR@10 and NDCG@10: within bounds, the popular list's fixed, on
 train --model ncf --out "$T/plain" --epochs 1 >"$T/plain.jsonl"
 grep -q '"recall@10"' "$T/plain.jsonl" && fail "ranking metrics without --rank-metrics"
 ok "no ranking metrics unless asked"
+
+# 7. bin/blasbench retrieval (make bench's full-catalogue top-100): its
+#    answer for every user of the store equals numpy's full sort of the same
+#    scores with the same exclusions (near-equal scores may swap: float
+#    rounding of two GEMMs), and bad input exits as documented.
+mkdir -p "$T/rb"
+"$BIN/blasbench" retrieval --store "$T/ex.lmdb" --dim 8 --seconds 0.01 --save "$T/rb" \
+	>"$T/rb.json" || fail "blasbench retrieval on a store"
+/usr/bin/python3 - "$T/rb" "$T/rb.json" "$T/train.jsonl" <<'PY' || fail "blasbench retrieval's top K"
+import json, os, sys
+import numpy as np
+d = sys.argv[1]
+r = json.load(open(sys.argv[2]))
+L = lambda n: np.load(os.path.join(d, n + ".npy"))
+U, V, off, skip, top = L("U"), L("V"), L("skip_off").ravel(), L("skip").ravel(), L("topk")
+train = [json.loads(l) for l in open(sys.argv[3])]
+n_users = max(t["user"] for t in train)
+assert r["users"] == n_users == U.shape[0] and r["items"] == V.shape[0], (r, U.shape, n_users)
+seen = {}
+for t in train:
+    seen.setdefault(t["user"], set()).add(t["item"])
+exact = 0
+for u in range(n_users):
+    assert set(skip[off[u]:off[u + 1]]) == seen.get(u + 1, set()) | {0}, u
+    s = U[u].astype(np.float64) @ V.T.astype(np.float64)
+    s[skip[off[u]:off[u + 1]]] = -np.inf
+    want = np.lexsort((np.arange(len(s)), -s))[:top.shape[1]]
+    exact += bool(np.array_equal(want, top[u]))
+    assert np.all(np.abs(s[top[u]] - s[want]) < 1e-4), u  # a swap only between near-equal scores
+assert exact >= 0.98 * n_users, (exact, n_users)
+assert 0 < r["roofline_share"] and r["users_per_s"] > 0, r
+print("retrieval: %d users, %d of them exactly as numpy" % (n_users, exact))
+PY
+ok "blasbench retrieval: every user's top 100 as numpy's sort, the train items and padding left out"
+expect_exit 66 "$BIN/blasbench" retrieval --store "$T/none.lmdb"
+grep -q "none.lmdb" "$T/err" || fail "blasbench retrieval: a missing store not named"
+expect_exit 64 "$BIN/blasbench" retrieval -k 0
+ok "blasbench retrieval: a missing store exits 66 naming it, -k 0 exits 64"

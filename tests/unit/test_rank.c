@@ -34,14 +34,16 @@ static int by_score(const void *a, const void *b)
 
 static void test_topk_matches_sort(void **state)
 {
-	enum { N = 500 };
-	float score[N], hs[RANK_KMAX + 7];
-	uint32_t idx[RANK_KMAX + 7], hi[RANK_KMAX + 7], all[N], skip[60];
+	enum { N = 5000 }; /* catalogues past 4 k: the threshold path of rank_topk */
+	static float score[N];
+	float hs[RANK_KMAX + 7];
+	static uint32_t all[N];
+	uint32_t idx[RANK_KMAX + 7], hi[RANK_KMAX + 7], skip[60];
 	struct rng r;
 	(void)state;
 
 	for (uint64_t seed = 1; seed <= 200; seed++) {
-		uint32_t n = 1 + (uint32_t)(seed * 37 % N), n_skip = 0, m = 0;
+		uint32_t n = 1 + (uint32_t)(seed * (seed % 2 ? 37 : 379) % N), n_skip = 0, m = 0;
 		uint32_t k = 1 + (uint32_t)(seed * 13 % (RANK_KMAX + 7));
 		rng_seed(&r, seed, 1);
 		for (uint32_t i = 0; i < n; i++) /* few distinct values: many ties */
