@@ -31,6 +31,32 @@ product_bug() { echo "FAIL (product bug): $*" >&2; bugs=$((bugs + 1)); }
 "$BIN/ingest" -q --split user --label implicit -o "$T/im.lmdb" "$T/ml"
 train() { "$BIN/trainer" -q --threads 1 "$@"; }
 
+# Under a sanitizer (make asan, make tsan) the checks below, whose margins
+# need thousands of steps, give way to a smoke run of every model that
+# bin/trainer lists: one epoch on a small store with two workers (Hogwild
+# under TSan), the ranking metrics and their baselines, and --predict from
+# the checkpoint.  make test runs the checks themselves; sanitized, they
+# took three quarters of CI's time.
+if [ -n "${HOGREC_SANITIZER:-}" ]; then
+	"$BIN/mlgen" -q -o "$T/small" --users 80 --items 60 --ratings 3000 --seed 2
+	"$BIN/ingest" -q --split user -o "$T/small.lmdb" "$T/small"
+	"$BIN/ingest" -q --split user --label implicit -o "$T/small-im.lmdb" "$T/small"
+	models=$("$BIN/trainer" --help | sed -n '/^models:/,/^$/s/^  \([a-z]*\)  .*/\1/p')
+	[ "$(echo "$models" | wc -w)" -ge 9 ] || fail "trainer --help lists too few models: $models"
+	for m in $models; do
+		store="$T/small.lmdb"
+		[ "$m" = autorec ] && store="$T/small-im.lmdb"
+		"$BIN/trainer" -q --threads 2 --data "$store" --model "$m" --out "$T/smoke-$m" \
+			--epochs 1 --batch 32 --rank-metrics yes >"$T/smoke-$m.jsonl" ||
+			fail "$m: one epoch under $HOGREC_SANITIZER"
+		grep -q '"split":"test".*"recall@10"' "$T/smoke-$m.jsonl" || fail "$m: no ranked test line"
+		"$BIN/trainer" --data "$store" --out "$T/smoke-$m" --predict test --limit 50 \
+			>/dev/null || fail "$m: --predict under $HOGREC_SANITIZER"
+	done
+	ok "every model ($(echo $models | wc -w)) trains, ranks and predicts under $HOGREC_SANITIZER"
+	exit 0
+fi
+
 # py FILE CODE... : runs a Python check with the JSON lines of FILE in `rows`
 py() {
 	local f=$1; shift
