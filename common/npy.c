@@ -10,8 +10,7 @@
 
 #include "err.h"
 
-int npy_write(const char *out, enum npy_dtype dtype, const void *data, uint64_t rows,
-	      uint64_t cols)
+int npy_write(const char *out, enum npy_dtype dtype, const void *data, uint64_t rows, uint64_t cols)
 {
 	static const char *const descr[] = {"<f4", "<u4", "<u8"};
 	static const size_t size[] = {4, 4, 8};

@@ -56,7 +56,7 @@ static void sift_up(float *s, uint32_t *ix, uint32_t i)
 }
 
 static uint32_t topk_heap(const float *score, uint32_t n, const uint32_t *skip, uint32_t n_skip,
-		   uint32_t k, uint32_t *idx, float *heap_s, uint32_t *heap_i)
+			  uint32_t k, uint32_t *idx, float *heap_s, uint32_t *heap_i)
 {
 	uint32_t h = 0, next = 0;
 
@@ -144,7 +144,8 @@ static void keys_sort(uint64_t *key, uint64_t *tmp, uint32_t n)
 
 	for (uint32_t w = 1; w < n; w *= 2) {
 		for (uint32_t lo = 0; lo < n; lo += 2 * w) {
-			uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			uint32_t mid = lo + w < n ? lo + w : n,
+				 hi = lo + 2 * w < n ? lo + 2 * w : n;
 			uint32_t i = lo, j = mid, o = lo;
 			while (i < mid && j < hi) {
 				uint64_t x = a[i], y = a[j];
@@ -173,17 +174,17 @@ typedef int32_t topk_m16 __attribute__((vector_size(64)));
 /* (Helpers of vector type would change the ABI between clones: macros.) */
 #define V16_LOAD(v, p) memcpy(&(v), (p), sizeof(topk_v16))
 /* lane-wise m = x where x > m (a NaN lane of x keeps m) */
-#define V16_MAX_INTO(m, x)                                                                  \
-	do {                                                                                \
-		topk_m16 g_ = (x) > (m);                                                    \
-		(m) = (topk_v16)((g_ & (topk_m16)(x)) | (~g_ & (topk_m16)(m)));             \
+#define V16_MAX_INTO(m, x)                                                      \
+	do {                                                                    \
+		topk_m16 g_ = (x) > (m);                                        \
+		(m) = (topk_v16)((g_ & (topk_m16)(x)) | (~g_ & (topk_m16)(m))); \
 	} while (0)
 
 /* The mask's lanes as bits (lane j: bit j). */
 static inline uint32_t m16_bits(const topk_m16 *g)
 {
-	static const topk_m16 bit = {1,     2,     4,     8,     16,    32,    64,    128,
-				     256,   512,   1024,  2048,  4096,  8192,  16384, 32768};
+	static const topk_m16 bit = {1,   2,   4,    8,    16,   32,   64,    128,
+				     256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
 	topk_m16 b = *g & bit;
 	uint64_t w[8];
 

@@ -85,8 +85,7 @@ uint64_t ials_scratch_floats(const struct ials *m, uint32_t max_items);
  * gets x = 0.  HR_EFORMAT when the solve fails (reg 0 and a degenerate
  * profile: not positive definite).
  */
-int ials_fold_in(const struct ials *m, const uint32_t *items, uint32_t n, float *scratch,
-		 float *x);
+int ials_fold_in(const struct ials *m, const uint32_t *items, uint32_t n, float *scratch, float *x);
 /* S (n_users, n_items) = X Y' for folded-in factors X (n_users, f): one GEMM. */
 void ials_score(const struct ials *m, const float *X, uint32_t n_users, float *S);
 void ials_release(struct ials *m);

@@ -131,8 +131,7 @@ uint64_t ials_scratch_floats(const struct ials *m, uint32_t max_items)
 	return (uint64_t)m->f * max_items + (uint64_t)m->f * m->f + m->f;
 }
 
-int ials_fold_in(const struct ials *m, const uint32_t *items, uint32_t n, float *scratch,
-		 float *x)
+int ials_fold_in(const struct ials *m, const uint32_t *items, uint32_t n, float *scratch, float *x)
 {
 	return solve_row(m->Y, m->YY, m->f, m->alpha, m->reg, items, n, scratch, x);
 }

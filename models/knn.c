@@ -73,7 +73,8 @@ int knn_fit(struct knn *m, const struct interactions *x, uint32_t k)
 		/* the k largest (ties to the lower id), the item itself and the padding left out */
 		uint32_t *nb = m->nbr + (size_t)i * k, skip[2] = {0, i};
 		float *sv = m->sim + (size_t)i * k;
-		uint32_t got = nt ? rank_topk(co, N, skip, 2, k < nt ? k : nt, nb, heap_s, heap_i) : 0;
+		uint32_t got = nt ? rank_topk(co, N, skip, 2, k < nt ? k : nt, nb, heap_s, heap_i) :
+				    0;
 		for (uint32_t t = 0; t < got; t++)
 			sv[t] = co[nb[t]];
 		for (uint32_t t = 0; t < nt; t++)

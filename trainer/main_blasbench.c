@@ -135,7 +135,8 @@ static int store_skips(const char *path, uint32_t *n_users, uint32_t *n_items, u
 		*off = malloc(((size_t)x.n_users + 1) * sizeof(uint64_t));
 		*skip = malloc(((size_t)x.n + x.n_users + 1) * sizeof(uint32_t));
 		if (!*off || !*skip)
-			rc = hr_error(HR_ENOMEM, "out of memory for %u users' exclusions", x.n_users);
+			rc = hr_error(HR_ENOMEM, "out of memory for %u users' exclusions",
+				      x.n_users);
 	}
 	uint64_t n = 0;
 	for (uint32_t u = 1; !rc && u < x.n_users; u++) {
@@ -271,7 +272,8 @@ static int retrieval_main(int argc, char **argv, char **full_argv)
 		default: log_error("bad option (see retrieval --help)"); return EXIT_USAGE;
 		}
 		if (bad)
-			return usage_error("bad value for an option (see retrieval --help):", optarg);
+			return usage_error("bad value for an option (see retrieval --help):",
+					   optarg);
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument", argv[optind]);

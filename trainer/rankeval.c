@@ -125,9 +125,9 @@ struct rank_baselines {
 	struct knn knn;
 	struct ials ials;
 	int fitted;
-	int done[2];                        /* valid, test: ranked */
-	struct rank_result res[2][N_BASE];  /* their results */
-	double seconds[2];                  /* fitting (the first split's) and ranking */
+	int done[2];                       /* valid, test: ranked */
+	struct rank_result res[2][N_BASE]; /* their results */
+	double seconds[2];                 /* fitting (the first split's) and ranking */
 };
 
 void rank_baselines_free(struct rank_baselines *b)
@@ -374,7 +374,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 					  sizeof(float));
 		}
 		if (!popular || !S || !k.heap_s || !k.heap_i || !k.top || !k.skip ||
-		    (two_tower && (!V || !U)) || (with_base && (!prof || !Sk || !Si || !Xi || !iscratch)))
+		    (two_tower && (!V || !U)) ||
+		    (with_base && (!prof || !Sk || !Si || !Xi || !iscratch)))
 			rc = hr_error(HR_ENOMEM, "out of memory for ranking %u items", n_items);
 	}
 	k.n_items = n_items;
@@ -429,8 +430,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 			const float *score = S + (size_t)i * n_items;
 			for (uint32_t j = 1; !rc && j < n_items; j++)
 				if (!isfinite(score[j]))
-					rc = hr_error(HR_EFORMAT, "the model scored item %u as %g", j,
-						      score[j]);
+					rc = hr_error(HR_EFORMAT, "the model scored item %u as %g",
+						      j, score[j]);
 			if (rc)
 				break;
 			user_begin(&k, b->user[i], u.raw[w], pos, n_pos);
@@ -442,8 +443,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 			knn_score(&bl->knn, prof, np, Sk);
 			add_ranked(&k, &k.base[BASE_POP], popular, u.first[w], pos, n_pos);
 			add_ranked(&k, &k.base[BASE_KNN], Sk, u.first[w], pos, n_pos);
-			add_ranked(&k, &k.base[BASE_IALS], Si + (size_t)i * n_items, u.first[w], pos,
-				   n_pos);
+			add_ranked(&k, &k.base[BASE_IALS], Si + (size_t)i * n_items, u.first[w],
+				   pos, n_pos);
 			tb += now_seconds() - t1;
 		}
 	}

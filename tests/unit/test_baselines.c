@@ -25,8 +25,8 @@
 #include "models/nn/nn.h"
 
 /* Random interactions: n_users x n_items, each pair present with p, label 1 with q. */
-static void random_x(struct interactions *x, uint32_t n_users, uint32_t n_items, double p,
-		     double q, uint64_t seed)
+static void random_x(struct interactions *x, uint32_t n_users, uint32_t n_items, double p, double q,
+		     uint64_t seed)
 {
 	uint32_t cap = n_users * n_items, n = 0;
 	uint32_t *u = malloc(cap * sizeof(uint32_t)), *it = malloc(cap * sizeof(uint32_t));
