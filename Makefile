@@ -34,7 +34,7 @@ TESTS     = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  ?= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
 
-.PHONY: all run test check bench asan tsan fuzz deps deps-dev deps-bench clean help unit \
+.PHONY: all run report test check bench asan tsan fuzz deps deps-dev deps-bench clean help unit \
         format format-check
 
 all: $(PROGS) $(TESTS)
@@ -44,6 +44,7 @@ help:
 	@echo "make              build programs into $(BIN)/ and tests into $(BUILD)/"
 	@echo "make run          the main job: synthetic ml-1m (or DATA=dir) -> store -> model -> metrics"
 	@echo "                  (one run directory per data set under build/run/; MODEL=, EPOCHS=)"
+	@echo "make report RUN=dir  a run directory's learning curves as RUN/report.svg (gnuplot)"
 	@echo "make test         every test: unit (cmocka), integration and interop scripts"
 	@echo "make deps-dev     install clang, sanitizer runtimes and clang-format (for the next four)"
 	@echo "make asan         build and test under AddressSanitizer + UBSan (clang)"
@@ -108,6 +109,11 @@ run: all
 test: all
 	@BUILD=$(BUILD) BIN=$(BIN) tests/run.sh
 
+# A run's learning curves: bin/trainer report (trainer/report.h).
+report: $(BIN)/trainer
+	@[ -n "$(RUN)" ] || { echo "make report RUN=dir (a bin/trainer --out directory)" >&2; exit 64; }
+	$(BIN)/trainer report $(RUN)
+
 unit: $(TESTS)
 	@BUILD=$(BUILD) BIN=$(BIN) tests/run.sh --unit-only
 
@@ -154,7 +160,7 @@ fuzz:
 # interop tests read stores and checkpoints with (pandas: the test that
 # compares the store with bench/ingest_pandas.py's record for record).
 DEB_PKGS       = build-essential liblmdb-dev libmsgpack-dev libopenblas-dev libcmocka-dev \
-                 libjansson-dev zlib1g-dev libinih-dev libsystemd-dev \
+                 libjansson-dev zlib1g-dev libinih-dev libsystemd-dev gnuplot-nox \
                  python3 python3-lmdb python3-msgpack python3-numpy python3-pandas
 # deps-dev: clang with its sanitizer and libFuzzer runtimes (a recommend of
 # clang's, so named here), llvm-symbolizer for readable reports, clang-format.

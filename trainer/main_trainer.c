@@ -13,6 +13,7 @@
 #include "models/nn/nn.h"
 #include "trainer/ckpt.h"
 #include "trainer/config.h"
+#include "trainer/report.h"
 #include "trainer/train.h"
 
 static void usage(FILE *out)
@@ -20,6 +21,7 @@ static void usage(FILE *out)
 	fputs("usage: trainer --data STORE --model NAME --out DIR [options]\n"
 	      "       trainer --config FILE [options]\n"
 	      "       trainer --data STORE --out DIR --predict SPLIT [--limit N]\n"
+	      "       trainer report RUN_DIR [-o OUT.svg]   (learning curves; report --help)\n"
 	      "\n"
 	      "Trains NAME on the train split of STORE (written by bin/ingest) with\n"
 	      "Hogwild worker threads, evaluates on valid and test after every epoch,\n"
@@ -208,6 +210,8 @@ int main(int argc, char **argv)
 	int rc, check = 0;
 
 	log_init("trainer", LOG_INFO);
+	if (argc > 1 && !strcmp(argv[1], "report"))
+		return report_main(argc - 1, argv + 1);
 	config_defaults(&o);
 	rc = parse_args(argc, argv, &o, &check, &config_path);
 	if (rc || check) {
