@@ -111,39 +111,82 @@ static void get_cols(float *dst, const float *x, size_t s, size_t col, uint32_t 
 		memcpy(dst + (size_t)r * E, x + r * s + col, E * sizeof(float));
 }
 
+/* The user tower's input rows into w->xu and its output (B, D). */
+static const float *user_tower(const struct model *m, const struct dssm_ws *w,
+			       const struct batch *b)
+{
+	const struct dssm *d = m->impl;
+	const struct params *p = &m->params;
+	uint32_t B = b->n, E = d->E, L = d->L;
+
+	fields_gather(w->xu, d->uin, 0, p->t[d->t[F_USER]].w, b->user, B, E);
+	fields_gather(w->xu, d->uin, E, p->t[d->t[F_GENDER]].w, b->gender, B, E);
+	fields_gather(w->xu, d->uin, 2 * E, p->t[d->t[F_AGE]].w, b->age, B, E);
+	fields_gather(w->xu, d->uin, 3 * E, p->t[d->t[F_OCC]].w, b->occupation, B, E);
+	fields_gather(w->xu, d->uin, 4 * E, p->t[d->t[F_ZIP]].w, b->zip, B, E);
+	nn_bag_forward(w->pool, NULL, b->hist, b->n_hist, p->t[d->t[F_ITEM]].w, NN_POOL_MEAN,
+		       (int)B, (int)L, (int)p->t[d->t[F_ITEM]].rows, (int)E);
+	put_cols(w->xu, d->uin, 5 * E, w->pool, B, E);
+	for (uint32_t r = 0; r < B; r++) {
+		const float *dn = b->dense + (size_t)r * b->n_dense;
+		w->xu[(size_t)r * d->uin + 6 * E] = dn[0];
+		w->xu[(size_t)r * d->uin + 6 * E + 1] = dn[1];
+	}
+	return mlp_forward(&d->ut, p, w->uws, w->xu, B);
+}
+
+/* The item tower's input rows into w->xi and its output (B, D). */
+static const float *item_tower(const struct model *m, const struct dssm_ws *w,
+			       const struct batch *b)
+{
+	const struct dssm *d = m->impl;
+	const struct params *p = &m->params;
+	uint32_t B = b->n, E = d->E;
+
+	fields_gather(w->xi, d->iin, 0, p->t[d->t[F_ITEM]].w, b->item, B, E);
+	nn_bag_forward(w->pool, NULL, b->genres, b->n_genres, p->t[d->t[F_GENRE]].w, NN_POOL_MEAN,
+		       (int)B, BATCH_GENRES, (int)p->t[d->t[F_GENRE]].rows, (int)E);
+	put_cols(w->xi, d->iin, E, w->pool, B, E);
+	for (uint32_t r = 0; r < B; r++) {
+		const float *dn = b->dense + (size_t)r * b->n_dense;
+		w->xi[(size_t)r * d->iin + 2 * E] = dn[2];
+		w->xi[(size_t)r * d->iin + 2 * E + 1] = dn[3];
+	}
+	return mlp_forward(&d->it, p, w->iws, w->xi, B);
+}
+
 static void dssm_forward(const struct model *m, float *ws, const struct batch *b, float *logits,
 			 int train)
 {
 	const struct dssm *d = m->impl;
-	const struct params *p = &m->params;
-	uint32_t B = b->n, E = d->E, L = d->L, D = mlp_out_width(&d->ut);
 	struct dssm_ws w;
-	const float *u, *v;
 
 	(void)train;
-	dssm_layout(d, B, ws, &w);
-	fields_gather(w.xu, d->uin, 0, p->t[d->t[F_USER]].w, b->user, B, E);
-	fields_gather(w.xu, d->uin, E, p->t[d->t[F_GENDER]].w, b->gender, B, E);
-	fields_gather(w.xu, d->uin, 2 * E, p->t[d->t[F_AGE]].w, b->age, B, E);
-	fields_gather(w.xu, d->uin, 3 * E, p->t[d->t[F_OCC]].w, b->occupation, B, E);
-	fields_gather(w.xu, d->uin, 4 * E, p->t[d->t[F_ZIP]].w, b->zip, B, E);
-	nn_bag_forward(w.pool, NULL, b->hist, b->n_hist, p->t[d->t[F_ITEM]].w, NN_POOL_MEAN, (int)B,
-		       (int)L, (int)p->t[d->t[F_ITEM]].rows, (int)E);
-	put_cols(w.xu, d->uin, 5 * E, w.pool, B, E);
-	fields_gather(w.xi, d->iin, 0, p->t[d->t[F_ITEM]].w, b->item, B, E);
-	nn_bag_forward(w.pool, NULL, b->genres, b->n_genres, p->t[d->t[F_GENRE]].w, NN_POOL_MEAN,
-		       (int)B, BATCH_GENRES, (int)p->t[d->t[F_GENRE]].rows, (int)E);
-	put_cols(w.xi, d->iin, E, w.pool, B, E);
-	for (uint32_t r = 0; r < B; r++) {
-		const float *dn = b->dense + (size_t)r * b->n_dense;
-		w.xu[(size_t)r * d->uin + 6 * E] = dn[0];
-		w.xu[(size_t)r * d->uin + 6 * E + 1] = dn[1];
-		w.xi[(size_t)r * d->iin + 2 * E] = dn[2];
-		w.xi[(size_t)r * d->iin + 2 * E + 1] = dn[3];
-	}
-	u = mlp_forward(&d->ut, p, w.uws, w.xu, B);
-	v = mlp_forward(&d->it, p, w.iws, w.xi, B);
-	nn_dot_forward(logits, u, v, (int)B, (int)D);
+	dssm_layout(d, b->n, ws, &w);
+	const float *u = user_tower(m, &w, b), *v = item_tower(m, &w, b);
+	nn_dot_forward(logits, u, v, (int)b->n, (int)mlp_out_width(&d->ut));
+}
+
+/* Retrieval (model_ops.user_vectors, item_vectors): the towers' outputs alone. */
+static uint32_t dssm_dim(const struct model *m)
+{
+	return mlp_out_width(&((const struct dssm *)m->impl)->ut);
+}
+
+static void dssm_user_vectors(const struct model *m, float *ws, const struct batch *b, float *out)
+{
+	struct dssm_ws w;
+
+	dssm_layout(m->impl, b->n, ws, &w);
+	memcpy(out, user_tower(m, &w, b), (size_t)b->n * dssm_dim(m) * sizeof(float));
+}
+
+static void dssm_item_vectors(const struct model *m, float *ws, const struct batch *b, float *out)
+{
+	struct dssm_ws w;
+
+	dssm_layout(m->impl, b->n, ws, &w);
+	memcpy(out, item_tower(m, &w, b), (size_t)b->n * dssm_dim(m) * sizeof(float));
 }
 
 static void dssm_backward(const struct model *m, float *ws, const struct batch *b,
@@ -198,4 +241,7 @@ const struct model_ops model_dssm = {
 	.forward = dssm_forward,
 	.backward = dssm_backward,
 	.flops_forward = dssm_flops,
+	.vector_dim = dssm_dim,
+	.user_vectors = dssm_user_vectors,
+	.item_vectors = dssm_item_vectors,
 };

@@ -6,8 +6,8 @@
 #     train items left out, or not with --rank-exclude no; ties to the lower
 #     code), and so does the number of users;
 #  2. the model's metrics are within their bounds and grow with K;
-#  3. twotower scored by one sgemm of user and item vectors ranks as its
-#     forward pass does (HOGREC_RANK_SCORING=forward, a test hook);
+#  3. twotower and dssm scored by one sgemm of user and item vectors rank
+#     as their forward passes do (HOGREC_RANK_SCORING=forward, a test hook);
 #  4. leave-one-out (the NCF paper's protocol) on a loo store: HR@10 and
 #     NDCG@10 within bounds, the popular list's the same every epoch (the
 #     draws are the user's), and one user per held-out item;
@@ -161,12 +161,13 @@ ok "the most-popular list's and item-kNN's recall/ndcg/hit/mrr and the users equ
 check "$T/ncf-all/metrics.jsonl" no || fail "--rank-metrics --rank-exclude no"
 ok "--rank-exclude no: the same with the train items ranked too"
 
-# 3. twotower: the sgemm of vectors ranks as the forward pass does.
-for how in sgemm forward; do
-	HOGREC_RANK_SCORING=$how train --model twotower --out "$T/tt-$how" --rank-metrics yes \
-		>"$T/tt-$how.jsonl"
-done
-/usr/bin/python3 - "$T/tt-sgemm.jsonl" "$T/tt-forward.jsonl" <<'PY' || fail "twotower: sgemm and forward rank differently"
+# 3. twotower and dssm: the sgemm of vectors ranks as the forward pass does.
+for m in twotower dssm; do
+	for how in sgemm forward; do
+		HOGREC_RANK_SCORING=$how train --model $m --out "$T/$m-$how" --rank-metrics yes \
+			>"$T/$m-$how.jsonl"
+	done
+	/usr/bin/python3 - "$T/$m-sgemm.jsonl" "$T/$m-forward.jsonl" <<'PY' || fail "$m: sgemm and forward rank differently"
 import json, sys
 a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
 assert len(a) == len(b) and a
@@ -174,7 +175,8 @@ for x, y in zip(a, b):
     keys = [k for k in x if "@" in k]
     assert keys and all(abs(x[k] - y[k]) < 1e-6 for k in keys), (x, y)
 PY
-ok "twotower: one sgemm of user and item vectors ranks as the forward pass"
+done
+ok "twotower and dssm: one sgemm of user and item vectors ranks as the forward pass"
 
 # 4. Leave-one-out on a loo store (each user's last rating is test).
 "$BIN/ingest" -q --split loo -o "$T/loo.lmdb" "$T/ml"
