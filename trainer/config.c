@@ -172,6 +172,9 @@ static const struct opt opts[] = {
 		 "at 10/20/50/100 beside the most popular items (users x items scores)"},
 	{"rank_exclude", "rank-exclude", T_BOOL, 0, 1, "yes", OFF(rank_exclude),
 	 .help = "rank-metrics: leave out the items each user has in train"},
+	{"rank_users", "rank-users", T_U32, 0, 1u << 30, "0", OFF(rank_users),
+	 .help = "rank-metrics: rank N users of each split, evenly spaced by id (0: all); "
+		 "models without user vectors cost N x items forward rows"},
 	{"follow", "follow", T_BOOL, 0, 1, "no", OFF(follow),
 	 .help = "after the epochs, wait for a new store at data and train on its new records"},
 	{"follow_poll", "follow-poll", T_DOUBLE, 0.01, 86400, "5", OFF(follow_poll),

@@ -66,8 +66,9 @@ struct evaluator {
 	uint64_t cap; /* rows the score buffers hold */
 	float *score, *prob, *label, *base;
 	uint32_t *user;
-	int rank;                         /* also rank the catalogue (rankeval.h); set after init */
-	int exclude_train;                /* ranking leaves out the user's train items */
+	int rank;            /* also rank the catalogue (rankeval.h); set after init */
+	int exclude_train;   /* ranking leaves out the user's train items */
+	uint32_t rank_users; /* ranking: at most this many users, evenly spaced (0: all) */
 	struct rank_baselines *baselines; /* rankeval's, kept between evaluations */
 };
 

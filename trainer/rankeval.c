@@ -107,6 +107,28 @@ static int collect_users(struct evaluator *e, const struct batch_source *src, st
 	return rc;
 }
 
+/*
+ * Keeps `keep` of u's users (keep < u->n), evenly spaced in raw-id order:
+ * user floor(i n / keep) for i = 0 .. keep - 1, arrays compacted in place.
+ */
+static void users_sample(struct users *u, uint32_t keep)
+{
+	uint64_t np = 0;
+
+	for (uint32_t i = 0; i < keep; i++) {
+		uint32_t w = (uint32_t)((uint64_t)i * u->n / keep);
+		uint64_t lo = u->pos_off[w], hi = u->pos_off[w + 1];
+		u->query[i] = u->query[w];
+		u->first[i] = u->first[w];
+		u->raw[i] = u->raw[w];
+		memmove(u->pos + np, u->pos + lo, (hi - lo) * sizeof(uint32_t));
+		u->pos_off[i] = np;
+		np += hi - lo;
+	}
+	u->pos_off[keep] = np;
+	u->n = keep;
+}
+
 /* Per item: its train records (the popular recommender's score, popularity's weight). */
 static float *train_counts(const struct interactions *x)
 {
@@ -341,6 +363,8 @@ int rank_evaluate(struct evaluator *e, enum store_db db, int exclude_train,
 		rc = fit_baselines(bl, &train);
 	if (!rc)
 		rc = collect_users(e, &src, &u);
+	if (!rc && e->rank_users && u.n > e->rank_users)
+		users_sample(&u, e->rank_users);
 	if (!rc && u.n == 0)
 		rc = hr_error(HR_EINVAL, "the %s split has no user with a positive of a train item",
 			      store_db_name(db));

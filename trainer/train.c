@@ -63,6 +63,7 @@ void train_opts_defaults(struct train_opts *o)
 	o->resume = 1;
 	o->predict_n = 10;
 	o->rank_exclude = 1;
+	o->rank_users = 0;
 	o->follow_poll = 5;
 	o->batch = 256;
 	o->seed = 1;
@@ -798,6 +799,7 @@ static int trainer_evaluator(struct trainer *t, struct evaluator *ev)
 
 	ev->rank = t->o->rank_metrics;
 	ev->exclude_train = t->o->rank_exclude;
+	ev->rank_users = t->o->rank_users;
 	return rc;
 }
 

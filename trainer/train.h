@@ -66,6 +66,7 @@ struct train_opts {
 					* (eval_metric_parse), or "auto": the model's */
 	int rank_metrics;    /* also rank the catalogue on valid/test (trainer/rankeval.h) */
 	int rank_exclude;    /* ranking leaves out each user's train items */
+	uint32_t rank_users; /* ranking: at most this many users per split (0: all) */
 	int follow;          /* after the epochs, wait for a new store and train on it */
 	double follow_poll;  /* seconds between checks of the store path */
 	const char *predict; /* "train"/"valid"/"test": print the logits of out's latest

