@@ -227,7 +227,14 @@ static int write_script(const struct curves *c, const char *gp, const char *dat,
 
 	if (!g)
 		return hr_error(HR_EIO, "cannot create '%s': %s", gp, strerror(errno));
-	snprintf(title, sizeof(title), "hogrec: %s, %s", c->model[0] ? c->model : "model", run);
+	char name[PATH_MAX];
+	size_t len = strlen(run);
+	while (len > 1 && run[len - 1] == '/') /* the run's name: its last component */
+		len--;
+	snprintf(name, sizeof(name), "%.*s", (int)len, run);
+	const char *base = strrchr(name, '/');
+	snprintf(title, sizeof(title), "hogrec: %s, run %s", c->model[0] ? c->model : "model",
+		 base && base[1] ? base + 1 : name);
 	snprintf(d, sizeof(d), "%s", dat);
 	snprintf(o, sizeof(o), "%s", svg_tmp);
 	quote_safe(title);
@@ -240,7 +247,7 @@ static int write_script(const struct curves *c, const char *gp, const char *dat,
 		"set output '%s'\n"
 		"set datafile missing '?'\n"
 		"set datafile separator '\\t'\n"
-		"set key bottom right\n"
+		"set key below\n"
 		"set grid\n"
 		"set xlabel 'epoch'\n"
 		"set xrange [0.5:%d.5]\n"
