@@ -272,28 +272,35 @@ awk -v a="${auc[autoint]}" -v ta="${auc[torch-autoint]:-0}" -v r="${rate[autoint
 fi
 
 if want rank; then
-# ---- ranking (issue 12): the whole catalogue for every valid and test user
-# of the store, by twotower (one sgemm of user vectors against the item
-# matrix, then a top-100 selection per user) and by ncf (its forward pass
-# over every user x item pair), beside the baselines (most popular,
-# item-kNN, iALS: docs/models.md).  rank_seconds is
-# the ranking's share of an evaluation (reading the split, the train
-# interactions, scoring, top K); users/s from the test line.
-for m in twotower ncf; do
+# ---- ranking (issue 12): every model bin/trainer lists (autorec aside: a
+# rating model, ranked on an implicit store whose positives differ), one
+# epoch with its defaults (twotower: LibRecommender's embed_size 16), the
+# whole catalogue ranked for BENCH_RANK_USERS users of the test split
+# (default 600, evenly spaced by id: models without user vectors score
+# users x items rows through forward), beside the baselines on the same
+# users (most popular, item-kNN, iALS: docs/models.md).  users_per_s: the
+# model's ranking alone (rank_seconds less the baselines' share).
+RANK_USERS=${BENCH_RANK_USERS:-600}
+for m in $("$BIN/trainer" --help | sed -n '/^models:/,/^$/s/^  \([a-z]*\)  .*/\1/p'); do
+	[ "$m" = autorec ] && continue
+	extra=()
+	[ "$m" = twotower ] && extra=(--emb-dim 16)
 	rm -rf "$W/rank-$m"
 	kernel "$BIN/trainer" -q --data "$STORE" --model "$m" --out "$W/rank-$m" --early-stop 0 \
-		--threads 2 --epochs 1 --rank-metrics yes --emb-dim 16 >/dev/null
+		--threads 2 --epochs 1 --rank-metrics yes --rank-users "$RANK_USERS" "${extra[@]}" \
+		>/dev/null
 	line=$(last_test "$W/rank-$m/metrics.jsonl")
 	echo "$line" | /usr/bin/python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-keep = ["recall@10", "ndcg@10", "recall@100", "coverage@100", "loo_hr@10"]
+keep = ["auc", "recall@10", "ndcg@10", "recall@100", "coverage@100", "loo_hr@10"]
 keep += [p + k for p in ("baseline_", "knn_", "ials_")
          for k in ("recall@10", "ndcg@10", "recall@100", "loo_hr@10")]
 keep += ["rank_users", "rank_seconds", "rank_baseline_seconds"]
 out = {"bench": "rank", "model": r["model"], "core": sys.argv[1]}
 out.update({k: r.get(k) for k in keep})
-out["users_per_s"] = round(r["rank_users"] / r["rank_seconds"], 1) if r.get("rank_seconds") else None
+own = (r.get("rank_seconds") or 0) - (r.get("rank_baseline_seconds") or 0)
+out["users_per_s"] = round(r["rank_users"] / own, 1) if own > 0 else None
 print(json.dumps(out, separators=(",", ":")))' "$core"
 done
 # ---- end ranking
