@@ -52,30 +52,6 @@ for r in train:
     seen[r["user"]].add(r["item"])
 KS = (10, 20, 50, 100)
 
-def popular(split):
-    recs = rows("%s/%s.jsonl" % (T, split))
-    n_items = 1 + max(r["item"] for r in train + recs)
-    order = sorted(range(1, n_items), key=lambda j: (-count[j], j))
-    users = collections.OrderedDict()
-    for r in recs:  # key order: a user's first record is the query
-        u = users.setdefault(r["user_raw"], {"code": r["user"], "pos": set()})
-        if r["label"] == 1 and r["item"] > 0:
-            u["pos"].add(r["item"])
-    sums = collections.defaultdict(float)
-    n = 0
-    for u in sample(users):
-        n += 1
-        skip = seen[u["code"]] if exclude and u["code"] > 0 else set()
-        top = [j for j in order if j not in skip][:100]
-        for K in KS:
-            hits = [j for j, it in enumerate(top[:K]) if it in u["pos"]]
-            idcg = sum(1 / math.log2(j + 2) for j in range(min(K, len(u["pos"]))))
-            sums["recall@%d" % K] += len(hits) / len(u["pos"])
-            sums["hit@%d" % K] += bool(hits)
-            sums["ndcg@%d" % K] += sum(1 / math.log2(j + 2) for j in hits) / idcg
-            sums["mrr@%d" % K] += 1 / (hits[0] + 1) if hits else 0
-    return n, {k: v / n for k, v in sums.items()}
-
 import numpy as np
 f32 = np.float32
 pos_train = [r for r in train if r["label"] == 1]
@@ -134,6 +110,9 @@ def knn(u, n_items):
         for j, v in nbrs.get(i, []):
             s[j] = f32(s[j] + v)
     return [floor[j] if s[j] == 0 else s[j] for j in range(n_items)]
+
+def popular(split):
+    return ranked(split, lambda u, n_items: [count[j] for j in range(n_items)])
 
 lines = [r for r in rows(metrics) if "recall@10" in r]
 assert len(lines) == 4, "2 epochs x (valid, test): %d" % len(lines)
