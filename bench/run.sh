@@ -280,13 +280,30 @@ if want rank; then
 # users x items rows through forward), beside the baselines on the same
 # users (most popular, item-kNN, iALS: docs/models.md).  users_per_s: the
 # model's ranking alone (rank_seconds less the baselines' share).
+# Then, as NCF trains for retrieval, on the implicit store (every rating a
+# positive): ncf, gmf and neumf with 4 sampled negatives per positive, and
+# twotower (positives only), beside the baselines of that store: a model
+# trained to tell liked from disliked among rated items (the explicit
+# labels) does not learn which items get rated, which retrieval is judged
+# on.
 RANK_USERS=${BENCH_RANK_USERS:-600}
+[ -d "$STORE_ALL" ] || "$BIN/ingest" -q --force --label implicit --split user -o "$STORE_ALL" "$DATA"
+rank_runs=()
 for m in $("$BIN/trainer" --help | sed -n '/^models:/,/^$/s/^  \([a-z]*\)  .*/\1/p'); do
-	[ "$m" = autorec ] && continue
+	[ "$m" = autorec ] || rank_runs+=("$m:explicit")
+done
+rank_runs+=(ncf:implicit gmf:implicit neumf:implicit twotower:implicit)
+for run in "${rank_runs[@]}"; do
+	m=${run%%:*} labels=${run#*:}
 	extra=()
 	[ "$m" = twotower ] && extra=(--emb-dim 16)
+	store=$STORE
+	if [ "$labels" = implicit ]; then
+		store=$STORE_ALL
+		[ "$m" = twotower ] || extra+=(--num-neg 4)
+	fi
 	rm -rf "$W/rank-$m"
-	kernel "$BIN/trainer" -q --data "$STORE" --model "$m" --out "$W/rank-$m" --early-stop 0 \
+	kernel "$BIN/trainer" -q --data "$store" --model "$m" --out "$W/rank-$m" --early-stop 0 \
 		--threads 2 --epochs 1 --rank-metrics yes --rank-users "$RANK_USERS" "${extra[@]}" \
 		>/dev/null
 	line=$(last_test "$W/rank-$m/metrics.jsonl")
@@ -297,12 +314,13 @@ keep = ["auc", "recall@10", "ndcg@10", "recall@100", "coverage@100", "loo_hr@10"
 keep += [p + k for p in ("baseline_", "knn_", "ials_")
          for k in ("recall@10", "ndcg@10", "recall@100", "loo_hr@10")]
 keep += ["rank_users", "rank_seconds", "rank_baseline_seconds"]
-out = {"bench": "rank", "model": r["model"], "core": sys.argv[1]}
+out = {"bench": "rank", "model": r["model"], "labels": sys.argv[2], "core": sys.argv[1]}
 out.update({k: r.get(k) for k in keep})
 own = (r.get("rank_seconds") or 0) - (r.get("rank_baseline_seconds") or 0)
 out["users_per_s"] = round(r["rank_users"] / own, 1) if own > 0 else None
-print(json.dumps(out, separators=(",", ":")))' "$core"
+print(json.dumps(out, separators=(",", ":")))' "$core" "$labels"
 done
+rm -rf "$STORE_ALL"
 # ---- end ranking
 fi
 
