@@ -22,7 +22,7 @@ CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -fno-math-errno -I. $(WARN) $(OPT) $(S
 LDLIBS  = -lopenblas -llmdb -lmsgpackc -ljansson -lz -lsystemd -linih -lm -lpthread
 TEST_LDLIBS = -lcmocka $(LDLIBS)
 
-LIB_DIRS  = common store ingest models models/nn trainer
+LIB_DIRS  = common store ingest models models/nn trainer serve
 ALL_SRC   = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 MAIN_SRC  = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/main_*.c))
 LIB_SRC   = $(filter-out $(MAIN_SRC),$(ALL_SRC))

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "ckpt_model.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -178,46 +179,6 @@ int snapshot_save(const struct train_opts *o, const struct model *m,
 }
 
 /*
- * Copies the checkpoint's tensors into m's weights and whichever optimizer
- * state m has (none for --predict).  HR_EINVAL naming a missing tensor or
- * a shape that differs.
- */
-static int load_tensors(const struct ckpt *c, struct model *m, const char *path)
-{
-	int rc = 0;
-
-	for (int i = 0; !rc && i < m->params.n; i++) {
-		struct tensor *x = &m->params.t[i];
-		float *dst[3] = {x->w, x->s1, x->s2};
-		for (int k = 0; k < 3 && !rc; k++) {
-			char name[PARAM_NAME_MAX + 16];
-			uint64_t rows, cols;
-			const float *src;
-			if (!dst[k])
-				continue;
-			if (k == 0)
-				snprintf(name, sizeof(name), "%s", x->name);
-			else
-				snprintf(name, sizeof(name), "optim.%s.s%d", x->name, k);
-			src = ckpt_tensor(c, name, &rows, &cols);
-			if (!src)
-				rc = hr_error(HR_EINVAL,
-					      "checkpoint '%s' lacks tensor '%s' (another "
-					      "optimizer?)",
-					      path, name);
-			else if (rows != x->rows || cols != x->cols)
-				rc = hr_error(HR_EINVAL,
-					      "checkpoint '%s': tensor '%s' is %" PRIu64 "x%" PRIu64
-					      ", the model has %ux%u",
-					      path, name, rows, cols, x->rows, x->cols);
-			else
-				memcpy(dst[k], src, (size_t)rows * cols * sizeof(float));
-		}
-	}
-	return rc;
-}
-
-/*
  * Whether the open checkpoint c (at path; extra its "hogrec" document) can
  * be loaded into m: written by this trainer, same model, store schema and
  * shape.  HR_EFORMAT or HR_EINVAL saying what differs.
@@ -328,7 +289,7 @@ int snapshot_resume(const struct train_opts *o, struct model *m, struct snapshot
 	if (!rc)
 		rc = early_stop_state(extra, info, st, path);
 	if (!rc)
-		rc = load_tensors(c, m, path);
+		rc = ckpt_model_load_tensors(c, m, path);
 	if (!rc && json_object_get(extra, "init_from")) { /* type-checked by ckpt_open */
 		st->init_from = json_dumps(json_object_get(extra, "init_from"), JSON_COMPACT);
 		if (!st->init_from)
@@ -364,67 +325,10 @@ int snapshot_restore(const struct train_opts *o, struct model *m, uint64_t step,
 		rc = hr_error(HR_EFORMAT, "checkpoint '%s' holds step %" PRIu64 ", not %" PRIu64,
 			      path, ckpt_get_info(c)->step, step);
 	if (!rc)
-		rc = load_tensors(c, m, path);
+		rc = ckpt_model_load_tensors(c, m, path);
 	json_decref(extra);
 	ckpt_close(c);
 	return rc;
-}
-
-/* The model options of a checkpoint's shape into cfg (NULL: none given). */
-static int shape_options(const json_t *opts, const char *path, struct model_config *cfg)
-{
-	const char *key;
-	json_t *v;
-	double x;
-
-	if (!opts)
-		return 0;
-	if (!json_is_object(opts))
-		return hr_error(HR_EFORMAT, "checkpoint '%s': its model options are not an object",
-				path);
-	json_object_foreach((json_t *)opts, key, v)
-	{
-		const struct model_option *mo = model_option_any(key);
-		if (!mo || !json_is_string(v))
-			return hr_error(HR_EFORMAT, "checkpoint '%s': unknown model option '%s'",
-					path, key);
-		if (model_option_parse(mo, json_string_value(v), &x) ||
-		    model_config_set(cfg, mo->name, x))
-			return hr_error(HR_EFORMAT, "checkpoint '%s': model option '%s' %s", path,
-					key, hr_errmsg());
-	}
-	return 0;
-}
-
-/*
- * The model configuration a checkpoint's "shape" metadata (shape_json)
- * describes, within the option table's ranges (config.c): a checkpoint
- * names no absurd allocation.
- */
-static int shape_config(const json_t *shape, const char *path, struct model_config *cfg)
-{
-	const json_t *emb = json_object_get(shape, "emb_dim"),
-		     *hidden = json_object_get(shape, "hidden");
-	size_t i;
-	const json_t *h;
-
-	memset(cfg, 0, sizeof(*cfg));
-	if (!json_is_integer(emb) || json_integer_value(emb) < 1 ||
-	    json_integer_value(emb) > 4096 || !json_is_array(hidden) ||
-	    json_array_size(hidden) > MODEL_MAX_HIDDEN) /* gmf has none */
-		return hr_error(HR_EFORMAT, "checkpoint '%s': no valid model shape in its metadata",
-				path);
-	cfg->emb_dim = (uint32_t)json_integer_value(emb);
-	json_array_foreach(hidden, i, h)
-	{
-		if (!json_is_integer(h) || json_integer_value(h) < 1 ||
-		    json_integer_value(h) > 65536)
-			return hr_error(HR_EFORMAT,
-					"checkpoint '%s': no valid model shape in its metadata",
-					path);
-		cfg->hidden[cfg->n_hidden++] = (uint32_t)json_integer_value(h);
-	}
-	return shape_options(json_object_get(shape, "options"), path, cfg);
 }
 
 int snapshot_load_model(const struct train_opts *o, const struct store_info *info, const char *path,
@@ -432,15 +336,12 @@ int snapshot_load_model(const struct train_opts *o, const struct store_info *inf
 {
 	struct ckpt *c;
 	const struct ckpt_info *ci;
-	struct model_config cfg;
-	json_t *extra;
 	int rc = ckpt_open(&c, path);
 
 	memset(m, 0, sizeof(*m));
 	if (rc)
 		return rc;
 	ci = ckpt_get_info(c);
-	extra = json_loads(ckpt_extra_json(c) ? ckpt_extra_json(c) : "{}", 0, NULL);
 	if (o->mcfg.n_opt)
 		rc = hr_error(HR_EINVAL,
 			      "--predict takes the model's options from checkpoint '%s'; leave out "
@@ -451,23 +352,8 @@ int snapshot_load_model(const struct train_opts *o, const struct store_info *inf
 			      "checkpoint '%s' is of model '%s', not '%s' (--predict takes the "
 			      "model from the checkpoint: --model is not needed)",
 			      path, ci->model, o->model);
-	else if (strcmp(ci->schema_hash, info->schema_hash))
-		rc = hr_error(HR_EINVAL,
-			      "checkpoint '%s' was trained on a store with schema %s; "
-			      "'%s' has schema %s",
-			      path, ci->schema_hash, o->data, info->schema_hash);
 	else
-		rc = shape_config(extra ? json_object_get(extra, "shape") : NULL, path, &cfg);
-	if (!rc) {
-		cfg.seed = o->seed; /* the weights are all overwritten */
-		rc = model_create(m, ci->model, &cfg, info, 0);
-	}
-	if (!rc) {
-		rc = load_tensors(c, m, path);
-		if (rc)
-			model_release(m);
-	}
-	json_decref(extra);
+		rc = ckpt_model_load(c, info, o->data, o->seed, m);
 	ckpt_close(c);
 	return rc;
 }

@@ -17,28 +17,8 @@ good=$(readlink "$T/run/latest")
 [ -f "$T/run/$good" ] || fail "no checkpoint after training"
 ok "a trained checkpoint ($good)"
 
-# edit FILE OUT PYTHON: OUT is FILE with its metadata dict `meta` (and the
-# header dict `hdr`, the payload bytearray `pay`) changed by PYTHON, then
-# resealed with a correct version 2 crc unless RESEAL=no.
-edit() {
-	/usr/bin/python3 - "$1" "$2" "$3" "${RESEAL:-yes}" <<'PY'
-import json, struct, sys, zlib
-src, dst, code, reseal = sys.argv[1:]
-data = open(src, "rb").read()
-(n,) = struct.unpack("<Q", data[:8])
-hdr = json.loads(data[8:8 + n])
-meta, pay = hdr["__metadata__"], bytearray(data[8 + n:])
-exec(code)
-text = json.dumps(hdr, separators=(",", ":")).encode()
-text += b" " * (-len(text) % 8)
-out = struct.pack("<Q", len(text)) + text + bytes(pay)
-if reseal == "yes":
-    at = out.index(b'"crc32":"') + 9
-    out = out[:at] + b"00000000" + out[at + 8:]
-    out = out[:at] + b"%08x" % zlib.crc32(out) + out[at + 8:]
-open(dst, "wb").write(out)
-PY
-}
+# edit FILE OUT PYTHON: _lib.sh's ckpt_edit
+edit() { ckpt_edit "$@"; }
 
 # 1. Metadata out of range or of the wrong type, under a correct crc.
 mkdir "$T/h"
