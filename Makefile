@@ -19,7 +19,7 @@ WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2 -fno-common \
           -Werror
 CFLAGS  = -std=c11 -D_GNU_SOURCE -pthread -fno-math-errno -I. $(WARN) $(OPT) $(SAN) -MMD -MP
-LDLIBS  = -lopenblas -llmdb -lmsgpackc -ljansson -lz -lsystemd -linih -lm -lpthread
+LDLIBS  = -lopenblas -llmdb -lmsgpackc -ljansson -lz -lsystemd -linih -lmicrohttpd -lm -lpthread
 TEST_LDLIBS = -lcmocka $(LDLIBS)
 
 LIB_DIRS  = common store ingest models models/nn trainer serve
@@ -161,12 +161,13 @@ fuzz:
 # compares the store with bench/ingest_pandas.py's record for record).
 DEB_PKGS       = build-essential liblmdb-dev libmsgpack-dev libopenblas-dev libcmocka-dev \
                  libjansson-dev zlib1g-dev libinih-dev libsystemd-dev gnuplot-nox \
+                 libmicrohttpd-dev curl \
                  python3 python3-lmdb python3-msgpack python3-numpy python3-pandas
 # deps-dev: clang with its sanitizer and libFuzzer runtimes (a recommend of
 # clang's, so named here), llvm-symbolizer for readable reports, clang-format.
 DEB_PKGS_DEV   = clang libclang-rt-dev llvm clang-format
 # deps-bench: the PyTorch references and /usr/bin/time for peak memory.
-DEB_PKGS_BENCH = python3-torch time
+DEB_PKGS_BENCH = python3-torch time wrk
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -13,7 +13,9 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "output.h"
+#include "http.h"
 #include "recommender.h"
+#include "server.h"
 #include "trainer/ckpt.h"
 
 #define EXIT_NOUSER 67 /* sysexits' EX_NOUSER: a user the store has no record of */
@@ -21,6 +23,7 @@
 static const char usage_text[] =
 	"usage: recommend --ckpt DIR|FILE --data STORE (--user ID | --users FILE)\n"
 	"                 [-k N] [--format tsv|json] [--exclude-rated yes|no]\n"
+	"       recommend --serve HOST:PORT --ckpt DIR --data STORE [--threads N]\n"
 	"\n"
 	"Prints the top K items for users from a checkpoint bin/trainer wrote (a DIR\n"
 	"means its latest valid checkpoint) and the store it was trained on.\n"
@@ -36,6 +39,16 @@ static const char usage_text[] =
 	"  --exclude-rated yes|no  leave out items the user has rated (default yes)\n"
 	"  -q, -v                  warnings only / debug messages on stderr\n"
 	"\n"
+	"  --serve HOST:PORT       answer HTTP on HOST (a numeric address: 127.0.0.1,\n"
+	"                          [::1]) and PORT (0: any free one; the line\n"
+	"                          'listening on HOST:PORT' on stdout says which):\n"
+	"                          GET /recommend?user=ID&k=N&exclude_rated=yes|no,\n"
+	"                          /healthz, /metrics.  DIR is watched: every newly\n"
+	"                          published checkpoint that verifies and fits the\n"
+	"                          store is swapped in without failing a request.\n"
+	"                          SIGTERM or SIGINT stop it cleanly (exit 0)\n"
+	"  --threads N             HTTP worker threads, 1 to 64 (default 2)\n"
+	"\n"
 	"The query for a user is their most recent record in the store\n"
 	"(demographics, history as of then).  A user the model cannot answer for\n"
 	"(a cold user of a model that reads ids only) gets the most popular items;\n"
@@ -45,7 +58,8 @@ static const char usage_text[] =
 	"checkpoint of another store's schema, of a model that cannot rank items,\n"
 	"a malformed --users line), 66 missing checkpoint, store or users file,\n"
 	"67 a user the store has no record of (with --users: after the other\n"
-	"users' lists), 74 I/O error, 70 other.\n";
+	"users' lists), 74 I/O error (--serve: the port cannot be opened), 70\n"
+	"other.\n";
 
 struct opts {
 	const char *ckpt, *data, *users_file;
@@ -55,6 +69,10 @@ struct opts {
 	int json;
 	int exclude;
 	int header_done; /* tsv: the header line is out */
+	const char *serve;   /* HOST:PORT */
+	char host[64];
+	uint16_t port;
+	unsigned threads;
 };
 
 static int usage_error(const char *msg)
@@ -63,10 +81,28 @@ static int usage_error(const char *msg)
 	return 64;
 }
 
+/* --serve HOST:PORT into o (the last ':' splits them). */
+static int parse_listen(const char *s, struct opts *o)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(o->host))
+		return hr_error(HR_EINVAL, "--serve must be HOST:PORT (e.g. 127.0.0.1:8080), not '%s'",
+				s);
+	if (parse_u64(colon + 1, "--serve's port", 0, 65535, &port))
+		return HR_EINVAL;
+	memcpy(o->host, s, (size_t)(colon - s));
+	o->host[colon - s] = 0;
+	o->port = (uint16_t)port;
+	o->serve = s;
+	return 0;
+}
+
 /* Returns 0, 1 after --help, or an exit status. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_CKPT = 256, O_DATA, O_USER, O_USERS, O_FORMAT, O_EXCLUDE };
+	enum { O_CKPT = 256, O_DATA, O_USER, O_USERS, O_FORMAT, O_EXCLUDE, O_SERVE, O_THREADS };
 	static const struct option lo[] = {
 		{"ckpt", required_argument, 0, O_CKPT},
 		{"data", required_argument, 0, O_DATA},
@@ -74,6 +110,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"users", required_argument, 0, O_USERS},
 		{"format", required_argument, 0, O_FORMAT},
 		{"exclude-rated", required_argument, 0, O_EXCLUDE},
+		{"serve", required_argument, 0, O_SERVE},
+		{"threads", required_argument, 0, O_THREADS},
 		{"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'},
 		{"help", no_argument, 0, 'h'},
@@ -86,6 +124,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->k = 10;
 	o->exclude = 1;
+	o->threads = 2;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":k:qvh", lo, NULL)) != -1) {
 		switch (c) {
@@ -118,6 +157,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return usage_error(msg);
 			}
 			break;
+		case O_SERVE:
+			if (parse_listen(optarg, o))
+				return usage_error(hr_errmsg());
+			break;
+		case O_THREADS:
+			if (parse_u64(optarg, "--threads", 1, HTTP_MAX_THREADS, &v))
+				return usage_error(hr_errmsg());
+			o->threads = (unsigned)v;
+			break;
 		case 'q': log_set_level(LOG_WARN); break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': fputs(usage_text, stdout); return 1;
@@ -135,6 +183,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (!o->ckpt || !o->data)
 		return usage_error(!o->ckpt ? "--ckpt is required" : "--data is required");
+	if (o->serve) {
+		struct stat st;
+		if (o->have_user || o->users_file)
+			return usage_error("--serve answers users over HTTP: leave out --user and --users");
+		if (stat(o->ckpt, &st) == 0 && !S_ISDIR(st.st_mode))
+			return usage_error("--serve watches a checkpoint directory: --ckpt must be one");
+		return 0;
+	}
 	if (o->have_user == !!o->users_file)
 		return usage_error("give one of --user ID and --users FILE");
 	return 0;
@@ -262,6 +318,10 @@ int main(int argc, char **argv)
 	log_init("recommend", LOG_INFO);
 	if ((status = parse_args(argc, argv, &o)))
 		return status == 1 ? 0 : status;
+	if (o.serve) {
+		const struct server_opts so = {o.ckpt, o.data, o.host, o.port, o.threads};
+		return server_run(&so);
+	}
 	rc = open_ckpt(o.ckpt, &c);
 	if (rc)
 		return load_status(rc);
