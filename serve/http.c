@@ -56,13 +56,13 @@ struct arg_ctx {
 };
 
 static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-				const char *value)
+				size_t key_size, const char *value, size_t value_size)
 {
 	struct arg_ctx *a = cls;
 
 	(void)kind;
-	a->bytes += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 2;
-	request_arg(a->r, key, value);
+	a->bytes += key_size + value_size + 2;
+	request_arg(a->r, key, key_size, value, value_size);
 	return MHD_YES;
 }
 
@@ -196,10 +196,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return MHD_YES;
 	}
 	*con_cls = st; /* answered on the first call, with the headers */
+	request_begin(&q, method, url);
+	if (q.status) /* an unknown path or method: say so before anything else */
+		return answer_error(st, conn, (unsigned)q.status, q.error);
 	if (te || (len && strcmp(len, "0")))
 		return answer_error(st, conn, 413, "a request to this server has no body");
-	request_begin(&q, method, url);
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, each_arg, &a);
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, each_arg, &a);
 	if (a.bytes > HTTP_MAX_QUERY)
 		return answer_error(st, conn, 414, "the query is too long");
 	if ((status = request_end(&q)))

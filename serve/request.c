@@ -86,7 +86,8 @@ static int decimal(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-void request_arg(struct request *r, const char *key, const char *value)
+void request_arg(struct request *r, const char *key, size_t key_len, const char *value,
+		 size_t value_len)
 {
 	char q[QUOTE_MAX + 4], qk[QUOTE_MAX + 4];
 	unsigned bit = 0;
@@ -101,6 +102,10 @@ void request_arg(struct request *r, const char *key, const char *value)
 	}
 	quote(qk, sizeof(qk), key);
 	quote(q, sizeof(q), value);
+	if (!key || strlen(key) != key_len || (value && strlen(value) != value_len)) {
+		refuse(r, 400, "parameter '%s' holds a NUL byte", qk);
+		return;
+	}
 	if (r->route == ROUTE_RECOMMEND && key) {
 		if (!strcmp(key, "user"))
 			bit = SEEN_USER;

@@ -14,7 +14,8 @@
  * exclude_rated yes/no/true/false/1/0 (default yes).  Anything else is
  * refused with a status and a message: 404 an unknown path, 405 another
  * method, 400 a missing or malformed user, a k out of range, an unknown
- * or repeated parameter, more than REQUEST_MAX_ARGS parameters.  The
+ * or repeated parameter, a NUL byte in a key or value, more than
+ * REQUEST_MAX_ARGS parameters.  The
  * message quotes at most 64 bytes of what was given, every byte outside
  * printable ASCII replaced by '?', so it is always valid UTF-8 and JSON
  * can carry it.
@@ -24,6 +25,7 @@
 #ifndef HR_SERVE_REQUEST_H
 #define HR_SERVE_REQUEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define REQUEST_MAX_ARGS 16
@@ -46,8 +48,14 @@ struct request {
 /* Starts a request: its method and path (the URL without the query). */
 void request_begin(struct request *r, const char *method, const char *path);
 
-/* One query parameter, in order; value NULL for a bare "?key". */
-void request_arg(struct request *r, const char *key, const char *value);
+/*
+ * One query parameter, in order, as decoded: key_len bytes at key,
+ * value_len at value (value NULL for a bare "?key").  Both must also be
+ * NUL-terminated at their length; a NUL byte inside either (a decoded
+ * "%00") is refused.
+ */
+void request_arg(struct request *r, const char *key, size_t key_len, const char *value,
+		 size_t value_len);
 
 /*
  * Finishes reading: checks what is required.  Returns 0 for a valid
