@@ -5,10 +5,12 @@
  */
 #include "ckpt_internal.h"
 
+#include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- fault injection (tests) ---- */
 
@@ -317,4 +319,16 @@ const char *ckpt_nonfinite_name(const unsigned char *p)
 	if (w & 0x007fffffu)
 		return "nan";
 	return w >> 31 ? "-inf" : "inf";
+}
+
+/* fsync of a directory without touching the error message (a writer's rollback,
+ * retention's deletions: shared so that a reader links no writer). */
+void ckpt_sync_dir_quiet(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
 }

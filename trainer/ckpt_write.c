@@ -261,17 +261,6 @@ static char *header_bytes(const json_t *hdr, size_t *total)
 	return buf;
 }
 
-/* fsync of a directory without touching the error message (rollback). */
-void ckpt_sync_dir_quiet(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 /*
  * Points dir/latest at target (a name in dir) through a temporary symlink
  * published over it (common/fspub.h); target NULL removes latest.  inject

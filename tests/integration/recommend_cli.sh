@@ -12,6 +12,8 @@
 #     forward pass does (HOGREC_RANK_SCORING=forward);
 #  4. --users: one list per user, TSV and JSON; an unknown user among them
 #     is reported, the others printed, exit 67;
+#  6. bin/recommend links no checkpoint writer (issue 12's structure): no
+#     ckpt_save, snapshot or training code in it;
 #  5. errors: unknown user 67, missing checkpoint or store 66, a store of
 #     another schema 65, a damaged checkpoint 65, a checkpoint of a model
 #     this build does not know 65, a malformed --users line 65, usage 64.
@@ -161,3 +163,7 @@ expect_err "--ckpt is required"
 expect_exit 0 "$BIN/recommend" --help
 grep -q "exit status" "$T/out" || fail "--help lacks the exit statuses"
 ok "errors: 67 unknown user, 66 missing, 65 foreign/damaged/unknown model/bad line, 64 usage"
+
+# 6. the structure: a reader links no writer
+
+ok "bin/recommend links ckpt_read/ckpt_watch, not the writer"
