@@ -8,8 +8,8 @@
 #include "common/err.h"
 
 /* The raw id and title of an items row [item_raw, item, title, ...]; -1 when malformed. */
-static int decode_title(const void *v, size_t len, uint32_t code, uint32_t *raw,
-			const char **title, uint32_t *tlen, msgpack_unpacked *u)
+static int decode_title(const void *v, size_t len, uint32_t code, uint32_t *raw, const char **title,
+			uint32_t *tlen, msgpack_unpacked *u)
 {
 	size_t off = 0;
 	const msgpack_object *a;
@@ -71,7 +71,8 @@ int catalog_load(struct catalog *c, struct store *s, uint32_t n_items)
 					cap *= 2;
 				t = cap < UINT32_MAX ? realloc(c->text, cap) : NULL;
 				if (!t)
-					rc = hr_error(HR_ENOMEM, "out of memory for the titles of '%s'",
+					rc = hr_error(HR_ENOMEM,
+						      "out of memory for the titles of '%s'",
 						      store_path(s));
 				else
 					c->text = t;

@@ -16,11 +16,11 @@
 #include "store/store.h"
 
 struct catalog {
-	uint32_t n;           /* item vocabulary size (code 0 included) */
-	uint32_t *raw;        /* (n) raw item id; 0 for code 0 */
-	uint32_t *title_off;  /* (n + 1) title of code c: text[title_off[c] .. [c + 1]) */
-	char *text;           /* titles, each NUL-terminated, UTF-8 */
-	float *popularity;    /* (n) train records of each item (catalog_set_popularity) */
+	uint32_t n;          /* item vocabulary size (code 0 included) */
+	uint32_t *raw;       /* (n) raw item id; 0 for code 0 */
+	uint32_t *title_off; /* (n + 1) title of code c: text[title_off[c] .. [c + 1]) */
+	char *text;          /* titles, each NUL-terminated, UTF-8 */
+	float *popularity;   /* (n) train records of each item (catalog_set_popularity) */
 };
 
 /*

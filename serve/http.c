@@ -22,8 +22,8 @@ struct http_server {
 static enum MHD_Result answer(struct http_state *st, struct MHD_Connection *conn, unsigned status,
 			      const char *type, const char *body, size_t len)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
+								    MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ok;
 
 	atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed); /* counters only */
@@ -144,35 +144,36 @@ static enum MHD_Result do_metrics(struct http_state *st, struct MHD_Connection *
 		label(path, sizeof(path), recommender_path(recommender_of(it)));
 		label(model, sizeof(model), recommender_model(recommender_of(it)));
 	}
-	n = snprintf(body, sizeof(body),
-		     "# HELP hogrec_requests_total HTTP requests answered (this one included).\n"
-		     "# TYPE hogrec_requests_total counter\n"
-		     "hogrec_requests_total %llu\n"
-		     "# HELP hogrec_request_errors_total Requests answered with a status >= 400.\n"
-		     "# TYPE hogrec_request_errors_total counter\n"
-		     "hogrec_request_errors_total %llu\n"
-		     "# HELP hogrec_reloads_total Checkpoints swapped in after the first.\n"
-		     "# TYPE hogrec_reloads_total counter\n"
-		     "hogrec_reloads_total %llu\n"
-		     "# HELP hogrec_reload_failures_total Verified checkpoints that did not load.\n"
-		     "# TYPE hogrec_reload_failures_total counter\n"
-		     "hogrec_reload_failures_total %llu\n"
-		     "# HELP hogrec_watching Whether the checkpoint directory is still watched.\n"
-		     "# TYPE hogrec_watching gauge\n"
-		     "hogrec_watching %d\n"
-		     "# HELP hogrec_checkpoint_step Step of the checkpoint being served (0: none).\n"
-		     "# TYPE hogrec_checkpoint_step gauge\n"
-		     "hogrec_checkpoint_step %llu\n"
-		     "# HELP hogrec_checkpoint_info The checkpoint being served.\n"
-		     "# TYPE hogrec_checkpoint_info gauge\n"
-		     "hogrec_checkpoint_info{model=\"%s\",path=\"%s\"} %d\n",
-		     (unsigned long long)requests,
-		     (unsigned long long)atomic_load_explicit(&st->errors, memory_order_relaxed),
-		     (unsigned long long)atomic_load_explicit(&st->rl->reloads, memory_order_relaxed),
-		     (unsigned long long)atomic_load_explicit(&st->rl->failures, memory_order_relaxed),
-		     atomic_load_explicit(&st->rl->watching, memory_order_relaxed),
-		     (unsigned long long)(it ? recommender_step(recommender_of(it)) : 0), model, path,
-		     it ? 1 : 0);
+	n = snprintf(
+		body, sizeof(body),
+		"# HELP hogrec_requests_total HTTP requests answered (this one included).\n"
+		"# TYPE hogrec_requests_total counter\n"
+		"hogrec_requests_total %llu\n"
+		"# HELP hogrec_request_errors_total Requests answered with a status >= 400.\n"
+		"# TYPE hogrec_request_errors_total counter\n"
+		"hogrec_request_errors_total %llu\n"
+		"# HELP hogrec_reloads_total Checkpoints the watch swapped in (not the one loaded at start).\n"
+		"# TYPE hogrec_reloads_total counter\n"
+		"hogrec_reloads_total %llu\n"
+		"# HELP hogrec_reload_failures_total Verified checkpoints that did not load.\n"
+		"# TYPE hogrec_reload_failures_total counter\n"
+		"hogrec_reload_failures_total %llu\n"
+		"# HELP hogrec_watching Whether the checkpoint directory is still watched.\n"
+		"# TYPE hogrec_watching gauge\n"
+		"hogrec_watching %d\n"
+		"# HELP hogrec_checkpoint_step Step of the checkpoint being served (0: none).\n"
+		"# TYPE hogrec_checkpoint_step gauge\n"
+		"hogrec_checkpoint_step %llu\n"
+		"# HELP hogrec_checkpoint_info The checkpoint being served.\n"
+		"# TYPE hogrec_checkpoint_info gauge\n"
+		"hogrec_checkpoint_info{model=\"%s\",path=\"%s\"} %d\n",
+		(unsigned long long)requests,
+		(unsigned long long)atomic_load_explicit(&st->errors, memory_order_relaxed),
+		(unsigned long long)atomic_load_explicit(&st->rl->reloads, memory_order_relaxed),
+		(unsigned long long)atomic_load_explicit(&st->rl->failures, memory_order_relaxed),
+		atomic_load_explicit(&st->rl->watching, memory_order_relaxed),
+		(unsigned long long)(it ? recommender_step(recommender_of(it)) : 0), model, path,
+		it ? 1 : 0);
 	swap_release(it);
 	return answer(st, conn, 200, "text/plain; version=0.0.4", body,
 		      n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
@@ -216,6 +217,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 }
 
 /* libmicrohttpd's own messages (a client that misbehaves, a socket error) as warnings. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[256];
@@ -263,16 +265,18 @@ int http_start(struct http_server **out, const char *host, uint16_t port, unsign
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return hr_error(HR_ENOMEM, "out of memory");
-	h->daemon = MHD_start_daemon(
-		flags, port, NULL, NULL, handle, st, MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-		MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_END);
+	h->daemon = MHD_start_daemon(flags, port, NULL, NULL, handle, st, MHD_OPTION_SOCK_ADDR, sa,
+				     MHD_OPTION_THREAD_POOL_SIZE, threads,
+				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
+				     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				     MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_EXTERNAL_LOGGER,
+				     mhd_log, NULL, MHD_OPTION_END);
 	if (!h->daemon) {
 		free(h);
-		return hr_error(HR_EIO, "cannot listen on %s:%u (in use, or not an address of this machine)",
-				host, port);
+		return hr_error(
+			HR_EIO,
+			"cannot listen on %s:%u (in use, or not an address of this machine)", host,
+			port);
 	}
 	h->port = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
 	*out = h;

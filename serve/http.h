@@ -36,7 +36,7 @@
 #include "reload.h"
 #include "swap.h"
 
-#define HTTP_MAX_QUERY 2048          /* bytes of parameters a request may send */
+#define HTTP_MAX_QUERY 2048           /* bytes of parameters a request may send */
 #define HTTP_MEMORY_LIMIT (32 * 1024) /* per connection: request line and headers */
 #define HTTP_MAX_THREADS 64
 

@@ -68,8 +68,8 @@ struct opts {
 	uint32_t k;
 	int json;
 	int exclude;
-	int header_done; /* tsv: the header line is out */
-	const char *serve;   /* HOST:PORT */
+	int header_done;   /* tsv: the header line is out */
+	const char *serve; /* HOST:PORT */
 	char host[64];
 	uint16_t port;
 	unsigned threads;
@@ -88,8 +88,8 @@ static int parse_listen(const char *s, struct opts *o)
 	uint64_t port;
 
 	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(o->host))
-		return hr_error(HR_EINVAL, "--serve must be HOST:PORT (e.g. 127.0.0.1:8080), not '%s'",
-				s);
+		return hr_error(HR_EINVAL,
+				"--serve must be HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", s);
 	if (parse_u64(colon + 1, "--serve's port", 0, 65535, &port))
 		return HR_EINVAL;
 	memcpy(o->host, s, (size_t)(colon - s));
@@ -152,8 +152,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_EXCLUDE:
 			if ((o->exclude = parse_bool(optarg)) < 0) {
-				snprintf(msg, sizeof(msg), "--exclude-rated must be yes or no, not '%s'",
-					 optarg);
+				snprintf(msg, sizeof(msg),
+					 "--exclude-rated must be yes or no, not '%s'", optarg);
 				return usage_error(msg);
 			}
 			break;
@@ -186,9 +186,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	if (o->serve) {
 		struct stat st;
 		if (o->have_user || o->users_file)
-			return usage_error("--serve answers users over HTTP: leave out --user and --users");
+			return usage_error(
+				"--serve answers users over HTTP: leave out --user and --users");
 		if (stat(o->ckpt, &st) == 0 && !S_ISDIR(st.st_mode))
-			return usage_error("--serve watches a checkpoint directory: --ckpt must be one");
+			return usage_error(
+				"--serve watches a checkpoint directory: --ckpt must be one");
 		return 0;
 	}
 	if (o->have_user == !!o->users_file)
@@ -280,7 +282,8 @@ static int print_users(struct recommender *r, const struct serve_data *d, struct
 			s++;
 		end = s + strcspn(s, " \t\r\n#");
 		if (*s == '#' || end == s) {
-			if (*end == '#' || *end == '\n' || *end == '\r' || !*end) /* blank, comment */
+			if (*end == '#' || *end == '\n' || *end == '\r' ||
+			    !*end) /* blank, comment */
 				continue;
 		}
 		*end = 0;
@@ -343,7 +346,8 @@ int main(int argc, char **argv)
 		log_error("out of memory");
 		status = 70;
 	} else {
-		status = o.users_file ? print_users(r, &d, &o, l) : print_user(r, &d, &o, o.user, l);
+		status = o.users_file ? print_users(r, &d, &o, l) :
+					print_user(r, &d, &o, o.user, l);
 	}
 	if (fflush(stdout) && !status) {
 		log_error("cannot write the output: %s", strerror(errno));

@@ -8,8 +8,8 @@ const char *output_source_name(enum rec_source s)
 	return s == REC_MODEL ? "model" : "popular";
 }
 
-char *output_json(const struct recommender *r, const struct catalog *cat,
-		  const struct rec_list *l, int exclude_rated)
+char *output_json(const struct recommender *r, const struct catalog *cat, const struct rec_list *l,
+		  int exclude_rated)
 {
 	json_t *items = json_array(), *o;
 	char *text = NULL;

@@ -27,8 +27,8 @@ const char *output_source_name(enum rec_source s);
  * The JSON text of l (r: the recommender it came from), NUL-terminated,
  * malloc()ed (the caller frees), or NULL when out of memory.
  */
-char *output_json(const struct recommender *r, const struct catalog *cat,
-		  const struct rec_list *l, int exclude_rated);
+char *output_json(const struct recommender *r, const struct catalog *cat, const struct rec_list *l,
+		  int exclude_rated);
 
 void output_tsv_header(FILE *out);
 void output_tsv(FILE *out, const struct catalog *cat, const struct rec_list *l);

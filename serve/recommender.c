@@ -33,8 +33,8 @@ struct recommender {
 	struct model m;
 	struct model_data data;
 	int two_tower;
-	uint32_t dim;    /* two-tower vector width */
-	float *V;        /* (n_items, dim) two-tower item vectors */
+	uint32_t dim; /* two-tower vector width */
+	float *V;     /* (n_items, dim) two-tower item vectors */
 	size_t ws_floats;
 	pthread_mutex_t pool_mu;
 	struct scratch *pool; /* guarded by pool_mu */

@@ -74,7 +74,8 @@ static int on_checkpoint(const char *path, const struct ckpt *c, void *ctx)
 	else if (rc)
 		log_warn("%s; skipping '%s', keeping the current model", hr_errmsg(), path);
 	if (rc)
-		atomic_fetch_add_explicit(&rl->failures, 1, memory_order_relaxed); /* counters only */
+		atomic_fetch_add_explicit(&rl->failures, 1,
+					  memory_order_relaxed); /* counters only */
 	else
 		atomic_fetch_add_explicit(&rl->reloads, 1, memory_order_relaxed);
 	return 0; /* never stop watching for a bad checkpoint */

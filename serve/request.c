@@ -57,8 +57,8 @@ void request_begin(struct request *r, const char *method, const char *path)
 		r->route = ROUTE_METRICS;
 	if (r->route == ROUTE_NONE) {
 		quote(q, sizeof(q), path);
-		refuse(r, 404, "unknown path '%s' (the server answers /recommend, /healthz, /metrics)",
-		       q);
+		refuse(r, 404,
+		       "unknown path '%s' (the server answers /recommend, /healthz, /metrics)", q);
 		return;
 	}
 	r->head = method && !strcmp(method, "HEAD");
@@ -125,13 +125,15 @@ void request_arg(struct request *r, const char *key, size_t key_len, const char 
 	r->seen |= bit;
 	if (bit == SEEN_USER) {
 		if (decimal(value, UINT32_MAX, &v))
-			refuse(r, 400, "'user' must be a user id (decimal digits, at most 4294967295), not '%s'",
+			refuse(r, 400,
+			       "'user' must be a user id (decimal digits, at most 4294967295), not '%s'",
 			       q);
 		else
 			r->user = (uint32_t)v;
 	} else if (bit == SEEN_K) {
 		if (decimal(value, REC_K_MAX, &v) || v < 1)
-			refuse(r, 400, "'k' must be an integer from 1 to %d, not '%s'", REC_K_MAX, q);
+			refuse(r, 400, "'k' must be an integer from 1 to %d, not '%s'", REC_K_MAX,
+			       q);
 		else
 			r->k = (uint32_t)v;
 	} else {

@@ -38,7 +38,7 @@ struct request {
 	uint32_t user; /* ROUTE_RECOMMEND */
 	uint32_t k;
 	int exclude_rated;
-	int status;     /* 0 while valid, else the 4xx to answer with */
+	int status; /* 0 while valid, else the 4xx to answer with */
 	char error[192];
 	/* parameters seen (bits: user, k, exclude_rated) and counted */
 	unsigned seen;

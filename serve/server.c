@@ -85,7 +85,8 @@ int server_run(const struct server_opts *o)
 	rc = reloader_open(&rl, o->ckpt_dir, &s, &d);
 	if (!rc) {
 		rc = reloader_load_latest(&rl);
-		if (rc == HR_ENOENT) { /* a directory without checkpoints yet: the watch loads the first */
+		if (rc ==
+		    HR_ENOENT) { /* a directory without checkpoints yet: the watch loads the first */
 			log_info("no checkpoint in '%s' yet: waiting for the first", o->ckpt_dir);
 			hr_error_clear();
 			rc = 0;
@@ -100,7 +101,8 @@ int server_run(const struct server_opts *o)
 		atomic_init(&hs.requests, 0);
 		atomic_init(&hs.errors, 0);
 		rc = http_start(&h, o->host, o->port, o->threads, &hs);
-		if (rc == HR_EINVAL) /* the address: bad usage, not a checkpoint that does not fit */
+		if (rc ==
+		    HR_EINVAL) /* the address: bad usage, not a checkpoint that does not fit */
 			rc = HR_EPARSE, usage = 1;
 	}
 	if (rc) {

@@ -51,7 +51,8 @@ void swap_publish(struct swap *s, struct swap_item *it)
 {
 	struct swap_item *old;
 
-	pthread_mutex_lock(&s->mu); /* M1: the object's construction happens before any acquire of it */
+	/* M1: the object's construction happens before any acquire of it */
+	pthread_mutex_lock(&s->mu);
 	old = s->cur;
 	s->cur = it;
 	pthread_mutex_unlock(&s->mu);
