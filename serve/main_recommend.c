@@ -14,6 +14,7 @@
 #include "common/parse.h"
 #include "output.h"
 #include "http.h"
+#include "models/nn/blas.h"
 #include "recommender.h"
 #include "server.h"
 #include "trainer/ckpt.h"
@@ -321,6 +322,15 @@ int main(int argc, char **argv)
 	log_init("recommend", LOG_INFO);
 	if ((status = parse_args(argc, argv, &o)))
 		return status == 1 ? 0 : status;
+	/* As the trainer: may re-exec with a better OpenBLAS kernel (checked
+	 * against the reference); one BLAS thread per caller, since requests
+	 * score on the server's worker threads. */
+	rc = nn_blas_choose_kernel(argv);
+	if (rc) {
+		log_error("%s", hr_errmsg());
+		return hr_exit_code(rc);
+	}
+	nn_blas_single_thread();
 	if (o.serve) {
 		const struct server_opts so = {o.ckpt, o.data, o.host, o.port, o.threads};
 		return server_run(&so);
