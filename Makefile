@@ -156,9 +156,11 @@ fuzz:
 	done
 
 # Debian packages, installed without recommends and only when missing.
-# deps: compiler, the libraries hogrec links, and the Python modules the
-# interop tests read stores and checkpoints with (pandas: the test that
-# compares the store with bench/ingest_pandas.py's record for record).
+# deps: compiler, the libraries hogrec links (libmicrohttpd: bin/recommend
+# --serve), curl (the server's integration tests are its client), and the
+# Python modules the interop tests read stores and checkpoints with (pandas:
+# the test that compares the store with bench/ingest_pandas.py's record for
+# record).
 DEB_PKGS       = build-essential liblmdb-dev libmsgpack-dev libopenblas-dev libcmocka-dev \
                  libjansson-dev zlib1g-dev libinih-dev libsystemd-dev gnuplot-nox \
                  libmicrohttpd-dev curl \
@@ -166,7 +168,8 @@ DEB_PKGS       = build-essential liblmdb-dev libmsgpack-dev libopenblas-dev libc
 # deps-dev: clang with its sanitizer and libFuzzer runtimes (a recommend of
 # clang's, so named here), llvm-symbolizer for readable reports, clang-format.
 DEB_PKGS_DEV   = clang libclang-rt-dev llvm clang-format
-# deps-bench: the PyTorch references and /usr/bin/time for peak memory.
+# deps-bench: the PyTorch references, /usr/bin/time for peak memory, wrk
+# (HTTP load on the recommendation server).
 DEB_PKGS_BENCH = python3-torch time wrk
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
