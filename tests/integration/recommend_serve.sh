@@ -59,7 +59,9 @@ loop 2 & l2=$!
 train --data "$T/gl.lmdb" --out "$T/run" --epochs 3 --early-stop 0
 last=$(readlink "$T/run/latest" | sed 's/ckpt-0*\([0-9]*\)\.safetensors/\1/')
 wait_for "step $last served" sh -c "curl -s '$url/healthz' | grep -q '\"step\":$last}'"
-sleep 0.5 # a few more requests on the last model
+# each loop answered by the last model at least twice, however slow the build
+served_twice() { [ "$(grep -c "^200 0 $last\$" "$T/loop1")" -ge 2 ] && [ "$(grep -c "^200 0 $last\$" "$T/loop2")" -ge 2 ]; }
+wait_for "both loops served by step $last" served_twice
 touch "$T/stop"
 wait $l1 $l2
 /usr/bin/python3 - "$T/loop1" "$T/loop2" "$last" <<'PY'
