@@ -3,6 +3,7 @@ socket, as systemd gives): started on an empty run directory it sends no
 READY=1 until the trainer publishes a checkpoint (while it waits, /healthz
 answers 503); then READY=1, a STATUS= naming the model and step, WATCHDOG=1
 pings; SIGTERM sends STOPPING=1 and exits 0."""
+import atexit
 import os
 import signal
 import socket
@@ -52,6 +53,8 @@ with tempfile.TemporaryDirectory() as t:
     p = subprocess.Popen([os.path.join(BIN, "recommend"), "--serve", "127.0.0.1:0", "--ckpt",
                           t + "/run", "--data", t + "/ml.lmdb", "--threads", "1"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a failing check must not leave the server running
+    atexit.register(lambda: p.poll() is None and p.kill())
     line = p.stdout.readline().decode()
     assert line.startswith("listening on "), (line, p.stderr.read())
     url = "http://" + line.split()[-1]
