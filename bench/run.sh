@@ -12,7 +12,7 @@
 #   BENCH_ONLY     the sections to run, by name (default: all): ingest, loader,
 #                  train (ncf and dssm; implied by din, inttower and dien, whose
 #                  lines compare with dssm), zoo (neumf, twotower, autorec), din,
-#                  inttower, autoint, dien, rank, retrieval; e.g.
+#                  inttower, autoint, dien, rank, retrieval, serve; e.g.
 #                  BENCH_ONLY="inttower dien retrieval".  A section's body keeps
 #                  the file's indentation: `if want NAME; then` ... `fi` mark it.
 set -euo pipefail
@@ -355,4 +355,69 @@ if t.get("torch_users_per_s"):
 print(json.dumps(out, separators=(",", ":")))' "$rline" "$tline"
 done
 # ---- end retrieval
+fi
+
+if want serve; then
+# ---- serve (issue 12): bin/recommend --serve under wrk on loopback, k 10,
+# random users, on 1 and 2 HTTP worker threads, while bin/trainer keeps
+# training on the same store and publishes a checkpoint every 3 s (the
+# server swaps each in).  wrk shares the machine's cores with the server
+# and the trainer: requests/s is what one box serves while it trains.
+# failed counts wrk's socket errors and non-2xx answers (target 0).
+if command -v wrk >/dev/null; then
+	srv_run="$W/serve-run"
+	rm -rf "$srv_run"
+	kernel "$BIN/trainer" -q --data "$STORE" --model twotower --emb-dim 16 --out "$srv_run" \
+		--epochs 1 --early-stop 0 --threads 1 >/dev/null
+	cat >"$W/wrk-users.lua" <<'LUA'
+math.randomseed(1)
+request = function()
+	return wrk.format("GET", "/recommend?user=" .. math.random(1, 6040) .. "&k=10")
+end
+LUA
+	kernel "$BIN/trainer" -q --data "$STORE" --model twotower --emb-dim 16 --out "$srv_run" \
+		--epochs 100 --early-stop 0 --threads 1 --ckpt-every-secs 3 >/dev/null 2>&1 &
+	trainer_pid=$!
+	for threads in 1 2; do
+		kernel "$BIN/recommend" --serve 127.0.0.1:0 --ckpt "$srv_run" --data "$STORE" \
+			--threads "$threads" -q >"$W/serve.out" 2>"$W/serve.err" &
+		srv_pid=$!
+		for _ in $(seq 300); do
+			grep -qs '^listening on ' "$W/serve.out" && break
+			sleep 0.1
+		done
+		addr=$(sed -n 's/^listening on //p' "$W/serve.out")
+		wrk -t2 -c8 -d15s --latency -s "$W/wrk-users.lua" "http://$addr" >"$W/wrk.out" 2>&1 || true
+		metrics=$(curl -s "http://$addr/metrics" || true)
+		kill "$srv_pid" 2>/dev/null || true
+		wait "$srv_pid" 2>/dev/null || true
+		/usr/bin/python3 - "$W/wrk.out" "$threads" "$metrics" <<'PY'
+import json, re, sys
+w = open(sys.argv[1]).read()
+def num(pat, default=0.0):
+    m = re.search(pat, w)
+    return float(m.group(1)) if m else default
+def ms(pat):
+    m = re.search(pat + r"\s+([\d.]+)(us|ms|s)\b", w)
+    if not m:
+        return None
+    return round(float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)], 3)
+errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", w))
+non2xx = int(num(r"Non-2xx or 3xx responses: (\d+)"))
+m = dict(re.findall(r"^(hogrec_\w+)(?:\{[^}]*\})? ([\d.e+-]+)$", sys.argv[3], re.M))
+print(json.dumps({"bench": "serve", "model": "twotower", "k": 10, "threads": int(sys.argv[2]),
+                  "requests": int(num(r"(\d+) requests in")),
+                  "requests_per_s": round(num(r"Requests/sec:\s+([\d.]+)")),
+                  "p50_ms": ms(r"50%"), "p99_ms": ms(r"99%"),
+                  "failed": errs + non2xx, "target_failed": 0,
+                  "reloads": float(m["hogrec_reloads_total"]) if "hogrec_reloads_total" in m else None},
+                 separators=(",", ":")))
+PY
+	done
+	kill "$trainer_pid" 2>/dev/null || true
+	wait "$trainer_pid" 2>/dev/null || true
+else
+	echo "bench: wrk not installed (make deps-bench): serve section skipped" >&2
+fi
+# ---- end serve
 fi
