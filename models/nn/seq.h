@@ -1,0 +1,134 @@
+/*
+ * seq.h - layers over variable-length sequences: the packed layout and the
+ * GRU family of DIEN (Zhou et al. 2019: GRU, AUGRU, AGRU, AIGRU).  Conventions as nn.h (row-major, backward accumulates,
+ * NULL gradients skipped, nothing allocates, bad dimensions abort).
+ *
+ * Packed sequences.  A batch of B sequences of lengths len[b] <= T is
+ * stored as PyTorch's PackedSequence stores it: rows sorted by length,
+ * longest first, and time-major, so that at step t the rows still alive
+ * are the first bs[t] of that order and sit in one contiguous block:
+ *
+ *   position of (row b, step t) = off[t] + rank[b],   valid iff t < len[b]
+ *
+ * N = sum of the lengths positions in all; nothing is stored or computed
+ * for padding.  A recurrent step then multiplies one (bs[t], H) block of
+ * states by the recurrent weights (one GEMM across the alive rows), and the
+ * input projections of all N positions are one GEMM up front.  Because the
+ * rows alive at t + 1 are a prefix of those alive at t, row k's previous
+ * state is at off[t - 1] + k: no index arrays inside the steps.
+ */
+#ifndef HR_NN_SEQ_H
+#define HR_NN_SEQ_H
+
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- Packing */
+
+struct nn_pack {
+	int B, T;   /* rows, steps (the padded length) */
+	int N;      /* positions: the sum of the lengths */
+	int *len;   /* (B) len[b], by row */
+	int *order; /* (B) order[k]: the row with the k-th longest sequence (ties: lower row first) */
+	int *rank; /* (B) rank[order[k]] = k */
+	int *bs;   /* (T) rows alive at step t: those with len > t, the first bs[t] of order */
+	int *off;  /* (T + 1) position of step t's first row; off[T] = N */
+};
+
+/* The ints nn_pack_init needs in mem: 3B + 2T + 1. */
+static inline int nn_pack_ints(int B, int T)
+{
+	return 3 * B + 2 * T + 1;
+}
+
+/*
+ * Builds the packing of lens (B), each <= T (asserted), in mem (caller's,
+ * nn_pack_ints(B, T) ints, kept by p).  A counting sort: O(B + T).
+ */
+void nn_pack_init(struct nn_pack *p, int *mem, const uint32_t *lens, int B, int T);
+
+/* The position of (row b, step t); t < p->len[b]. */
+static inline int nn_pack_pos(const struct nn_pack *p, int b, int t)
+{
+	return p->off[t] + p->rank[b];
+}
+
+/*
+ * Each row's last element: last[b] = seq[position of (b, len[b] - 1)], or
+ * h0[b] (zeros when h0 is NULL) for an empty row - a recurrent layer's
+ * final state.
+ *   last (B, D) written; seq (N, D) packed; h0 (B, D) or NULL
+ * Backward: dseq (N, D) and dh0 (B, D) (either may be NULL) += dlast, at
+ * the element each row's last came from.
+ */
+void nn_pack_last_forward(float *last, const float *seq, const float *h0, const struct nn_pack *p,
+			  int D);
+void nn_pack_last_backward(float *dseq, float *dh0, const float *dlast, const struct nn_pack *p,
+			   int D);
+
+/* ------------------------------------------------------------ GRU family */
+
+/*
+ * One gated recurrent layer over packed sequences, in the paper's
+ * notation (u the update gate):
+ *
+ *   r  = sigmoid(Wx_r x + bx_r + Wh_r h + bh_r)
+ *   u  = sigmoid(Wx_u x + bx_u + Wh_u h + bh_u)
+ *   n  = tanh(Wx_n x + bx_n + r * (Wh_n h + bh_n))
+ *   h' = (1 - u') * h + u' * n
+ *
+ * with, by kind, a_t the attention score of the position (DIEN, eq. 6-9):
+ *   NN_GRU    u' = u                 (the interest extractor)
+ *   NN_AUGRU  u' = a_t * u           (attentional update gate)
+ *   NN_AGRU   u' = a_t               (no update gate: G = 2 gate blocks)
+ *   NN_AIGRU  u' = u, x replaced by a_t * x
+ * (PyTorch's nn.GRU is the same family with z = 1 - u.)  Weights are
+ * (out, in) like nn.Linear, the gate blocks stacked r, [u,] n - the
+ * candidate n last, u absent for AGRU:
+ *   Wx (G*H, I), Wh (G*H, H), bx (G*H), bh (G*H),  G = nn_gru_gates(kind)
+ */
+enum nn_gru_kind { NN_GRU, NN_AUGRU, NN_AGRU, NN_AIGRU };
+
+static inline int nn_gru_gates(enum nn_gru_kind kind)
+{
+	return kind == NN_AGRU ? 2 : 3;
+}
+
+/*
+ *   out    (N, H)    written: h_t at each position
+ *   gates  (N, G*H)  cache, written: r, [u,] n after their activations
+ *   ghn    (N, H)    cache, written: Wh_n h_{t-1} + bh_n
+ *   hprev  (N, H)    cache, written: h_{t-1} of each position (h0 at t = 0)
+ *   x      (N, I)    packed inputs
+ *   att    (N)       packed scores a_t; NULL for NN_GRU (not read then)
+ *   h0     (B, H)    initial state by row; NULL: zeros
+ *   p                the packing of x, att and out
+ *
+ * Cost: one (N, I) x (I, G*H) GEMM, then per step t one GEMM of the bs[t]
+ * alive states by Wh and O(bs[t] H) elementwise work; nothing past a
+ * sequence's end.  A row's final state: nn_pack_last_forward(out, h0).
+ */
+void nn_gru_forward(float *out, float *gates, float *ghn, float *hprev, const float *x,
+		    const float *att, const float *h0, const float *Wx, const float *Wh,
+		    const float *bx, const float *bh, const struct nn_pack *p,
+		    enum nn_gru_kind kind, int I, int H);
+
+/* The floats of nn_gru_backward's scratch: N*G*H + N*H + B*H (+ N*I for AIGRU). */
+long nn_gru_scratch_floats(const struct nn_pack *p, enum nn_gru_kind kind, int I, int H);
+
+/*
+ * Backward through time from dout (N, H), the gradient of the loss with
+ * respect to every h_t (a final state's gradient is added there with
+ * nn_pack_last_backward first).  Accumulates (each may be NULL):
+ *   dx (N, I), datt (N), dh0 (B, H), dWx (G*H, I), dWh (G*H, H),
+ *   dbx (G*H), dbh (G*H)
+ * scratch: nn_gru_scratch_floats() floats, overwritten.  The weight
+ * gradients are four GEMMs over all N positions; per step one GEMM of the
+ * alive rows' gate gradients by Wh.  The other arguments are the forward's.
+ */
+void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh, float *dbx,
+		     float *dbh, float *scratch, const float *dout, const float *gates,
+		     const float *ghn, const float *hprev, const float *x, const float *att,
+		     const float *Wx, const float *Wh, const struct nn_pack *p,
+		     enum nn_gru_kind kind, int I, int H);
+
+#endif

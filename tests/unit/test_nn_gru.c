@@ -1,0 +1,306 @@
+/*
+ * test_nn_gru.c - the sequence layers of models/nn/seq.h: the packed
+ * layout and the GRU family (GRU, AUGRU, AGRU, AIGRU), each against a
+ * double-precision reference written here over padded sequences, row by
+ * row, with central finite differences of the reference and of the float
+ * layer itself (harness and tolerances: gradcheck.h).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/nn/nn.h"
+#include "models/nn/seq.h"
+#include "tests/unit/gradcheck.h"
+
+/* ---------------------------------------------------------------- packing */
+
+static void test_pack_layout(void **state)
+{
+	const uint32_t lens[5] = {2, 0, 3, 3, 1};
+	int mem[64];
+	struct nn_pack p;
+
+	(void)state;
+	assert_true(nn_pack_ints(5, 3) <= 64);
+	nn_pack_init(&p, mem, lens, 5, 3);
+	/* longest first, ties by row: 2, 3 (len 3), 0 (2), 4 (1), 1 (0) */
+	const int order[5] = {2, 3, 0, 4, 1}, bs[3] = {4, 3, 2}, off[4] = {0, 4, 7, 9};
+	for (int k = 0; k < 5; k++) {
+		assert_int_equal(p.order[k], order[k]);
+		assert_int_equal(p.rank[order[k]], k);
+		assert_int_equal(p.len[k], (int)lens[k]);
+	}
+	for (int t = 0; t < 3; t++)
+		assert_int_equal(p.bs[t], bs[t]);
+	for (int t = 0; t <= 3; t++)
+		assert_int_equal(p.off[t], off[t]);
+	assert_int_equal(p.N, 9);
+	/* every valid (row, step) has its own position, 0 .. N-1 */
+	int seen[9] = {0};
+	for (int b = 0; b < 5; b++)
+		for (int t = 0; t < (int)lens[b]; t++)
+			seen[nn_pack_pos(&p, b, t)]++;
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(seen[i], 1);
+	/* all empty, and no steps at all */
+	const uint32_t zero[3] = {0, 0, 0};
+	nn_pack_init(&p, mem, zero, 3, 4);
+	assert_int_equal(p.N, 0);
+	assert_int_equal(p.bs[0], 0);
+	nn_pack_init(&p, mem, zero, 3, 0);
+	assert_int_equal(p.N, 0);
+}
+
+/* -------------------------------------------------------------------- GRU */
+
+#define GB 5 /* rows */
+#define GT 4 /* steps */
+
+struct gru_ctx {
+	enum nn_gru_kind kind;
+	int I, H, G;
+	bool h0;           /* an initial state tensor */
+	int ta, th, tw;    /* tensor indices of att, h0 and W (-1: none) */
+	uint32_t lens[GB]; /* one empty row, one full, ties */
+	struct nn_pack p;
+	int pmem[64];
+	float *xp, *ap, *out, *gates, *ghn, *hprev, *last, *scratch, *dout, *dx, *da;
+};
+
+/* Slices of the one weight tensor: Wx (G H, I), Wh (G H, H), bx, bh (G H). */
+static void gru_weights(const struct gru_ctx *c, float *w, float **Wx, float **Wh, float **bx,
+			float **bh)
+{
+	int GH = c->G * c->H;
+
+	*Wx = w;
+	*Wh = w + GH * c->I;
+	*bx = *Wh + GH * c->H;
+	*bh = *bx + GH;
+}
+
+static void gru_fwd(struct gc *g)
+{
+	struct gru_ctx *c = g->ctx;
+	int I = c->I, H = c->H;
+	float *Wx, *Wh, *bx, *bh;
+
+	gru_weights(c, X(c->tw), &Wx, &Wh, &bx, &bh);
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t < (int)c->lens[b]; t++) {
+			int q = nn_pack_pos(&c->p, b, t);
+			memcpy(c->xp + q * I, X(0) + (b * GT + t) * I, (size_t)I * sizeof(float));
+			if (c->ta >= 0)
+				c->ap[q] = X(c->ta)[b * GT + t];
+		}
+	nn_gru_forward(c->out, c->gates, c->ghn, c->hprev, c->xp, c->ta >= 0 ? c->ap : NULL,
+		       c->h0 ? X(c->th) : NULL, Wx, Wh, bx, bh, &c->p, c->kind, I, H);
+	nn_pack_last_forward(c->last, c->out, c->h0 ? X(c->th) : NULL, &c->p, H);
+	/* g->out: the padded outputs (zeros past each end), then the final states */
+	memset(g->out, 0, sizeof(float) * (size_t)g->nout);
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t < (int)c->lens[b]; t++)
+			memcpy(g->out + (b * GT + t) * H, c->out + nn_pack_pos(&c->p, b, t) * H,
+			       (size_t)H * sizeof(float));
+	memcpy(g->out + GB * GT * H, c->last, (size_t)GB * H * sizeof(float));
+}
+
+static double sigd(double x)
+{
+	return 1.0 / (1.0 + exp(-x));
+}
+
+/* The reference: each row on its own, step by step, in double. */
+static void gru_ref(struct gc *g)
+{
+	struct gru_ctx *c = g->ctx;
+	int I = c->I, H = c->H, G = c->G, GH = G * H, cn = (G - 1) * H;
+	const double *w = XD(c->tw), *Wx = w, *Wh = w + GH * I, *bx = Wh + GH * H, *bh = bx + GH;
+	double h[16], hn[16], gx[48], gh[48];
+
+	for (int i = 0; i < g->nout; i++)
+		g->outd[i] = 0.0;
+	for (int b = 0; b < GB; b++) {
+		for (int j = 0; j < H; j++)
+			h[j] = c->h0 ? XD(c->th)[b * H + j] : 0.0;
+		for (int t = 0; t < (int)c->lens[b]; t++) {
+			const double *x = XD(0) + (b * GT + t) * I;
+			double a = c->ta >= 0 ? XD(c->ta)[b * GT + t] : 1.0;
+			for (int o = 0; o < GH; o++) {
+				double sx = 0.0, sh = bh[o];
+				for (int i = 0; i < I; i++)
+					sx += Wx[o * I + i] * x[i];
+				for (int i = 0; i < H; i++)
+					sh += Wh[o * H + i] * h[i];
+				gx[o] = (c->kind == NN_AIGRU ? a * sx : sx) + bx[o];
+				gh[o] = sh;
+			}
+			for (int j = 0; j < H; j++) {
+				double r = sigd(gx[j] + gh[j]);
+				double n = tanh(gx[cn + j] + r * gh[cn + j]);
+				double u = G == 3 ? sigd(gx[H + j] + gh[H + j]) : 0.0;
+				double up = c->kind == NN_AGRU  ? a :
+					    c->kind == NN_AUGRU ? a * u :
+								  u;
+				hn[j] = (1.0 - up) * h[j] + up * n;
+			}
+			for (int j = 0; j < H; j++) {
+				h[j] = hn[j];
+				g->outd[(b * GT + t) * H + j] = h[j];
+			}
+		}
+		for (int j = 0; j < H; j++)
+			g->outd[GB * GT * H + b * H + j] = h[j];
+	}
+}
+
+static void gru_bwd(struct gc *g)
+{
+	struct gru_ctx *c = g->ctx;
+	int I = c->I, H = c->H, N = c->p.N;
+	float *Wx, *Wh, *bx, *bh, *dWx, *dWh, *dbx, *dbh;
+
+	gru_fwd(g);
+	gru_weights(c, X(c->tw), &Wx, &Wh, &bx, &bh);
+	gru_weights(c, GR(c->tw), &dWx, &dWh, &dbx, &dbh);
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t < (int)c->lens[b]; t++)
+			memcpy(c->dout + nn_pack_pos(&c->p, b, t) * H, g->R + (b * GT + t) * H,
+			       (size_t)H * sizeof(float));
+	nn_pack_last_backward(c->dout, c->h0 ? GR(c->th) : NULL, g->R + GB * GT * H, &c->p, H);
+	memset(c->dx, 0, sizeof(float) * (size_t)N * I);
+	memset(c->da, 0, sizeof(float) * (size_t)N);
+	nn_gru_backward(c->dx, c->ta >= 0 ? c->da : NULL, c->h0 ? GR(c->th) : NULL, dWx, dWh, dbx,
+			dbh, c->scratch, c->dout, c->gates, c->ghn, c->hprev, c->xp,
+			c->ta >= 0 ? c->ap : NULL, Wx, Wh, &c->p, c->kind, I, H);
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t < (int)c->lens[b]; t++) {
+			int q = nn_pack_pos(&c->p, b, t);
+			for (int i = 0; i < I; i++)
+				GR(0)[(b * GT + t) * I + i] += c->dx[q * I + i];
+			if (c->ta >= 0)
+				GR(c->ta)[b * GT + t] += c->da[q];
+		}
+}
+
+static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t seed)
+{
+	struct gru_ctx c = {.kind = kind, .I = 3, .H = 4, .h0 = h0, .lens = {4, 0, 2, 4, 1}};
+	struct gc g;
+	int N, GH;
+
+	c.G = nn_gru_gates(kind);
+	GH = c.G * c.H;
+	nn_pack_init(&c.p, c.pmem, c.lens, GB, GT);
+	N = c.p.N;
+	gc_init(&g, name, GB * GT * c.H + GB * c.H, seed);
+	gc_tensor(&g, "x", GB * GT * c.I, -1, 1);
+	c.ta = c.th = -1;
+	if (kind != NN_GRU) {
+		c.ta = g.nt;
+		gc_tensor(&g, "att", GB * GT, 0.05, 0.95);
+	}
+	if (h0) {
+		c.th = g.nt;
+		gc_tensor(&g, "h0", GB * c.H, -1, 1);
+	}
+	c.tw = g.nt;
+	gc_tensor(&g, "W", GH * (c.I + c.H + 2), -0.8, 0.8);
+	c.xp = gc_alloc(&g, sizeof(float) * (size_t)N * c.I);
+	c.ap = gc_alloc(&g, sizeof(float) * (size_t)N);
+	c.out = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.gates = gc_alloc(&g, sizeof(float) * (size_t)N * GH);
+	c.ghn = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.hprev = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.last = gc_alloc(&g, sizeof(float) * GB * (size_t)c.H);
+	c.scratch =
+		gc_alloc(&g, sizeof(float) * (size_t)nn_gru_scratch_floats(&c.p, kind, c.I, c.H));
+	c.dout = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.dx = gc_alloc(&g, sizeof(float) * (size_t)N * c.I);
+	c.da = gc_alloc(&g, sizeof(float) * (size_t)N);
+	g.ctx = &c;
+	g.fwd = gru_fwd;
+	g.ref = gru_ref;
+	g.bwd = gru_bwd;
+	gc_run(&g);
+}
+
+static void test_gc_gru(void **state)
+{
+	(void)state;
+	check_gru("gru", NN_GRU, true, 31);
+	check_gru("gru (h0 zero)", NN_GRU, false, 32);
+}
+
+static void test_gc_augru(void **state)
+{
+	(void)state;
+	check_gru("augru", NN_AUGRU, true, 33);
+	check_gru("augru (h0 zero)", NN_AUGRU, false, 34);
+}
+
+static void test_gc_agru(void **state)
+{
+	(void)state;
+	check_gru("agru", NN_AGRU, true, 35);
+	check_gru("agru (h0 zero)", NN_AGRU, false, 36);
+}
+
+static void test_gc_aigru(void **state)
+{
+	(void)state;
+	check_gru("aigru", NN_AIGRU, true, 37);
+	check_gru("aigru (h0 zero)", NN_AIGRU, false, 38);
+}
+
+/*
+ * The attention score's meaning at its ends: with a_t = 0 an AUGRU or AGRU
+ * step keeps the state exactly (the position is skipped), with a_t = 1 an
+ * AGRU step is the candidate and an AUGRU step a plain GRU step; an AIGRU
+ * step with a_t = 0 sees a zero input.
+ */
+static void test_gru_score_ends(void **state)
+{
+	enum { I = 3, H = 4 };
+	const uint32_t lens[1] = {1};
+	float x[I] = {0.3f, -0.7f, 0.5f}, h0[H] = {0.2f, -0.1f, 0.4f, 0.9f}, zero[I] = {0};
+	float W[3 * H * (I + H + 2)], out[H], ref[H], gates[3 * H], ghn[H], hprev[H];
+	float a0 = 0.0f, a1 = 1.0f;
+	int mem[8];
+	struct nn_pack p;
+	struct rng r;
+
+	(void)state;
+	rng_seed(&r, 5, 0);
+	for (size_t i = 0; i < sizeof(W) / sizeof(W[0]); i++)
+		W[i] = (float)unif(&r, -0.8, 0.8);
+	nn_pack_init(&p, mem, lens, 1, 1);
+	const float *Wx = W, *Wh = W + 3 * H * I, *bx = Wh + 3 * H * H, *bh = bx + 3 * H;
+	for (int kind = NN_AUGRU; kind <= NN_AGRU; kind++) {
+		nn_gru_forward(out, gates, ghn, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, kind, I, H);
+		for (int j = 0; j < H; j++)
+			assert_true(out[j] == h0[j]);
+	}
+	nn_gru_forward(out, gates, ghn, hprev, x, &a1, h0, Wx, Wh, bx, bh, &p, NN_AUGRU, I, H);
+	nn_gru_forward(ref, gates, ghn, hprev, x, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
+	for (int j = 0; j < H; j++)
+		assert_true(out[j] == ref[j]);
+	nn_gru_forward(out, gates, ghn, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, NN_AIGRU, I, H);
+	nn_gru_forward(ref, gates, ghn, hprev, zero, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
+	for (int j = 0; j < H; j++)
+		assert_true(fabsf(out[j] - ref[j]) <= 1e-7f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pack_layout), cmocka_unit_test(test_gc_gru),
+		cmocka_unit_test(test_gc_augru),    cmocka_unit_test(test_gc_agru),
+		cmocka_unit_test(test_gc_aigru),    cmocka_unit_test(test_gru_score_ends),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
