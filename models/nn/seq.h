@@ -1,6 +1,7 @@
 /*
- * seq.h - layers over variable-length sequences: the packed layout and the
- * GRU family of DIEN (Zhou et al. 2019: GRU, AUGRU, AGRU, AIGRU).  Conventions as nn.h (row-major, backward accumulates,
+ * seq.h - layers over variable-length sequences: the packed layout, the GRU
+ * family of DIEN (Zhou et al. 2019: GRU, AUGRU, AGRU, AIGRU) and DIEN's
+ * auxiliary loss.  Conventions as nn.h (row-major, backward accumulates,
  * NULL gradients skipped, nothing allocates, bad dimensions abort).
  *
  * Packed sequences.  A batch of B sequences of lengths len[b] <= T is
@@ -130,5 +131,60 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 		     const float *ghn, const float *hprev, const float *x, const float *att,
 		     const float *Wx, const float *Wh, const struct nn_pack *p,
 		     enum nn_gru_kind kind, int I, int H);
+
+/* ------------------------------------------------------ DIEN's aux loss */
+
+/*
+ * DIEN's auxiliary loss (Zhou et al. 2019, eq. 4-5; the auxiliary network
+ * of the reference code, mouna99/dien and DeepCTR-Torch): each state h_t
+ * of the interest extractor, t + 1 < len, must tell the next clicked
+ * item's embedding e_{t+1} from a sampled unclicked one e^neg_{t+1}.  A
+ * small network scores a pair:
+ *
+ *   s(h, e) = w3 . sigmoid(W2 sigmoid(W1h h + W1e e + b1) + b2) + b3   (a logit)
+ *
+ *   loss = mean over the pairs of BCE(s(h_t, e_{t+1}), 1) and
+ *          BCE(s(h_t, e^neg_{t+1}), 0)
+ *
+ * one mean over the positive and the negative terms together (the
+ * reference's F.binary_cross_entropy over both).  A negative exists where
+ * t + 1 < nneg[b] (a store may hold fewer negatives than history items);
+ * positions at or past a row's end take no part.  With M = N - bs[0] the
+ * positive pairs (a position with a successor), the network runs on 2M
+ * rows; W1h h is computed once per state and shared by its two pairs.
+ *
+ * Weights (out, in): W1h (A1, H), W1e (A1, D), b1 (A1), W2 (A2, A1),
+ * b2 (A2), w3 (A2), b3 (1); the same struct carries their gradients.
+ */
+struct nn_aux_params {
+	float *W1h, *W1e, *b1, *W2, *b2, *w3, *b3;
+};
+
+long nn_aux_cache_floats(const struct nn_pack *p, int A1, int A2);
+long nn_aux_scratch_floats(const struct nn_pack *p, int A1, int A2);
+
+/*
+ *   cache  nn_aux_cache_floats() floats, written: what the backward reads
+ *   hs     (N, H) packed states
+ *   e      (N, D) packed embeddings of the clicked items (row t is e_t)
+ *   eneg   (N, D) packed embeddings of the negatives; rows without one are
+ *          read (one GEMM over all) and must be finite, e.g. zero
+ *   nneg   (B) negatives per row, or NULL: every position has one
+ * Returns the mean loss (summed in double); 0 when there is no pair.
+ */
+double nn_aux_forward(float *cache, const float *hs, const float *e, const float *eneg,
+		      const uint32_t *nneg, const struct nn_aux_params *w, const struct nn_pack *p,
+		      int H, int D, int A1, int A2);
+
+/*
+ * Gradient of dloss * the mean loss; accumulates into dhs (N, H), de (N, D),
+ * deneg (N, D) (each may be NULL) and the non-NULL members of dw.  scratch:
+ * nn_aux_scratch_floats() floats, overwritten.  The other arguments are the
+ * forward's (which negatives exist is in the cache).
+ */
+void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_params *dw,
+		     float *scratch, float dloss, const float *cache, const float *hs,
+		     const float *e, const float *eneg, const struct nn_aux_params *w,
+		     const struct nn_pack *p, int H, int D, int A1, int A2);
 
 #endif

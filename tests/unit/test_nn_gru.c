@@ -1,9 +1,10 @@
 /*
  * test_nn_gru.c - the sequence layers of models/nn/seq.h: the packed
- * layout and the GRU family (GRU, AUGRU, AGRU, AIGRU), each against a
- * double-precision reference written here over padded sequences, row by
- * row, with central finite differences of the reference and of the float
- * layer itself (harness and tolerances: gradcheck.h).
+ * layout, the GRU family (GRU, AUGRU, AGRU, AIGRU) and DIEN's auxiliary
+ * loss, each against a double-precision reference written here over
+ * padded sequences, row by row, with central finite differences of the
+ * reference and of the float layer itself (harness and tolerances:
+ * gradcheck.h).
  */
 #include <float.h>
 #include <math.h>
@@ -295,12 +296,190 @@ static void test_gru_score_ends(void **state)
 		assert_true(fabsf(out[j] - ref[j]) <= 1e-7f);
 }
 
+/* ------------------------------------------------------------- aux loss */
+
+struct aux_ctx {
+	int H, D, A1, A2;
+	uint32_t lens[GB], nneg[GB];
+	struct nn_pack p;
+	int pmem[64];
+	float *hp, *ep, *np, *cache, *scratch, *dh, *de, *dn;
+};
+
+static struct nn_aux_params aux_slices(const struct aux_ctx *c, float *w)
+{
+	struct nn_aux_params a;
+
+	a.W1h = w;
+	a.W1e = a.W1h + c->A1 * c->H;
+	a.b1 = a.W1e + c->A1 * c->D;
+	a.W2 = a.b1 + c->A1;
+	a.b2 = a.W2 + c->A2 * c->A1;
+	a.w3 = a.b2 + c->A2;
+	a.b3 = a.w3 + c->A2;
+	return a;
+}
+
+/* padded (B, T, W) tensor x into packed rows */
+static void aux_pack(const struct aux_ctx *c, float *dst, const float *x, int W)
+{
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t < (int)c->lens[b]; t++)
+			memcpy(dst + nn_pack_pos(&c->p, b, t) * W, x + (b * GT + t) * W,
+			       (size_t)W * sizeof(float));
+}
+
+static void aux_unpack_add(const struct aux_ctx *c, float *x, const float *src, int W)
+{
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t < (int)c->lens[b]; t++)
+			for (int i = 0; i < W; i++)
+				x[(b * GT + t) * W + i] += src[nn_pack_pos(&c->p, b, t) * W + i];
+}
+
+static void aux_fwd(struct gc *g)
+{
+	struct aux_ctx *c = g->ctx;
+	struct nn_aux_params w = aux_slices(c, X(3));
+
+	aux_pack(c, c->hp, X(0), c->H);
+	aux_pack(c, c->ep, X(1), c->D);
+	aux_pack(c, c->np, X(2), c->D);
+	g->out[0] = (float)nn_aux_forward(c->cache, c->hp, c->ep, c->np, c->nneg, &w, &c->p, c->H,
+					  c->D, c->A1, c->A2);
+}
+
+/* s(h, e) of the header, in double */
+static double aux_score(const struct aux_ctx *c, const double *w, const double *h, const double *e)
+{
+	const double *W1h = w, *W1e = W1h + c->A1 * c->H, *b1 = W1e + c->A1 * c->D;
+	const double *W2 = b1 + c->A1, *b2 = W2 + c->A2 * c->A1, *w3 = b2 + c->A2;
+	double z1[16], s = w3[c->A2];
+
+	for (int a = 0; a < c->A1; a++) {
+		double v = b1[a];
+		for (int i = 0; i < c->H; i++)
+			v += W1h[a * c->H + i] * h[i];
+		for (int i = 0; i < c->D; i++)
+			v += W1e[a * c->D + i] * e[i];
+		z1[a] = sigd(v);
+	}
+	for (int a = 0; a < c->A2; a++) {
+		double v = b2[a];
+		for (int i = 0; i < c->A1; i++)
+			v += W2[a * c->A1 + i] * z1[i];
+		s += w3[a] * sigd(v);
+	}
+	return s;
+}
+
+static void aux_ref(struct gc *g)
+{
+	struct aux_ctx *c = g->ctx;
+	double loss = 0.0;
+	int n = 0;
+
+	for (int b = 0; b < GB; b++)
+		for (int t = 0; t + 1 < (int)c->lens[b]; t++) {
+			const double *h = XD(0) + (b * GT + t) * c->H;
+			double sp = aux_score(c, XD(3), h, XD(1) + (b * GT + t + 1) * c->D);
+			loss += log1p(exp(-sp)); /* -log sigmoid(sp) */
+			n++;
+			if (t + 1 < (int)c->nneg[b]) {
+				double sn = aux_score(c, XD(3), h, XD(2) + (b * GT + t + 1) * c->D);
+				loss += log1p(exp(sn)); /* -log(1 - sigmoid(sn)) */
+				n++;
+			}
+		}
+	g->outd[0] = n ? loss / n : 0.0;
+}
+
+static void aux_bwd(struct gc *g)
+{
+	struct aux_ctx *c = g->ctx;
+	struct nn_aux_params w = aux_slices(c, X(3)), dw = aux_slices(c, GR(3));
+	int N = c->p.N;
+
+	aux_fwd(g);
+	memset(c->dh, 0, sizeof(float) * (size_t)N * c->H);
+	memset(c->de, 0, sizeof(float) * (size_t)N * c->D);
+	memset(c->dn, 0, sizeof(float) * (size_t)N * c->D);
+	nn_aux_backward(c->dh, c->de, c->dn, &dw, c->scratch, g->R[0], c->cache, c->hp, c->ep,
+			c->np, &w, &c->p, c->H, c->D, c->A1, c->A2);
+	aux_unpack_add(c, GR(0), c->dh, c->H);
+	aux_unpack_add(c, GR(1), c->de, c->D);
+	aux_unpack_add(c, GR(2), c->dn, c->D);
+}
+
+static void check_aux(const char *name, const uint32_t *nneg, uint64_t seed)
+{
+	struct aux_ctx c = {.H = 3, .D = 4, .A1 = 5, .A2 = 3, .lens = {4, 0, 2, 4, 1}};
+	struct gc g;
+	int N;
+
+	memcpy(c.nneg, nneg, sizeof(c.nneg));
+	nn_pack_init(&c.p, c.pmem, c.lens, GB, GT);
+	N = c.p.N;
+	gc_init(&g, name, 1, seed);
+	gc_tensor(&g, "h", GB * GT * c.H, -1, 1);
+	gc_tensor(&g, "e", GB * GT * c.D, -1, 1);
+	gc_tensor(&g, "eneg", GB * GT * c.D, -1, 1);
+	gc_tensor(&g, "W", c.A1 * (c.H + c.D + 1) + c.A2 * (c.A1 + 2) + 1, -1, 1);
+	c.hp = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.ep = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
+	c.np = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
+	c.cache = gc_alloc(&g, sizeof(float) * (size_t)nn_aux_cache_floats(&c.p, c.A1, c.A2));
+	c.scratch = gc_alloc(&g, sizeof(float) * (size_t)nn_aux_scratch_floats(&c.p, c.A1, c.A2));
+	c.dh = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.de = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
+	c.dn = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
+	g.ctx = &c;
+	g.fwd = aux_fwd;
+	g.ref = aux_ref;
+	g.bwd = aux_bwd;
+	gc_run(&g);
+}
+
+static void test_gc_aux(void **state)
+{
+	/* every negative there; then fewer negatives than history items in two rows */
+	const uint32_t all[GB] = {4, 0, 2, 4, 1}, some[GB] = {4, 0, 1, 3, 1};
+
+	(void)state;
+	check_aux("aux loss", all, 41);
+	check_aux("aux loss (missing negatives)", some, 42);
+}
+
+/* No pair (every history shorter than 2): loss 0, no gradient, no NaN. */
+static void test_aux_no_pairs(void **state)
+{
+	const uint32_t lens[3] = {1, 0, 1};
+	float w[64], dw[64] = {0}, cache[64], scratch[64], hs[2] = {1, 2}, e[2] = {3, 4};
+	int mem[16];
+	struct nn_pack p;
+
+	(void)state;
+	for (int i = 0; i < 64; i++)
+		w[i] = 0.5f;
+	nn_pack_init(&p, mem, lens, 3, 2);
+	struct nn_aux_params a = aux_slices(&(struct aux_ctx){.H = 1, .D = 1, .A1 = 2, .A2 = 2}, w);
+	struct nn_aux_params d =
+		aux_slices(&(struct aux_ctx){.H = 1, .D = 1, .A1 = 2, .A2 = 2}, dw);
+	assert_true(nn_aux_cache_floats(&p, 2, 2) <= 64);
+	assert_true(nn_aux_forward(cache, hs, e, e, NULL, &a, &p, 1, 1, 2, 2) == 0.0);
+	nn_aux_backward(hs, e, e, &d, scratch, 1.0f, cache, hs, e, e, &a, &p, 1, 1, 2, 2);
+	for (int i = 0; i < 64; i++)
+		assert_true(dw[i] == 0.0f);
+	assert_true(hs[0] == 1 && hs[1] == 2 && e[0] == 3 && e[1] == 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pack_layout), cmocka_unit_test(test_gc_gru),
 		cmocka_unit_test(test_gc_augru),    cmocka_unit_test(test_gc_agru),
 		cmocka_unit_test(test_gc_aigru),    cmocka_unit_test(test_gru_score_ends),
+		cmocka_unit_test(test_gc_aux),      cmocka_unit_test(test_aux_no_pairs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,172 @@
+/* auxloss.c - DIEN's auxiliary loss over packed sequences (seq.h). */
+#include "models/nn/seq.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "models/nn/internal.h"
+#include "models/nn/nn.h"
+
+/*
+ * Pair j < M is (state at position h, item at position q = bs[0] + j),
+ * q the position after h in the same row; pair M + j is its negative.
+ * The positive pairs' item rows are the contiguous positions bs[0] .. N-1
+ * (every position but the first step's), so their projections are one GEMM.
+ */
+static int pairs(const struct nn_pack *p)
+{
+	return p->T > 0 ? p->N - p->bs[0] : 0;
+}
+
+struct aux_cache {
+	int *hpos;   /* (M) pair j's state position */
+	float *mneg; /* (M) 1 where pair j has a negative, else 0 */
+	float *hw;   /* (N, A1) W1h h */
+	float *z1;   /* (2M, A1) first layer's output */
+	float *z2;   /* (2M, A2) second layer's output */
+	float *s;    /* (2M) logits */
+};
+
+static long aux_layout(const struct nn_pack *p, int A1, int A2, float *base, struct aux_cache *c)
+{
+	long N = p->N, P = 2L * pairs(p), o = 0;
+#define PUT(f, n) (c->f = base ? base + o : NULL, o += (n))
+	c->hpos = base ? (int *)(void *)base : NULL; /* an int per float */
+	o += P / 2;
+	PUT(mneg, P / 2);
+	PUT(hw, N * A1);
+	PUT(z1, P * A1);
+	PUT(z2, P * A2);
+	PUT(s, P);
+#undef PUT
+	return o;
+}
+
+long nn_aux_cache_floats(const struct nn_pack *p, int A1, int A2)
+{
+	struct aux_cache c;
+
+	return aux_layout(p, A1, A2, NULL, &c);
+}
+
+long nn_aux_scratch_floats(const struct nn_pack *p, int A1, int A2)
+{
+	return nn_aux_cache_floats(p, A1, A2); /* a gradient for each cached array */
+}
+
+static double bce(float s, float y)
+{
+	return fmax(s, 0.0) - (double)s * y + log1p(exp(-fabs((double)s)));
+}
+
+double nn_aux_forward(float *cache, const float *hs, const float *e, const float *eneg,
+		      const uint32_t *nneg, const struct nn_aux_params *w, const struct nn_pack *p,
+		      int H, int D, int A1, int A2)
+{
+	int M = pairs(p), N = p->N, b0 = p->T > 0 ? p->bs[0] : 0;
+	double loss = 0.0;
+	long count = 0;
+	struct aux_cache c;
+
+	HR_ASSERT(H > 0 && D > 0 && A1 > 0 && A2 > 0);
+	aux_layout(p, A1, A2, cache, &c);
+	if (M == 0)
+		return 0.0;
+	nn_sgemm(false, true, N, A1, H, 1.0f, hs, H, w->W1h, H, 0.0f, c.hw, A1);
+	nn_sgemm(false, true, M, A1, D, 1.0f, e + (size_t)b0 * D, D, w->W1e, D, 0.0f, c.z1, A1);
+	nn_sgemm(false, true, M, A1, D, 1.0f, eneg + (size_t)b0 * D, D, w->W1e, D, 0.0f,
+		 c.z1 + (size_t)M * A1, A1);
+	for (int t = 0; t + 1 < p->T; t++) /* pair j: the state before position b0 + j */
+		for (int k = 0; k < p->bs[t + 1]; k++) {
+			int j = p->off[t + 1] - b0 + k;
+			c.hpos[j] = p->off[t] + k;
+			c.mneg[j] = !nneg || (uint32_t)(t + 1) < nneg[p->order[k]] ? 1.0f : 0.0f;
+		}
+	for (int j = 0; j < M; j++) {
+		const float *hw = c.hw + (size_t)c.hpos[j] * A1;
+		float *zp = c.z1 + (size_t)j * A1, *zn = c.z1 + (size_t)(M + j) * A1;
+		for (int a = 0; a < A1; a++) {
+			zp[a] = nn_sigmoidf(zp[a] + hw[a] + w->b1[a]);
+			zn[a] = nn_sigmoidf(zn[a] + hw[a] + w->b1[a]);
+		}
+	}
+	nn_linear_forward(c.z2, c.z1, w->W2, w->b2, 2 * M, A1, A2);
+	nn_sigmoid_forward(c.z2, c.z2, 2 * M * A2);
+	nn_sgemm(false, false, 2 * M, 1, A2, 1.0f, c.z2, A2, w->w3, 1, 0.0f, c.s, 1);
+	for (int j = 0; j < M; j++) {
+		c.s[j] += w->b3[0];
+		c.s[M + j] += w->b3[0];
+		loss += bce(c.s[j], 1.0f) + (c.mneg[j] != 0.0f ? bce(c.s[M + j], 0.0f) : 0.0);
+		count += 1 + (c.mneg[j] != 0.0f);
+	}
+	return loss / (double)count;
+}
+
+void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_params *dw,
+		     float *scratch, float dloss, const float *cache, const float *hs,
+		     const float *e, const float *eneg, const struct nn_aux_params *w,
+		     const struct nn_pack *p, int H, int D, int A1, int A2)
+{
+	int M = pairs(p), N = p->N, P = 2 * M, b0 = p->T > 0 ? p->bs[0] : 0;
+	long count = 0;
+	struct aux_cache c, d; /* the forward's arrays and their gradients */
+
+	aux_layout(p, A1, A2, (float *)cache, &c);
+	aux_layout(p, A1, A2, scratch, &d);
+	if (M == 0)
+		return;
+	for (int j = 0; j < M; j++)
+		count += 1 + (c.mneg[j] != 0.0f);
+	float g = dloss / (float)count;
+	for (int j = 0; j < M; j++) {
+		d.s[j] = g * (nn_sigmoidf(c.s[j]) - 1.0f);
+		d.s[M + j] = g * c.mneg[j] * nn_sigmoidf(c.s[M + j]);
+	}
+	if (dw->b3)
+		for (int j = 0; j < P; j++)
+			dw->b3[0] += d.s[j];
+	if (dw->w3) /* w3 += z2^T ds */
+		nn_sgemm(true, false, A2, 1, P, 1.0f, c.z2, A2, d.s, 1, 1.0f, dw->w3, 1);
+	/* through w3 and the second sigmoid */
+	for (int j = 0; j < P; j++)
+		for (int a = 0; a < A2; a++) {
+			float z = c.z2[(size_t)j * A2 + a];
+			d.z2[(size_t)j * A2 + a] = d.s[j] * w->w3[a] * z * (1.0f - z);
+		}
+	memset(d.z1, 0, (size_t)P * A1 * sizeof(float));
+	nn_linear_backward(d.z1, dw->W2, dw->b2, d.z2, c.z1, w->W2, P, A1, A2);
+	for (long i = 0; i < (long)P * A1; i++)
+		d.z1[i] *= c.z1[i] * (1.0f - c.z1[i]);
+	if (dw->b1)
+		for (int j = 0; j < P; j++)
+			for (int a = 0; a < A1; a++)
+				dw->b1[a] += d.z1[(size_t)j * A1 + a];
+	/* the item side: rows bs[0] .. N-1 of e and eneg */
+	const float *ep = e + (size_t)b0 * D, *en = eneg + (size_t)b0 * D;
+	const float *dzp = d.z1, *dzn = d.z1 + (size_t)M * A1;
+	if (dw->W1e) {
+		nn_sgemm(true, false, A1, D, M, 1.0f, dzp, A1, ep, D, 1.0f, dw->W1e, D);
+		nn_sgemm(true, false, A1, D, M, 1.0f, dzn, A1, en, D, 1.0f, dw->W1e, D);
+	}
+	if (de)
+		nn_sgemm(false, false, M, D, A1, 1.0f, dzp, A1, w->W1e, D, 1.0f,
+			 de + (size_t)b0 * D, D);
+	if (deneg)
+		nn_sgemm(false, false, M, D, A1, 1.0f, dzn, A1, w->W1e, D, 1.0f,
+			 deneg + (size_t)b0 * D, D);
+	/* the state side: each state's two pairs, then one GEMM over the states */
+	if (!dhs && !dw->W1h)
+		return;
+	memset(d.hw, 0, (size_t)N * A1 * sizeof(float));
+	for (int j = 0; j < M; j++) {
+		float *dh = d.hw + (size_t)c.hpos[j] * A1;
+		for (int a = 0; a < A1; a++)
+			dh[a] += dzp[(size_t)j * A1 + a] + dzn[(size_t)j * A1 + a];
+	}
+	if (dw->W1h)
+		nn_sgemm(true, false, A1, H, N, 1.0f, d.hw, A1, hs, H, 1.0f, dw->W1h, H);
+	if (dhs)
+		nn_sgemm(false, false, N, H, A1, 1.0f, d.hw, A1, w->W1h, H, 1.0f, dhs, H);
+}
