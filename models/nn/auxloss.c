@@ -29,9 +29,10 @@ struct aux_cache {
 	float *s;    /* (2M) logits */
 };
 
-static long aux_layout(const struct nn_pack *p, int A1, int A2, float *base, struct aux_cache *c)
+/* The layout for N positions and M pairs (M < N). */
+static long aux_layout(long N, long M, int A1, int A2, float *base, struct aux_cache *c)
 {
-	long N = p->N, P = 2L * pairs(p), o = 0;
+	long P = 2 * M, o = 0;
 #define PUT(f, n) (c->f = base ? base + o : NULL, o += (n))
 	c->hpos = base ? (int *)(void *)base : NULL; /* an int per float */
 	o += P / 2;
@@ -44,16 +45,16 @@ static long aux_layout(const struct nn_pack *p, int A1, int A2, float *base, str
 	return o;
 }
 
-long nn_aux_cache_floats(const struct nn_pack *p, int A1, int A2)
+long nn_aux_cache_floats(int N, int A1, int A2)
 {
 	struct aux_cache c;
 
-	return aux_layout(p, A1, A2, NULL, &c);
+	return aux_layout(N, N, A1, A2, NULL, &c);
 }
 
-long nn_aux_scratch_floats(const struct nn_pack *p, int A1, int A2)
+long nn_aux_scratch_floats(int N, int A1, int A2)
 {
-	return nn_aux_cache_floats(p, A1, A2); /* a gradient for each cached array */
+	return nn_aux_cache_floats(N, A1, A2); /* a gradient for each cached array */
 }
 
 static double bce(float s, float y)
@@ -71,7 +72,7 @@ double nn_aux_forward(float *cache, const float *hs, const float *e, const float
 	struct aux_cache c;
 
 	HR_ASSERT(H > 0 && D > 0 && A1 > 0 && A2 > 0);
-	aux_layout(p, A1, A2, cache, &c);
+	aux_layout(N, M, A1, A2, cache, &c);
 	if (M == 0)
 		return 0.0;
 	nn_sgemm(false, true, N, A1, H, 1.0f, hs, H, w->W1h, H, 0.0f, c.hw, A1);
@@ -113,8 +114,8 @@ void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_pa
 	long count = 0;
 	struct aux_cache c, d; /* the forward's arrays and their gradients */
 
-	aux_layout(p, A1, A2, (float *)cache, &c);
-	aux_layout(p, A1, A2, scratch, &d);
+	aux_layout(N, M, A1, A2, (float *)cache, &c);
+	aux_layout(N, M, A1, A2, scratch, &d);
 	if (M == 0)
 		return;
 	for (int j = 0; j < M; j++)

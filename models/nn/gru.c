@@ -154,11 +154,11 @@ void nn_gru_forward(float *out, float *gates, float *ghn, float *hprev, const fl
 	}
 }
 
-long nn_gru_scratch_floats(const struct nn_pack *p, enum nn_gru_kind kind, int I, int H)
+long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H)
 {
-	long N = p->N;
+	long n = N;
 
-	return N * nn_gru_gates(kind) * H + N * H + (long)p->B * H + (kind == NN_AIGRU ? N * I : 0);
+	return n * nn_gru_gates(kind) * H + n * H + (long)B * H + (kind == NN_AIGRU ? n * I : 0);
 }
 
 /*

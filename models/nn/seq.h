@@ -113,8 +113,9 @@ void nn_gru_forward(float *out, float *gates, float *ghn, float *hprev, const fl
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H);
 
-/* The floats of nn_gru_backward's scratch: N*G*H + N*H + B*H (+ N*I for AIGRU). */
-long nn_gru_scratch_floats(const struct nn_pack *p, enum nn_gru_kind kind, int I, int H);
+/* The floats of nn_gru_backward's scratch for B rows and at most N
+ * positions: N*G*H + N*H + B*H (+ N*I for AIGRU). */
+long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H);
 
 /*
  * Backward through time from dout (N, H), the gradient of the loss with
@@ -160,8 +161,9 @@ struct nn_aux_params {
 	float *W1h, *W1e, *b1, *W2, *b2, *w3, *b3;
 };
 
-long nn_aux_cache_floats(const struct nn_pack *p, int A1, int A2);
-long nn_aux_scratch_floats(const struct nn_pack *p, int A1, int A2);
+/* The floats of the cache and of the backward's scratch for at most N positions. */
+long nn_aux_cache_floats(int N, int A1, int A2);
+long nn_aux_scratch_floats(int N, int A1, int A2);
 
 /*
  *   cache  nn_aux_cache_floats() floats, written: what the backward reads

@@ -219,7 +219,7 @@ static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t
 	c.hprev = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.last = gc_alloc(&g, sizeof(float) * GB * (size_t)c.H);
 	c.scratch =
-		gc_alloc(&g, sizeof(float) * (size_t)nn_gru_scratch_floats(&c.p, kind, c.I, c.H));
+		gc_alloc(&g, sizeof(float) * (size_t)nn_gru_scratch_floats(GB, N, kind, c.I, c.H));
 	c.dout = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.dx = gc_alloc(&g, sizeof(float) * (size_t)N * c.I);
 	c.da = gc_alloc(&g, sizeof(float) * (size_t)N);
@@ -428,8 +428,8 @@ static void check_aux(const char *name, const uint32_t *nneg, uint64_t seed)
 	c.hp = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.ep = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
 	c.np = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
-	c.cache = gc_alloc(&g, sizeof(float) * (size_t)nn_aux_cache_floats(&c.p, c.A1, c.A2));
-	c.scratch = gc_alloc(&g, sizeof(float) * (size_t)nn_aux_scratch_floats(&c.p, c.A1, c.A2));
+	c.cache = gc_alloc(&g, sizeof(float) * (size_t)nn_aux_cache_floats(N, c.A1, c.A2));
+	c.scratch = gc_alloc(&g, sizeof(float) * (size_t)nn_aux_scratch_floats(N, c.A1, c.A2));
 	c.dh = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.de = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
 	c.dn = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
@@ -465,7 +465,7 @@ static void test_aux_no_pairs(void **state)
 	struct nn_aux_params a = aux_slices(&(struct aux_ctx){.H = 1, .D = 1, .A1 = 2, .A2 = 2}, w);
 	struct nn_aux_params d =
 		aux_slices(&(struct aux_ctx){.H = 1, .D = 1, .A1 = 2, .A2 = 2}, dw);
-	assert_true(nn_aux_cache_floats(&p, 2, 2) <= 64);
+	assert_true(nn_aux_cache_floats(p.N, 2, 2) <= 64);
 	assert_true(nn_aux_forward(cache, hs, e, e, NULL, &a, &p, 1, 1, 2, 2) == 0.0);
 	nn_aux_backward(hs, e, e, &d, scratch, 1.0f, cache, hs, e, e, &a, &p, 1, 1, 2, 2);
 	for (int i = 0; i < 64; i++)
