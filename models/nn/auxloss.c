@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/simd.h"
+#include "models/nn/fastmath.h"
 #include "models/nn/internal.h"
 #include "models/nn/nn.h"
 
@@ -57,6 +59,45 @@ long nn_aux_scratch_floats(int N, int A1, int A2)
 	return nn_aux_cache_floats(N, A1, A2); /* a gradient for each cached array */
 }
 
+/* z1 (2M, A1): pair j's first layer, sigmoid(W1e e + hw[hpos[j]] + b1), the
+ * item part already in z1 (the negatives' at M + j). */
+HR_MULTIVERSION
+static void first_layer(float *z1, const float *hw, const int *hpos, const float *b1, int M, int A1)
+{
+	for (int j = 0; j < M; j++) {
+		const float *h = hw + (size_t)hpos[j] * A1;
+		float *zp = z1 + (size_t)j * A1, *zn = z1 + (size_t)(M + j) * A1;
+		for (int a = 0; a < A1; a++) /* one sigmoid per loop: vectorises */
+			zp[a] = nn_sigmoidf_vec(zp[a] + h[a] + b1[a]);
+		for (int a = 0; a < A1; a++)
+			zn[a] = nn_sigmoidf_vec(zn[a] + h[a] + b1[a]);
+	}
+}
+
+HR_MULTIVERSION
+static void sigmoid_inplace(float *x, long n)
+{
+	for (long i = 0; i < n; i++)
+		x[i] = nn_sigmoidf_vec(x[i]);
+}
+
+/* dz (P, A) = ds[j] * w[a] * z (1 - z), the gradient before a sigmoid layer's
+ * output z, from a per-row scale ds (NULL: 1) and a per-column one w (NULL: 1)
+ * applied to g (P, A) (NULL: 1). */
+HR_MULTIVERSION
+static void sigmoid_back(float *dz, const float *z, const float *g, const float *ds, const float *w,
+			 int P, int A)
+{
+	for (int j = 0; j < P; j++) {
+		float sj = ds ? ds[j] : 1.0f;
+		const float *zj = z + (size_t)j * A, *gj = g ? g + (size_t)j * A : NULL;
+		float *dj = dz + (size_t)j * A;
+		for (int a = 0; a < A; a++)
+			dj[a] = sj * (w ? w[a] : 1.0f) * (gj ? gj[a] : 1.0f) * zj[a] *
+				(1.0f - zj[a]);
+	}
+}
+
 static double bce(float s, float y)
 {
 	return fmax(s, 0.0) - (double)s * y + log1p(exp(-fabs((double)s)));
@@ -85,16 +126,9 @@ double nn_aux_forward(float *cache, const float *hs, const float *e, const float
 			c.hpos[j] = p->off[t] + k;
 			c.mneg[j] = !nneg || (uint32_t)(t + 1) < nneg[p->order[k]] ? 1.0f : 0.0f;
 		}
-	for (int j = 0; j < M; j++) {
-		const float *hw = c.hw + (size_t)c.hpos[j] * A1;
-		float *zp = c.z1 + (size_t)j * A1, *zn = c.z1 + (size_t)(M + j) * A1;
-		for (int a = 0; a < A1; a++) {
-			zp[a] = nn_sigmoidf(zp[a] + hw[a] + w->b1[a]);
-			zn[a] = nn_sigmoidf(zn[a] + hw[a] + w->b1[a]);
-		}
-	}
+	first_layer(c.z1, c.hw, c.hpos, w->b1, M, A1);
 	nn_linear_forward(c.z2, c.z1, w->W2, w->b2, 2 * M, A1, A2);
-	nn_sigmoid_forward(c.z2, c.z2, 2 * M * A2);
+	sigmoid_inplace(c.z2, 2L * M * A2);
 	nn_sgemm(false, false, 2 * M, 1, A2, 1.0f, c.z2, A2, w->w3, 1, 0.0f, c.s, 1);
 	for (int j = 0; j < M; j++) {
 		c.s[j] += w->b3[0];
@@ -130,16 +164,10 @@ void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_pa
 			dw->b3[0] += d.s[j];
 	if (dw->w3) /* w3 += z2^T ds */
 		nn_sgemm(true, false, A2, 1, P, 1.0f, c.z2, A2, d.s, 1, 1.0f, dw->w3, 1);
-	/* through w3 and the second sigmoid */
-	for (int j = 0; j < P; j++)
-		for (int a = 0; a < A2; a++) {
-			float z = c.z2[(size_t)j * A2 + a];
-			d.z2[(size_t)j * A2 + a] = d.s[j] * w->w3[a] * z * (1.0f - z);
-		}
+	sigmoid_back(d.z2, c.z2, NULL, d.s, w->w3, P, A2); /* through w3 and the sigmoid */
 	memset(d.z1, 0, (size_t)P * A1 * sizeof(float));
 	nn_linear_backward(d.z1, dw->W2, dw->b2, d.z2, c.z1, w->W2, P, A1, A2);
-	for (long i = 0; i < (long)P * A1; i++)
-		d.z1[i] *= c.z1[i] * (1.0f - c.z1[i]);
+	sigmoid_back(d.z1, c.z1, d.z1, NULL, NULL, P, A1);
 	if (dw->b1)
 		for (int j = 0; j < P; j++)
 			for (int a = 0; a < A1; a++)

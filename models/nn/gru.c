@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "models/nn/internal.h"
+#include "common/simd.h"
+#include "models/nn/fastmath.h"
 #include "models/nn/nn.h"
 
 void nn_pack_init(struct nn_pack *p, int *mem, const uint32_t *lens, int B, int T)
@@ -85,38 +86,41 @@ static void gru_check(const struct nn_pack *p, enum nn_gru_kind kind, const floa
 
 /*
  * The elementwise part of step t for its n alive rows.  g (n, G*H) holds
- * the gate pre-activations without biases (the r and u blocks with the
- * recurrent part added), gn (n, H) Wh_n h; both become the cache.  Writes
- * h_t into o (n, H).
+ * the input projections without bias, gh (n, G*H) the recurrent ones
+ * without bias; g becomes the activations, gh gets its biases (the
+ * candidate's block is what the backward reads).  Writes h_t into o (n, H).
+ * The activations are in-place passes of their own (fastmath.h: the form
+ * that vectorises in every target clone).
  */
-static void step_forward(float *g, float *gn, float *o, const float *hp, const float *a,
+HR_MULTIVERSION
+static void step_forward(float *g, float *gh, float *o, const float *hp, const float *a,
 			 const float *bx, const float *bh, enum nn_gru_kind kind, int n, int H)
 {
 	int G = nn_gru_gates(kind), GH = G * H, c = (G - 1) * H; /* the candidate's column */
 
 	for (int k = 0; k < n; k++) {
-		float *gk = g + (size_t)k * GH, *hn = gn + (size_t)k * H, *ok = o + (size_t)k * H;
+		float *gk = g + (size_t)k * GH, *hk = gh + (size_t)k * GH, *ok = o + (size_t)k * H;
+		float *gu = gk + H, *gc = gk + c, *hn = hk + c;
 		const float *h = hp + (size_t)k * H;
-		float ak = a ? a[k] : 1.0f;
+		float s = a ? a[k] : 1.0f;  /* u' = s u (G == 3; a NULL: GRU, AIGRU) or s (AGRU) */
+		for (int j = 0; j < c; j++) /* r [and u] */
+			gk[j] += bx[j] + hk[j] + bh[j];
+		nn_sigmoid_vec(gk, c);
 		for (int j = 0; j < H; j++) {
-			float r = nn_sigmoidf(gk[j] + bx[j] + bh[j]);
-			float m = hn[j] + bh[c + j];
-			float cand = tanhf(gk[c + j] + bx[c + j] + r * m);
-			float up = ak; /* AGRU: the score is the update */
-			if (G == 3) {
-				float u = nn_sigmoidf(gk[H + j] + bx[H + j] + bh[H + j]);
-				gk[H + j] = u;
-				up = kind == NN_AUGRU ? ak * u : u;
-			}
-			gk[j] = r;
-			gk[c + j] = cand;
-			hn[j] = m;
-			ok[j] = h[j] + up * (cand - h[j]);
+			hn[j] += bh[c + j];
+			gc[j] += bx[c + j] + gk[j] * hn[j];
 		}
+		nn_tanh_vec(gc, H);
+		if (G == 3)
+			for (int j = 0; j < H; j++)
+				ok[j] = h[j] + s * gu[j] * (gc[j] - h[j]);
+		else
+			for (int j = 0; j < H; j++)
+				ok[j] = h[j] + s * (gc[j] - h[j]);
 	}
 }
 
-void nn_gru_forward(float *out, float *gates, float *ghn, float *hprev, const float *x,
+void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const float *x,
 		    const float *att, const float *h0, const float *Wx, const float *Wh,
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H)
@@ -141,11 +145,9 @@ void nn_gru_forward(float *out, float *gates, float *ghn, float *hprev, const fl
 			for (int k = 0; k < n; k++)
 				for (int j = 0; j < GH; j++)
 					g[(size_t)k * GH + j] *= a[k];
-		/* r [and u]: += h Wh^T;  the candidate's recurrent part apart */
-		nn_sgemm(false, true, n, (G - 1) * H, H, 1.0f, hp, H, Wh, H, 1.0f, g, GH);
-		nn_sgemm(false, true, n, H, H, 1.0f, hp, H, Wh + (size_t)(G - 1) * H * H, H, 0.0f,
-			 ghn + (size_t)q * H, H);
-		step_forward(g, ghn + (size_t)q * H, out + (size_t)q * H, hp,
+		/* every gate's recurrent part: one GEMM of the alive rows */
+		nn_sgemm(false, true, n, GH, H, 1.0f, hp, H, Wh, H, 0.0f, gh + (size_t)q * GH, GH);
+		step_forward(g, gh + (size_t)q * GH, out + (size_t)q * H, hp,
 			     kind == NN_GRU || kind == NN_AIGRU ? NULL : a, bx, bh, kind, n, H);
 		/* the rows alive at t + 1 are the first n1: their previous state */
 		if (n1)
@@ -162,49 +164,91 @@ long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H)
 }
 
 /*
- * The elementwise backward of step t's n rows: from dh = dout + dcarry,
- * the pre-activation gradients dg (n, G*H) (the same for the input and the
- * recurrent projections but for the candidate's), dgn (n, H) the
- * candidate's recurrent one, da (n) the scores', and dcarry = dh (1 - u'),
- * the direct part of d h_{t-1}.  dcarry's rows at or past the rows alive
- * at t + 1 are zero on entry.
+ * d loss / d a_t of one row: sum over j of dh_j (n_j - h_j) u_j (AUGRU) or
+ * dh_j (n_j - h_j) (AGRU, u NULL), dh = dout + dcarry; in 16 lanes, so
+ * that it vectorises without reassociation.
  */
-static void step_backward(float *dg, float *dgn, float *dcarry, float *da, const float *dout,
-			  const float *g, const float *gn, const float *hp, const float *a,
+static inline float score_grad(const float *dout, const float *dcar, const float *cand,
+			       const float *h, const float *u, int H)
+{
+	float acc[16] = {0};
+	int j = 0;
+
+	for (; j + 16 <= H; j += 16)
+		for (int l = 0; l < 16; l++)
+			acc[l] += (dout[j + l] + dcar[j + l]) * (cand[j + l] - h[j + l]) *
+				  (u ? u[j + l] : 1.0f);
+	for (int l = 0; j < H; j++, l++)
+		acc[l] += (dout[j] + dcar[j]) * (cand[j] - h[j]) * (u ? u[j] : 1.0f);
+	for (int w = 8; w > 0; w /= 2)
+		for (int l = 0; l < w; l++)
+			acc[l] += acc[l + w];
+	return acc[0];
+}
+
+/*
+ * The elementwise backward of step t's n rows, from dh = dout + dcarry:
+ * dgh (n, G*H) the gradients of the recurrent pre-activations (r, [u,] and
+ * the candidate's Wh_n h part), dgc (n, H) the candidate's input
+ * pre-activation (for r and u the input and recurrent gradients are the
+ * same: dgh), da (n) the scores', and dcarry = dh (1 - u'), the direct
+ * part of d h_{t-1}.  dcarry's rows at or past the rows alive at t + 1 are
+ * zero on entry.
+ */
+/*
+ * One row of step_backward, three gates (GRU, AUGRU, AIGRU: u' = s u) or
+ * two (AGRU: u' = s, du NULL).  Every block a restrict parameter: with the
+ * blocks addressed off one row pointer gcc saw a "complicated access
+ * pattern" and left the loop scalar.
+ */
+static inline void row_backward(float *restrict dcar, float *restrict dc, float *restrict dr,
+				float *restrict du, float *restrict dn, const float *restrict dout,
+				const float *restrict gr, const float *restrict gu,
+				const float *restrict gc, const float *restrict hn,
+				const float *restrict h, float s, int H)
+{
+	if (du) {
+		for (int j = 0; j < H; j++) {
+			float dh = dout[j] + dcar[j], r = gr[j], cand = gc[j], u = gu[j];
+			float up = s * u, dcp = dh * up * (1.0f - cand * cand);
+			dcar[j] = dh * (1.0f - up);
+			dc[j] = dcp;
+			dn[j] = dcp * r;
+			dr[j] = dcp * hn[j] * r * (1.0f - r);
+			du[j] = dh * (cand - h[j]) * s * u * (1.0f - u);
+		}
+	} else {
+		for (int j = 0; j < H; j++) {
+			float dh = dout[j] + dcar[j], r = gr[j], cand = gc[j];
+			float dcp = dh * s * (1.0f - cand * cand);
+			dcar[j] = dh * (1.0f - s);
+			dc[j] = dcp;
+			dn[j] = dcp * r;
+			dr[j] = dcp * hn[j] * r * (1.0f - r);
+		}
+	}
+}
+
+HR_MULTIVERSION
+static void step_backward(float *dgh, float *dgc, float *dcarry, float *da, const float *dout,
+			  const float *g, const float *gh, const float *hp, const float *a,
 			  enum nn_gru_kind kind, int n, int H)
 {
 	int G = nn_gru_gates(kind), GH = G * H, c = (G - 1) * H;
 
 	for (int k = 0; k < n; k++) {
-		const float *gk = g + (size_t)k * GH, *hn = gn + (size_t)k * H;
-		const float *h = hp + (size_t)k * H, *dok = dout + (size_t)k * H;
-		float *dgk = dg + (size_t)k * GH, *dgnk = dgn + (size_t)k * H;
-		float *dc = dcarry + (size_t)k * H;
-		float ak = a ? a[k] : 1.0f, dak = 0.0f;
-		for (int j = 0; j < H; j++) {
-			float dh = dok[j] + dc[j];
-			float r = gk[j], cand = gk[c + j];
-			float u = G == 3 ? gk[H + j] : 0.0f;
-			float up = G == 2 ? ak : kind == NN_AUGRU ? ak * u : u;
-			float dup = dh * (cand - h[j]); /* d h / d u' */
-			float dcp = dh * up * (1.0f - cand * cand);
-			dc[j] = dh * (1.0f - up);
-			dgk[c + j] = dcp;
-			dgnk[j] = dcp * r;
-			dgk[j] = dcp * hn[j] * r * (1.0f - r);
-			if (G == 3) {
-				float du = dup;
-				if (kind == NN_AUGRU) {
-					dak += dup * u;
-					du = dup * ak;
-				}
-				dgk[H + j] = du * u * (1.0f - u);
-			} else {
-				dak += dup;
-			}
-		}
-		if (da)
-			da[k] += dak;
+		const float *gk = g + (size_t)k * GH, *h = hp + (size_t)k * H;
+		const float *dok = dout + (size_t)k * H;
+		float *dk = dgh + (size_t)k * GH, *dcar = dcarry + (size_t)k * H;
+		float ak = a ? a[k] : 1.0f;
+		if (da && kind == NN_AUGRU)
+			da[k] += score_grad(dok, dcar, gk + c, h, gk + H, H);
+		else if (da && kind == NN_AGRU)
+			da[k] += score_grad(dok, dcar, gk + c, h, NULL, H);
+		/* u' = s u (s = a for AUGRU, 1 for GRU and AIGRU) or, AGRU, s = a */
+		row_backward(dcar, dgc + (size_t)k * H, dk, G == 3 ? dk + H : NULL, dk + c, dok, gk,
+			     gk + H, gk + c, gh + (size_t)k * GH + c, h,
+			     kind == NN_AUGRU || kind == NN_AGRU ? ak : 1.0f, H);
 	}
 }
 
@@ -218,14 +262,14 @@ static void colsum(float *col, const float *m, int n, int w, int ld)
 
 void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh, float *dbx,
 		     float *dbh, float *scratch, const float *dout, const float *gates,
-		     const float *ghn, const float *hprev, const float *x, const float *att,
+		     const float *gh, const float *hprev, const float *x, const float *att,
 		     const float *Wx, const float *Wh, const struct nn_pack *p,
 		     enum nn_gru_kind kind, int I, int H)
 {
 	int G = nn_gru_gates(kind), GH = G * H, c = (G - 1) * H, N = p->N;
-	float *dg = scratch, *dgn = dg + (size_t)N * GH, *dcarry = dgn + (size_t)N * H;
+	float *dg = scratch, *dgc = dg + (size_t)N * GH, *dcarry = dgc + (size_t)N * H;
 	float *dxw = dcarry + (size_t)p->B * H; /* AIGRU */
-	const float *Whn = Wh + (size_t)c * H;
+	const float *Wxc = Wx + (size_t)c * I;
 	int scored = kind == NN_AUGRU || kind == NN_AGRU;
 
 	gru_check(p, kind, att, I, H);
@@ -234,33 +278,29 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 		int n = p->bs[t], q = p->off[t];
 		if (n == 0)
 			continue;
-		step_backward(dg + (size_t)q * GH, dgn + (size_t)q * H, dcarry,
+		step_backward(dg + (size_t)q * GH, dgc + (size_t)q * H, dcarry,
 			      scored && datt ? datt + q : NULL, dout + (size_t)q * H,
-			      gates + (size_t)q * GH, ghn + (size_t)q * H, hprev + (size_t)q * H,
+			      gates + (size_t)q * GH, gh + (size_t)q * GH, hprev + (size_t)q * H,
 			      scored ? att + q : NULL, kind, n, H);
-		/* d h_{t-1} += dg_r,u Wh_r,u + dgn Wh_n */
-		nn_sgemm(false, false, n, H, c, 1.0f, dg + (size_t)q * GH, GH, Wh, H, 1.0f, dcarry,
-			 H);
-		nn_sgemm(false, false, n, H, H, 1.0f, dgn + (size_t)q * H, H, Whn, H, 1.0f, dcarry,
+		/* d h_{t-1} += dgh Wh: one GEMM of the alive rows */
+		nn_sgemm(false, false, n, H, GH, 1.0f, dg + (size_t)q * GH, GH, Wh, H, 1.0f, dcarry,
 			 H);
 	}
 	for (int k = 0; dh0 && p->T > 0 && k < p->bs[0]; k++)
 		for (int j = 0; j < H; j++)
 			dh0[(size_t)p->order[k] * H + j] += dcarry[(size_t)k * H + j];
 	/* the recurrent weights, over every position at once */
-	if (dWh) {
-		nn_sgemm(true, false, c, H, N, 1.0f, dg, GH, hprev, H, 1.0f, dWh, H);
-		nn_sgemm(true, false, H, H, N, 1.0f, dgn, H, hprev, H, 1.0f, dWh + (size_t)c * H,
-			 H);
+	if (dWh)
+		nn_sgemm(true, false, GH, H, N, 1.0f, dg, GH, hprev, H, 1.0f, dWh, H);
+	if (dbh)
+		colsum(dbh, dg, N, GH, GH);
+	if (dbx) { /* the input pre-activations: dg for r and u, dgc for the candidate */
+		colsum(dbx, dg, N, c, GH);
+		colsum(dbx + c, dgc, N, H, H);
 	}
-	if (dbh) {
-		colsum(dbh, dg, N, c, GH);
-		colsum(dbh + c, dgn, N, H, H);
-	}
-	if (dbx)
-		colsum(dbx, dg, N, GH, GH);
 	if (kind == NN_AIGRU) { /* the input was a x: d a = <x, dg Wx>, d x = a dg Wx */
-		nn_sgemm(false, false, N, I, GH, 1.0f, dg, GH, Wx, I, 0.0f, dxw, I);
+		nn_sgemm(false, false, N, I, c, 1.0f, dg, GH, Wx, I, 0.0f, dxw, I);
+		nn_sgemm(false, false, N, I, H, 1.0f, dgc, H, Wxc, I, 1.0f, dxw, I);
 		for (int k = 0; k < N; k++) {
 			const float *xk = x + (size_t)k * I, *dk = dxw + (size_t)k * I;
 			double s = 0.0;
@@ -270,12 +310,18 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 				datt[k] += (float)s;
 			for (int i = 0; dx && i < I; i++)
 				dx[(size_t)k * I + i] += att[k] * dk[i];
-			for (int j = 0; j < GH; j++)
+			/* for the input weights below: the gradients times a */
+			for (int j = 0; j < c; j++)
 				dg[(size_t)k * GH + j] *= att[k];
+			for (int j = 0; j < H; j++)
+				dgc[(size_t)k * H + j] *= att[k];
 		}
 	} else if (dx) {
-		nn_sgemm(false, false, N, I, GH, 1.0f, dg, GH, Wx, I, 1.0f, dx, I);
+		nn_sgemm(false, false, N, I, c, 1.0f, dg, GH, Wx, I, 1.0f, dx, I);
+		nn_sgemm(false, false, N, I, H, 1.0f, dgc, H, Wxc, I, 1.0f, dx, I);
 	}
-	if (dWx)
-		nn_sgemm(true, false, GH, I, N, 1.0f, dg, GH, x, I, 1.0f, dWx, I);
+	if (dWx) {
+		nn_sgemm(true, false, c, I, N, 1.0f, dg, GH, x, I, 1.0f, dWx, I);
+		nn_sgemm(true, false, H, I, N, 1.0f, dgc, H, x, I, 1.0f, dWx + (size_t)c * I, I);
+	}
 }

@@ -97,7 +97,7 @@ static inline int nn_gru_gates(enum nn_gru_kind kind)
 /*
  *   out    (N, H)    written: h_t at each position
  *   gates  (N, G*H)  cache, written: r, [u,] n after their activations
- *   ghn    (N, H)    cache, written: Wh_n h_{t-1} + bh_n
+ *   gh     (N, G*H)  cache, written: Wh h_{t-1} + bh, every gate block
  *   hprev  (N, H)    cache, written: h_{t-1} of each position (h0 at t = 0)
  *   x      (N, I)    packed inputs
  *   att    (N)       packed scores a_t; NULL for NN_GRU (not read then)
@@ -108,7 +108,7 @@ static inline int nn_gru_gates(enum nn_gru_kind kind)
  * alive states by Wh and O(bs[t] H) elementwise work; nothing past a
  * sequence's end.  A row's final state: nn_pack_last_forward(out, h0).
  */
-void nn_gru_forward(float *out, float *gates, float *ghn, float *hprev, const float *x,
+void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const float *x,
 		    const float *att, const float *h0, const float *Wx, const float *Wh,
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H);
@@ -123,13 +123,13 @@ long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H);
  * nn_pack_last_backward first).  Accumulates (each may be NULL):
  *   dx (N, I), datt (N), dh0 (B, H), dWx (G*H, I), dWh (G*H, H),
  *   dbx (G*H), dbh (G*H)
- * scratch: nn_gru_scratch_floats() floats, overwritten.  The weight
- * gradients are four GEMMs over all N positions; per step one GEMM of the
+ * scratch: nn_gru_scratch_floats() floats, overwritten.  The weight and
+ * input gradients are GEMMs over all N positions; per step one GEMM of the
  * alive rows' gate gradients by Wh.  The other arguments are the forward's.
  */
 void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh, float *dbx,
 		     float *dbh, float *scratch, const float *dout, const float *gates,
-		     const float *ghn, const float *hprev, const float *x, const float *att,
+		     const float *gh, const float *hprev, const float *x, const float *att,
 		     const float *Wx, const float *Wh, const struct nn_pack *p,
 		     enum nn_gru_kind kind, int I, int H);
 

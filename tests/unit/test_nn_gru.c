@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/nn/fastmath.h"
 #include "models/nn/nn.h"
 #include "models/nn/seq.h"
 #include "tests/unit/gradcheck.h"
@@ -69,7 +70,7 @@ struct gru_ctx {
 	uint32_t lens[GB]; /* one empty row, one full, ties */
 	struct nn_pack p;
 	int pmem[64];
-	float *xp, *ap, *out, *gates, *ghn, *hprev, *last, *scratch, *dout, *dx, *da;
+	float *xp, *ap, *out, *gates, *gh, *hprev, *last, *scratch, *dout, *dx, *da;
 };
 
 /* Slices of the one weight tensor: Wx (G H, I), Wh (G H, H), bx, bh (G H). */
@@ -98,7 +99,7 @@ static void gru_fwd(struct gc *g)
 			if (c->ta >= 0)
 				c->ap[q] = X(c->ta)[b * GT + t];
 		}
-	nn_gru_forward(c->out, c->gates, c->ghn, c->hprev, c->xp, c->ta >= 0 ? c->ap : NULL,
+	nn_gru_forward(c->out, c->gates, c->gh, c->hprev, c->xp, c->ta >= 0 ? c->ap : NULL,
 		       c->h0 ? X(c->th) : NULL, Wx, Wh, bx, bh, &c->p, c->kind, I, H);
 	nn_pack_last_forward(c->last, c->out, c->h0 ? X(c->th) : NULL, &c->p, H);
 	/* g->out: the padded outputs (zeros past each end), then the final states */
@@ -176,7 +177,7 @@ static void gru_bwd(struct gc *g)
 	memset(c->dx, 0, sizeof(float) * (size_t)N * I);
 	memset(c->da, 0, sizeof(float) * (size_t)N);
 	nn_gru_backward(c->dx, c->ta >= 0 ? c->da : NULL, c->h0 ? GR(c->th) : NULL, dWx, dWh, dbx,
-			dbh, c->scratch, c->dout, c->gates, c->ghn, c->hprev, c->xp,
+			dbh, c->scratch, c->dout, c->gates, c->gh, c->hprev, c->xp,
 			c->ta >= 0 ? c->ap : NULL, Wx, Wh, &c->p, c->kind, I, H);
 	for (int b = 0; b < GB; b++)
 		for (int t = 0; t < (int)c->lens[b]; t++) {
@@ -215,7 +216,7 @@ static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t
 	c.ap = gc_alloc(&g, sizeof(float) * (size_t)N);
 	c.out = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.gates = gc_alloc(&g, sizeof(float) * (size_t)N * GH);
-	c.ghn = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
+	c.gh = gc_alloc(&g, sizeof(float) * (size_t)N * GH);
 	c.hprev = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.last = gc_alloc(&g, sizeof(float) * GB * (size_t)c.H);
 	c.scratch =
@@ -269,7 +270,7 @@ static void test_gru_score_ends(void **state)
 	enum { I = 3, H = 4 };
 	const uint32_t lens[1] = {1};
 	float x[I] = {0.3f, -0.7f, 0.5f}, h0[H] = {0.2f, -0.1f, 0.4f, 0.9f}, zero[I] = {0};
-	float W[3 * H * (I + H + 2)], out[H], ref[H], gates[3 * H], ghn[H], hprev[H];
+	float W[3 * H * (I + H + 2)], out[H], ref[H], gates[3 * H], gh[3 * H], hprev[H];
 	float a0 = 0.0f, a1 = 1.0f;
 	int mem[8];
 	struct nn_pack p;
@@ -282,16 +283,16 @@ static void test_gru_score_ends(void **state)
 	nn_pack_init(&p, mem, lens, 1, 1);
 	const float *Wx = W, *Wh = W + 3 * H * I, *bx = Wh + 3 * H * H, *bh = bx + 3 * H;
 	for (int kind = NN_AUGRU; kind <= NN_AGRU; kind++) {
-		nn_gru_forward(out, gates, ghn, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, kind, I, H);
+		nn_gru_forward(out, gates, gh, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, kind, I, H);
 		for (int j = 0; j < H; j++)
 			assert_true(out[j] == h0[j]);
 	}
-	nn_gru_forward(out, gates, ghn, hprev, x, &a1, h0, Wx, Wh, bx, bh, &p, NN_AUGRU, I, H);
-	nn_gru_forward(ref, gates, ghn, hprev, x, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
+	nn_gru_forward(out, gates, gh, hprev, x, &a1, h0, Wx, Wh, bx, bh, &p, NN_AUGRU, I, H);
+	nn_gru_forward(ref, gates, gh, hprev, x, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
 	for (int j = 0; j < H; j++)
 		assert_true(out[j] == ref[j]);
-	nn_gru_forward(out, gates, ghn, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, NN_AIGRU, I, H);
-	nn_gru_forward(ref, gates, ghn, hprev, zero, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
+	nn_gru_forward(out, gates, gh, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, NN_AIGRU, I, H);
+	nn_gru_forward(ref, gates, gh, hprev, zero, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
 	for (int j = 0; j < H; j++)
 		assert_true(fabsf(out[j] - ref[j]) <= 1e-7f);
 }
@@ -473,13 +474,47 @@ static void test_aux_no_pairs(void **state)
 	assert_true(hs[0] == 1 && hs[1] == 2 && e[0] == 3 && e[1] == 4);
 }
 
+/* ------------------------------------------------------------- fastmath */
+
+/* fastmath.h's bounds, on a fine grid and at the clamp's ends. */
+static void test_fastmath(void **state)
+{
+	double worst_e = 0, worst_s = 0, worst_t = 0;
+
+	(void)state;
+	for (int i = -200000; i <= 200000; i++) {
+		float x = (float)i * 4.4e-4f; /* -88 .. 88 */
+		double e = exp(x), fe = nn_expf_vec(x);
+		if (x >= -87.0f && x <= 87.0f)
+			worst_e = fmax(worst_e, fabs(fe - e) / e);
+		if (x >= -87.0f) /* below: ~1e-38, a denormal the workers flush to 0 */
+			worst_s = fmax(worst_s,
+				       fabs(nn_sigmoidf_vec(x) - 1.0 / (1.0 + exp(-(double)x))) /
+					       (1.0 / (1.0 + exp(-(double)x))));
+		worst_t = fmax(worst_t, fabs(nn_tanhf_vec(x) - tanh((double)x)));
+	}
+	if (gc_verbose())
+		print_message("fastmath: exp %.3g, sigmoid %.3g (relative), tanh %.3g (absolute)\n",
+			      worst_e, worst_s, worst_t);
+	assert_true(worst_e <= 2e-7);
+	assert_true(worst_s <= 3e-7);
+	assert_true(worst_t <= 3e-7);
+	/* clamped, never inf or a denormal */
+	assert_true(nn_expf_vec(1000.0f) == nn_expf_vec(87.0f) && isfinite(nn_expf_vec(1000.0f)));
+	assert_true(nn_expf_vec(-1000.0f) == nn_expf_vec(-87.0f));
+	assert_true(nn_expf_vec(-1000.0f) >= FLT_MIN);
+	assert_true(nn_sigmoidf_vec(-1000.0f) >= 0.0f && nn_sigmoidf_vec(1000.0f) == 1.0f);
+	assert_true(nn_tanhf_vec(-1000.0f) == -1.0f && nn_tanhf_vec(1000.0f) == 1.0f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pack_layout), cmocka_unit_test(test_gc_gru),
-		cmocka_unit_test(test_gc_augru),    cmocka_unit_test(test_gc_agru),
-		cmocka_unit_test(test_gc_aigru),    cmocka_unit_test(test_gru_score_ends),
-		cmocka_unit_test(test_gc_aux),      cmocka_unit_test(test_aux_no_pairs),
+		cmocka_unit_test(test_pack_layout),  cmocka_unit_test(test_gc_gru),
+		cmocka_unit_test(test_gc_augru),     cmocka_unit_test(test_gc_agru),
+		cmocka_unit_test(test_gc_aigru),     cmocka_unit_test(test_gru_score_ends),
+		cmocka_unit_test(test_fastmath),     cmocka_unit_test(test_gc_aux),
+		cmocka_unit_test(test_aux_no_pairs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
