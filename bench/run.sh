@@ -271,6 +271,26 @@ awk -v a="${auc[autoint]}" -v ta="${auc[torch-autoint]:-0}" -v r="${rate[autoint
 # ---- end autoint
 fi
 
+if want dien; then
+# --- dien (issue 11): beside its twin and the DNN two-tower (dssm, above) ---
+# Targets: test AUC >= the twin's - 0.005 and >= dssm's; samples/s at batch
+# 256 with 2 workers >= 8x the twin's.  The twin runs DIEN as PyTorch users
+# write it (a Python loop over the steps for the AUGRU): tens of minutes an
+# epoch, so BENCH_DIEN_EPOCHS (default 1) sets its epochs apart.
+DIEN_EPOCHS=${BENCH_DIEN_EPOCHS:-1}
+zoo dien "$STORE" torch_dien.py --epochs "$DIEN_EPOCHS"
+awk -v a="${auc[dien]}" -v ta="${auc[torch-dien]:-0}" -v r="${rate[dien]}" \
+    -v tr="${rate[torch-dien]:-0}" -v ad="${auc[dssm-2]}" -v e="$DIEN_EPOCHS" \
+    'BEGIN {
+	printf "{\"bench\":\"zoo_dien\",\"epochs\":%s,\"hogrec_auc\":%s,", e, a;
+	if (tr > 0) printf "\"torch_auc\":%s,\"auc_minus_torch\":%.4f,", ta, a - ta;
+	printf "\"dssm_auc\":%s,\"auc_minus_dssm\":%.4f,\"hogrec_samples_per_s\":%s,", ad, a - ad, r;
+	if (tr > 0) printf "\"torch_samples_per_s\":%s,\"speed_ratio\":%.2f,", tr, r / tr;
+	printf "\"target_speed_ratio\":8,\"target_auc_minus_torch\":-0.005}\n";
+    }'
+# --- end dien ---
+fi
+
 if want rank; then
 # ---- ranking (issue 12): every model bin/trainer lists (autorec aside: a
 # rating model, ranked on an implicit store whose positives differ), one

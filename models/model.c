@@ -11,11 +11,11 @@
 #include "store/codec.h"
 
 extern const struct model_ops model_ncf, model_gmf, model_dssm, model_neumf, model_autorec,
-	model_twotower, model_autoint, model_din, model_inttower;
+	model_twotower, model_autoint, model_din, model_inttower, model_dien;
 
 static const struct model_ops *const models[] = {
 	&model_ncf,      &model_gmf,     &model_dssm, &model_neumf,    &model_autorec,
-	&model_twotower, &model_autoint, &model_din,  &model_inttower,
+	&model_twotower, &model_autoint, &model_din,  &model_inttower, &model_dien,
 };
 #define N_MODELS (sizeof(models) / sizeof(models[0]))
 

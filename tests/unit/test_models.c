@@ -120,6 +120,7 @@ struct fixture {
 	struct batch b;
 	struct model_ctx ctx;
 	uint64_t seed;
+	double h; /* the perturbation: H, or the model's own (step()) */
 	float *ws, *logits, *dlogits, *grad;
 	struct sparse_grad sg[PARAMS_MAX];
 };
@@ -217,6 +218,24 @@ static void analytic(struct fixture *f)
 				f->sg[i].g[k] *= B;
 }
 
+/* ---- dien: a larger step (delimited: issue 11) ----
+ * DIEN's attention reaches its loss only through softmax scores gating the
+ * AUGRU, so its tensors' gradients are ~1e-4 per element here, while its
+ * auxiliary loss (the reference's 100- and 50-wide network, whatever the
+ * test's sizes) moves the float rounding of the loss by ~5e-7 when a weight
+ * upstream of it moves: at H the extractor's and the attention's numeric
+ * gradients are 20-30% noise (residual / gradient, rms, falling as 1/step;
+ * element by element they converge on the analytic ones from 4e-3 up).  At
+ * 6e-3 the worst normalised error of the checks below is 0.089, a PReLU
+ * attention unit (option att_activation) with a pre-activation within the
+ * step of its kink and too small a slope change for KINK to flag; 0.04 for
+ * the defaults (8e-3: 0.097; 4e-3: 0.129, noise). */
+static double step(const struct model_ops *ops)
+{
+	return !strcmp(ops->name, "dien") ? 6e-3 : H;
+}
+/* ---- end dien ---- */
+
 /*
  * The central difference at *w; *kink when the one-sided slopes disagree by
  * more than curvature explains: a ReLU (or max) switches inside [w-H, w+H]
@@ -225,7 +244,7 @@ static void analytic(struct fixture *f)
 static double numeric(struct fixture *f, float *w, double h, int *kink)
 {
 	float keep = *w;
-	double up, mid, down, fwd, bwd;
+	double up, mid, down, fwd, bwd, h = f->h;
 
 	mid = loss_of(f);
 	*w = keep + (float)h;
@@ -362,6 +381,7 @@ static int check_model(const struct model_ops *ops, uint64_t seed, int implicit,
 	make_data(&f.data, seed);
 	assert_int_equal(model_attach(&f.m, &f.data), 0);
 	f.seed = seed;
+	f.h = step(ops);
 	p = &f.m.params;
 	randomise(p, seed);
 	assert_int_equal(batch_alloc(&f.b, B, L, D), 0);

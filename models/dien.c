@@ -1,0 +1,582 @@
+/*
+ * dien - Deep Interest Evolution Network (Zhou et al. 2019; the authors'
+ * code mouna99/dien, DeepCTR-Torch's DIEN, seed write-up 004).
+ *
+ * Embeddings (width E): user, gender, age, occupation, zip, item, genre.
+ * An item's representation is [E_item[i] | mean of E_genre over i's
+ * genres] (D = 2E), as in din: the candidate's genres from its record, a
+ * history or negative item's from the items table.  H = D throughout (the
+ * reference's hidden size is the history position's width).
+ *
+ *   e_t   = representation of history item t, t < n_hist        (N, D) packed
+ *   h_t   = GRU(e_1 .. e_t)                  the interest extractor
+ *   aux   = DIEN's auxiliary loss of (h_t, e_{t+1}, e^neg_{t+1}) (training)
+ *   s_t   = DIN's attention unit of (q, h_t), q the candidate   (models/nn/attn.h)
+ *   a_t   = softmax of s over the row's history
+ *   h'_T  = AUGRU / AGRU / AIGRU (gru_type) over h_t gated by a_t: the last state
+ *   x     = [user | gender | age | occupation | zip | dense | q | h'_T | sum_t e_t]
+ *                                                         (B, 11E + n_dense)
+ *   logit = DNN(x): per --hidden width Linear -> [BatchNorm] -> Dice/PReLU/ReLU,
+ *           then a linear output unit (models/blocks.h)
+ *   loss  = BCE(logit, label) + aux_weight * aux
+ *
+ * Sequences are packed (models/nn/seq.h): time-major for the recurrent
+ * layers, example-major for the attention unit (its softmax and its q
+ * terms run per example); states and scores are permuted between the two.
+ * Nothing is computed past a sequence's end; an empty history has no
+ * states, a zero final state and a zero sum.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blocks.h"
+#include "common/err.h"
+#include "fields.h"
+#include "model.h"
+#include "nn/attn.h"
+#include "nn/nn.h"
+#include "nn/seq.h"
+#include "store/items.h"
+
+enum { OPT_GRU, OPT_AUX, OPT_ATT_ACT, OPT_ATT_H, OPT_ATT_H_SECOND, OPT_DNN_ACT, OPT_DNN_BN, OPT_N };
+
+static const char *const gru_names[] = {"augru", "agru", "aigru", NULL};
+static const enum nn_gru_kind gru_kinds[] = {NN_AUGRU, NN_AGRU, NN_AIGRU};
+/* In enum nn_attn_act's order, as din's. */
+static const char *const act_names[] = {"dice", "prelu", "relu", NULL};
+
+static const struct model_option dien_options[OPT_N] = {
+	[OPT_GRU] = {"gru_type", MOPT_ENUM, 0, 0, 0, gru_names,
+		     "the interest evolution layer: augru (attentional update gate), agru "
+		     "(the score is the update) or aigru (inputs scaled by the score)"},
+	[OPT_AUX] = {"aux_weight", MOPT_FLOAT, 0, 100, 1.0, NULL,
+		     "weight of DIEN's auxiliary loss (the extractor's states against the next "
+		     "clicked and a sampled item); 0 leaves it out"},
+	/* as din's (an option means the same in every model) */
+	[OPT_ATT_ACT] = {"att_activation", MOPT_ENUM, 0, 0, NN_ATTN_DICE, act_names,
+			 "activation of the attention unit's hidden layers"},
+	[OPT_ATT_H] = {"att_hidden", MOPT_INT, 1, 1024, 64, NULL,
+		       "the attention unit's first hidden width"},
+	[OPT_ATT_H_SECOND] = {"att_hidden_second", MOPT_INT, 0, 1024, 16, NULL,
+			      "the attention unit's second hidden width (0: one hidden layer)"},
+	[OPT_DNN_ACT] = {"dnn_activation", MOPT_ENUM, 0, 0, NN_ATTN_DICE, act_names,
+			 "activation of the MLP's hidden layers"},
+	[OPT_DNN_BN] = {"dnn_bn", MOPT_BOOL, 0, 1, 0, NULL,
+			"BatchNorm after each MLP layer's Linear, before its activation"},
+};
+
+#define AUX_H1 100 /* the reference's auxiliary network: 100, 50, sigmoid */
+#define AUX_H2 50
+
+enum { GRU_WX, GRU_WH, GRU_BX, GRU_BH, GRU_T };
+enum { AUX_W1H, AUX_W1E, AUX_B1, AUX_W2, AUX_B2, AUX_W3, AUX_B3, AUX_T };
+
+struct dien {
+	uint32_t E, D, L, xin, n_dense;
+	enum nn_gru_kind kind;
+	int t[F_N];
+	int ext[GRU_T], evo[GRU_T]; /* the extractor's and the evolution layer's tensors */
+	int aux[AUX_T];
+	struct attn_block att;
+	struct dnn mlp;
+	/* training positions and rows seen: the mean history length for flops */
+	_Atomic uint64_t pos_seen, rows_seen;
+};
+
+static const uint32_t dien_hidden[] = {200, 80, 0};
+
+static int declare_gru(struct params *p, const char *pre, int G, uint32_t D, int t[GRU_T])
+{
+	static const char *const what[GRU_T] = {"wx", "wh", "bx", "bh"};
+	char name[PARAM_NAME_MAX];
+
+	for (int k = 0; k < GRU_T; k++) {
+		snprintf(name, sizeof(name), "%s.%s", pre, what[k]);
+		t[k] = k < GRU_BX ? params_add(p, name, (uint32_t)G * D, D, 0, INIT_XAVIER, 0) :
+				    params_add(p, name, 1, (uint32_t)G * D, 0, INIT_ZERO, 0);
+		if (t[k] < 0)
+			return t[k];
+	}
+	return 0;
+}
+
+static int declare_aux(struct params *p, uint32_t D, int t[AUX_T])
+{
+	static const char *const names[AUX_T] = {"aux.w1h", "aux.w1e", "aux.b1", "aux.w2",
+						 "aux.b2",  "aux.w3",  "aux.b3"};
+	static const uint32_t rows[AUX_T] = {AUX_H1, AUX_H1, 1, AUX_H2, 1, 1, 1};
+	const uint32_t cols[AUX_T] = {D, D, AUX_H1, AUX_H1, AUX_H2, AUX_H2, 1};
+
+	for (int k = 0; k < AUX_T; k++) {
+		t[k] = params_add(p, names[k], rows[k], cols[k], 0,
+				  rows[k] > 1 || k == AUX_W3 ? INIT_XAVIER : INIT_ZERO, 0);
+		if (t[k] < 0)
+			return t[k];
+	}
+	return 0;
+}
+
+static int dien_init(struct model *m, const struct store_info *info)
+{
+	struct dien *d = calloc(1, sizeof(*d));
+	uint32_t H[2];
+	int rc;
+
+	if (!d)
+		return hr_error(HR_ENOMEM, "out of memory");
+	m->impl = d;
+	if (m->cfg.n_hidden > DNN_MAX_LAYERS)
+		return hr_error(HR_EINVAL, "model 'dien': at most %d hidden widths",
+				DNN_MAX_LAYERS);
+	d->E = m->cfg.emb_dim;
+	d->D = 2 * d->E;
+	d->L = info->hist_len;
+	d->n_dense = info->n_dense;
+	d->xin = 11 * d->E + d->n_dense;
+	d->kind = gru_kinds[(int)m->opt[OPT_GRU]];
+	rc = fields_declare(&m->params, info, d->E, INIT_NORMAL, 0.05f, d->t);
+	if (rc)
+		return rc;
+	/* the candidate, each history item and each negative, with their genres */
+	m->params.t[d->t[F_ITEM]].lookups = 1 + 2 * d->L;
+	m->params.t[d->t[F_GENRE]].lookups = BATCH_GENRES * (1 + 2 * d->L);
+	rc = declare_gru(&m->params, "extractor", 3, d->D, d->ext);
+	if (!rc)
+		rc = declare_gru(&m->params, "evolution", nn_gru_gates(d->kind), d->D, d->evo);
+	if (!rc && m->opt[OPT_AUX] > 0) /* no auxiliary network without its loss */
+		rc = declare_aux(&m->params, d->D, d->aux);
+	H[0] = (uint32_t)m->opt[OPT_ATT_H];
+	H[1] = (uint32_t)m->opt[OPT_ATT_H_SECOND];
+	if (!rc) /* softmax-normalised: no output bias */
+		rc = attn_block_declare(&d->att, &m->params, "att", (int)d->D, H, H[1] ? 2 : 1,
+					(enum nn_attn_act)m->opt[OPT_ATT_ACT], 0);
+	if (!rc)
+		rc = dnn_declare(&d->mlp, &m->params, "dnn", d->xin, m->cfg.hidden, m->cfg.n_hidden,
+				 (enum nn_attn_act)m->opt[OPT_DNN_ACT], m->opt[OPT_DNN_BN] != 0);
+	return rc;
+}
+
+static void dien_release(struct model *m)
+{
+	free(m->impl);
+	m->impl = NULL;
+}
+
+static unsigned dien_wants(const struct model *m)
+{
+	(void)m;
+	return WANTS_ITEMS; /* the history and negative items' genres */
+}
+
+/* Workspace layout, in floats, for B rows (at most N = B L positions). */
+struct dien_ws {
+	int *pack;                       /* nn_pack_ints(B, L) */
+	uint32_t *off;                   /* (B + 1) example-major packing */
+	uint32_t *lens;                  /* (B) the history lengths */
+	float *q, *dq;                   /* (B, D) the candidates */
+	float *e, *de, *en, *den;        /* (N, D) history and negative representations */
+	float *h, *gh, *rh, *ph, *dh;    /* extractor: states, gates, Wh h, h_{t-1}, d states */
+	float *k, *dk;                   /* (N, D) the states example-major: the keys */
+	float *s, *pr, *dpr, *ds;        /* (N) scores, probabilities, their gradients */
+	float *a, *da;                   /* (N) probabilities time-major */
+	float *v, *gv, *rv, *pv, *dv;    /* evolution: as the extractor's */
+	float *last, *dlast, *sum;       /* (B, D) */
+	float *x, *dx;                   /* (B, xin) */
+	float *gs, *ac, *as, *att, *mlp; /* GRU scratch, aux cache and scratch, blocks' ws */
+};
+
+static size_t dien_layout(const struct dien *d, uint32_t B, float *base, struct dien_ws *w)
+{
+	size_t o = 0, N = (size_t)B * d->L, D = d->D, G2 = (size_t)nn_gru_gates(d->kind);
+	long gs1 = nn_gru_scratch_floats((int)B, (int)N, NN_GRU, (int)D, (int)D);
+	long gs2 = nn_gru_scratch_floats((int)B, (int)N, d->kind, (int)D, (int)D);
+	struct nn_attn_shape s = d->att.s;
+#define PUT(f, k) (w->f = base ? (void *)(base + o) : NULL, o += ((size_t)(k) + 15) & ~(size_t)15)
+	PUT(pack, nn_pack_ints((int)B, (int)d->L));
+	PUT(off, B + 1);
+	PUT(lens, B);
+	PUT(q, B * D);
+	PUT(dq, B * D);
+	PUT(e, N * D);
+	PUT(de, N * D);
+	PUT(en, N * D);
+	PUT(den, N * D);
+	PUT(h, N * D);
+	PUT(gh, 3 * N * D);
+	PUT(rh, 3 * N * D);
+	PUT(ph, N * D);
+	PUT(dh, N * D);
+	PUT(k, N * D);
+	PUT(dk, N * D);
+	PUT(s, N);
+	PUT(pr, N);
+	PUT(dpr, N);
+	PUT(ds, N);
+	PUT(a, N);
+	PUT(da, N);
+	PUT(v, N * D);
+	PUT(gv, G2 * N * D);
+	PUT(rv, G2 * N * D);
+	PUT(pv, N * D);
+	PUT(dv, N * D);
+	PUT(last, B * D);
+	PUT(dlast, B * D);
+	PUT(sum, B * D);
+	PUT(x, (size_t)B * d->xin);
+	PUT(dx, (size_t)B * d->xin);
+	PUT(gs, gs1 > gs2 ? gs1 : gs2);
+	PUT(ac, nn_aux_cache_floats((int)N, AUX_H1, AUX_H2));
+	PUT(as, nn_aux_scratch_floats((int)N, AUX_H1, AUX_H2));
+	PUT(att, nn_attn_ws_floats(&s, (int)B, (int)N));
+	PUT(mlp, dnn_ws_floats(&d->mlp, B));
+#undef PUT
+	return o;
+}
+
+static size_t dien_ws_floats(const struct model *m, uint32_t B)
+{
+	struct dien_ws w;
+
+	return dien_layout(m->impl, B, NULL, &w);
+}
+
+static const float *tw(const struct params *p, int i)
+{
+	return p->t[i].w;
+}
+
+static float *gw(const struct params *p, float *grad, int i)
+{
+	return grad + p->t[i].offset;
+}
+
+/* out (2E) = [item row | mean of the genre rows]; zeros for the genres when there are none. */
+static void represent(float *out, const float *item, const float *genre, uint32_t id,
+		      const uint32_t *genres, uint32_t n, uint32_t E)
+{
+	memcpy(out, item + (size_t)id * E, E * sizeof(float));
+	memset(out + E, 0, E * sizeof(float));
+	for (uint32_t k = 0; k < n; k++) {
+		const float *row = genre + (size_t)genres[k] * E;
+		for (uint32_t j = 0; j < E; j++)
+			out[E + j] += row[j];
+	}
+	if (n > 1)
+		for (uint32_t j = 0; j < E; j++)
+			out[E + j] /= (float)n;
+}
+
+/* The gradient g (2E) of a representation to its item's row and, 1/n each, its genres'. */
+static void represent_grads(struct sparse_grad *sgi, struct sparse_grad *sgg, float *g, uint32_t id,
+			    const uint32_t *genres, uint32_t n, uint32_t E)
+{
+	sparse_grad_add(sgi, id, g);
+	if (n > 1)
+		for (uint32_t j = 0; j < E; j++)
+			g[E + j] /= (float)n;
+	for (uint32_t k = 0; k < n; k++)
+		sparse_grad_add(sgg, genres[k], g + E);
+}
+
+/* The packings, the candidates and the history (and negative) representations. */
+static void inputs(const struct model *m, struct dien_ws *w, struct nn_pack *p,
+		   const struct batch *b, int negatives)
+{
+	const struct dien *d = m->impl;
+	const struct params *pa = &m->params;
+	const struct store_items *it = m->data->items;
+	const float *item = tw(pa, d->t[F_ITEM]), *genre = tw(pa, d->t[F_GENRE]);
+	uint32_t B = b->n, E = d->E, D = d->D, L = d->L;
+
+	memcpy(w->lens, b->n_hist, B * sizeof(uint32_t));
+	nn_pack_init(p, w->pack, w->lens, (int)B, (int)L);
+	w->off[0] = 0;
+	for (uint32_t r = 0; r < B; r++) {
+		represent(w->q + (size_t)r * D, item, genre, b->item[r],
+			  b->genres + (size_t)r * BATCH_GENRES, b->n_genres[r], E);
+		w->off[r + 1] = w->off[r] + w->lens[r];
+		for (uint32_t t = 0; t < w->lens[r]; t++) {
+			uint32_t i = b->hist[(size_t)r * L + t], lo = it->genre_off[i];
+			float *e = w->e + (size_t)nn_pack_pos(p, (int)r, (int)t) * D;
+			represent(e, item, genre, i, it->genre + lo, it->genre_off[i + 1] - lo, E);
+			if (!negatives)
+				continue;
+			e = w->en + (size_t)nn_pack_pos(p, (int)r, (int)t) * D;
+			if (t >= b->n_neg[r]) {
+				memset(e, 0, D * sizeof(float));
+				continue;
+			}
+			i = b->neg[(size_t)r * L + t];
+			lo = it->genre_off[i];
+			represent(e, item, genre, i, it->genre + lo, it->genre_off[i + 1] - lo, E);
+		}
+	}
+}
+
+/* Time-major packed rows (N, W) to example-major (to = 1), or the gradient
+ * back (to = 0: added). */
+static void permute(float *em, float *tm, const struct nn_pack *p, const uint32_t *off, int W,
+		    int to)
+{
+	for (int b = 0; b < p->B; b++)
+		for (int t = 0; t < p->len[b]; t++) {
+			float *x = em + ((size_t)off[b] + (size_t)t) * W;
+			float *y = tm + (size_t)nn_pack_pos(p, b, t) * W;
+			for (int j = 0; j < W; j++) {
+				if (to)
+					x[j] = y[j];
+				else
+					y[j] += x[j];
+			}
+		}
+}
+
+static const float *gru_w(const struct params *p, const int t[GRU_T], int k)
+{
+	return p->t[t[k]].w;
+}
+
+static struct nn_aux_params aux_params(const struct dien *d, const struct params *p, float *grad)
+{
+	float *v[AUX_T];
+
+	for (int k = 0; k < AUX_T; k++)
+		v[k] = grad ? gw(p, grad, d->aux[k]) : p->t[d->aux[k]].w;
+	return (struct nn_aux_params){v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+}
+
+/*
+ * The forward pass; with aux (training) also the auxiliary loss, returned
+ * unweighted (0 without).
+ */
+static double dien_run(const struct model *m, float *ws, const struct batch *b, float *logits,
+		       int train, int aux)
+{
+	struct dien *d = m->impl;
+	const struct params *p = &m->params;
+	uint32_t B = b->n, E = d->E, D = d->D, N;
+	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
+	static const int tabs[5] = {F_USER, F_GENDER, F_AGE, F_OCC, F_ZIP};
+	struct nn_attn_params ap;
+	struct nn_aux_params xp;
+	struct nn_pack pk;
+	struct dien_ws w;
+	double aux_loss = 0.0;
+
+	HR_ASSERT(m->data && m->data->items && b->hist_cap == d->L);
+	dien_layout(d, B, ws, &w);
+	inputs(m, &w, &pk, b, aux);
+	N = (uint32_t)pk.N;
+	nn_gru_forward(w.h, w.gh, w.rh, w.ph, w.e, NULL, NULL, gru_w(p, d->ext, GRU_WX),
+		       gru_w(p, d->ext, GRU_WH), gru_w(p, d->ext, GRU_BX), gru_w(p, d->ext, GRU_BH),
+		       &pk, NN_GRU, (int)D, (int)D);
+	if (aux) {
+		xp = aux_params(d, p, NULL);
+		aux_loss = nn_aux_forward(w.ac, w.h, w.e, w.en, b->n_neg, &xp, &pk, (int)D, (int)D,
+					  AUX_H1, AUX_H2);
+	}
+	permute(w.k, w.h, &pk, w.off, (int)D, 1);
+	attn_block_params(&d->att, p, &ap);
+	nn_attn_forward(w.s, w.att, w.q, w.k, w.off, &ap, &d->att.s, train, (int)B);
+	if (train) {
+		attn_block_update_stats(&d->att, p, w.att, (int)B, (int)N);
+		atomic_fetch_add_explicit(&d->pos_seen, N, memory_order_relaxed);
+		atomic_fetch_add_explicit(&d->rows_seen, B, memory_order_relaxed);
+	}
+	nn_attn_softmax_forward(w.pr, w.s, w.off, (int)B);
+	for (int r = 0; r < (int)B; r++)
+		for (int t = 0; t < pk.len[r]; t++)
+			w.a[nn_pack_pos(&pk, r, t)] = w.pr[w.off[r] + (uint32_t)t];
+	nn_gru_forward(w.v, w.gv, w.rv, w.pv, w.h, w.a, NULL, gru_w(p, d->evo, GRU_WX),
+		       gru_w(p, d->evo, GRU_WH), gru_w(p, d->evo, GRU_BX), gru_w(p, d->evo, GRU_BH),
+		       &pk, d->kind, (int)D, (int)D);
+	nn_pack_last_forward(w.last, w.v, NULL, &pk, (int)D);
+	memset(w.sum, 0, (size_t)B * D * sizeof(float));
+	for (int r = 0; r < (int)B; r++)
+		for (int t = 0; t < pk.len[r]; t++) {
+			const float *e = w.e + (size_t)nn_pack_pos(&pk, r, t) * D;
+			for (uint32_t j = 0; j < D; j++)
+				w.sum[(size_t)r * D + j] += e[j];
+		}
+	for (int k = 0; k < 5; k++)
+		fields_gather(w.x, d->xin, (size_t)k * E, tw(p, d->t[tabs[k]]), ids[k], B, E);
+	for (uint32_t r = 0; r < B; r++) {
+		float *x = w.x + (size_t)r * d->xin;
+		memcpy(x + 5 * E, b->dense + (size_t)r * b->n_dense, d->n_dense * sizeof(float));
+		x += 5 * E + d->n_dense;
+		memcpy(x, w.q + (size_t)r * D, D * sizeof(float));
+		memcpy(x + D, w.last + (size_t)r * D, D * sizeof(float));
+		memcpy(x + 2 * D, w.sum + (size_t)r * D, D * sizeof(float));
+	}
+	dnn_forward(&d->mlp, p, w.mlp, w.x, logits, B, train);
+	return aux_loss;
+}
+
+static void dien_forward(const struct model *m, float *ws, const struct batch *b, float *logits,
+			 int train)
+{
+	dien_run(m, ws, b, logits, train, 0);
+}
+
+/* The backward of dien_run(train = 1, aux); aux_w weighs the auxiliary loss. */
+static void dien_back(const struct model *m, float *ws, const struct batch *b, const float *dlogits,
+		      float *grad, struct sparse_grad *sg, int aux, float aux_w)
+{
+	const struct dien *d = m->impl;
+	const struct params *p = &m->params;
+	const struct store_items *it = m->data->items;
+	uint32_t B = b->n, E = d->E, D = d->D, L = d->L, N;
+	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
+	static const int tabs[5] = {F_USER, F_GENDER, F_AGE, F_OCC, F_ZIP};
+	struct sparse_grad *sgi = &sg[d->t[F_ITEM]], *sgg = &sg[d->t[F_GENRE]];
+	struct nn_attn_params ap;
+	struct nn_attn_grads ag;
+	struct nn_pack pk;
+	struct dien_ws w;
+
+	dien_layout(d, B, ws, &w);
+	nn_pack_init(&pk, w.pack, w.lens, (int)B, (int)L); /* as the forward built it */
+	N = (uint32_t)pk.N;
+	memset(w.dx, 0, (size_t)B * d->xin * sizeof(float));
+	dnn_backward(&d->mlp, p, w.mlp, w.x, dlogits, w.dx, grad, B, 1);
+	for (int k = 0; k < 5; k++)
+		for (uint32_t r = 0; r < B; r++)
+			sparse_grad_add(&sg[d->t[tabs[k]]], ids[k][r],
+					w.dx + (size_t)r * d->xin + (size_t)k * E);
+	for (uint32_t r = 0; r < B; r++) {
+		const float *dx = w.dx + (size_t)r * d->xin + 5 * E + d->n_dense;
+		memcpy(w.dq + (size_t)r * D, dx, D * sizeof(float));
+		memcpy(w.dlast + (size_t)r * D, dx + D, D * sizeof(float));
+	}
+	/* the evolution layer, from its last states */
+	memset(w.dv, 0, (size_t)N * D * sizeof(float));
+	nn_pack_last_backward(w.dv, NULL, w.dlast, &pk, (int)D);
+	memset(w.dh, 0, (size_t)N * D * sizeof(float));
+	memset(w.da, 0, N * sizeof(float));
+	nn_gru_backward(w.dh, w.da, NULL, gw(p, grad, d->evo[GRU_WX]), gw(p, grad, d->evo[GRU_WH]),
+			gw(p, grad, d->evo[GRU_BX]), gw(p, grad, d->evo[GRU_BH]), w.gs, w.dv, w.gv,
+			w.rv, w.pv, w.h, w.a, gru_w(p, d->evo, GRU_WX), gru_w(p, d->evo, GRU_WH),
+			&pk, d->kind, (int)D, (int)D);
+	/* the attention: scores through the softmax to the unit, keys back to the states */
+	for (int r = 0; r < (int)B; r++)
+		for (int t = 0; t < pk.len[r]; t++)
+			w.dpr[w.off[r] + (uint32_t)t] = w.da[nn_pack_pos(&pk, r, t)];
+	memset(w.ds, 0, N * sizeof(float));
+	nn_attn_softmax_backward(w.ds, w.dpr, w.pr, w.off, (int)B);
+	memset(w.dk, 0, (size_t)N * D * sizeof(float));
+	attn_block_params(&d->att, p, &ap);
+	attn_block_grads(&d->att, p, grad, &ag);
+	nn_attn_backward(w.dq, w.dk, &ag, w.ds, w.att, w.q, w.k, w.off, &ap, &d->att.s, true,
+			 (int)B);
+	permute(w.dk, w.dh, &pk, w.off, (int)D, 0);
+	/* the auxiliary loss, then the extractor */
+	memset(w.de, 0, (size_t)N * D * sizeof(float));
+	if (aux) {
+		struct nn_aux_params xp = aux_params(d, p, NULL), xg = aux_params(d, p, grad);
+		memset(w.den, 0, (size_t)N * D * sizeof(float));
+		nn_aux_backward(w.dh, w.de, w.den, &xg, w.as, aux_w, w.ac, w.h, w.e, w.en, &xp, &pk,
+				(int)D, (int)D, AUX_H1, AUX_H2);
+	}
+	nn_gru_backward(w.de, NULL, NULL, gw(p, grad, d->ext[GRU_WX]), gw(p, grad, d->ext[GRU_WH]),
+			gw(p, grad, d->ext[GRU_BX]), gw(p, grad, d->ext[GRU_BH]), w.gs, w.dh, w.gh,
+			w.rh, w.ph, w.e, NULL, gru_w(p, d->ext, GRU_WX), gru_w(p, d->ext, GRU_WH),
+			&pk, NN_GRU, (int)D, (int)D);
+	/* the sum of the history's representations; then every representation's rows */
+	for (uint32_t r = 0; r < B; r++) {
+		const float *dsum = w.dx + (size_t)r * d->xin + 5 * E + d->n_dense + 2 * D;
+		represent_grads(sgi, sgg, w.dq + (size_t)r * D, b->item[r],
+				b->genres + (size_t)r * BATCH_GENRES, b->n_genres[r], E);
+		for (uint32_t t = 0; t < w.lens[r]; t++) {
+			size_t q = (size_t)nn_pack_pos(&pk, (int)r, (int)t);
+			uint32_t i = b->hist[(size_t)r * L + t], lo = it->genre_off[i];
+			float *de = w.de + q * D;
+			for (uint32_t j = 0; j < D; j++)
+				de[j] += dsum[j];
+			represent_grads(sgi, sgg, de, i, it->genre + lo, it->genre_off[i + 1] - lo,
+					E);
+			if (!aux || t >= b->n_neg[r])
+				continue;
+			i = b->neg[(size_t)r * L + t];
+			lo = it->genre_off[i];
+			represent_grads(sgi, sgg, w.den + q * D, i, it->genre + lo,
+					it->genre_off[i + 1] - lo, E);
+		}
+	}
+}
+
+static void dien_backward(const struct model *m, float *ws, const struct batch *b,
+			  const float *dlogits, float *grad, struct sparse_grad *sg)
+{
+	dien_back(m, ws, b, dlogits, grad, sg, 0, 0.0f);
+}
+
+static double dien_train_forward(const struct model *m, float *ws, const struct batch *b,
+				 struct model_ctx *ctx, double *terms)
+{
+	double aux_w = m->opt[OPT_AUX];
+
+	terms[1] = aux_w * dien_run(m, ws, b, ctx->logits, 1, aux_w > 0);
+	terms[0] = nn_bce_logits_forward(NULL, ctx->logits, b->label, (int)b->n);
+	return terms[0] + terms[1];
+}
+
+static void dien_train_backward(const struct model *m, float *ws, const struct batch *b,
+				struct model_ctx *ctx, float *grad, struct sparse_grad *sg)
+{
+	double aux_w = m->opt[OPT_AUX];
+
+	memset(ctx->dlogits, 0, b->n * sizeof(float));
+	nn_bce_logits_backward(ctx->dlogits, 1.0f, ctx->logits, b->label, (int)b->n);
+	dien_back(m, ws, b, ctx->dlogits, grad, sg, aux_w > 0, (float)aux_w);
+}
+
+static double gru_flops(int G, uint32_t D)
+{
+	return 2.0 * G * D * (2.0 * D) + 10.0 * D; /* input and recurrent projections, gates */
+}
+
+/* The auxiliary network per pair position: the state's first layer once,
+ * the item's, the second and third layers for the positive and the negative. */
+static double aux_flops(uint32_t D)
+{
+	return 2.0 * D * AUX_H1 * 3 + 2 * (2.0 * AUX_H1 * AUX_H2 + 2.0 * AUX_H2);
+}
+
+static double dien_flops(const struct model *m)
+{
+	const struct dien *d = m->impl;
+	uint64_t rows = atomic_load_explicit(&d->rows_seen, memory_order_relaxed);
+	double len = rows ? (double)atomic_load_explicit(&d->pos_seen, memory_order_relaxed) /
+				     (double)rows :
+			    d->L;
+
+	/* per position: two recurrent steps, the attention unit and (training
+	 * with it, as the trainer's gflops count) the auxiliary network; per
+	 * row: the unit's q terms and the MLP */
+	return len * (gru_flops(3, d->D) + gru_flops(nn_gru_gates(d->kind), d->D) +
+		      attn_block_flops(&d->att) + (m->opt[OPT_AUX] > 0 ? aux_flops(d->D) : 0)) +
+	       2.0 * d->D * d->att.s.H[0] + dnn_flops(&d->mlp);
+}
+
+static const char *const dien_losses[] = {"train_loss", "aux_loss", NULL};
+
+const struct model_ops model_dien = {
+	.name = "dien",
+	.summary = "Deep Interest Evolution Network: a GRU over the history, attention "
+		   "against the candidate, an AUGRU, an auxiliary loss",
+	.needs = NEEDS_DEMOGRAPHICS | NEEDS_HISTORY | NEEDS_DENSE | NEEDS_GENRES,
+	.default_hidden = dien_hidden,
+	.options = dien_options,
+	.n_options = OPT_N,
+	.losses = dien_losses,
+	.wants = dien_wants,
+	.init = dien_init,
+	.release = dien_release,
+	.workspace_floats = dien_ws_floats,
+	.forward = dien_forward,
+	.backward = dien_backward,
+	.train_forward = dien_train_forward,
+	.train_backward = dien_train_backward,
+	.flops_forward = dien_flops,
+};
