@@ -41,15 +41,19 @@
 
 enum { OPT_GRU, OPT_AUX, OPT_ATT_ACT, OPT_ATT_H, OPT_ATT_H_SECOND, OPT_DNN_ACT, OPT_DNN_BN, OPT_N };
 
-static const char *const gru_names[] = {"augru", "agru", "aigru", NULL};
-static const enum nn_gru_kind gru_kinds[] = {NN_AUGRU, NN_AGRU, NN_AIGRU};
+/* augru: the authors' cell (the score scales the keep gate); augru_paper:
+ * the paper's eq. 7 (the score scales the update gate), as DeepCTR-Torch
+ * and the seed write-up build it */
+static const char *const gru_names[] = {"augru", "augru_paper", "agru", "aigru", NULL};
+static const enum nn_gru_kind gru_kinds[] = {NN_AUGRU_KEEP, NN_AUGRU, NN_AGRU, NN_AIGRU};
 /* In enum nn_attn_act's order, as din's. */
 static const char *const act_names[] = {"dice", "prelu", "relu", NULL};
 
 static const struct model_option dien_options[OPT_N] = {
 	[OPT_GRU] = {"gru_type", MOPT_ENUM, 0, 0, 0, gru_names,
-		     "the interest evolution layer: augru (attentional update gate), agru "
-		     "(the score is the update) or aigru (inputs scaled by the score)"},
+		     "the interest evolution layer: augru (the authors' attentional GRU: the "
+		     "score opens the update gate), augru_paper (the paper's: the score scales "
+		     "it), agru (the score is the update) or aigru (inputs scaled by the score)"},
 	[OPT_AUX] = {"aux_weight", MOPT_FLOAT, 0, 100, 1.0, NULL,
 		     "weight of DIEN's auxiliary loss (the extractor's states against the next "
 		     "clicked and a sampled item); 0 leaves it out"},

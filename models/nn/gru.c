@@ -80,8 +80,20 @@ static void gru_check(const struct nn_pack *p, enum nn_gru_kind kind, const floa
 		      int H)
 {
 	HR_ASSERT(I > 0 && H > 0);
-	HR_ASSERT(kind == NN_GRU || kind == NN_AUGRU || kind == NN_AGRU || kind == NN_AIGRU);
+	HR_ASSERT(kind == NN_GRU || kind == NN_AUGRU || kind == NN_AGRU || kind == NN_AIGRU ||
+		  kind == NN_AUGRU_KEEP);
 	HR_ASSERT(kind == NN_GRU || att != NULL || p->N == 0);
+}
+
+/*
+ * The update u' = off + sc * u of a row with score a (u the update gate):
+ * GRU and AIGRU (0, 1), AUGRU (0, a), AUGRU_KEEP (a, 1 - a): 1 - u' =
+ * (1 - a)(1 - u).  (AGRU has no u: u' = a.)
+ */
+static inline void gate_coef(enum nn_gru_kind kind, float a, float *off, float *sc)
+{
+	*off = kind == NN_AUGRU_KEEP ? a : 0.0f;
+	*sc = kind == NN_AUGRU ? a : kind == NN_AUGRU_KEEP ? 1.0f - a : 1.0f;
 }
 
 /*
@@ -89,7 +101,8 @@ static void gru_check(const struct nn_pack *p, enum nn_gru_kind kind, const floa
  * the input projections without bias, gh (n, G*H) the recurrent ones
  * without bias; g becomes the activations, gh gets its biases (the
  * candidate's block is what the backward reads).  Writes h_t into o (n, H).
- * The activations are in-place passes of their own (fastmath.h: the form
+ * a: the n rows' scores (AUGRU, AGRU, AUGRU_KEEP), else NULL.  The
+ * activations are in-place passes of their own (fastmath.h: the form
  * that vectorises in every target clone).
  */
 HR_MULTIVERSION
@@ -102,7 +115,7 @@ static void step_forward(float *g, float *gh, float *o, const float *hp, const f
 		float *gk = g + (size_t)k * GH, *hk = gh + (size_t)k * GH, *ok = o + (size_t)k * H;
 		float *gu = gk + H, *gc = gk + c, *hn = hk + c;
 		const float *h = hp + (size_t)k * H;
-		float s = a ? a[k] : 1.0f;  /* u' = s u (G == 3; a NULL: GRU, AIGRU) or s (AGRU) */
+		float s = a ? a[k] : 1.0f, off, sc;
 		for (int j = 0; j < c; j++) /* r [and u] */
 			gk[j] += bx[j] + hk[j] + bh[j];
 		nn_sigmoid_vec(gk, c);
@@ -111,10 +124,11 @@ static void step_forward(float *g, float *gh, float *o, const float *hp, const f
 			gc[j] += bx[c + j] + gk[j] * hn[j];
 		}
 		nn_tanh_vec(gc, H);
+		gate_coef(kind, s, &off, &sc);
 		if (G == 3)
 			for (int j = 0; j < H; j++)
-				ok[j] = h[j] + s * gu[j] * (gc[j] - h[j]);
-		else
+				ok[j] = h[j] + (off + sc * gu[j]) * (gc[j] - h[j]);
+		else /* AGRU: u' = a */
 			for (int j = 0; j < H; j++)
 				ok[j] = h[j] + s * (gc[j] - h[j]);
 	}
@@ -164,22 +178,25 @@ long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H)
 }
 
 /*
- * d loss / d a_t of one row: sum over j of dh_j (n_j - h_j) u_j (AUGRU) or
- * dh_j (n_j - h_j) (AGRU, u NULL), dh = dout + dcarry; in 16 lanes, so
- * that it vectorises without reassociation.
+ * d loss / d a_t of one row: sum over j of dh_j (n_j - h_j) d u'_j / d a_t,
+ * which is u_j (AUGRU), 1 - u_j (AUGRU_KEEP, keep set) or 1 (AGRU, u
+ * NULL), dh = dout + dcarry; in 16 lanes, so that it vectorises without
+ * reassociation.
  */
 static inline float score_grad(const float *dout, const float *dcar, const float *cand,
-			       const float *h, const float *u, int H)
+			       const float *h, const float *u, int keep, int H)
 {
 	float acc[16] = {0};
 	int j = 0;
 
+#define DU(i) (u ? (keep ? 1.0f - u[i] : u[i]) : 1.0f)
 	for (; j + 16 <= H; j += 16)
 		for (int l = 0; l < 16; l++)
-			acc[l] += (dout[j + l] + dcar[j + l]) * (cand[j + l] - h[j + l]) *
-				  (u ? u[j + l] : 1.0f);
+			acc[l] +=
+				(dout[j + l] + dcar[j + l]) * (cand[j + l] - h[j + l]) * DU(j + l);
 	for (int l = 0; j < H; j++, l++)
-		acc[l] += (dout[j] + dcar[j]) * (cand[j] - h[j]) * (u ? u[j] : 1.0f);
+		acc[l] += (dout[j] + dcar[j]) * (cand[j] - h[j]) * DU(j);
+#undef DU
 	for (int w = 8; w > 0; w /= 2)
 		for (int l = 0; l < w; l++)
 			acc[l] += acc[l + w];
@@ -196,30 +213,30 @@ static inline float score_grad(const float *dout, const float *dcar, const float
  * zero on entry.
  */
 /*
- * One row of step_backward, three gates (GRU, AUGRU, AIGRU: u' = s u) or
- * two (AGRU: u' = s, du NULL).  Every block a restrict parameter: with the
- * blocks addressed off one row pointer gcc saw a "complicated access
- * pattern" and left the loop scalar.
+ * One row of step_backward, three gates (GRU, AUGRU, AIGRU, AUGRU_KEEP:
+ * u' = off + sc u, gate_coef) or two (AGRU: u' = sc, du NULL).  Every
+ * block a restrict parameter: with the blocks addressed off one row
+ * pointer gcc saw a "complicated access pattern" and left the loop scalar.
  */
 static inline void row_backward(float *restrict dcar, float *restrict dc, float *restrict dr,
 				float *restrict du, float *restrict dn, const float *restrict dout,
 				const float *restrict gr, const float *restrict gu,
 				const float *restrict gc, const float *restrict hn,
-				const float *restrict h, float s, int H)
+				const float *restrict h, float off, float sc, int H)
 {
 	if (du) {
 		for (int j = 0; j < H; j++) {
 			float dh = dout[j] + dcar[j], r = gr[j], cand = gc[j], u = gu[j];
-			float up = s * u, dcp = dh * up * (1.0f - cand * cand);
+			float up = off + sc * u, dcp = dh * up * (1.0f - cand * cand);
 			dcar[j] = dh * (1.0f - up);
 			dc[j] = dcp;
 			dn[j] = dcp * r;
 			dr[j] = dcp * hn[j] * r * (1.0f - r);
-			du[j] = dh * (cand - h[j]) * s * u * (1.0f - u);
+			du[j] = dh * (cand - h[j]) * sc * u * (1.0f - u);
 		}
 	} else {
 		for (int j = 0; j < H; j++) {
-			float dh = dout[j] + dcar[j], r = gr[j], cand = gc[j];
+			float dh = dout[j] + dcar[j], r = gr[j], cand = gc[j], s = sc;
 			float dcp = dh * s * (1.0f - cand * cand);
 			dcar[j] = dh * (1.0f - s);
 			dc[j] = dcp;
@@ -240,15 +257,17 @@ static void step_backward(float *dgh, float *dgc, float *dcarry, float *da, cons
 		const float *gk = g + (size_t)k * GH, *h = hp + (size_t)k * H;
 		const float *dok = dout + (size_t)k * H;
 		float *dk = dgh + (size_t)k * GH, *dcar = dcarry + (size_t)k * H;
-		float ak = a ? a[k] : 1.0f;
-		if (da && kind == NN_AUGRU)
-			da[k] += score_grad(dok, dcar, gk + c, h, gk + H, H);
+		float ak = a ? a[k] : 1.0f, off, sc;
+		if (da && (kind == NN_AUGRU || kind == NN_AUGRU_KEEP))
+			da[k] += score_grad(dok, dcar, gk + c, h, gk + H, kind == NN_AUGRU_KEEP, H);
 		else if (da && kind == NN_AGRU)
-			da[k] += score_grad(dok, dcar, gk + c, h, NULL, H);
-		/* u' = s u (s = a for AUGRU, 1 for GRU and AIGRU) or, AGRU, s = a */
+			da[k] += score_grad(dok, dcar, gk + c, h, NULL, 0, H);
+		/* u' = off + sc u (gate_coef) or, AGRU, u' = a */
+		gate_coef(kind, ak, &off, &sc);
+		if (kind == NN_AGRU)
+			off = 0.0f, sc = ak;
 		row_backward(dcar, dgc + (size_t)k * H, dk, G == 3 ? dk + H : NULL, dk + c, dok, gk,
-			     gk + H, gk + c, gh + (size_t)k * GH + c, h,
-			     kind == NN_AUGRU || kind == NN_AGRU ? ak : 1.0f, H);
+			     gk + H, gk + c, gh + (size_t)k * GH + c, h, off, sc, H);
 	}
 }
 
@@ -270,7 +289,7 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 	float *dg = scratch, *dgc = dg + (size_t)N * GH, *dcarry = dgc + (size_t)N * H;
 	float *dxw = dcarry + (size_t)p->B * H; /* AIGRU */
 	const float *Wxc = Wx + (size_t)c * I;
-	int scored = kind == NN_AUGRU || kind == NN_AGRU;
+	int scored = kind == NN_AUGRU || kind == NN_AGRU || kind == NN_AUGRU_KEEP;
 
 	gru_check(p, kind, att, I, H);
 	memset(dcarry, 0, (size_t)p->B * H * sizeof(float));

@@ -78,16 +78,23 @@ void nn_pack_last_backward(float *dseq, float *dh0, const float *dlast, const st
  *   h' = (1 - u') * h + u' * n
  *
  * with, by kind, a_t the attention score of the position (DIEN, eq. 6-9):
- *   NN_GRU    u' = u                 (the interest extractor)
- *   NN_AUGRU  u' = a_t * u           (attentional update gate)
- *   NN_AGRU   u' = a_t               (no update gate: G = 2 gate blocks)
- *   NN_AIGRU  u' = u, x replaced by a_t * x
+ *   NN_GRU        u' = u                 (the interest extractor)
+ *   NN_AUGRU      u' = a_t * u           (attentional update gate: the
+ *                                        paper's eq. 7; a zero score keeps
+ *                                        the state)
+ *   NN_AGRU       u' = a_t               (no update gate: G = 2 gate blocks)
+ *   NN_AIGRU      u' = u, x replaced by a_t * x
+ *   NN_AUGRU_KEEP 1 - u' = (1 - a_t) * (1 - u)   (the authors' code,
+ *                                        mouna99/dien VecAttGRUCell: the
+ *                                        score scales the keep gate 1 - u;
+ *                                        a zero score is a plain GRU step,
+ *                                        a score of 1 takes the candidate)
  * (PyTorch's nn.GRU is the same family with z = 1 - u.)  Weights are
  * (out, in) like nn.Linear, the gate blocks stacked r, [u,] n - the
  * candidate n last, u absent for AGRU:
  *   Wx (G*H, I), Wh (G*H, H), bx (G*H), bh (G*H),  G = nn_gru_gates(kind)
  */
-enum nn_gru_kind { NN_GRU, NN_AUGRU, NN_AGRU, NN_AIGRU };
+enum nn_gru_kind { NN_GRU, NN_AUGRU, NN_AGRU, NN_AIGRU, NN_AUGRU_KEEP };
 
 static inline int nn_gru_gates(enum nn_gru_kind kind)
 {

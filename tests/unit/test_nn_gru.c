@@ -145,9 +145,10 @@ static void gru_ref(struct gc *g)
 				double r = sigd(gx[j] + gh[j]);
 				double n = tanh(gx[cn + j] + r * gh[cn + j]);
 				double u = G == 3 ? sigd(gx[H + j] + gh[H + j]) : 0.0;
-				double up = c->kind == NN_AGRU  ? a :
-					    c->kind == NN_AUGRU ? a * u :
-								  u;
+				double up = c->kind == NN_AGRU       ? a :
+					    c->kind == NN_AUGRU      ? a * u :
+					    c->kind == NN_AUGRU_KEEP ? 1.0 - (1.0 - a) * (1.0 - u) :
+								       u;
 				hn[j] = (1.0 - up) * h[j] + up * n;
 			}
 			for (int j = 0; j < H; j++) {
@@ -245,6 +246,13 @@ static void test_gc_augru(void **state)
 	check_gru("augru (h0 zero)", NN_AUGRU, false, 34);
 }
 
+static void test_gc_augru_keep(void **state)
+{
+	(void)state;
+	check_gru("augru_keep", NN_AUGRU_KEEP, true, 39);
+	check_gru("augru_keep (h0 zero)", NN_AUGRU_KEEP, false, 40);
+}
+
 static void test_gc_agru(void **state)
 {
 	(void)state;
@@ -263,7 +271,8 @@ static void test_gc_aigru(void **state)
  * The attention score's meaning at its ends: with a_t = 0 an AUGRU or AGRU
  * step keeps the state exactly (the position is skipped), with a_t = 1 an
  * AGRU step is the candidate and an AUGRU step a plain GRU step; an AIGRU
- * step with a_t = 0 sees a zero input.
+ * step with a_t = 0 sees a zero input; an AUGRU_KEEP step (the authors'
+ * cell) is a plain GRU step at a_t = 0 and the candidate at a_t = 1.
  */
 static void test_gru_score_ends(void **state)
 {
@@ -295,6 +304,13 @@ static void test_gru_score_ends(void **state)
 	nn_gru_forward(ref, gates, gh, hprev, zero, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
 	for (int j = 0; j < H; j++)
 		assert_true(fabsf(out[j] - ref[j]) <= 1e-7f);
+	nn_gru_forward(out, gates, gh, hprev, x, &a0, h0, Wx, Wh, bx, bh, &p, NN_AUGRU_KEEP, I, H);
+	nn_gru_forward(ref, gates, gh, hprev, x, NULL, h0, Wx, Wh, bx, bh, &p, NN_GRU, I, H);
+	for (int j = 0; j < H; j++)
+		assert_true(out[j] == ref[j]);
+	nn_gru_forward(out, gates, gh, hprev, x, &a1, h0, Wx, Wh, bx, bh, &p, NN_AUGRU_KEEP, I, H);
+	for (int j = 0; j < H; j++) /* the candidate: gates' last block */
+		assert_true(fabsf(out[j] - gates[2 * H + j]) <= 1e-7f);
 }
 
 /* ------------------------------------------------------------- aux loss */
@@ -510,11 +526,11 @@ static void test_fastmath(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pack_layout),  cmocka_unit_test(test_gc_gru),
-		cmocka_unit_test(test_gc_augru),     cmocka_unit_test(test_gc_agru),
-		cmocka_unit_test(test_gc_aigru),     cmocka_unit_test(test_gru_score_ends),
-		cmocka_unit_test(test_fastmath),     cmocka_unit_test(test_gc_aux),
-		cmocka_unit_test(test_aux_no_pairs),
+		cmocka_unit_test(test_pack_layout),    cmocka_unit_test(test_gc_gru),
+		cmocka_unit_test(test_gc_augru),       cmocka_unit_test(test_gc_augru_keep),
+		cmocka_unit_test(test_gc_agru),        cmocka_unit_test(test_gc_aigru),
+		cmocka_unit_test(test_gru_score_ends), cmocka_unit_test(test_fastmath),
+		cmocka_unit_test(test_gc_aux),         cmocka_unit_test(test_aux_no_pairs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
