@@ -3,12 +3,15 @@
 
     bench/torch_dien.py --data STORE [--epochs 1] [--batch 256] [--lr 0.001]
                         [--emb-dim 32] [--hidden 200,80]
-                        [--gru-type augru|agru|aigru] [--aux-weight 1.0]
-                        [--att-activation dice|prelu|relu] [--att-hidden-1 64]
-                        [--att-hidden-2 16] [--dnn-activation dice|prelu|relu]
-                        [--dnn-bn] [--threads 2] [--blas-threads 1] [--seed 1]
+                        [--gru-type augru|augru_paper|agru|aigru] [--aux-weight 1]
+                        [--att-activation dice|prelu|relu] [--att-hidden 64]
+                        [--att-hidden-second 16] [--dnn-activation dice|prelu|relu]
+                        [--dnn-bn yes|no] [--threads 2] [--blas-threads 1] [--seed 1]
                         [--max-train N] [--max-batches N] [--eval-batch 2048]
                         [--keep-denormals]
+
+The options are bin/trainer's (the same names and values), so that
+bench/run.sh hands both sides the same ones.
 
 Reads a hogrec store (docs/FORMAT.md) with bench/torch_ref.py's loader (and
 the records' neg_hist, which that loader skips, in a second pass of the
@@ -16,7 +19,7 @@ train split), the items table with bench/torch_twotower.py's reader, and
 trains the architecture of models/dien.c (docs/models.md, "dien") written
 the way PyTorch users write DIEN (DeepCTR-Torch's DIEN, the seed
 write-up 004): nn.GRU over a PackedSequence for the interest extractor, a
-Python loop over the packed batch sizes for AUGRU / AGRU (DeepCTR-Torch's
+Python loop over the packed batch sizes for the AUGRUs / AGRU (DeepCTR-Torch's
 DynamicGRU, the input projections of all steps in one F.linear first and
 split into the steps with torch.split),
 nn.GRU over the score-scaled states for AIGRU.  Debian packages only
@@ -42,13 +45,16 @@ embeddings N(0, 0.05^2) with row 0 zero, as models/params.c initialises):
     --att-hidden-2) -> act] -> Linear(., 1, no bias), on the valid
     positions only (Dice's batch statistics over them, as models/nn/attn.h),
     softmax over each row's history;
-  * interest evolution (--gru-type): AUGRU (u' = a_t u), AGRU (u' = a_t) or
-    AIGRU (inputs a_t h_t), hidden D, gate blocks (r, u, n) / (r, n), the
-    last state of each row;
+  * interest evolution (--gru-type): augru, the authors' AUGRU (their
+    VecAttGRUCell: 1 - u' = (1 - a_t)(1 - u)), augru_paper, the paper's
+    (u' = a_t u, DeepCTR-Torch's AUGRUCell), AGRU (u' = a_t) or AIGRU
+    (inputs a_t h_t), hidden D, gate blocks (r, u, n) / (r, n), the last
+    state of each row;
   * x = [user | gender | age | occupation | zip | dense (4 values) | q |
     last state | sum of the history's representations] (11E + 4), then per
-    --hidden width Linear -> [BatchNorm1d] -> Dice / PReLU / ReLU and a
-    Linear(., 1) logit; loss = BCE + aux_weight * aux.
+    --hidden width Linear (no bias with --dnn-bn) -> [BatchNorm1d(eps 1e-5,
+    momentum 0.1)] -> Dice / PReLU / ReLU, and a Linear(., 1) logit; loss =
+    BCE + aux_weight * aux.
 Dice: BatchNorm1d(affine=False, eps 1e-8, momentum 0.1) -> sigmoid p,
 p x + (1 - p) alpha x, alpha 0 at first (DeepCTR); PReLU slopes 0.25.  An
 empty history gives zero states, a zero last state and a zero sum.
@@ -58,7 +64,8 @@ every table), --batch shuffled train records per step.  stdout, JSON lines
 as torch_ref.py's, with "aux_loss" beside "train_loss" (the epoch's means
 of the two terms, the aux one weighted, as bin/trainer reports them);
 samples_per_s = train records / wall seconds of the epoch's loop (batch
-gathering, forward, backward, optimiser step); --max-batches N ends each
+gathering, forward, backward, optimiser step), train_cpu_s the process's
+CPU seconds (every thread) over the same loop; --max-batches N ends each
 epoch after N shuffled batches (a speed measurement: the rate of typical
 batches, the AUCs those of a partly trained model).  Evaluation scores every
 valid and test record in eval mode (running statistics) in --eval-batch
@@ -87,12 +94,21 @@ import torch_twotower as twin_tt  # noqa: E402  (the items table)
 ref.PROG = "torch_dien"
 log, emit = ref.log, ref.emit
 
-GRU_TYPES = ("augru", "agru", "aigru")
+GRU_TYPES = ("augru", "augru_paper", "agru", "aigru")
 ACTS = ("dice", "prelu", "relu")
 AUX_H = (100, 50)
 DICE_EPS, MOMENTUM = 1e-8, 0.1
 FIELDS = ("user", "item", "gender", "age", "occupation", "zip", "label", "genres", "hist",
           "dense")
+
+
+def yes_no(text):
+    """bin/trainer's spelling of a boolean option."""
+    v = {"yes": True, "true": True, "on": True, "1": True,
+         "no": False, "false": False, "off": False, "0": False}.get(text.lower())
+    if v is None:
+        raise ValueError(text)
+    return v
 
 
 def parse_args(argv):
@@ -110,10 +126,11 @@ def parse_args(argv):
     ap.add_argument("--gru-type", choices=GRU_TYPES, default="augru")
     ap.add_argument("--aux-weight", type=float, default=1.0)
     ap.add_argument("--att-activation", choices=ACTS, default="dice")
-    ap.add_argument("--att-hidden-1", type=int, default=64)
-    ap.add_argument("--att-hidden-2", type=int, default=16)
+    ap.add_argument("--att-hidden", type=int, default=64)
+    ap.add_argument("--att-hidden-second", type=int, default=16, help="0: one hidden layer")
     ap.add_argument("--dnn-activation", choices=ACTS, default="dice")
-    ap.add_argument("--dnn-bn", action="store_true")
+    ap.add_argument("--dnn-bn", type=yes_no, default=False, metavar="yes|no",
+                    help="BatchNorm in the MLP")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-train", type=int, default=None,
                     help="use only the first N train records (time order)")
@@ -126,8 +143,8 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     if a.epochs < 1 or a.batch < 2 or a.threads < 1 or a.emb_dim < 1 or a.eval_batch < 1:
         ap.error("--epochs, --threads, --emb-dim, --eval-batch must be >= 1, --batch >= 2")
-    if a.blas_threads < 1 or a.att_hidden_1 < 1 or a.att_hidden_2 < 0:
-        ap.error("--blas-threads and --att-hidden-1 must be >= 1, --att-hidden-2 >= 0")
+    if a.blas_threads < 1 or a.att_hidden < 1 or a.att_hidden_second < 0:
+        ap.error("--blas-threads and --att-hidden must be >= 1, --att-hidden-second >= 0")
     if not a.lr > 0 or not math.isfinite(a.lr):
         ap.error("--lr must be positive")
     if not 0 <= a.aux_weight <= 100:
@@ -236,7 +253,7 @@ def build_model(torch, vocab, a, n_dense, item_genres, item_ngenres):
                 xavier_(self.aux1.weight[:, D:])
                 self.aux2 = linear(AUX_H[0], AUX_H[1])
                 self.aux3 = linear(AUX_H[1], 1)
-            widths = [a.att_hidden_1] + ([a.att_hidden_2] if a.att_hidden_2 else [])
+            widths = [a.att_hidden] + ([a.att_hidden_second] if a.att_hidden_second else [])
             layers, prev = [], 4 * D
             for w in widths:
                 layers += [linear(prev, w), act(a.att_activation, w)]
@@ -251,12 +268,12 @@ def build_model(torch, vocab, a, n_dense, item_genres, item_ngenres):
                     self.evolution.bias_ih_l0.zero_()
                     self.evolution.bias_hh_l0.zero_()
             else:
-                self.evo = nn.ParameterList(gru_params(3 if a.gru_type == "augru" else 2))
+                self.evo = nn.ParameterList(gru_params(2 if a.gru_type == "agru" else 3))
             layers, prev = [], 11 * E + n_dense
             for w in a.hidden:
-                layers.append(linear(prev, w))
+                layers.append(linear(prev, w, bias=not a.dnn_bn))  # as models/blocks.c
                 if a.dnn_bn:
-                    layers.append(nn.BatchNorm1d(w, momentum=MOMENTUM))
+                    layers.append(nn.BatchNorm1d(w, eps=1e-5, momentum=MOMENTUM))
                 layers.append(act(a.dnn_activation, w))
                 prev = w
             layers.append(linear(prev, 1))
@@ -272,7 +289,7 @@ def build_model(torch, vocab, a, n_dense, item_genres, item_ngenres):
             return self.represent(ids, self.item_genres[ids], self.item_ngenres[ids])
 
         def dynamic_gru(self, x, att, batch_sizes):
-            """AUGRU / AGRU over packed x (N, D) with packed scores att (N):
+            """AUGRU (either form) / AGRU over packed x (N, D) with packed scores att (N):
             DeepCTR-Torch's DynamicGRU loop; returns each row's last state in
             the packing's (sorted) row order."""
             w_ih, w_hh, b_ih, b_hh = self.evo
@@ -286,7 +303,11 @@ def build_model(torch, vocab, a, n_dense, item_genres, item_ngenres):
             for bs, gi, a_t in zip(sizes, gis, atts):
                 hx = h[:bs]
                 gh = F.linear(hx, w_hh, b_hh)
-                if a.gru_type == "augru":
+                if a.gru_type == "augru":  # the authors' VecAttGRUCell: the keep gate scaled
+                    i_r, i_u, i_n = gi.chunk(3, 1)
+                    h_r, h_u, h_n = gh.chunk(3, 1)
+                    u = 1 - (1 - a_t) * (1 - torch.sigmoid(i_u + h_u))
+                elif a.gru_type == "augru_paper":
                     i_r, i_u, i_n = gi.chunk(3, 1)
                     h_r, h_u, h_n = gh.chunk(3, 1)
                     u = a_t * torch.sigmoid(i_u + h_u)
@@ -416,7 +437,7 @@ def main(argv):
     n_train = splits["train"]["n"]
     hyper = {"emb_dim": a.emb_dim, "hidden": a.hidden, "gru_type": a.gru_type,
              "aux_weight": a.aux_weight, "att_activation": a.att_activation,
-             "att_hidden": [a.att_hidden_1, a.att_hidden_2],
+             "att_hidden": [a.att_hidden, a.att_hidden_second],
              "dnn_activation": a.dnn_activation, "dnn_bn": a.dnn_bn, "lr": a.lr}
     common = {**info, "optimizer": "adam"}
     emit({"impl": "torch", "model": "dien", "load_s": round(load_s, 3), "train": n_train,
@@ -443,7 +464,7 @@ def main(argv):
         perm = torch.randperm(n_train, generator=gen)
         model.train()
         sums = torch.zeros(2, dtype=torch.float64)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         end = n_train if a.max_batches is None else min(n_train, a.max_batches * a.batch)
         for s in range(0, end, a.batch):
             idx = perm[s:s + a.batch]
@@ -457,7 +478,7 @@ def main(argv):
             loss.backward()
             opt.step()
             sums += torch.stack([bce.detach(), a.aux_weight * aux.detach()]).double() * idx.numel()
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         train_loss, aux_loss = (float(x) / end for x in sums)
         if not math.isfinite(train_loss + aux_loss):
             log("loss is not finite in epoch %d; try a lower --lr" % epoch)
@@ -481,6 +502,7 @@ def main(argv):
                     "positive_rate": round(float(y.mean()), 4),
                     "train_loss": round(train_loss, 6), "aux_loss": round(aux_loss, 6),
                     "samples_per_s": round(rate), "epoch_s": round(secs, 3),
+                    "train_cpu_s": round(cpu, 3),
                     "eval_s": round(time.perf_counter() - te, 3), "threads": a.threads,
                     "batch": a.batch, **hyper, **common}
             if split == "test" and epoch == a.epochs:
