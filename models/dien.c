@@ -25,6 +25,14 @@
  * terms run per example); states and scores are permuted between the two.
  * Nothing is computed past a sequence's end; an empty history has no
  * states, a zero final state and a zero sum.
+ *
+ * Items are represented once per batch: the distinct items of the
+ * histories (then, training, of the negatives) form a table whose rows the
+ * positions index.  The extractor's input projections and the auxiliary
+ * network's item projections are GEMMs over the table's rows (on the bench
+ * data ~2,000 history and ~3,500 items in all for ~11,500 positions), their
+ * gradients summed per row before the weights' GEMMs, and each item's
+ * embedding rows get one sparse gradient add per batch.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -32,6 +40,7 @@
 
 #include "blocks.h"
 #include "common/err.h"
+#include "common/simd.h"
 #include "fields.h"
 #include "model.h"
 #include "nn/attn.h"
@@ -78,6 +87,7 @@ enum { AUX_W1H, AUX_W1E, AUX_B1, AUX_W2, AUX_B2, AUX_W3, AUX_B3, AUX_T };
 
 struct dien {
 	uint32_t E, D, L, xin, n_dense;
+	uint32_t n_items, n_genres; /* the vocabularies */
 	enum nn_gru_kind kind;
 	int t[F_N];
 	int ext[GRU_T], evo[GRU_T]; /* the extractor's and the evolution layer's tensors */
@@ -137,6 +147,8 @@ static int dien_init(struct model *m, const struct store_info *info)
 	d->D = 2 * d->E;
 	d->L = info->hist_len;
 	d->n_dense = info->n_dense;
+	d->n_items = info->vocab[SF_ITEM];
+	d->n_genres = info->vocab[SF_GENRE];
 	d->xin = 11 * d->E + d->n_dense;
 	d->kind = gru_kinds[(int)m->opt[OPT_GRU]];
 	rc = fields_declare(&m->params, info, d->E, INIT_NORMAL, 0.05f, d->t);
@@ -178,8 +190,12 @@ struct dien_ws {
 	int *pack;                       /* nn_pack_ints(B, L) */
 	uint32_t *off;                   /* (B + 1) example-major packing */
 	uint32_t *lens;                  /* (B) the history lengths */
+	uint32_t *rows;                  /* (2) the table's history rows, all its rows */
+	int *slot;                       /* (items) an item's table row, -1: none */
+	uint32_t *uniq;                  /* (2N) the table's items: the histories' first */
+	int *eidx, *nidx;                /* (N) each position's item and negative rows (-1) */
 	float *q, *dq;                   /* (B, D) the candidates */
-	float *e, *de, *en, *den;        /* (N, D) history and negative representations */
+	float *r, *dr;                   /* (2N, D) the table: representations, gradients */
 	float *h, *gh, *rh, *ph, *dh;    /* extractor: states, gates, Wh h, h_{t-1}, d states */
 	float *k, *dk;                   /* (N, D) the states example-major: the keys */
 	float *s, *pr, *dpr, *ds;        /* (N) scores, probabilities, their gradients */
@@ -187,6 +203,8 @@ struct dien_ws {
 	float *v, *gv, *rv, *pv, *dv;    /* evolution: as the extractor's */
 	float *last, *dlast, *sum;       /* (B, D) */
 	float *x, *dx;                   /* (B, xin) */
+	float *dgenre;                   /* (genres, E) the genre table's gradient, then
+					  * (genres) flags of the rows read */
 	float *gs, *ac, *as, *att, *mlp; /* GRU scratch, aux cache and scratch, blocks' ws */
 };
 
@@ -200,12 +218,15 @@ static size_t dien_layout(const struct dien *d, uint32_t B, float *base, struct 
 	PUT(pack, nn_pack_ints((int)B, (int)d->L));
 	PUT(off, B + 1);
 	PUT(lens, B);
+	PUT(rows, 2);
+	PUT(slot, d->n_items);
+	PUT(uniq, 2 * N);
+	PUT(eidx, N);
+	PUT(nidx, N);
 	PUT(q, B * D);
 	PUT(dq, B * D);
-	PUT(e, N * D);
-	PUT(de, N * D);
-	PUT(en, N * D);
-	PUT(den, N * D);
+	PUT(r, 2 * N * D);
+	PUT(dr, 2 * N * D);
 	PUT(h, N * D);
 	PUT(gh, 3 * N * D);
 	PUT(rh, 3 * N * D);
@@ -229,6 +250,7 @@ static size_t dien_layout(const struct dien *d, uint32_t B, float *base, struct 
 	PUT(sum, B * D);
 	PUT(x, (size_t)B * d->xin);
 	PUT(dx, (size_t)B * d->xin);
+	PUT(dgenre, (size_t)d->n_genres * (d->E + 1));
 	PUT(gs, gs1 > gs2 ? gs1 : gs2);
 	PUT(ac, nn_aux_cache_floats((int)N, AUX_H1, AUX_H2));
 	PUT(as, nn_aux_scratch_floats((int)N, AUX_H1, AUX_H2));
@@ -255,67 +277,90 @@ static float *gw(const struct params *p, float *grad, int i)
 	return grad + p->t[i].offset;
 }
 
+/* y (n) += a x (a name of its own: clang gives a multiversioned static
+ * function a global resolver symbol, which din.c's axpy would clash with) */
+HR_MULTIVERSION
+static void dien_axpy(float *restrict y, float a, const float *restrict x, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j++)
+		y[j] += a * x[j];
+}
+
 /* out (2E) = [item row | mean of the genre rows]; zeros for the genres when there are none. */
 static void represent(float *out, const float *item, const float *genre, uint32_t id,
 		      const uint32_t *genres, uint32_t n, uint32_t E)
 {
 	memcpy(out, item + (size_t)id * E, E * sizeof(float));
 	memset(out + E, 0, E * sizeof(float));
-	for (uint32_t k = 0; k < n; k++) {
-		const float *row = genre + (size_t)genres[k] * E;
-		for (uint32_t j = 0; j < E; j++)
-			out[E + j] += row[j];
-	}
-	if (n > 1)
-		for (uint32_t j = 0; j < E; j++)
-			out[E + j] /= (float)n;
+	for (uint32_t k = 0; k < n; k++)
+		dien_axpy(out + E, 1.0f / (float)n, genre + (size_t)genres[k] * E, E);
 }
 
-/* The gradient g (2E) of a representation to its item's row and, 1/n each, its genres'. */
-static void represent_grads(struct sparse_grad *sgi, struct sparse_grad *sgg, float *g, uint32_t id,
-			    const uint32_t *genres, uint32_t n, uint32_t E)
+/*
+ * The gradient g (2E) of a representation to its item's row (sparse) and,
+ * 1/n each, its genres': summed in dgen (genres, E), the genre table being
+ * small, and handed to the sparse update once per row (genre_grads); read[]
+ * flags the rows.
+ */
+static void represent_grads(struct sparse_grad *sgi, float *dgen, float *read, const float *g,
+			    uint32_t id, const uint32_t *genres, uint32_t n, uint32_t E)
 {
 	sparse_grad_add(sgi, id, g);
-	if (n > 1)
-		for (uint32_t j = 0; j < E; j++)
-			g[E + j] /= (float)n;
-	for (uint32_t k = 0; k < n; k++)
-		sparse_grad_add(sgg, genres[k], g + E);
+	for (uint32_t k = 0; k < n; k++) {
+		dien_axpy(dgen + (size_t)genres[k] * E, 1.0f / (float)n, g + E, E);
+		read[genres[k]] = 1;
+	}
 }
 
-/* The packings, the candidates and the history (and negative) representations. */
-static void inputs(const struct model *m, struct dien_ws *w, struct nn_pack *p,
-		   const struct batch *b, int negatives)
+/* The table row of item i, added (its representation too) when new. */
+static int table_row(const struct model *m, struct dien_ws *w, uint32_t *n, uint32_t i)
 {
 	const struct dien *d = m->impl;
 	const struct params *pa = &m->params;
 	const struct store_items *it = m->data->items;
+	uint32_t lo = it->genre_off[i];
+
+	if (w->slot[i] >= 0)
+		return w->slot[i];
+	w->slot[i] = (int)*n;
+	w->uniq[*n] = i;
+	represent(w->r + (size_t)*n * d->D, tw(pa, d->t[F_ITEM]), tw(pa, d->t[F_GENRE]), i,
+		  it->genre + lo, it->genre_off[i + 1] - lo, d->E);
+	return (int)(*n)++;
+}
+
+/*
+ * The packings, the candidates and the table of distinct items: the
+ * histories' (rows 0 .. *nh - 1), then with negatives the negatives' not
+ * among them (up to *nt); eidx and nidx index it by position.
+ */
+static void inputs(const struct model *m, struct dien_ws *w, struct nn_pack *p,
+		   const struct batch *b, int negatives, uint32_t *nh, uint32_t *nt)
+{
+	const struct dien *d = m->impl;
+	const struct params *pa = &m->params;
 	const float *item = tw(pa, d->t[F_ITEM]), *genre = tw(pa, d->t[F_GENRE]);
-	uint32_t B = b->n, E = d->E, D = d->D, L = d->L;
+	uint32_t B = b->n, E = d->E, D = d->D, L = d->L, n = 0;
 
 	memcpy(w->lens, b->n_hist, B * sizeof(uint32_t));
 	nn_pack_init(p, w->pack, w->lens, (int)B, (int)L);
+	memset(w->slot, 0xff, d->n_items * sizeof(int)); /* -1: no row yet */
 	w->off[0] = 0;
 	for (uint32_t r = 0; r < B; r++) {
 		represent(w->q + (size_t)r * D, item, genre, b->item[r],
 			  b->genres + (size_t)r * BATCH_GENRES, b->n_genres[r], E);
 		w->off[r + 1] = w->off[r] + w->lens[r];
-		for (uint32_t t = 0; t < w->lens[r]; t++) {
-			uint32_t i = b->hist[(size_t)r * L + t], lo = it->genre_off[i];
-			float *e = w->e + (size_t)nn_pack_pos(p, (int)r, (int)t) * D;
-			represent(e, item, genre, i, it->genre + lo, it->genre_off[i + 1] - lo, E);
-			if (!negatives)
-				continue;
-			e = w->en + (size_t)nn_pack_pos(p, (int)r, (int)t) * D;
-			if (t >= b->n_neg[r]) {
-				memset(e, 0, D * sizeof(float));
-				continue;
-			}
-			i = b->neg[(size_t)r * L + t];
-			lo = it->genre_off[i];
-			represent(e, item, genre, i, it->genre + lo, it->genre_off[i + 1] - lo, E);
-		}
+		for (uint32_t t = 0; t < w->lens[r]; t++)
+			w->eidx[nn_pack_pos(p, (int)r, (int)t)] =
+				table_row(m, w, &n, b->hist[(size_t)r * L + t]);
 	}
+	*nh = w->rows[0] = n;
+	for (uint32_t r = 0; negatives && r < B; r++)
+		for (uint32_t t = 0; t < w->lens[r]; t++)
+			w->nidx[nn_pack_pos(p, (int)r, (int)t)] =
+				t < b->n_neg[r] ? table_row(m, w, &n, b->neg[(size_t)r * L + t]) :
+						  -1;
+	*nt = w->rows[1] = n;
 }
 
 /* Time-major packed rows (N, W) to example-major (to = 1), or the gradient
@@ -367,18 +412,20 @@ static double dien_run(const struct model *m, float *ws, const struct batch *b, 
 	struct nn_pack pk;
 	struct dien_ws w;
 	double aux_loss = 0.0;
+	uint32_t nh, nt;
 
 	HR_ASSERT(m->data && m->data->items && b->hist_cap == d->L);
 	dien_layout(d, B, ws, &w);
-	inputs(m, &w, &pk, b, aux);
+	inputs(m, &w, &pk, b, aux, &nh, &nt);
 	N = (uint32_t)pk.N;
-	nn_gru_forward(w.h, w.gh, w.rh, w.ph, w.e, NULL, NULL, gru_w(p, d->ext, GRU_WX),
-		       gru_w(p, d->ext, GRU_WH), gru_w(p, d->ext, GRU_BX), gru_w(p, d->ext, GRU_BH),
-		       &pk, NN_GRU, (int)D, (int)D);
+	nn_gru_forward_idx(w.h, w.gh, w.rh, w.ph, w.r, w.eidx, (int)nh, NULL, NULL,
+			   gru_w(p, d->ext, GRU_WX), gru_w(p, d->ext, GRU_WH),
+			   gru_w(p, d->ext, GRU_BX), gru_w(p, d->ext, GRU_BH), &pk, NN_GRU, (int)D,
+			   (int)D);
 	if (aux) {
 		xp = aux_params(d, p, NULL);
-		aux_loss = nn_aux_forward(w.ac, w.h, w.e, w.en, b->n_neg, &xp, &pk, (int)D, (int)D,
-					  AUX_H1, AUX_H2);
+		aux_loss = nn_aux_forward_idx(w.ac, w.h, w.r, NULL, NULL, w.eidx, w.nidx, (int)nt,
+					      &xp, &pk, (int)D, (int)D, AUX_H1, AUX_H2);
 	}
 	permute(w.k, w.h, &pk, w.off, (int)D, 1);
 	attn_block_params(&d->att, p, &ap);
@@ -398,11 +445,9 @@ static double dien_run(const struct model *m, float *ws, const struct batch *b, 
 	nn_pack_last_forward(w.last, w.v, NULL, &pk, (int)D);
 	memset(w.sum, 0, (size_t)B * D * sizeof(float));
 	for (int r = 0; r < (int)B; r++)
-		for (int t = 0; t < pk.len[r]; t++) {
-			const float *e = w.e + (size_t)nn_pack_pos(&pk, r, t) * D;
-			for (uint32_t j = 0; j < D; j++)
-				w.sum[(size_t)r * D + j] += e[j];
-		}
+		for (int t = 0; t < pk.len[r]; t++)
+			dien_axpy(w.sum + (size_t)r * D, 1.0f,
+				  w.r + (size_t)w.eidx[nn_pack_pos(&pk, r, t)] * D, D);
 	for (int k = 0; k < 5; k++)
 		fields_gather(w.x, d->xin, (size_t)k * E, tw(p, d->t[tabs[k]]), ids[k], B, E);
 	for (uint32_t r = 0; r < B; r++) {
@@ -430,7 +475,7 @@ static void dien_back(const struct model *m, float *ws, const struct batch *b, c
 	const struct dien *d = m->impl;
 	const struct params *p = &m->params;
 	const struct store_items *it = m->data->items;
-	uint32_t B = b->n, E = d->E, D = d->D, L = d->L, N;
+	uint32_t B = b->n, E = d->E, D = d->D, L = d->L, N, nh, nt;
 	const uint32_t *ids[5] = {b->user, b->gender, b->age, b->occupation, b->zip};
 	static const int tabs[5] = {F_USER, F_GENDER, F_AGE, F_OCC, F_ZIP};
 	struct sparse_grad *sgi = &sg[d->t[F_ITEM]], *sgg = &sg[d->t[F_GENRE]];
@@ -442,6 +487,8 @@ static void dien_back(const struct model *m, float *ws, const struct batch *b, c
 	dien_layout(d, B, ws, &w);
 	nn_pack_init(&pk, w.pack, w.lens, (int)B, (int)L); /* as the forward built it */
 	N = (uint32_t)pk.N;
+	nh = w.rows[0];
+	nt = w.rows[1];
 	memset(w.dx, 0, (size_t)B * d->xin * sizeof(float));
 	dnn_backward(&d->mlp, p, w.mlp, w.x, dlogits, w.dx, grad, B, 1);
 	for (int k = 0; k < 5; k++)
@@ -474,39 +521,39 @@ static void dien_back(const struct model *m, float *ws, const struct batch *b, c
 	nn_attn_backward(w.dq, w.dk, &ag, w.ds, w.att, w.q, w.k, w.off, &ap, &d->att.s, true,
 			 (int)B);
 	permute(w.dk, w.dh, &pk, w.off, (int)D, 0);
-	/* the auxiliary loss, then the extractor */
-	memset(w.de, 0, (size_t)N * D * sizeof(float));
+	/* the auxiliary loss, then the extractor, into the table's gradients */
+	memset(w.dr, 0, (size_t)nt * D * sizeof(float));
 	if (aux) {
 		struct nn_aux_params xp = aux_params(d, p, NULL), xg = aux_params(d, p, grad);
-		memset(w.den, 0, (size_t)N * D * sizeof(float));
-		nn_aux_backward(w.dh, w.de, w.den, &xg, w.as, aux_w, w.ac, w.h, w.e, w.en, &xp, &pk,
-				(int)D, (int)D, AUX_H1, AUX_H2);
+		nn_aux_backward_idx(w.dh, w.dr, NULL, &xg, w.as, aux_w, w.ac, w.h, w.r, NULL,
+				    w.eidx, w.nidx, (int)nt, &xp, &pk, (int)D, (int)D, AUX_H1,
+				    AUX_H2);
 	}
-	nn_gru_backward(w.de, NULL, NULL, gw(p, grad, d->ext[GRU_WX]), gw(p, grad, d->ext[GRU_WH]),
-			gw(p, grad, d->ext[GRU_BX]), gw(p, grad, d->ext[GRU_BH]), w.gs, w.dh, w.gh,
-			w.rh, w.ph, w.e, NULL, gru_w(p, d->ext, GRU_WX), gru_w(p, d->ext, GRU_WH),
-			&pk, NN_GRU, (int)D, (int)D);
-	/* the sum of the history's representations; then every representation's rows */
-	for (uint32_t r = 0; r < B; r++) {
+	nn_gru_backward_idx(w.dr, NULL, NULL, gw(p, grad, d->ext[GRU_WX]),
+			    gw(p, grad, d->ext[GRU_WH]), gw(p, grad, d->ext[GRU_BX]),
+			    gw(p, grad, d->ext[GRU_BH]), w.gs, w.dh, w.gh, w.rh, w.ph, w.r, w.eidx,
+			    (int)nh, NULL, gru_w(p, d->ext, GRU_WX), gru_w(p, d->ext, GRU_WH), &pk,
+			    NN_GRU, (int)D, (int)D);
+	/* the sum of the history's representations */
+	for (int r = 0; r < (int)B; r++) {
 		const float *dsum = w.dx + (size_t)r * d->xin + 5 * E + d->n_dense + 2 * D;
-		represent_grads(sgi, sgg, w.dq + (size_t)r * D, b->item[r],
-				b->genres + (size_t)r * BATCH_GENRES, b->n_genres[r], E);
-		for (uint32_t t = 0; t < w.lens[r]; t++) {
-			size_t q = (size_t)nn_pack_pos(&pk, (int)r, (int)t);
-			uint32_t i = b->hist[(size_t)r * L + t], lo = it->genre_off[i];
-			float *de = w.de + q * D;
-			for (uint32_t j = 0; j < D; j++)
-				de[j] += dsum[j];
-			represent_grads(sgi, sgg, de, i, it->genre + lo, it->genre_off[i + 1] - lo,
-					E);
-			if (!aux || t >= b->n_neg[r])
-				continue;
-			i = b->neg[(size_t)r * L + t];
-			lo = it->genre_off[i];
-			represent_grads(sgi, sgg, w.den + q * D, i, it->genre + lo,
-					it->genre_off[i + 1] - lo, E);
-		}
+		for (int t = 0; t < pk.len[r]; t++)
+			dien_axpy(w.dr + (size_t)w.eidx[nn_pack_pos(&pk, r, t)] * D, 1.0f, dsum, D);
 	}
+	/* every representation's rows: the candidates', then the table's once each */
+	float *read = w.dgenre + (size_t)d->n_genres * E;
+	memset(w.dgenre, 0, (size_t)d->n_genres * (E + 1) * sizeof(float));
+	for (uint32_t r = 0; r < B; r++)
+		represent_grads(sgi, w.dgenre, read, w.dq + (size_t)r * D, b->item[r],
+				b->genres + (size_t)r * BATCH_GENRES, b->n_genres[r], E);
+	for (uint32_t u = 0; u < nt; u++) {
+		uint32_t i = w.uniq[u], lo = it->genre_off[i];
+		represent_grads(sgi, w.dgenre, read, w.dr + (size_t)u * D, i, it->genre + lo,
+				it->genre_off[i + 1] - lo, E);
+	}
+	for (uint32_t gi = 0; gi < d->n_genres; gi++)
+		if (read[gi] != 0)
+			sparse_grad_add(sgg, gi, w.dgenre + (size_t)gi * E);
 }
 
 static void dien_backward(const struct model *m, float *ws, const struct batch *b,

@@ -29,6 +29,7 @@ struct aux_cache {
 	float *z1;   /* (2M, A1) first layer's output */
 	float *z2;   /* (2M, A2) second layer's output */
 	float *s;    /* (2M) logits */
+	float *ew;   /* (2N, A1) indexed items: W1e e of each distinct row */
 };
 
 /* The layout for N positions and M pairs (M < N). */
@@ -43,6 +44,7 @@ static long aux_layout(long N, long M, int A1, int A2, float *base, struct aux_c
 	PUT(z1, P * A1);
 	PUT(z2, P * A2);
 	PUT(s, P);
+	PUT(ew, 2 * N * A1);
 #undef PUT
 	return o;
 }
@@ -107,24 +109,59 @@ double nn_aux_forward(float *cache, const float *hs, const float *e, const float
 		      const uint32_t *nneg, const struct nn_aux_params *w, const struct nn_pack *p,
 		      int H, int D, int A1, int A2)
 {
+	return nn_aux_forward_idx(cache, hs, e, eneg, nneg, NULL, NULL, 0, w, p, H, D, A1, A2);
+}
+
+/* The item sides of z1: the pairs' rows of W1e e, looked up among the ne
+ * distinct rows' projections (in c->ew), zero where there is no negative. */
+static void item_rows(const struct aux_cache *c, const float *e, const int *eidx, const int *nidx,
+		      int ne, const float *W1e, int b0, int M, int D, int A1)
+{
+	nn_sgemm(false, true, ne, A1, D, 1.0f, e, D, W1e, D, 0.0f, c->ew, A1);
+	for (int j = 0; j < M; j++) {
+		int q = b0 + j, n = nidx[q];
+		HR_ASSERT(eidx[q] >= 0 && eidx[q] < ne && n < ne);
+		memcpy(c->z1 + (size_t)j * A1, c->ew + (size_t)eidx[q] * A1,
+		       (size_t)A1 * sizeof(float));
+		if (n >= 0)
+			memcpy(c->z1 + (size_t)(M + j) * A1, c->ew + (size_t)n * A1,
+			       (size_t)A1 * sizeof(float));
+		else
+			memset(c->z1 + (size_t)(M + j) * A1, 0, (size_t)A1 * sizeof(float));
+	}
+}
+
+double nn_aux_forward_idx(float *cache, const float *hs, const float *e, const float *eneg,
+			  const uint32_t *nneg, const int *eidx, const int *nidx, int ne,
+			  const struct nn_aux_params *w, const struct nn_pack *p, int H, int D,
+			  int A1, int A2)
+{
 	int M = pairs(p), N = p->N, b0 = p->T > 0 ? p->bs[0] : 0;
 	double loss = 0.0;
 	long count = 0;
 	struct aux_cache c;
 
 	HR_ASSERT(H > 0 && D > 0 && A1 > 0 && A2 > 0);
+	HR_ASSERT(!eidx || (nidx && ne >= 0 && ne <= 2 * N));
 	aux_layout(N, M, A1, A2, cache, &c);
 	if (M == 0)
 		return 0.0;
 	nn_sgemm(false, true, N, A1, H, 1.0f, hs, H, w->W1h, H, 0.0f, c.hw, A1);
-	nn_sgemm(false, true, M, A1, D, 1.0f, e + (size_t)b0 * D, D, w->W1e, D, 0.0f, c.z1, A1);
-	nn_sgemm(false, true, M, A1, D, 1.0f, eneg + (size_t)b0 * D, D, w->W1e, D, 0.0f,
-		 c.z1 + (size_t)M * A1, A1);
+	if (eidx) {
+		item_rows(&c, e, eidx, nidx, ne, w->W1e, b0, M, D, A1);
+	} else {
+		nn_sgemm(false, true, M, A1, D, 1.0f, e + (size_t)b0 * D, D, w->W1e, D, 0.0f, c.z1,
+			 A1);
+		nn_sgemm(false, true, M, A1, D, 1.0f, eneg + (size_t)b0 * D, D, w->W1e, D, 0.0f,
+			 c.z1 + (size_t)M * A1, A1);
+	}
 	for (int t = 0; t + 1 < p->T; t++) /* pair j: the state before position b0 + j */
 		for (int k = 0; k < p->bs[t + 1]; k++) {
 			int j = p->off[t + 1] - b0 + k;
 			c.hpos[j] = p->off[t] + k;
-			c.mneg[j] = !nneg || (uint32_t)(t + 1) < nneg[p->order[k]] ? 1.0f : 0.0f;
+			c.mneg[j] = eidx ? (nidx[b0 + j] >= 0 ? 1.0f : 0.0f) :
+				    !nneg || (uint32_t)(t + 1) < nneg[p->order[k]] ? 1.0f :
+										     0.0f;
 		}
 	first_layer(c.z1, c.hw, c.hpos, w->b1, M, A1);
 	nn_linear_forward(c.z2, c.z1, w->W2, w->b2, 2 * M, A1, A2);
@@ -143,6 +180,42 @@ void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_pa
 		     float *scratch, float dloss, const float *cache, const float *hs,
 		     const float *e, const float *eneg, const struct nn_aux_params *w,
 		     const struct nn_pack *p, int H, int D, int A1, int A2)
+{
+	nn_aux_backward_idx(dhs, de, deneg, dw, scratch, dloss, cache, hs, e, eneg, NULL, NULL, 0,
+			    w, p, H, D, A1, A2);
+}
+
+/* The item sides' gradients dzp, dzn (M, A1) summed per distinct row into
+ * dew (ne, A1), then the weights' and the rows' gradients over ne rows. */
+static void item_rows_backward(float *de, float *dW1e, float *dew, const float *dzp,
+			       const float *dzn, const float *e, const int *eidx, const int *nidx,
+			       int ne, const float *W1e, int b0, int M, int D, int A1)
+{
+	memset(dew, 0, (size_t)ne * A1 * sizeof(float));
+	for (int j = 0; j < M; j++) {
+		int q = b0 + j;
+		float *d = dew + (size_t)eidx[q] * A1;
+		const float *g = dzp + (size_t)j * A1;
+		for (int a = 0; a < A1; a++)
+			d[a] += g[a];
+		if (nidx[q] < 0)
+			continue;
+		d = dew + (size_t)nidx[q] * A1;
+		g = dzn + (size_t)j * A1;
+		for (int a = 0; a < A1; a++)
+			d[a] += g[a];
+	}
+	if (dW1e)
+		nn_sgemm(true, false, A1, D, ne, 1.0f, dew, A1, e, D, 1.0f, dW1e, D);
+	if (de)
+		nn_sgemm(false, false, ne, D, A1, 1.0f, dew, A1, W1e, D, 1.0f, de, D);
+}
+
+void nn_aux_backward_idx(float *dhs, float *de, float *deneg, const struct nn_aux_params *dw,
+			 float *scratch, float dloss, const float *cache, const float *hs,
+			 const float *e, const float *eneg, const int *eidx, const int *nidx,
+			 int ne, const struct nn_aux_params *w, const struct nn_pack *p, int H,
+			 int D, int A1, int A2)
 {
 	int M = pairs(p), N = p->N, P = 2 * M, b0 = p->T > 0 ? p->bs[0] : 0;
 	long count = 0;
@@ -172,19 +245,25 @@ void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_pa
 		for (int j = 0; j < P; j++)
 			for (int a = 0; a < A1; a++)
 				dw->b1[a] += d.z1[(size_t)j * A1 + a];
-	/* the item side: rows bs[0] .. N-1 of e and eneg */
-	const float *ep = e + (size_t)b0 * D, *en = eneg + (size_t)b0 * D;
+	/* the item side: rows bs[0] .. N-1 of e and eneg, or the distinct rows */
 	const float *dzp = d.z1, *dzn = d.z1 + (size_t)M * A1;
-	if (dw->W1e) {
-		nn_sgemm(true, false, A1, D, M, 1.0f, dzp, A1, ep, D, 1.0f, dw->W1e, D);
-		nn_sgemm(true, false, A1, D, M, 1.0f, dzn, A1, en, D, 1.0f, dw->W1e, D);
+	if (eidx) {
+		HR_ASSERT(!deneg);
+		item_rows_backward(de, dw->W1e, d.ew, dzp, dzn, e, eidx, nidx, ne, w->W1e, b0, M, D,
+				   A1);
+	} else {
+		const float *ep = e + (size_t)b0 * D, *en = eneg + (size_t)b0 * D;
+		if (dw->W1e) {
+			nn_sgemm(true, false, A1, D, M, 1.0f, dzp, A1, ep, D, 1.0f, dw->W1e, D);
+			nn_sgemm(true, false, A1, D, M, 1.0f, dzn, A1, en, D, 1.0f, dw->W1e, D);
+		}
+		if (de)
+			nn_sgemm(false, false, M, D, A1, 1.0f, dzp, A1, w->W1e, D, 1.0f,
+				 de + (size_t)b0 * D, D);
+		if (deneg)
+			nn_sgemm(false, false, M, D, A1, 1.0f, dzn, A1, w->W1e, D, 1.0f,
+				 deneg + (size_t)b0 * D, D);
 	}
-	if (de)
-		nn_sgemm(false, false, M, D, A1, 1.0f, dzp, A1, w->W1e, D, 1.0f,
-			 de + (size_t)b0 * D, D);
-	if (deneg)
-		nn_sgemm(false, false, M, D, A1, 1.0f, dzn, A1, w->W1e, D, 1.0f,
-			 deneg + (size_t)b0 * D, D);
 	/* the state side: each state's two pairs, then one GEMM over the states */
 	if (!dhs && !dw->W1h)
 		return;

@@ -139,11 +139,32 @@ void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const flo
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H)
 {
+	nn_gru_forward_idx(out, gates, gh, hprev, x, NULL, 0, att, h0, Wx, Wh, bx, bh, p, kind, I,
+			   H);
+}
+
+void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, const float *x,
+			const int *xidx, int nx, const float *att, const float *h0, const float *Wx,
+			const float *Wh, const float *bx, const float *bh, const struct nn_pack *p,
+			enum nn_gru_kind kind, int I, int H)
+{
 	int G = nn_gru_gates(kind), GH = G * H;
 
 	gru_check(p, kind, att, I, H);
-	/* the input projections of every position at once (biases come in the steps) */
-	nn_sgemm(false, true, p->N, GH, I, 1.0f, x, I, Wx, I, 0.0f, gates, GH);
+	/* the input projections (biases come in the steps): of every position at
+	 * once, or of the nx distinct rows (into gh, free until the steps) and
+	 * gathered */
+	if (xidx) {
+		HR_ASSERT(kind != NN_AIGRU && nx >= 0 && nx <= p->N);
+		nn_sgemm(false, true, nx, GH, I, 1.0f, x, I, Wx, I, 0.0f, gh, GH);
+		for (int q = 0; q < p->N; q++) {
+			HR_ASSERT(xidx[q] >= 0 && xidx[q] < nx);
+			memcpy(gates + (size_t)q * GH, gh + (size_t)xidx[q] * GH,
+			       (size_t)GH * sizeof(float));
+		}
+	} else {
+		nn_sgemm(false, true, p->N, GH, I, 1.0f, x, I, Wx, I, 0.0f, gates, GH);
+	}
 	for (int k = 0; p->T > 0 && k < p->bs[0]; k++) {
 		float *hp = hprev + (size_t)k * H;
 		if (h0)
@@ -174,7 +195,9 @@ long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H)
 {
 	long n = N;
 
-	return n * nn_gru_gates(kind) * H + n * H + (long)B * H + (kind == NN_AIGRU ? n * I : 0);
+	/* dg, dgc, dcarry, then AIGRU's d(a x) Wx or the distinct rows' dg */
+	return n * nn_gru_gates(kind) * H + n * H + (long)B * H +
+	       (kind == NN_AIGRU ? n * I : n * nn_gru_gates(kind) * H);
 }
 
 /*
@@ -285,13 +308,51 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 		     const float *Wx, const float *Wh, const struct nn_pack *p,
 		     enum nn_gru_kind kind, int I, int H)
 {
+	nn_gru_backward_idx(dx, datt, dh0, dWx, dWh, dbx, dbh, scratch, dout, gates, gh, hprev, x,
+			    NULL, 0, att, Wx, Wh, p, kind, I, H);
+}
+
+/*
+ * The input side of the backward for distinct input rows: every position's
+ * gradient of its projection ([dg's r, u blocks | dgc], summed per row into
+ * du (nx, G*H)), then the weights' and the rows' gradients as GEMMs over
+ * the nx rows.
+ */
+static void input_rows_backward(float *dx, float *dWx, float *du, const float *dg, const float *dgc,
+				const float *x, const int *xidx, int nx, const float *Wx, int N,
+				int c, int I, int H)
+{
+	int GH = c + H;
+
+	memset(du, 0, (size_t)nx * GH * sizeof(float));
+	for (int q = 0; q < N; q++) {
+		float *d = du + (size_t)xidx[q] * GH;
+		const float *g = dg + (size_t)q * GH, *gc = dgc + (size_t)q * H;
+		for (int j = 0; j < c; j++)
+			d[j] += g[j];
+		for (int j = 0; j < H; j++)
+			d[c + j] += gc[j];
+	}
+	if (dx)
+		nn_sgemm(false, false, nx, I, GH, 1.0f, du, GH, Wx, I, 1.0f, dx, I);
+	if (dWx)
+		nn_sgemm(true, false, GH, I, nx, 1.0f, du, GH, x, I, 1.0f, dWx, I);
+}
+
+void nn_gru_backward_idx(float *dx, float *datt, float *dh0, float *dWx, float *dWh, float *dbx,
+			 float *dbh, float *scratch, const float *dout, const float *gates,
+			 const float *gh, const float *hprev, const float *x, const int *xidx,
+			 int nx, const float *att, const float *Wx, const float *Wh,
+			 const struct nn_pack *p, enum nn_gru_kind kind, int I, int H)
+{
 	int G = nn_gru_gates(kind), GH = G * H, c = (G - 1) * H, N = p->N;
 	float *dg = scratch, *dgc = dg + (size_t)N * GH, *dcarry = dgc + (size_t)N * H;
-	float *dxw = dcarry + (size_t)p->B * H; /* AIGRU */
+	float *dxw = dcarry + (size_t)p->B * H; /* AIGRU; the distinct rows' dg otherwise */
 	const float *Wxc = Wx + (size_t)c * I;
 	int scored = kind == NN_AUGRU || kind == NN_AGRU || kind == NN_AUGRU_KEEP;
 
 	gru_check(p, kind, att, I, H);
+	HR_ASSERT(!xidx || (kind != NN_AIGRU && nx >= 0 && nx <= N));
 	memset(dcarry, 0, (size_t)p->B * H * sizeof(float));
 	for (int t = p->T - 1; t >= 0; t--) {
 		int n = p->bs[t], q = p->off[t];
@@ -316,6 +377,10 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 	if (dbx) { /* the input pre-activations: dg for r and u, dgc for the candidate */
 		colsum(dbx, dg, N, c, GH);
 		colsum(dbx + c, dgc, N, H, H);
+	}
+	if (xidx) {
+		input_rows_backward(dx, dWx, dxw, dg, dgc, x, xidx, nx, Wx, N, c, I, H);
+		return;
 	}
 	if (kind == NN_AIGRU) { /* the input was a x: d a = <x, dg Wx>, d x = a dg Wx */
 		nn_sgemm(false, false, N, I, c, 1.0f, dg, GH, Wx, I, 0.0f, dxw, I);

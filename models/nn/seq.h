@@ -120,8 +120,20 @@ void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const flo
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H);
 
+/*
+ * The same with the inputs given as distinct rows: x (nx, I), nx <= N, and
+ * position q's input is row xidx[q] (N ints).  The input projections are
+ * one (nx, I) x (I, G*H) GEMM, gathered to the positions (DIEN: a batch's
+ * history holds a few thousand distinct items over ten thousand
+ * positions).  Not for NN_AIGRU (asserted).
+ */
+void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, const float *x,
+			const int *xidx, int nx, const float *att, const float *h0, const float *Wx,
+			const float *Wh, const float *bx, const float *bh, const struct nn_pack *p,
+			enum nn_gru_kind kind, int I, int H);
+
 /* The floats of nn_gru_backward's scratch for B rows and at most N
- * positions: N*G*H + N*H + B*H (+ N*I for AIGRU). */
+ * positions: N*G*H + N*H + B*H + N*I (AIGRU) or N*G*H (the others). */
 long nn_gru_scratch_floats(int B, int N, enum nn_gru_kind kind, int I, int H);
 
 /*
@@ -139,6 +151,17 @@ void nn_gru_backward(float *dx, float *datt, float *dh0, float *dWx, float *dWh,
 		     const float *gh, const float *hprev, const float *x, const float *att,
 		     const float *Wx, const float *Wh, const struct nn_pack *p,
 		     enum nn_gru_kind kind, int I, int H);
+
+/*
+ * The backward of nn_gru_forward_idx: dx (nx, I) accumulates the distinct
+ * rows' gradients; the position gradients are summed per row first, so the
+ * input weights' and the rows' gradients are GEMMs over nx rows.
+ */
+void nn_gru_backward_idx(float *dx, float *datt, float *dh0, float *dWx, float *dWh, float *dbx,
+			 float *dbh, float *scratch, const float *dout, const float *gates,
+			 const float *gh, const float *hprev, const float *x, const int *xidx,
+			 int nx, const float *att, const float *Wx, const float *Wh,
+			 const struct nn_pack *p, enum nn_gru_kind kind, int I, int H);
 
 /* ------------------------------------------------------ DIEN's aux loss */
 
@@ -186,6 +209,17 @@ double nn_aux_forward(float *cache, const float *hs, const float *e, const float
 		      int H, int D, int A1, int A2);
 
 /*
+ * The same with the items given as distinct rows: e (ne, D), ne <= 2N, the
+ * clicked item of position q is row eidx[q] and its negative row nidx[q]
+ * (-1: none); eneg and nneg are not read (pass NULL).  W1e e is one GEMM
+ * over the ne rows instead of two over the pairs.
+ */
+double nn_aux_forward_idx(float *cache, const float *hs, const float *e, const float *eneg,
+			  const uint32_t *nneg, const int *eidx, const int *nidx, int ne,
+			  const struct nn_aux_params *w, const struct nn_pack *p, int H, int D,
+			  int A1, int A2);
+
+/*
  * Gradient of dloss * the mean loss; accumulates into dhs (N, H), de (N, D),
  * deneg (N, D) (each may be NULL) and the non-NULL members of dw.  scratch:
  * nn_aux_scratch_floats() floats, overwritten.  The other arguments are the
@@ -195,5 +229,13 @@ void nn_aux_backward(float *dhs, float *de, float *deneg, const struct nn_aux_pa
 		     float *scratch, float dloss, const float *cache, const float *hs,
 		     const float *e, const float *eneg, const struct nn_aux_params *w,
 		     const struct nn_pack *p, int H, int D, int A1, int A2);
+
+/* The backward of nn_aux_forward_idx: de (ne, D) accumulates the distinct
+ * rows' gradients (each pair's summed into its rows first); deneg NULL. */
+void nn_aux_backward_idx(float *dhs, float *de, float *deneg, const struct nn_aux_params *dw,
+			 float *scratch, float dloss, const float *cache, const float *hs,
+			 const float *e, const float *eneg, const int *eidx, const int *nidx,
+			 int ne, const struct nn_aux_params *w, const struct nn_pack *p, int H,
+			 int D, int A1, int A2);
 
 #endif

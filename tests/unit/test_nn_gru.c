@@ -65,7 +65,10 @@ static void test_pack_layout(void **state)
 struct gru_ctx {
 	enum nn_gru_kind kind;
 	int I, H, G;
-	bool h0;           /* an initial state tensor */
+	bool h0;        /* an initial state tensor */
+	const int *idx; /* (GB GT) with distinct rows: each slot's row of x (nx, I); else NULL */
+	int nx;
+	int xidx[GB * GT]; /* packed */
 	int ta, th, tw;    /* tensor indices of att, h0 and W (-1: none) */
 	uint32_t lens[GB]; /* one empty row, one full, ties */
 	struct nn_pack p;
@@ -95,12 +98,17 @@ static void gru_fwd(struct gc *g)
 	for (int b = 0; b < GB; b++)
 		for (int t = 0; t < (int)c->lens[b]; t++) {
 			int q = nn_pack_pos(&c->p, b, t);
-			memcpy(c->xp + q * I, X(0) + (b * GT + t) * I, (size_t)I * sizeof(float));
+			if (c->idx)
+				c->xidx[q] = c->idx[b * GT + t];
+			else
+				memcpy(c->xp + q * I, X(0) + (b * GT + t) * I,
+				       (size_t)I * sizeof(float));
 			if (c->ta >= 0)
 				c->ap[q] = X(c->ta)[b * GT + t];
 		}
-	nn_gru_forward(c->out, c->gates, c->gh, c->hprev, c->xp, c->ta >= 0 ? c->ap : NULL,
-		       c->h0 ? X(c->th) : NULL, Wx, Wh, bx, bh, &c->p, c->kind, I, H);
+	nn_gru_forward_idx(c->out, c->gates, c->gh, c->hprev, c->idx ? X(0) : c->xp,
+			   c->idx ? c->xidx : NULL, c->nx, c->ta >= 0 ? c->ap : NULL,
+			   c->h0 ? X(c->th) : NULL, Wx, Wh, bx, bh, &c->p, c->kind, I, H);
 	nn_pack_last_forward(c->last, c->out, c->h0 ? X(c->th) : NULL, &c->p, H);
 	/* g->out: the padded outputs (zeros past each end), then the final states */
 	memset(g->out, 0, sizeof(float) * (size_t)g->nout);
@@ -130,7 +138,7 @@ static void gru_ref(struct gc *g)
 		for (int j = 0; j < H; j++)
 			h[j] = c->h0 ? XD(c->th)[b * H + j] : 0.0;
 		for (int t = 0; t < (int)c->lens[b]; t++) {
-			const double *x = XD(0) + (b * GT + t) * I;
+			const double *x = XD(0) + (c->idx ? c->idx[b * GT + t] : b * GT + t) * I;
 			double a = c->ta >= 0 ? XD(c->ta)[b * GT + t] : 1.0;
 			for (int o = 0; o < GH; o++) {
 				double sx = 0.0, sh = bh[o];
@@ -177,22 +185,32 @@ static void gru_bwd(struct gc *g)
 	nn_pack_last_backward(c->dout, c->h0 ? GR(c->th) : NULL, g->R + GB * GT * H, &c->p, H);
 	memset(c->dx, 0, sizeof(float) * (size_t)N * I);
 	memset(c->da, 0, sizeof(float) * (size_t)N);
-	nn_gru_backward(c->dx, c->ta >= 0 ? c->da : NULL, c->h0 ? GR(c->th) : NULL, dWx, dWh, dbx,
-			dbh, c->scratch, c->dout, c->gates, c->gh, c->hprev, c->xp,
-			c->ta >= 0 ? c->ap : NULL, Wx, Wh, &c->p, c->kind, I, H);
+	nn_gru_backward_idx(c->idx ? GR(0) : c->dx, c->ta >= 0 ? c->da : NULL,
+			    c->h0 ? GR(c->th) : NULL, dWx, dWh, dbx, dbh, c->scratch, c->dout,
+			    c->gates, c->gh, c->hprev, c->idx ? X(0) : c->xp,
+			    c->idx ? c->xidx : NULL, c->nx, c->ta >= 0 ? c->ap : NULL, Wx, Wh,
+			    &c->p, c->kind, I, H);
 	for (int b = 0; b < GB; b++)
 		for (int t = 0; t < (int)c->lens[b]; t++) {
 			int q = nn_pack_pos(&c->p, b, t);
-			for (int i = 0; i < I; i++)
+			for (int i = 0; !c->idx && i < I; i++)
 				GR(0)[(b * GT + t) * I + i] += c->dx[q * I + i];
 			if (c->ta >= 0)
 				GR(c->ta)[b * GT + t] += c->da[q];
 		}
 }
 
-static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t seed)
+/* idx: each padded slot's row of a table of nx rows (distinct inputs), or NULL */
+static void check_gru_rows(const char *name, enum nn_gru_kind kind, bool h0, const int *idx, int nx,
+			   uint64_t seed)
 {
-	struct gru_ctx c = {.kind = kind, .I = 3, .H = 4, .h0 = h0, .lens = {4, 0, 2, 4, 1}};
+	struct gru_ctx c = {.kind = kind,
+			    .I = 3,
+			    .H = 4,
+			    .h0 = h0,
+			    .lens = {4, 0, 2, 4, 1},
+			    .idx = idx,
+			    .nx = nx};
 	struct gc g;
 	int N, GH;
 
@@ -201,7 +219,7 @@ static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t
 	nn_pack_init(&c.p, c.pmem, c.lens, GB, GT);
 	N = c.p.N;
 	gc_init(&g, name, GB * GT * c.H + GB * c.H, seed);
-	gc_tensor(&g, "x", GB * GT * c.I, -1, 1);
+	gc_tensor(&g, "x", (idx ? nx : GB * GT) * c.I, -1, 1);
 	c.ta = c.th = -1;
 	if (kind != NN_GRU) {
 		c.ta = g.nt;
@@ -230,6 +248,27 @@ static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t
 	g.ref = gru_ref;
 	g.bwd = gru_bwd;
 	gc_run(&g);
+}
+
+static void check_gru(const char *name, enum nn_gru_kind kind, bool h0, uint64_t seed)
+{
+	check_gru_rows(name, kind, h0, NULL, 0, seed);
+}
+
+/*
+ * Inputs as rows of a table of 5 (row 4 never used: no gradient), shared
+ * across rows and steps: each row's gradient is the sum of its positions'.
+ * Padding slots (-1) are never read.
+ */
+static const int gru_rows[GB * GT] = {0,  1,  0, 2, -1, -1, -1, -1, 3,  3,
+				      -1, -1, 2, 1, 0,  3,  1,  -1, -1, -1};
+
+static void test_gc_gru_rows(void **state)
+{
+	(void)state;
+	check_gru_rows("gru (distinct rows)", NN_GRU, false, gru_rows, 5, 51);
+	check_gru_rows("augru_keep (distinct rows)", NN_AUGRU_KEEP, true, gru_rows, 5, 52);
+	check_gru_rows("agru (distinct rows)", NN_AGRU, false, gru_rows, 5, 53);
 }
 
 static void test_gc_gru(void **state)
@@ -318,6 +357,8 @@ static void test_gru_score_ends(void **state)
 struct aux_ctx {
 	int H, D, A1, A2;
 	uint32_t lens[GB], nneg[GB];
+	const int *idx, *nid; /* (GB GT) with distinct rows: slot -> row of e (ne, D), or NULL */
+	int ne, eidx[GB * GT], nidx[GB * GT];
 	struct nn_pack p;
 	int pmem[64];
 	float *hp, *ep, *np, *cache, *scratch, *dh, *de, *dn;
@@ -360,6 +401,18 @@ static void aux_fwd(struct gc *g)
 	struct nn_aux_params w = aux_slices(c, X(3));
 
 	aux_pack(c, c->hp, X(0), c->H);
+	if (c->idx) {
+		for (int b = 0; b < GB; b++)
+			for (int t = 0; t < (int)c->lens[b]; t++) {
+				int q = nn_pack_pos(&c->p, b, t);
+				c->eidx[q] = c->idx[b * GT + t];
+				c->nidx[q] = c->nid[b * GT + t];
+			}
+		g->out[0] = (float)nn_aux_forward_idx(c->cache, c->hp, X(1), NULL, NULL, c->eidx,
+						      c->nidx, c->ne, &w, &c->p, c->H, c->D, c->A1,
+						      c->A2);
+		return;
+	}
 	aux_pack(c, c->ep, X(1), c->D);
 	aux_pack(c, c->np, X(2), c->D);
 	g->out[0] = (float)nn_aux_forward(c->cache, c->hp, c->ep, c->np, c->nneg, &w, &c->p, c->H,
@@ -399,11 +452,14 @@ static void aux_ref(struct gc *g)
 	for (int b = 0; b < GB; b++)
 		for (int t = 0; t + 1 < (int)c->lens[b]; t++) {
 			const double *h = XD(0) + (b * GT + t) * c->H;
-			double sp = aux_score(c, XD(3), h, XD(1) + (b * GT + t + 1) * c->D);
+			int s1 = b * GT + t + 1, pos = c->idx ? c->idx[s1] : s1;
+			int neg = c->idx ? c->nid[s1] : t + 1 < (int)c->nneg[b] ? s1 : -1;
+			double sp = aux_score(c, XD(3), h, XD(1) + pos * c->D);
 			loss += log1p(exp(-sp)); /* -log sigmoid(sp) */
 			n++;
-			if (t + 1 < (int)c->nneg[b]) {
-				double sn = aux_score(c, XD(3), h, XD(2) + (b * GT + t + 1) * c->D);
+			if (neg >= 0) {
+				double sn = aux_score(c, XD(3), h,
+						      (c->idx ? XD(1) : XD(2)) + neg * c->D);
 				loss += log1p(exp(sn)); /* -log(1 - sigmoid(sn)) */
 				n++;
 			}
@@ -421,6 +477,13 @@ static void aux_bwd(struct gc *g)
 	memset(c->dh, 0, sizeof(float) * (size_t)N * c->H);
 	memset(c->de, 0, sizeof(float) * (size_t)N * c->D);
 	memset(c->dn, 0, sizeof(float) * (size_t)N * c->D);
+	if (c->idx) {
+		nn_aux_backward_idx(c->dh, GR(1), NULL, &dw, c->scratch, g->R[0], c->cache, c->hp,
+				    X(1), NULL, c->eidx, c->nidx, c->ne, &w, &c->p, c->H, c->D,
+				    c->A1, c->A2);
+		aux_unpack_add(c, GR(0), c->dh, c->H);
+		return;
+	}
 	nn_aux_backward(c->dh, c->de, c->dn, &dw, c->scratch, g->R[0], c->cache, c->hp, c->ep,
 			c->np, &w, &c->p, c->H, c->D, c->A1, c->A2);
 	aux_unpack_add(c, GR(0), c->dh, c->H);
@@ -428,9 +491,18 @@ static void aux_bwd(struct gc *g)
 	aux_unpack_add(c, GR(2), c->dn, c->D);
 }
 
-static void check_aux(const char *name, const uint32_t *nneg, uint64_t seed)
+/* idx, nid: each slot's item and negative rows of a table of ne (e), or NULL */
+static void check_aux_rows(const char *name, const uint32_t *nneg, const int *idx, const int *nid,
+			   int ne, uint64_t seed)
 {
-	struct aux_ctx c = {.H = 3, .D = 4, .A1 = 5, .A2 = 3, .lens = {4, 0, 2, 4, 1}};
+	struct aux_ctx c = {.H = 3,
+			    .D = 4,
+			    .A1 = 5,
+			    .A2 = 3,
+			    .lens = {4, 0, 2, 4, 1},
+			    .idx = idx,
+			    .nid = nid,
+			    .ne = ne};
 	struct gc g;
 	int N;
 
@@ -439,8 +511,8 @@ static void check_aux(const char *name, const uint32_t *nneg, uint64_t seed)
 	N = c.p.N;
 	gc_init(&g, name, 1, seed);
 	gc_tensor(&g, "h", GB * GT * c.H, -1, 1);
-	gc_tensor(&g, "e", GB * GT * c.D, -1, 1);
-	gc_tensor(&g, "eneg", GB * GT * c.D, -1, 1);
+	gc_tensor(&g, "e", (idx ? ne : GB * GT) * c.D, -1, 1);
+	gc_tensor(&g, "eneg", idx ? 1 : GB * GT * c.D, -1, 1); /* not read with idx */
 	gc_tensor(&g, "W", c.A1 * (c.H + c.D + 1) + c.A2 * (c.A1 + 2) + 1, -1, 1);
 	c.hp = gc_alloc(&g, sizeof(float) * (size_t)N * c.H);
 	c.ep = gc_alloc(&g, sizeof(float) * (size_t)N * c.D);
@@ -457,6 +529,21 @@ static void check_aux(const char *name, const uint32_t *nneg, uint64_t seed)
 	gc_run(&g);
 }
 
+static void check_aux(const char *name, const uint32_t *nneg, uint64_t seed)
+{
+	check_aux_rows(name, nneg, NULL, NULL, 0, seed);
+}
+
+/*
+ * Items and negatives as rows of one table of 6 (row 5 unused), shared
+ * between positions, rows and the two sides (row 2 is a clicked item and
+ * another position's negative); -1: no negative.
+ */
+static const int aux_items[GB * GT] = {0,  1,  2, 1, -1, -1, -1, -1, 3,  0,
+				       -1, -1, 1, 1, 4,  0,  2,  -1, -1, -1};
+static const int aux_negs[GB * GT] = {4,  2,  -1, 3,  -1, -1, -1, -1, 1,  2,
+				      -1, -1, 0,  -1, 2,  2,  4,  -1, -1, -1};
+
 static void test_gc_aux(void **state)
 {
 	/* every negative there; then fewer negatives than history items in two rows */
@@ -465,6 +552,7 @@ static void test_gc_aux(void **state)
 	(void)state;
 	check_aux("aux loss", all, 41);
 	check_aux("aux loss (missing negatives)", some, 42);
+	check_aux_rows("aux loss (distinct rows)", all, aux_items, aux_negs, 6, 43);
 }
 
 /* No pair (every history shorter than 2): loss 0, no gradient, no NaN. */
@@ -526,11 +614,12 @@ static void test_fastmath(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pack_layout),    cmocka_unit_test(test_gc_gru),
-		cmocka_unit_test(test_gc_augru),       cmocka_unit_test(test_gc_augru_keep),
-		cmocka_unit_test(test_gc_agru),        cmocka_unit_test(test_gc_aigru),
-		cmocka_unit_test(test_gru_score_ends), cmocka_unit_test(test_fastmath),
-		cmocka_unit_test(test_gc_aux),         cmocka_unit_test(test_aux_no_pairs),
+		cmocka_unit_test(test_pack_layout),   cmocka_unit_test(test_gc_gru),
+		cmocka_unit_test(test_gc_gru_rows),   cmocka_unit_test(test_gc_augru),
+		cmocka_unit_test(test_gc_augru_keep), cmocka_unit_test(test_gc_agru),
+		cmocka_unit_test(test_gc_aigru),      cmocka_unit_test(test_gru_score_ends),
+		cmocka_unit_test(test_fastmath),      cmocka_unit_test(test_gc_aux),
+		cmocka_unit_test(test_aux_no_pairs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
