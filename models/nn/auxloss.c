@@ -61,18 +61,36 @@ long nn_aux_scratch_floats(int N, int A1, int A2)
 	return nn_aux_cache_floats(N, A1, A2); /* a gradient for each cached array */
 }
 
-/* z1 (2M, A1): pair j's first layer, sigmoid(W1e e + hw[hpos[j]] + b1), the
- * item part already in z1 (the negatives' at M + j). */
+/* One row of the first layer: z = sigmoid(e + h + b1), e NULL: zero. */
+static inline void first_row(float *restrict z, const float *restrict e, const float *restrict h,
+			     const float *restrict b1, int A1)
+{
+	if (e)
+		for (int a = 0; a < A1; a++) /* one sigmoid per loop: vectorises */
+			z[a] = nn_sigmoidf_vec(e[a] + h[a] + b1[a]);
+	else
+		for (int a = 0; a < A1; a++)
+			z[a] = nn_sigmoidf_vec(h[a] + b1[a]);
+}
+
+/*
+ * z1 (2M, A1): pair j's first layer, sigmoid(W1e e + hw[hpos[j]] + b1)
+ * (the negatives' at M + j), the item part in z1 already (ew NULL) or in
+ * the distinct rows' ew at eidx[q] / nidx[q] (-1: none), q = b0 + j.
+ */
 HR_MULTIVERSION
-static void first_layer(float *z1, const float *hw, const int *hpos, const float *b1, int M, int A1)
+static void first_layer(float *z1, const float *hw, const int *hpos, const float *b1,
+			const float *ew, const int *eidx, const int *nidx, int b0, int M, int A1)
 {
 	for (int j = 0; j < M; j++) {
 		const float *h = hw + (size_t)hpos[j] * A1;
 		float *zp = z1 + (size_t)j * A1, *zn = z1 + (size_t)(M + j) * A1;
-		for (int a = 0; a < A1; a++) /* one sigmoid per loop: vectorises */
-			zp[a] = nn_sigmoidf_vec(zp[a] + h[a] + b1[a]);
-		for (int a = 0; a < A1; a++)
-			zn[a] = nn_sigmoidf_vec(zn[a] + h[a] + b1[a]);
+		const float *ep = ew ? ew + (size_t)eidx[b0 + j] * A1 : zp;
+		const float *en = !ew               ? zn :
+				  nidx[b0 + j] >= 0 ? ew + (size_t)nidx[b0 + j] * A1 :
+						      NULL;
+		first_row(zp, ep, h, b1, A1);
+		first_row(zn, en, h, b1, A1);
 	}
 }
 
@@ -112,23 +130,14 @@ double nn_aux_forward(float *cache, const float *hs, const float *e, const float
 	return nn_aux_forward_idx(cache, hs, e, eneg, nneg, NULL, NULL, 0, w, p, H, D, A1, A2);
 }
 
-/* The item sides of z1: the pairs' rows of W1e e, looked up among the ne
- * distinct rows' projections (in c->ew), zero where there is no negative. */
+/* The distinct rows' W1e e (ne, A1) into c->ew, which first_layer reads
+ * through the pairs' indices. */
 static void item_rows(const struct aux_cache *c, const float *e, const int *eidx, const int *nidx,
 		      int ne, const float *W1e, int b0, int M, int D, int A1)
 {
+	for (int j = 0; j < M; j++)
+		HR_ASSERT(eidx[b0 + j] >= 0 && eidx[b0 + j] < ne && nidx[b0 + j] < ne);
 	nn_sgemm(false, true, ne, A1, D, 1.0f, e, D, W1e, D, 0.0f, c->ew, A1);
-	for (int j = 0; j < M; j++) {
-		int q = b0 + j, n = nidx[q];
-		HR_ASSERT(eidx[q] >= 0 && eidx[q] < ne && n < ne);
-		memcpy(c->z1 + (size_t)j * A1, c->ew + (size_t)eidx[q] * A1,
-		       (size_t)A1 * sizeof(float));
-		if (n >= 0)
-			memcpy(c->z1 + (size_t)(M + j) * A1, c->ew + (size_t)n * A1,
-			       (size_t)A1 * sizeof(float));
-		else
-			memset(c->z1 + (size_t)(M + j) * A1, 0, (size_t)A1 * sizeof(float));
-	}
 }
 
 double nn_aux_forward_idx(float *cache, const float *hs, const float *e, const float *eneg,
@@ -163,7 +172,7 @@ double nn_aux_forward_idx(float *cache, const float *hs, const float *e, const f
 				    !nneg || (uint32_t)(t + 1) < nneg[p->order[k]] ? 1.0f :
 										     0.0f;
 		}
-	first_layer(c.z1, c.hw, c.hpos, w->b1, M, A1);
+	first_layer(c.z1, c.hw, c.hpos, w->b1, eidx ? c.ew : NULL, eidx, nidx, b0, M, A1);
 	nn_linear_forward(c.z2, c.z1, w->W2, w->b2, 2 * M, A1, A2);
 	sigmoid_inplace(c.z2, 2L * M * A2);
 	nn_sgemm(false, false, 2 * M, 1, A2, 1.0f, c.z2, A2, w->w3, 1, 0.0f, c.s, 1);

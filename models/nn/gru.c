@@ -294,8 +294,10 @@ static void step_backward(float *dgh, float *dgc, float *dcarry, float *da, cons
 	}
 }
 
-/* col[j] += sum over the n rows of m (row stride ld) of m[.][j], j < w. */
-static void colsum(float *col, const float *m, int n, int w, int ld)
+/* col[j] += sum over the n rows of m (row stride ld) of m[.][j], j < w
+ * (restrict and per CPU: the scalar loop was 4% of DIEN's training). */
+HR_MULTIVERSION
+static void colsum(float *restrict col, const float *restrict m, int n, int w, int ld)
 {
 	for (int k = 0; k < n; k++)
 		for (int j = 0; j < w; j++)
