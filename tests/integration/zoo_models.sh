@@ -19,7 +19,8 @@
 #  - din beats the popularity baseline, and reads its history's content and
 #    order (bin/mlgen --interest 3, histories shuffled at evaluation);
 #  - dien beats the popularity baseline (its aux_loss falling), and reads its
-#    whole history's order and content (the same interest data set).
+#    whole history's order and content (bin/mlgen data with a strong
+#    interest term, histories shuffled at evaluation).
 # Margins, and the spread over seeds they were chosen from, are given with
 # each check.  A check marked "product bug" documents a known defect: it
 # fails the script at the end, after the other checks have run.
@@ -433,49 +434,58 @@ ok "din reads its history: another record's or a shuffled one (5-item window) lo
 
 # DIEN on explicit labels: the closing test line's AUC against the item
 # popularity baseline (0.7250).  Measured margins (auc - baseline_auc)
-# over --seed 1..10: DIEN_LEARN_RANGE.  Asserted: >= DIEN_LEARN_MIN, under half the
-# smallest.
+# over --seed 1..10: 0.0696 .. 0.0948.  Asserted: >= 0.034, under
+# half the smallest.  Both loss terms are reported, the auxiliary one
+# trained down from log 2 = 0.693 (last epoch over the seeds:
+# 0.542 .. 0.544; asserted under 0.62).
 train --data "$T/ex.lmdb" --model dien --out "$T/dien" --batch 64 --epochs 4 --seed 1 >/dev/null
 py "$T/dien/metrics.jsonl" '
 r = rows[-1]
 assert r["split"] == "test" and r.get("final") is True and r["model"] == "dien", r
-assert r["auc"] - r["baseline_auc"] >= DIEN_LEARN_MIN, \
-    "dien test auc %.4f is not DIEN_LEARN_MIN above baseline_auc %.4f" % (r["auc"], r["baseline_auc"])
-# both loss terms reported, the auxiliary one trained down from log 2
+assert r["auc"] - r["baseline_auc"] >= 0.034, \
+    "dien test auc %.4f is not 0.034 above baseline_auc %.4f" % (r["auc"], r["baseline_auc"])
 e = [x for x in rows if x["split"] == "test" and "best_epoch" not in x]
-assert all(x["aux_loss"] > 0 for x in e) and e[-1]["aux_loss"] < 0.65, e
+assert all(x["aux_loss"] > 0 for x in e) and e[-1]["aux_loss"] < 0.62, e
 print("dien: auc %.4f, baseline_auc %.4f, aux_loss %s" % (r["auc"], r["baseline_auc"],
       [x["aux_loss"] for x in e]))
 ' || fail "dien does not beat the popularity baseline (explicit store)"
-ok "dien learns: test AUC at least DIEN_LEARN_MIN above the popularity baseline; aux_loss falls"
+ok "dien learns: test AUC at least 0.034 above the popularity baseline; aux_loss falls"
 
-# DIEN reads its history's order and content: din's interest data set
-# (above; labels follow the interest of the last few ratings), the whole
-# 30-item history (no window: the recurrent layers see the order), the
-# same model scored with its histories as stored, each shuffled, or another
-# record's (HOGREC_EVAL_SHUFFLE=order|rows, evaluation only: one worker
-# and one seed train the same model in the three runs).
-dien_interest() {
-	env HOGREC_EVAL_SHUFFLE="$2" "$BIN/trainer" -q --threads 1 --data "$T/interest.lmdb" \
-		--model dien --out "$T/de-$1" --batch 64 --epochs 4 --early-stop 0 --seed 1 \
-		>"$T/de-$1.jsonl" || fail "dien on the interest data ($1)"
+# DIEN reads its history's order and content, on bin/mlgen's data with a
+# strong interest term (--interest 3: a movie of the user's current
+# interest genre, a sticky chain along the user's timeline, gets +3 on the
+# logit; the oracle's AUC is 0.948, 0.868 without the term), whose signal
+# lives in the most recent history.  The whole 30-item history (user
+# split), the same model scored with its histories as stored, each one
+# shuffled, or another record's (HOGREC_EVAL_SHUFFLE=order|rows, trainer/
+# eval.c; evaluation only: one worker and one seed train the same model in
+# the three runs).  The evolution layer's last state is what sees the
+# order (docs/models.md, "dien": the paper's AUGRU, whose gates a softmax
+# over 30 positions keeps near 0, moves by -0.001 here).
+"$BIN/mlgen" -q -o "$T/seq" --users 600 --items 500 --ratings 60000 --interest 3 --seed 1
+"$BIN/ingest" -q --split user --hist-len 30 -o "$T/seq.lmdb" "$T/seq"
+dien_seq() {
+	env HOGREC_EVAL_SHUFFLE="$2" "$BIN/trainer" -q --threads 1 --data "$T/seq.lmdb" \
+		--model dien --out "$T/ds-$1" --batch 64 --epochs 4 --early-stop 0 --seed 1 \
+		>"$T/ds-$1.jsonl" || fail "dien on the interest data ($1)"
 }
-dien_interest keep none
-dien_interest order order
-dien_interest rows rows
+dien_seq keep none
+dien_seq order order
+dien_seq rows rows
 /usr/bin/python3 - "$T" <<'PY' || fail "dien: the history's content and order"
 import json, sys
 def auc(name):
-    r = [json.loads(l) for l in open("%s/de-%s.jsonl" % (sys.argv[1], name))][-1]
+    r = [json.loads(l) for l in open("%s/ds-%s.jsonl" % (sys.argv[1], name))][-1]
     assert r["split"] == "test" and r.get("final") is True, r
     return r["auc"]
 a = {k: auc(k) for k in ("keep", "order", "rows")}
 print("dien on the interest data: %s" % a)
-# Order: shuffled histories (measured drops over --seed 1..10:
-# DIEN_ORDER_RANGE; asserted DIEN_ORDER_MIN, under half the smallest).
-assert a["keep"] - a["order"] >= DIEN_ORDER_MIN, a
-# Content: another record's history (drops DIEN_ROWS_RANGE; asserted DIEN_ROWS_MIN).
-assert a["keep"] - a["rows"] >= DIEN_ROWS_MIN, a
+# Order: each history shuffled (measured drops over --seed 1..10:
+# 0.0205 .. 0.0309; asserted 0.010, under half the smallest).
+assert a["keep"] - a["order"] >= 0.010, a
+# Content: another record's history (drops 0.0357 .. 0.0539; asserted
+# 0.017).
+assert a["keep"] - a["rows"] >= 0.017, a
 PY
 ok "dien reads its history: shuffled or another record's, the test AUC falls"
 
