@@ -51,7 +51,8 @@ embeddings N(0, 0.05^2) with row 0 zero, as models/params.c initialises):
     (inputs a_t h_t), hidden D, gate blocks (r, u, n) / (r, n), the last
     state of each row;
   * x = [user | gender | age | occupation | zip | dense (4 values) | q |
-    last state | sum of the history's representations] (11E + 4), then per
+    last state | sum of the history's representations | q * that sum]
+    (13E + 4: the authors' item_his_eb_sum and item_eb * item_his_eb_sum), then per
     --hidden width Linear (no bias with --dnn-bn) -> [BatchNorm1d(eps 1e-5,
     momentum 0.1)] -> Dice / PReLU / ReLU, and a Linear(., 1) logit; loss =
     BCE + aux_weight * aux.
@@ -269,7 +270,7 @@ def build_model(torch, vocab, a, n_dense, item_genres, item_ngenres):
                     self.evolution.bias_hh_l0.zero_()
             else:
                 self.evo = nn.ParameterList(gru_params(2 if a.gru_type == "agru" else 3))
-            layers, prev = [], 11 * E + n_dense
+            layers, prev = [], 13 * E + n_dense
             for w in a.hidden:
                 layers.append(linear(prev, w, bias=not a.dnn_bn))  # as models/blocks.c
                 if a.dnn_bn:
@@ -363,7 +364,7 @@ def build_model(torch, vocab, a, n_dense, item_genres, item_ngenres):
                     last[rows] = hs[out.unsorted_indices]
             x = torch.cat([self.user_emb(b["user"]), self.gender_emb(b["gender"]),
                            self.age_emb(b["age"]), self.occupation_emb(b["occupation"]),
-                           self.zip_emb(b["zip"]), b["dense"], q, last, hsum], dim=1)
+                           self.zip_emb(b["zip"]), b["dense"], q, last, hsum, q * hsum], dim=1)
             return self.mlp(x).squeeze(1), aux
 
         def aux_loss(self, h, e, b, rows, lr, mask, T):

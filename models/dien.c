@@ -14,8 +14,9 @@
  *   s_t   = DIN's attention unit of (q, h_t), q the candidate   (models/nn/attn.h)
  *   a_t   = softmax of s over the row's history
  *   h'_T  = AUGRU / AGRU / AIGRU (gru_type) over h_t gated by a_t: the last state
- *   x     = [user | gender | age | occupation | zip | dense | q | h'_T | sum_t e_t]
- *                                                         (B, 11E + n_dense)
+ *   x     = [user | gender | age | occupation | zip | dense | q | h'_T | sum_t e_t
+ *            | q * sum_t e_t]   (B, 5E + n_dense + 4D = 13E + n_dense); the sum and
+ *           the product are the authors' item_his_eb_sum and item_eb * item_his_eb_sum
  *   logit = DNN(x): per --hidden width Linear -> [BatchNorm] -> Dice/PReLU/ReLU,
  *           then a linear output unit (models/blocks.h)
  *   loss  = BCE(logit, label) + aux_weight * aux
@@ -30,7 +31,7 @@
  * histories (then, training, of the negatives) form a table whose rows the
  * positions index.  The extractor's input projections and the auxiliary
  * network's item projections are GEMMs over the table's rows (on the bench
- * data ~2,000 history and ~3,500 items in all for ~11,500 positions), their
+ * data ~2,160 history and ~3,540 items in all for ~9,100 positions), their
  * gradients summed per row before the weights' GEMMs, and each item's
  * embedding rows get one sparse gradient add per batch.
  */
@@ -149,7 +150,7 @@ static int dien_init(struct model *m, const struct store_info *info)
 	d->n_dense = info->n_dense;
 	d->n_items = info->vocab[SF_ITEM];
 	d->n_genres = info->vocab[SF_GENRE];
-	d->xin = 11 * d->E + d->n_dense;
+	d->xin = 13 * d->E + d->n_dense;
 	d->kind = gru_kinds[(int)m->opt[OPT_GRU]];
 	rc = fields_declare(&m->params, info, d->E, INIT_NORMAL, 0.05f, d->t);
 	if (rc)
@@ -457,6 +458,8 @@ static double dien_run(const struct model *m, float *ws, const struct batch *b, 
 		memcpy(x, w.q + (size_t)r * D, D * sizeof(float));
 		memcpy(x + D, w.last + (size_t)r * D, D * sizeof(float));
 		memcpy(x + 2 * D, w.sum + (size_t)r * D, D * sizeof(float));
+		for (uint32_t j = 0; j < D; j++) /* the authors' item_eb * item_his_eb_sum */
+			x[3 * D + j] = w.q[(size_t)r * D + j] * w.sum[(size_t)r * D + j];
 	}
 	dnn_forward(&d->mlp, p, w.mlp, w.x, logits, B, train);
 	return aux_loss;
@@ -496,9 +499,15 @@ static void dien_back(const struct model *m, float *ws, const struct batch *b, c
 			sparse_grad_add(&sg[d->t[tabs[k]]], ids[k][r],
 					w.dx + (size_t)r * d->xin + (size_t)k * E);
 	for (uint32_t r = 0; r < B; r++) {
-		const float *dx = w.dx + (size_t)r * d->xin + 5 * E + d->n_dense;
-		memcpy(w.dq + (size_t)r * D, dx, D * sizeof(float));
+		float *dx = w.dx + (size_t)r * d->xin + 5 * E + d->n_dense,
+		      *dq = w.dq + (size_t)r * D;
+		const float *q = w.q + (size_t)r * D, *sum = w.sum + (size_t)r * D;
+		memcpy(dq, dx, D * sizeof(float));
 		memcpy(w.dlast + (size_t)r * D, dx + D, D * sizeof(float));
+		for (uint32_t j = 0; j < D; j++) { /* q * sum: into q's and the sum's columns */
+			dq[j] += dx[3 * D + j] * sum[j];
+			dx[2 * D + j] += dx[3 * D + j] * q[j];
+		}
 	}
 	/* the evolution layer, from its last states */
 	memset(w.dv, 0, (size_t)N * D * sizeof(float));
