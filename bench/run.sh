@@ -277,11 +277,13 @@ if want dien; then
 # nn.GRU for the extractor, a Python loop over the steps for the AUGRU) on
 # the per-user store, and beside the DNN two-tower's AUC (dssm, 2 workers,
 # the train section above): issue 11's targets are DIEN's test AUC >= the
-# twin's - 0.005 and >= dssm's, and 8x the twin's samples/s.
+# twin's - 0.005 and >= dssm's, and 8x the twin's samples/s at batch 256 on
+# 2 workers (zoo(): --threads 2 both sides, one OpenBLAS thread each, the
+# same kernel; both default to dien's options, Adam at 0.001, --emb-dim 32).
 # BENCH_DIEN_EPOCHS (default BENCH_EPOCHS) sets both sides' epochs: the twin
 # takes minutes per epoch.
 DIEN_EPOCHS=${BENCH_DIEN_EPOCHS:-$EPOCHS}
-zoo dien "$STORE" torch_dien.py --epochs "$DIEN_EPOCHS"
+zoo dien "$STORE" torch_dien.py --epochs "$DIEN_EPOCHS" --batch 256
 awk -v a="${auc[dien]}" -v ta="${auc[torch-dien]:-0}" -v r="${rate[dien]}" \
     -v tr="${rate[torch-dien]:-0}" -v d="${auc[dssm-2]}" -v e="$DIEN_EPOCHS" 'BEGIN {
 	printf "{\"bench\":\"zoo_dien\",\"epochs\":%s,\"dien_auc\":%s,", e, a;
