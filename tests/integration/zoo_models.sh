@@ -434,7 +434,7 @@ ok "din reads its history: another record's or a shuffled one (5-item window) lo
 
 # DIEN on explicit labels: the closing test line's AUC against the item
 # popularity baseline (0.7250).  Measured margins (auc - baseline_auc)
-# over --seed 1..10: 0.0696 .. 0.0948.  Asserted: >= 0.034, under
+# over --seed 1..10: 0.0817 .. 0.0999.  Asserted: >= 0.034, under
 # half the smallest.  Both loss terms are reported, the auxiliary one
 # trained down from log 2 = 0.693 (last epoch over the seeds:
 # 0.542 .. 0.544; asserted under 0.62).
@@ -481,9 +481,11 @@ def auc(name):
 a = {k: auc(k) for k in ("keep", "order", "rows")}
 print("dien on the interest data: %s" % a)
 # Order: each history shuffled (measured drops over --seed 1..10:
-# 0.0205 .. 0.0309; asserted 0.010, under half the smallest).
-assert a["keep"] - a["order"] >= 0.010, a
-# Content: another record's history (drops 0.0357 .. 0.0539; asserted
+# 0.0115 .. 0.0190, test AUC kept 0.819 .. 0.828; asserted 0.005, under
+# half the smallest).  The MLP also reads the history's sum and its
+# product with the candidate, which carry no order.
+assert a["keep"] - a["order"] >= 0.005, a
+# Content: another record's history (drops 0.0538 .. 0.0717; asserted
 # 0.017).
 assert a["keep"] - a["rows"] >= 0.017, a
 PY
