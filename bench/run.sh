@@ -400,12 +400,16 @@ request = function()
 	return wrk.format("GET", "/recommend?user=" .. math.random(1, 6040) .. "&k=10")
 end
 LUA
-	kernel "$BIN/trainer" -q --data "$STORE" --model twotower --emb-dim 16 --out "$srv_run" \
-		--epochs 100 --early-stop 0 --threads 1 --ckpt-every-secs 3 >/dev/null 2>&1 &
+	# (env, not the kernel function, in the background: $! is then the
+	# program's own pid, which kill reaches)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$BIN/trainer" -q --data "$STORE" \
+		--model twotower --emb-dim 16 --out "$srv_run" --epochs 100 --early-stop 0 \
+		--threads 1 --ckpt-every-secs 3 >/dev/null 2>&1 &
 	trainer_pid=$!
 	for threads in 1 2; do
-		kernel "$BIN/recommend" --serve 127.0.0.1:0 --ckpt "$srv_run" --data "$STORE" \
-			--threads "$threads" -q >"$W/serve.out" 2>"$W/serve.err" &
+		env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$BIN/recommend" --serve 127.0.0.1:0 \
+			--ckpt "$srv_run" --data "$STORE" --threads "$threads" -q \
+			>"$W/serve.out" 2>"$W/serve.err" &
 		srv_pid=$!
 		for _ in $(seq 300); do
 			grep -qs '^listening on ' "$W/serve.out" && break
