@@ -109,10 +109,10 @@ if [ "${BENCH_TORCH:-1}" = 1 ]; then
 	learner=$(echo "$learner_json" | sed -n 's/.*"auc": \([0-9.]*\).*/\1/p')
 fi
 
+declare -A loader
 if want loader; then
 # The loader alone, one thread, in steady state (the last of 3 epochs: the
 # first also maps the store's pages in).
-declare -A loader
 for m in ncf dssm; do
 	line=$(kernel "$BIN/trainer" -q --data "$STORE" --model $m --out "$W/loader" --bench-loader \
 		--epochs 3 --loaders 1 | tail -1 | sed "s/^{/{\"model_decode\":\"$m\",/")
@@ -151,15 +151,17 @@ awk -v o="$oracle" -v d1="${rate[dssm-1]}" -v d2="${rate[dssm-2]}" -v n1="${rate
     -v n2="${rate[ncf-2]}" -v ad1="${auc[dssm-1]}" -v ad2="${auc[dssm-2]}" -v an1="${auc[ncf-1]}" \
     -v an2="${auc[ncf-2]}" -v td="${rate[torch-dssm]:-0}" -v tn="${rate[torch-ncf]:-0}" \
     -v atd="${auc[torch-dssm]:-0}" -v atn="${auc[torch-ncf]:-0}" -v fl="$flops" -v pk="$peak" \
-    -v ln="${loader[ncf]}" -v ld="${loader[dssm]}" -v le="${learner:-0}" \
+    -v ln="${loader[ncf]:-0}" -v ld="${loader[dssm]:-0}" -v le="${learner:-0}" \
     'BEGIN {
 	printf "{\"bench\":\"train_summary\",\"oracle_test_auc\":%s,", o;
 	if (le > 0) printf "\"oracle_learner_test_auc\":%s,", le;
 	printf "\"dssm_auc\":%s,\"dssm_gap_to_oracle\":%.4f,\"ncf_auc\":%s,", ad2, o - ad2, an2;
 	printf "\"ncf_gap_to_oracle\":%.4f,", o - an2;
 	fastest = n1; if (n2 > fastest) fastest = n2; if (d1 > fastest) fastest = d1; if (d2 > fastest) fastest = d2;
-	printf "\"loader_ncf_records_per_s\":%s,\"loader_vs_fastest_training\":%.2f,", ln, ln / fastest;
-	printf "\"loader_dssm_records_per_s\":%s,\"loader_dssm_vs_dssm_training\":%.2f,", ld, ld / (d1 > d2 ? d1 : d2);
+	if (ln > 0) {
+		printf "\"loader_ncf_records_per_s\":%s,\"loader_vs_fastest_training\":%.2f,", ln, ln / fastest;
+		printf "\"loader_dssm_records_per_s\":%s,\"loader_dssm_vs_dssm_training\":%.2f,", ld, ld / (d1 > d2 ? d1 : d2);
+	}
 	printf "\"dssm_auc_1_vs_2_workers\":%.4f,\"ncf_auc_1_vs_2_workers\":%.4f,", ad1 - ad2, an1 - an2;
 	printf "\"dssm_speedup_2_workers\":%.2f,\"ncf_speedup_2_workers\":%.2f,", d2 / d1, n2 / n1;
 	if (td > 0) printf "\"dssm_vs_torch_speed\":%.2f,\"dssm_auc_minus_torch\":%.4f,", d2 / td, ad2 - atd;
