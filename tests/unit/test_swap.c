@@ -92,6 +92,7 @@ static void test_counts(void **state)
 struct shared {
 	struct swap s;
 	atomic_int done;
+	atomic_int started; /* readers that have acquired once */
 	uint64_t seen[READERS]; /* acquires per reader */
 	uint64_t bad[READERS];  /* payloads that were not whole */
 	uint64_t backwards[READERS];
@@ -114,6 +115,8 @@ static void *reader(void *p)
 		if (!it)
 			continue;
 		o = obj_of(it);
+		if (sh->seen[a->id] == 0)
+			atomic_fetch_add(&sh->started, 1);
 		for (int i = 0; i < PAYLOAD; i++) /* "scoring": reads the whole object */
 			if (o->v[i] != o->gen) {
 				sh->bad[a->id]++;
@@ -143,6 +146,10 @@ static void test_readers_while_swapping(void **state)
 		args[i] = (struct reader_arg){sh, i};
 		assert_int_equal(pthread_create(&th[i], NULL, reader, &args[i]), 0);
 	}
+	/* every reader in its loop before the swaps start: on a loaded machine a
+	 * thread not yet scheduled would otherwise see nothing (a flaky test) */
+	while (atomic_load(&sh->started) < READERS)
+		sched_yield();
 	for (uint64_t g = 2; g <= GENERATIONS; g++) {
 		swap_publish(&sh->s, &obj_new(g)->ref);
 		if (g % 16 == 0)
