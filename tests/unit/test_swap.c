@@ -92,7 +92,7 @@ static void test_counts(void **state)
 struct shared {
 	struct swap s;
 	atomic_int done;
-	atomic_int started; /* readers that have acquired once */
+	atomic_int started;     /* readers that have acquired once */
 	uint64_t seen[READERS]; /* acquires per reader */
 	uint64_t bad[READERS];  /* payloads that were not whole */
 	uint64_t backwards[READERS];
