@@ -49,8 +49,13 @@ if [ -n "${HOGREC_SANITIZER:-}" ]; then
 	for m in $models; do
 		store="$T/small.lmdb"
 		[ "$m" = autorec ] && store="$T/small-im.lmdb"
-		small=(--emb-dim 8 --hidden 16,8) # the code paths, not the defaults' sizes
-		[ "$m" = inttower ] && small+=(--heads 4 --head-dim 8)
+		small=(--emb-dim 8) # the code paths, not the defaults' sizes
+		case $m in
+		gmf) ;;
+		autorec) small+=(--hidden 16) ;;
+		inttower) small+=(--hidden 16,8 --heads 4 --head-dim 8) ;;
+		*) small+=(--hidden 16,8) ;;
+		esac
 		"$BIN/trainer" -q --threads 2 --data "$store" --model "$m" --out "$T/smoke-$m" \
 			--epochs 1 --batch 32 --rank-metrics yes "${small[@]}" >"$T/smoke-$m.jsonl" ||
 			fail "$m: one epoch under $HOGREC_SANITIZER"
