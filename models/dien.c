@@ -207,6 +207,7 @@ struct dien_ws {
 	float *dgenre;                   /* (genres, E) the genre table's gradient, then
 					  * (genres) flags of the rows read */
 	float *gs, *ac, *as, *att, *mlp; /* GRU scratch, aux cache and scratch, blocks' ws */
+	float *wt;                       /* (D, 3 D) a GRU's Wh transposed */
 };
 
 static size_t dien_layout(const struct dien *d, uint32_t B, float *base, struct dien_ws *w)
@@ -253,6 +254,7 @@ static size_t dien_layout(const struct dien *d, uint32_t B, float *base, struct 
 	PUT(dx, (size_t)B * d->xin);
 	PUT(dgenre, (size_t)d->n_genres * (d->E + 1));
 	PUT(gs, gs1 > gs2 ? gs1 : gs2);
+	PUT(wt, 3 * D * D);
 	PUT(ac, nn_aux_cache_floats((int)N, AUX_H1, AUX_H2));
 	PUT(as, nn_aux_scratch_floats((int)N, AUX_H1, AUX_H2));
 	PUT(att, nn_attn_ws_floats(&s, (int)B, (int)N));
@@ -419,7 +421,7 @@ static double dien_run(const struct model *m, float *ws, const struct batch *b, 
 	dien_layout(d, B, ws, &w);
 	inputs(m, &w, &pk, b, aux, &nh, &nt);
 	N = (uint32_t)pk.N;
-	nn_gru_forward_idx(w.h, w.gh, w.rh, w.ph, w.r, w.eidx, (int)nh, NULL, NULL,
+	nn_gru_forward_idx(w.h, w.gh, w.rh, w.ph, w.wt, w.r, w.eidx, (int)nh, NULL, NULL,
 			   gru_w(p, d->ext, GRU_WX), gru_w(p, d->ext, GRU_WH),
 			   gru_w(p, d->ext, GRU_BX), gru_w(p, d->ext, GRU_BH), &pk, NN_GRU, (int)D,
 			   (int)D);
@@ -440,7 +442,7 @@ static double dien_run(const struct model *m, float *ws, const struct batch *b, 
 	for (int r = 0; r < (int)B; r++)
 		for (int t = 0; t < pk.len[r]; t++)
 			w.a[nn_pack_pos(&pk, r, t)] = w.pr[w.off[r] + (uint32_t)t];
-	nn_gru_forward(w.v, w.gv, w.rv, w.pv, w.h, w.a, NULL, gru_w(p, d->evo, GRU_WX),
+	nn_gru_forward(w.v, w.gv, w.rv, w.pv, w.wt, w.h, w.a, NULL, gru_w(p, d->evo, GRU_WX),
 		       gru_w(p, d->evo, GRU_WH), gru_w(p, d->evo, GRU_BX), gru_w(p, d->evo, GRU_BH),
 		       &pk, d->kind, (int)D, (int)D);
 	nn_pack_last_forward(w.last, w.v, NULL, &pk, (int)D);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/simd.h"
 
 /* Shape checks shared by nn_sgemm and nn_sgemm_ref (BLAS's own rules). */
 static void sgemm_check(bool ta, bool tb, int M, int N, int K, const float *A, int lda,
@@ -32,6 +33,129 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
 	}
 }
 
+/*
+ * The register tiles: 4 rows x 64 columns of C (16 vector accumulators),
+ * k innermost: each k loads 4 vectors of B's row k and broadcasts 4
+ * elements of A.  No packing: B's rows are read in place (a layer's
+ * weights, or a recurrence's, stay in L1/L2 while A's rows stream past),
+ * and C is written once, without BLAS's zeroing pass.
+ */
+typedef float sg_v16 __attribute__((vector_size(64)));
+#define SG_LOAD(v, p) memcpy(&(v), (p), sizeof(sg_v16))
+#define SG_STORE(p, v) memcpy((p), &(v), sizeof(sg_v16))
+
+/* Rows [0, R) and V vectors of columns of C += or = A B, A's element (r, k)
+ * at A[r sa + k sk] (sa = lda, sk = 1, or transposed: sa = 1, sk = lda).
+ * R, V and the strides' form are constants where this is inlined, so the
+ * accumulators are registers. */
+static inline __attribute__((always_inline)) void sg_tile(int R, int V, int K, const float *A,
+							  int sa, int sk, const float *B, int ldb,
+							  float beta, float *C, int ldc)
+{
+	sg_v16 acc[4][4], b[4];
+
+	for (int r = 0; r < R; r++)
+		for (int v = 0; v < V; v++)
+			acc[r][v] = (sg_v16){0};
+	for (int k = 0; k < K; k++) {
+		const float *bk = B + (size_t)k * ldb;
+		for (int v = 0; v < V; v++)
+			SG_LOAD(b[v], bk + 16 * v);
+		for (int r = 0; r < R; r++) {
+			float a = A[(size_t)r * sa + (size_t)k * sk];
+			for (int v = 0; v < V; v++)
+				acc[r][v] += a * b[v];
+		}
+	}
+	for (int r = 0; r < R; r++)
+		for (int v = 0; v < V; v++) {
+			float *c = C + (size_t)r * ldc + 16 * v;
+			if (beta != 0.0f) {
+				sg_v16 old;
+				SG_LOAD(old, c);
+				acc[r][v] += old;
+			}
+			SG_STORE(c, acc[r][v]);
+		}
+}
+
+/* Every row of one column tile of V vectors. */
+static inline __attribute__((always_inline)) void sg_cols(int V, int M, int K, const float *A,
+							  int sa, int sk, const float *B, int ldb,
+							  float beta, float *C, int ldc)
+{
+	int i = 0;
+
+	for (; i + 4 <= M; i += 4)
+		sg_tile(4, V, K, A + (size_t)i * sa, sa, sk, B, ldb, beta, C + (size_t)i * ldc,
+			ldc);
+	for (; i < M; i++)
+		sg_tile(1, V, K, A + (size_t)i * sa, sa, sk, B, ldb, beta, C + (size_t)i * ldc,
+			ldc);
+}
+
+/* C = A B + beta C over whole column tiles (N a multiple of 16). */
+static inline __attribute__((always_inline)) void sg_block(int M, int N, int K, const float *A,
+							   int sa, int sk, const float *B, int ldb,
+							   float beta, float *C, int ldc)
+{
+	int j = 0;
+
+	for (; j + 64 <= N; j += 64)
+		sg_cols(4, M, K, A, sa, sk, B + j, ldb, beta, C + j, ldc);
+	switch ((N - j) / 16) {
+	case 3: sg_cols(3, M, K, A, sa, sk, B + j, ldb, beta, C + j, ldc); break;
+	case 2: sg_cols(2, M, K, A, sa, sk, B + j, ldb, beta, C + j, ldc); break;
+	case 1: sg_cols(1, M, K, A, sa, sk, B + j, ldb, beta, C + j, ldc); break;
+	default: break;
+	}
+}
+
+enum { SG_KC = 256 }; /* A^T B: the k-block whose rows of B stay in L2 */
+
+/*
+ * C = op(A) B + beta C, beta 0 or 1.  op(A) = A: the tall-skinny products
+ * (many rows of A by a small B).  op(A) = A^T, A stored (K, M): the
+ * weights' gradients (a small C summed over many rows), K in blocks of
+ * SG_KC rows of A and B, C accumulating from the second block on.
+ */
+HR_MULTIVERSION
+static void sgemm_tiles(bool ta, int M, int N, int K, const float *A, int lda, const float *B,
+			int ldb, float beta, float *C, int ldc)
+{
+	if (!ta) {
+		sg_block(M, N, K, A, lda, 1, B, ldb, beta, C, ldc);
+		return;
+	}
+	for (int k0 = 0; k0 < K; k0 += SG_KC) {
+		int kc = K - k0 < SG_KC ? K - k0 : SG_KC;
+		sg_block(M, N, kc, A + (size_t)k0 * lda, 1, lda, B + (size_t)k0 * ldb, ldb,
+			 k0 == 0 ? beta : 1.0f, C, ldc);
+	}
+}
+
+/*
+ * The products nn_sgemm gives the tiles instead of OpenBLAS: alpha 1, beta
+ * 0 or 1, whole vectors of columns (N a multiple of 16), and
+ * - A B or A B^T with B at most SG_MAX_B floats (it stays in L2; B^T is
+ *   copied to the stack first, worth it from a few rows of A), or
+ * - A^T B with C at most SG_MAX_B floats.
+ * On the models' shapes (a batch's or a sequence's rows by a layer's
+ * weights, and the weights' gradients over those rows) OpenBLAS 0.3.21
+ * packs both operands and zeroes C on every call: 20-30 GFLOP/s on one
+ * SkylakeX core where the tiles reach 70-145 (issue 11's DIEN profile).
+ */
+enum { SG_MAX_B = 16384 };
+
+static bool sg_takes(bool ta, bool tb, int M, int N, int K, float alpha, float beta)
+{
+	if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 || N <= 0 || N % 16 != 0)
+		return false;
+	if (ta)
+		return !tb && (long)M * N <= SG_MAX_B;
+	return (long)N * K <= SG_MAX_B && (!tb || M >= 8);
+}
+
 void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
 	      const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -43,8 +167,32 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 		scale_c(M, N, beta, C, ldc);
 		return;
 	}
+	if (sg_takes(ta, tb, M, N, K, alpha, beta)) {
+		float bt[SG_MAX_B];
+		if (tb) { /* B^T (K, N), dense */
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < K; k++)
+					bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
+			B = bt;
+			ldb = N;
+		}
+		sgemm_tiles(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
 		    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nn_sgemm_small(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+		    float beta, float *C, int ldc)
+{
+	sgemm_check(false, false, M, N, K, A, lda, B, ldb, C, ldc);
+	HR_ASSERT(beta == 0.0f || beta == 1.0f);
+	if (M == 0 || N % 16 != 0 || K == 0) { /* the tiles are whole vectors */
+		nn_sgemm(false, false, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
+	sgemm_tiles(false, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* LAPACK (Fortran ABI, in libopenblas): the trailing length of the uplo string. */

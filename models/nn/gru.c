@@ -134,19 +134,19 @@ static void step_forward(float *g, float *gh, float *o, const float *hp, const f
 	}
 }
 
-void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const float *x,
+void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, float *wt, const float *x,
 		    const float *att, const float *h0, const float *Wx, const float *Wh,
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H)
 {
-	nn_gru_forward_idx(out, gates, gh, hprev, x, NULL, 0, att, h0, Wx, Wh, bx, bh, p, kind, I,
-			   H);
+	nn_gru_forward_idx(out, gates, gh, hprev, wt, x, NULL, 0, att, h0, Wx, Wh, bx, bh, p, kind,
+			   I, H);
 }
 
-void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, const float *x,
-			const int *xidx, int nx, const float *att, const float *h0, const float *Wx,
-			const float *Wh, const float *bx, const float *bh, const struct nn_pack *p,
-			enum nn_gru_kind kind, int I, int H)
+void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, float *wt,
+			const float *x, const int *xidx, int nx, const float *att, const float *h0,
+			const float *Wx, const float *Wh, const float *bx, const float *bh,
+			const struct nn_pack *p, enum nn_gru_kind kind, int I, int H)
 {
 	int G = nn_gru_gates(kind), GH = G * H;
 
@@ -165,6 +165,10 @@ void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, const
 	} else {
 		nn_sgemm(false, true, p->N, GH, I, 1.0f, x, I, Wx, I, 0.0f, gates, GH);
 	}
+	/* Wh^T (H, G*H): the steps' products without OpenBLAS's packing */
+	for (int j = 0; wt && p->N > 0 && j < GH; j++)
+		for (int i = 0; i < H; i++)
+			wt[(size_t)i * GH + j] = Wh[(size_t)j * H + i];
 	for (int k = 0; p->T > 0 && k < p->bs[0]; k++) {
 		float *hp = hprev + (size_t)k * H;
 		if (h0)
@@ -181,7 +185,11 @@ void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, const
 				for (int j = 0; j < GH; j++)
 					g[(size_t)k * GH + j] *= a[k];
 		/* every gate's recurrent part: one GEMM of the alive rows */
-		nn_sgemm(false, true, n, GH, H, 1.0f, hp, H, Wh, H, 0.0f, gh + (size_t)q * GH, GH);
+		if (wt)
+			nn_sgemm_small(n, GH, H, hp, H, wt, GH, 0.0f, gh + (size_t)q * GH, GH);
+		else
+			nn_sgemm(false, true, n, GH, H, 1.0f, hp, H, Wh, H, 0.0f,
+				 gh + (size_t)q * GH, GH);
 		step_forward(g, gh + (size_t)q * GH, out + (size_t)q * H, hp,
 			     kind == NN_GRU || kind == NN_AIGRU ? NULL : a, bx, bh, kind, n, H);
 		/* the rows alive at t + 1 are the first n1: their previous state */
@@ -365,8 +373,7 @@ void nn_gru_backward_idx(float *dx, float *datt, float *dh0, float *dWx, float *
 			      gates + (size_t)q * GH, gh + (size_t)q * GH, hprev + (size_t)q * H,
 			      scored ? att + q : NULL, kind, n, H);
 		/* d h_{t-1} += dgh Wh: one GEMM of the alive rows */
-		nn_sgemm(false, false, n, H, GH, 1.0f, dg + (size_t)q * GH, GH, Wh, H, 1.0f, dcarry,
-			 H);
+		nn_sgemm_small(n, H, GH, dg + (size_t)q * GH, GH, Wh, H, 1.0f, dcarry, H);
 	}
 	for (int k = 0; dh0 && p->T > 0 && k < p->bs[0]; k++)
 		for (int j = 0; j < H; j++)

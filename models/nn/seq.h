@@ -106,6 +106,8 @@ static inline int nn_gru_gates(enum nn_gru_kind kind)
  *   gates  (N, G*H)  cache, written: r, [u,] n after their activations
  *   gh     (N, G*H)  cache, written: Wh h_{t-1} + bh, every gate block
  *   hprev  (N, H)    cache, written: h_{t-1} of each position (h0 at t = 0)
+ *   wt     (H, G*H)  scratch: Wh transposed, for the steps' products by
+ *                    nn_sgemm_small (no packing copies); NULL: by nn_sgemm
  *   x      (N, I)    packed inputs
  *   att    (N)       packed scores a_t; NULL for NN_GRU (not read then)
  *   h0     (B, H)    initial state by row; NULL: zeros
@@ -113,9 +115,9 @@ static inline int nn_gru_gates(enum nn_gru_kind kind)
  *
  * Cost: one (N, I) x (I, G*H) GEMM, then per step t one GEMM of the bs[t]
  * alive states by Wh and O(bs[t] H) elementwise work; nothing past a
- * sequence's end.  A row's final state: nn_pack_last_forward(out, h0).
+ * sequence's end.  The backward's per-step products are nn_sgemm_small's.  A row's final state: nn_pack_last_forward(out, h0).
  */
-void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const float *x,
+void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, float *wt, const float *x,
 		    const float *att, const float *h0, const float *Wx, const float *Wh,
 		    const float *bx, const float *bh, const struct nn_pack *p,
 		    enum nn_gru_kind kind, int I, int H);
@@ -127,10 +129,10 @@ void nn_gru_forward(float *out, float *gates, float *gh, float *hprev, const flo
  * history holds a few thousand distinct items over ten thousand
  * positions).  Not for NN_AIGRU (asserted).
  */
-void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, const float *x,
-			const int *xidx, int nx, const float *att, const float *h0, const float *Wx,
-			const float *Wh, const float *bx, const float *bh, const struct nn_pack *p,
-			enum nn_gru_kind kind, int I, int H);
+void nn_gru_forward_idx(float *out, float *gates, float *gh, float *hprev, float *wt,
+			const float *x, const int *xidx, int nx, const float *att, const float *h0,
+			const float *Wx, const float *Wh, const float *bx, const float *bh,
+			const struct nn_pack *p, enum nn_gru_kind kind, int I, int H);
 
 /* The floats of nn_gru_backward's scratch for B rows and at most N
  * positions: N*G*H + N*H + B*H + N*I (AIGRU) or N*G*H (the others). */

@@ -36,10 +36,12 @@ static void fill(float *x, size_t n, struct rng *r)
  * One case, with padded leading dimensions: C from nn_sgemm and from the
  * reference agree within (K + 4) FLT_EPSILON (|alpha| sum |a b| + |beta c|),
  * twice the classic rounding bound of a length-K float dot product, and the
- * padding columns of C are untouched.
+ * padding columns of C are untouched.  small: nn_sgemm_small instead of
+ * nn_sgemm (no transposes, alpha 1); beta 0 then starts from NaN in C,
+ * which must not be read.
  */
-static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float beta, int pad,
-		       struct rng *r)
+static void check_case_of(bool small, bool ta, bool tb, int M, int N, int K, float alpha,
+			  float beta, int pad, struct rng *r)
 {
 	int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
 	size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
@@ -57,15 +59,24 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float
 	fill(B, nb, r);
 	fill(C0, nc, r);
 	for (int i = 0; i < M; i++)
-		for (int j = N; j < ldc; j++)
-			C0[(size_t)i * ldc + j] = SENTINEL;
+		for (int j = 0; j < ldc; j++)
+			if (j >= N)
+				C0[(size_t)i * ldc + j] = SENTINEL;
+			else if (small && beta == 0.0f)
+				C0[(size_t)i * ldc + j] = NAN;
 	memcpy(C, C0, sizeof(float) * nc);
 	memcpy(R, C0, sizeof(float) * nc);
-	nn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	if (small) {
+		assert_true(!ta && !tb && alpha == 1.0f);
+		nn_sgemm_small(M, N, K, A, lda, B, ldb, beta, C, ldc);
+	} else {
+		nn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	}
 	nn_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
 	for (int i = 0; i < M; i++) {
 		for (int j = 0; j < N; j++) {
-			double mag = fabs((double)beta * C0[(size_t)i * ldc + j]);
+			double mag = beta == 0.0f ? 0.0 :
+						    fabs((double)beta * C0[(size_t)i * ldc + j]);
 			for (int k = 0; k < K; k++) {
 				double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
 				double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
@@ -89,11 +100,19 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float
 	free(A);
 }
 
+static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float beta, int pad,
+		       struct rng *r)
+{
+	check_case_of(false, ta, tb, M, N, K, alpha, beta, pad, r);
+}
+
 static void test_sgemm_matches_reference(void **state)
 {
-	static const int sizes[][3] = {{1, 1, 1},    {1, 7, 3},     {5, 1, 9},
-				       {3, 4, 1},    {7, 5, 3},     {17, 16, 33},
-				       {33, 65, 17}, {64, 31, 128}, {2, 300, 300}};
+	/* the last row: shapes of nn_sgemm's register tiles (gemm.c), A^T B
+	 * across its k-blocks of 256 */
+	static const int sizes[][3] = {{1, 1, 1},     {1, 7, 3},    {5, 1, 9},    {3, 4, 1},
+				       {7, 5, 3},     {17, 16, 33}, {33, 65, 17}, {64, 31, 128},
+				       {2, 300, 300}, {9, 48, 600}, {70, 64, 40}, {5, 208, 257}};
 	static const float ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0.25f}};
 	struct rng r;
 
@@ -104,6 +123,29 @@ static void test_sgemm_matches_reference(void **state)
 			for (size_t k = 0; k < sizeof(ab) / sizeof(ab[0]); k++)
 				check_case(t & 1, t & 2, sizes[s][0], sizes[s][1], sizes[s][2],
 					   ab[k][0], ab[k][1], (int)(s % 3) * 2, &r);
+}
+
+/*
+ * nn_sgemm_small: every tile shape (4 rows and the 1-row remainder; 4, 3,
+ * 2 and 1 vectors of columns), the recurrences' shapes, padded strides,
+ * and N not a multiple of 16 (nn_sgemm's path).
+ */
+static void test_sgemm_small_matches_reference(void **state)
+{
+	static const int M[] = {1, 3, 4, 9, 64}, N[] = {16, 32, 48, 64, 80, 112, 192, 20},
+			 K[] = {1, 7, 64, 192};
+	struct rng r;
+	int n = 0;
+
+	(void)state;
+	rng_seed(&r, 2025, 0);
+	for (size_t i = 0; i < sizeof(M) / sizeof(M[0]); i++)
+		for (size_t j = 0; j < sizeof(N) / sizeof(N[0]); j++)
+			for (size_t k = 0; k < sizeof(K) / sizeof(K[0]); k++, n++)
+				check_case_of(true, false, false, M[i], N[j], K[k], 1.0f,
+					      (float)(n & 1), n % 3 * 5, &r);
+	check_case_of(true, false, false, 0, 16, 8, 1.0f, 0.0f, 0, &r);
+	check_case_of(true, false, false, 256, 192, 64, 1.0f, 1.0f, 0, &r);
 }
 
 /* BLAS semantics at the edges: beta 0 ignores C, alpha 0 / K 0 ignore A, B. */
@@ -293,6 +335,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sgemm_matches_reference),
 		cmocka_unit_test(test_sgemm_edges),
+		cmocka_unit_test(test_sgemm_small_matches_reference),
 		cmocka_unit_test(test_active_kernel_verifies),
 		cmocka_unit_test(test_sgemm_concurrent),
 		cmocka_unit_test(test_choose_kernel_without_reexec),
