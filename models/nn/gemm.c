@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "common/simd.h"
 
 /* Shape checks shared by nn_sgemm and nn_sgemm_ref (BLAS's own rules). */
 static void sgemm_check(bool ta, bool tb, int M, int N, int K, const float *A, int lda,
@@ -34,13 +33,34 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
 }
 
 /*
- * The register tiles: 4 rows x 64 columns of C (16 vector accumulators),
+ * The register tiles: 4 rows x 64 columns of C (16 AVX-512 accumulators),
  * k innermost: each k loads 4 vectors of B's row k and broadcasts 4
  * elements of A.  No packing: B's rows are read in place (a layer's
  * weights, or a recurrence's, stay in L1/L2 while A's rows stream past),
  * and C is written once, without BLAS's zeroing pass.
  */
 typedef float sg_v16 __attribute__((vector_size(64)));
+
+/*
+ * AVX-512 only: the tiles' 16 accumulators of 16 floats are half the
+ * register file there; narrower ISAs would spill them (AVX2: 3 GFLOP/s,
+ * where OpenBLAS's Haswell kernel does 40), so there nn_sgemm keeps
+ * OpenBLAS.  Built for AVX-512F whatever the build's baseline, called
+ * only where the CPU has it.
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SG_TARGET __attribute__((target("avx512f")))
+static bool sg_cpu(void)
+{
+	return __builtin_cpu_supports("avx512f");
+}
+#else
+#define SG_TARGET
+static bool sg_cpu(void)
+{
+	return false;
+}
+#endif
 #define SG_LOAD(v, p) memcpy(&(v), (p), sizeof(sg_v16))
 #define SG_STORE(p, v) memcpy((p), &(v), sizeof(sg_v16))
 
@@ -119,7 +139,7 @@ enum { SG_KC = 256 }; /* A^T B: the k-block whose rows of B stay in L2 */
  * weights' gradients (a small C summed over many rows), K in blocks of
  * SG_KC rows of A and B, C accumulating from the second block on.
  */
-HR_MULTIVERSION
+SG_TARGET
 static void sgemm_tiles(bool ta, int M, int N, int K, const float *A, int lda, const float *B,
 			int ldb, float beta, float *C, int ldc)
 {
@@ -144,12 +164,14 @@ static void sgemm_tiles(bool ta, int M, int N, int K, const float *A, int lda, c
  * weights, and the weights' gradients over those rows) OpenBLAS 0.3.21
  * packs both operands and zeroes C on every call: 20-30 GFLOP/s on one
  * SkylakeX core where the tiles reach 70-145 (issue 11's DIEN profile).
+ * Only on AVX-512 CPUs (sg_cpu).
  */
 enum { SG_MAX_B = 16384 };
 
 static bool sg_takes(bool ta, bool tb, int M, int N, int K, float alpha, float beta)
 {
-	if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 || N <= 0 || N % 16 != 0)
+	if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 || N <= 0 || N % 16 != 0 ||
+	    !sg_cpu())
 		return false;
 	if (ta)
 		return !tb && (long)M * N <= SG_MAX_B;
@@ -188,7 +210,7 @@ void nn_sgemm_small(int M, int N, int K, const float *A, int lda, const float *B
 {
 	sgemm_check(false, false, M, N, K, A, lda, B, ldb, C, ldc);
 	HR_ASSERT(beta == 0.0f || beta == 1.0f);
-	if (M == 0 || N % 16 != 0 || K == 0) { /* the tiles are whole vectors */
+	if (M == 0 || N % 16 != 0 || K == 0 || !sg_cpu()) { /* whole vectors, AVX-512 */
 		nn_sgemm(false, false, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}

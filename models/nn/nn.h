@@ -45,10 +45,11 @@
 
 /*
  * C = alpha * op(A) * op(B) + beta * C, row-major; the one call site of
- * cblas_sgemm in hogrec.  The models' tall-skinny shapes (alpha 1, beta 0
- * or 1, N a multiple of 16, a small B or a small C: gemm.c's sg_takes) go
- * to hand-written register tiles instead, three times OpenBLAS's rate on
- * them; sums run in another order there (results differ by rounding).
+ * cblas_sgemm in hogrec.  On AVX-512 CPUs the models' tall-skinny shapes
+ * (alpha 1, beta 0 or 1, N a multiple of 16, a small B or a small C:
+ * gemm.c's sg_takes) go to hand-written register tiles instead, three
+ * times OpenBLAS's rate on them; sums run in another order there (results
+ * differ by rounding).
  *
  *   ta, tb   false: op(X) = X; true: op(X) = X^T
  *   M, N, K  op(A) is (M, K), op(B) is (K, N), C is (M, N)
@@ -68,10 +69,9 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
  * C = A B + beta C for row-major A (M, K), B (K, N), C (M, N), beta 0 or
  * 1: the small products of a recurrence's steps (M <= a batch, K and N a
  * few hundred), where OpenBLAS spends more time packing its operands and
- * zeroing C than multiplying.  Hand-written register tiles without copies
- * when N is a multiple of 16; nn_sgemm otherwise.  Same shape rules as
- * nn_sgemm; the sums run in another order (results differ from nn_sgemm's
- * by rounding).
+ * zeroing C than multiplying.  nn_sgemm's register tiles, whatever the
+ * size of B, when N is a multiple of 16 and the CPU has AVX-512; nn_sgemm
+ * otherwise.  Same shape rules as nn_sgemm.
  */
 void nn_sgemm_small(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
 		    float beta, float *C, int ldc);
