@@ -40,6 +40,8 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
  * and C is written once, without BLAS's zeroing pass.
  */
 typedef float sg_v16 __attribute__((vector_size(64)));
+#define SG_LOAD(v, p) memcpy(&(v), (p), sizeof(sg_v16))
+#define SG_STORE(p, v) memcpy((p), &(v), sizeof(sg_v16))
 
 /*
  * AVX-512 only: the tiles' 16 accumulators of 16 floats are half the
@@ -61,8 +63,6 @@ static bool sg_cpu(void)
 	return false;
 }
 #endif
-#define SG_LOAD(v, p) memcpy(&(v), (p), sizeof(sg_v16))
-#define SG_STORE(p, v) memcpy((p), &(v), sizeof(sg_v16))
 
 /* Rows [0, R) and V vectors of columns of C += or = A B, A's element (r, k)
  * at A[r sa + k sk] (sa = lda, sk = 1, or transposed: sa = 1, sk = lda).
