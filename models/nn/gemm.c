@@ -156,10 +156,11 @@ static void sgemm_tiles(bool ta, int M, int N, int K, const float *A, int lda, c
 
 /*
  * The products nn_sgemm gives the tiles instead of OpenBLAS: alpha 1, beta
- * 0 or 1, whole vectors of columns (N a multiple of 16), and
+ * 0 or 1, and
  * - A B or A B^T with B at most SG_MAX_B floats (it stays in L2; B^T is
- *   copied to the stack first, worth it from a few rows of A), or
- * - A^T B with C at most SG_MAX_B floats.
+ *   copied to the stack first, worth it from a few rows of A; N not a
+ *   multiple of 16: sg_padded), or
+ * - A^T B with N a multiple of 16 and C at most SG_MAX_B floats.
  * On the models' shapes (a batch's or a sequence's rows by a layer's
  * weights, and the weights' gradients over those rows) OpenBLAS 0.3.21
  * packs both operands and zeroes C on every call: 20-30 GFLOP/s on one
@@ -168,14 +169,56 @@ static void sgemm_tiles(bool ta, int M, int N, int K, const float *A, int lda, c
  */
 enum { SG_MAX_B = 16384 };
 
+enum { SG_ROWS = 32 }; /* rows of C per pass of the padded path */
+
+/* The padded width of N: whole vectors. */
+static int sg_pad(int N)
+{
+	return (N + 15) / 16 * 16;
+}
+
 static bool sg_takes(bool ta, bool tb, int M, int N, int K, float alpha, float beta)
 {
-	if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 || N <= 0 || N % 16 != 0 ||
-	    !sg_cpu())
+	if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 || N <= 0 || !sg_cpu())
 		return false;
 	if (ta)
-		return !tb && (long)M * N <= SG_MAX_B;
-	return (long)N * K <= SG_MAX_B && (!tb || M >= 8);
+		return !tb && N % 16 == 0 && (long)M * N <= SG_MAX_B;
+	if (N % 16 == 0)
+		return (long)N * K <= SG_MAX_B && (!tb || M >= 8);
+	/* other widths: B copied with zero columns to whole vectors, C through
+	 * a stack block of SG_ROWS rows (worth the copies from a few blocks) */
+	return (long)sg_pad(N) * K <= SG_MAX_B && sg_pad(N) * SG_ROWS <= SG_MAX_B &&
+	       M >= 2 * SG_ROWS;
+}
+
+/* C = A op(B) + beta C for N not a multiple of 16: B (or B^T) copied into
+ * bt (K, sg_pad(N)) with zero columns, each block of SG_ROWS rows of C
+ * computed into ct, then its N columns stored (or added). */
+static void sg_padded(bool tb, int M, int N, int K, const float *A, int lda, const float *B,
+		      int ldb, float beta, float *C, int ldc, float *bt, float *ct)
+{
+	int Np = sg_pad(N);
+
+	for (int k = 0; k < K; k++) {
+		float *row = bt + (size_t)k * Np;
+		for (int n = 0; n < N; n++)
+			row[n] = tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n];
+		for (int n = N; n < Np; n++)
+			row[n] = 0.0f;
+	}
+	for (int i0 = 0; i0 < M; i0 += SG_ROWS) {
+		int m = M - i0 < SG_ROWS ? M - i0 : SG_ROWS;
+		sgemm_tiles(false, m, Np, K, A + (size_t)i0 * lda, lda, bt, Np, 0.0f, ct, Np);
+		for (int i = 0; i < m; i++) {
+			float *c = C + (size_t)(i0 + i) * ldc;
+			const float *t = ct + (size_t)i * Np;
+			if (beta == 0.0f)
+				memcpy(c, t, (size_t)N * sizeof(float));
+			else
+				for (int n = 0; n < N; n++)
+					c[n] += t[n];
+		}
+	}
 }
 
 void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -191,6 +234,11 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 	}
 	if (sg_takes(ta, tb, M, N, K, alpha, beta)) {
 		float bt[SG_MAX_B];
+		if (N % 16 != 0) {
+			float ct[SG_MAX_B];
+			sg_padded(tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bt, ct);
+			return;
+		}
 		if (tb) { /* B^T (K, N), dense */
 			for (int n = 0; n < N; n++)
 				for (int k = 0; k < K; k++)

@@ -108,11 +108,12 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float alpha, float
 
 static void test_sgemm_matches_reference(void **state)
 {
-	/* the last row: shapes of nn_sgemm's register tiles (gemm.c), A^T B
-	 * across its k-blocks of 256 */
+	/* the last rows: shapes of nn_sgemm's register tiles (gemm.c), A^T B
+	 * across its k-blocks of 256, widths padded to whole vectors */
 	static const int sizes[][3] = {{1, 1, 1},     {1, 7, 3},    {5, 1, 9},    {3, 4, 1},
 				       {7, 5, 3},     {17, 16, 33}, {33, 65, 17}, {64, 31, 128},
-				       {2, 300, 300}, {9, 48, 600}, {70, 64, 40}, {5, 208, 257}};
+				       {2, 300, 300}, {9, 48, 600}, {70, 64, 40}, {5, 208, 257},
+				       {70, 50, 33},  {130, 100, 7}};
 	static const float ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0.25f}};
 	struct rng r;
 
