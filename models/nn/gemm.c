@@ -1,4 +1,5 @@
-/* gemm.c - the one cblas_sgemm call site, its reference, the linear layer. */
+/* gemm.c - the one cblas_sgemm call site, the register tiles beside it, the
+ * reference, the linear layer. */
 #include "models/nn/nn.h"
 
 #include <cblas.h>
@@ -154,22 +155,8 @@ static void sgemm_tiles(bool ta, int M, int N, int K, const float *A, int lda, c
 	}
 }
 
-/*
- * The products nn_sgemm gives the tiles instead of OpenBLAS: alpha 1, beta
- * 0 or 1, and
- * - A B or A B^T with B at most SG_MAX_B floats (it stays in L2; B^T is
- *   copied to the stack first, worth it from a few rows of A; N not a
- *   multiple of 16: sg_padded), or
- * - A^T B with N a multiple of 16 and C at most SG_MAX_B floats.
- * On the models' shapes (a batch's or a sequence's rows by a layer's
- * weights, and the weights' gradients over those rows) OpenBLAS 0.3.21
- * packs both operands and zeroes C on every call: 20-30 GFLOP/s on one
- * SkylakeX core where the tiles reach 70-145 (issue 11's DIEN profile).
- * Only on AVX-512 CPUs (sg_cpu).
- */
-enum { SG_MAX_B = 16384 };
-
-enum { SG_ROWS = 32 }; /* rows of C per pass of the padded path */
+enum { SG_MAX_B = 16384 }; /* floats of B (or C) the tiles take; their stack copies */
+enum { SG_ROWS = 32 };     /* rows of C per pass of the padded path */
 
 /* The padded width of N: whole vectors. */
 static int sg_pad(int N)
@@ -177,6 +164,19 @@ static int sg_pad(int N)
 	return (N + 15) / 16 * 16;
 }
 
+/*
+ * The products nn_sgemm gives the tiles instead of OpenBLAS: alpha 1, beta
+ * 0 or 1, and
+ * - A B or A B^T with B at most SG_MAX_B floats (it stays in L2; B^T is
+ *   copied to the stack first, worth it from a few rows of A; N not a
+ *   multiple of 16: padded, sg_run), or
+ * - A^T B with N a multiple of 16 and C at most SG_MAX_B floats.
+ * On the models' shapes (a batch's or a sequence's rows by a layer's
+ * weights, and the weights' gradients over those rows) OpenBLAS 0.3.21
+ * packs both operands and zeroes C on every call: 20-30 GFLOP/s on one
+ * SkylakeX core where the tiles reach 70-145 (issue 11's DIEN profile).
+ * Only on AVX-512 CPUs (sg_cpu).
+ */
 static bool sg_takes(bool ta, bool tb, int M, int N, int K, float alpha, float beta)
 {
 	if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 || N <= 0 || !sg_cpu())
@@ -191,14 +191,9 @@ static bool sg_takes(bool ta, bool tb, int M, int N, int K, float alpha, float b
 	       M >= 2 * SG_ROWS;
 }
 
-/* C = A op(B) + beta C for N not a multiple of 16: B (or B^T) copied into
- * bt (K, sg_pad(N)) with zero columns, each block of SG_ROWS rows of C
- * computed into ct, then its N columns stored (or added). */
-static void sg_padded(bool tb, int M, int N, int K, const float *A, int lda, const float *B,
-		      int ldb, float beta, float *C, int ldc, float *bt, float *ct)
+/* op(B) (K, N) into bt (K, Np), columns N .. Np - 1 zero. */
+static void sg_copy_b(bool tb, int N, int K, const float *B, int ldb, int Np, float *bt)
 {
-	int Np = sg_pad(N);
-
 	for (int k = 0; k < K; k++) {
 		float *row = bt + (size_t)k * Np;
 		for (int n = 0; n < N; n++)
@@ -206,6 +201,32 @@ static void sg_padded(bool tb, int M, int N, int K, const float *A, int lda, con
 		for (int n = N; n < Np; n++)
 			row[n] = 0.0f;
 	}
+}
+
+/*
+ * A call sg_takes accepted.  Its own function, not inlined, so that the
+ * stack copies (up to 128 KB) are set up only for the tiles' calls, not
+ * for every nn_sgemm.  N not a multiple of 16: B copied to bt with zero
+ * columns, each block of SG_ROWS rows of C computed into ct, then its N
+ * columns stored (or added).
+ */
+static __attribute__((noinline)) void sg_run(bool ta, bool tb, int M, int N, int K, const float *A,
+					     int lda, const float *B, int ldb, float beta, float *C,
+					     int ldc)
+{
+	float bt[SG_MAX_B], ct[SG_MAX_B];
+	int Np = sg_pad(N);
+
+	if (Np == N) {
+		if (tb) { /* B^T (K, N), dense */
+			sg_copy_b(true, N, K, B, ldb, N, bt);
+			B = bt;
+			ldb = N;
+		}
+		sgemm_tiles(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
+	sg_copy_b(tb, N, K, B, ldb, Np, bt);
 	for (int i0 = 0; i0 < M; i0 += SG_ROWS) {
 		int m = M - i0 < SG_ROWS ? M - i0 : SG_ROWS;
 		sgemm_tiles(false, m, Np, K, A + (size_t)i0 * lda, lda, bt, Np, 0.0f, ct, Np);
@@ -233,20 +254,7 @@ void nn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 		return;
 	}
 	if (sg_takes(ta, tb, M, N, K, alpha, beta)) {
-		float bt[SG_MAX_B];
-		if (N % 16 != 0) {
-			float ct[SG_MAX_B];
-			sg_padded(tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bt, ct);
-			return;
-		}
-		if (tb) { /* B^T (K, N), dense */
-			for (int n = 0; n < N; n++)
-				for (int k = 0; k < K; k++)
-					bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
-			B = bt;
-			ldb = N;
-		}
-		sgemm_tiles(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+		sg_run(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
